@@ -1,0 +1,1 @@
+"""The ``deploybench`` command line. Each subcommand lives in its own module."""

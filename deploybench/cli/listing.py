@@ -1,0 +1,31 @@
+"""``deploybench list``: the tasks (with targets), optimizers and executors that are registered."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tabulate import tabulate
+
+
+def add_parser(sub: Any, pm: Any) -> None:
+    p = sub.add_parser("list", help="list tasks, targets, optimizers and executors")
+    p.add_argument("what", nargs="?", choices=("tasks", "optimizers", "targets", "executors", "all"), default="all")
+    p.set_defaults(handler=run)
+
+
+def run(args: Any, pm: Any) -> int:
+    specs = pm.task_specs()
+    if args.what in ("tasks", "targets", "all"):
+        rows = [[s.name, s.kind, ", ".join(s.targets) + (" (or a table path)" if s.accepts_paths else ""),
+                 s.default_target, s.description] for s in specs.values()]
+        print(tabulate(rows, headers=["task", "kind", "targets", "default", "description"]))
+        print()
+    if args.what in ("optimizers", "all"):
+        rows = [[name, f"{cls.__module__}", cls.description or (cls.__doc__ or "").strip().splitlines()[0]]
+                for name, cls in sorted(pm.optimizer_classes().items())]
+        print(tabulate(rows, headers=["optimizer", "module", "description"]))
+        print()
+    if args.what in ("executors", "all"):
+        print(tabulate([[name, type(ex).__module__] for name, ex in pm.executors().items()],
+                       headers=["executor", "module"]))
+    return 0

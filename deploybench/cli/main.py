@@ -1,0 +1,98 @@
+"""``deploybench`` command line: run, list, plugins (and the commands other modules add).
+
+Exit codes: 0 success, 1 some case errored, 2 usage error (bad name, bad option, interrupted),
+3 internal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import traceback
+from typing import Sequence
+
+from ..plugins import UsageError, create_plugin_manager
+from ..results import ResultsFormatError
+from ..session import EXIT_INTERNAL, EXIT_USAGE
+
+__all__ = ["main", "build_parser"]
+
+#: modules under deploybench.cli that each add one subcommand: ``add_parser(subparsers)`` and
+#: ``run(args, pm) -> int``
+COMMAND_MODULES = ("run", "listing", "plugins_cmd", "leaderboard", "doctor", "record", "table")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but usage errors raise instead of exiting so the message format is ours."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _early_plugin_args(argv: Sequence[str]) -> list[str]:
+    """``-p`` values must be known before parsing, since plugins add options."""
+    out = []
+    it = iter(range(len(argv)))
+    for i in it:
+        a = argv[i]
+        if a == "-p" and i + 1 < len(argv):
+            out.append(argv[i + 1])
+        elif a.startswith("-p") and len(a) > 2 and not a.startswith("--"):
+            out.append(a[2:])
+        elif a.startswith("--plugin="):
+            out.append(a.split("=", 1)[1])
+        elif a == "--plugin" and i + 1 < len(argv):
+            out.append(argv[i + 1])
+    return out
+
+
+def build_parser(pm) -> argparse.ArgumentParser:
+    parser = _Parser(prog="deploybench", description="Benchmark optimizers for constrained, crash-prone ML deployment.")
+    parser.add_argument("-p", "--plugin", action="append", default=[], metavar="MODULE",
+                        help="load a plugin module; -p no:NAME blocks the plugin NAME")
+    from .. import __version__
+
+    parser.add_argument("--version", action="version", version=f"deploybench {__version__}")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"{__package__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"{__package__}.{name}":
+                continue  # command not built into this version
+            raise
+        module.add_parser(sub, pm)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        pm = create_plugin_manager(_early_plugin_args(argv))
+        parser = build_parser(pm)
+        args = parser.parse_args(argv)
+        if not getattr(args, "command", None):
+            parser.print_help()
+            return EXIT_USAGE
+        args.argv = ["deploybench", *argv]
+        return int(args.handler(args, pm) or 0)
+    except UsageError as exc:
+        print(f"deploybench: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ResultsFormatError as exc:
+        print(f"deploybench: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("deploybench: interrupted", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:  # pragma: no cover - output piped into head
+        return 0
+    except Exception:  # noqa: BLE001
+        print("deploybench: internal error (please report it):", file=sys.stderr)
+        traceback.print_exc()
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""``deploybench run``: collect optimizer × task × seed cases and run them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from typing import Any
+
+from ..plugins import UsageError
+from ..runner import RunOptions
+from ..session import EXIT_OK, Session, collect
+
+
+def _seed_list(text: str) -> list[int]:
+    """``3`` or ``0,2,5`` or ``0-4``."""
+    seeds: list[int] = []
+    try:
+        for part in text.split(","):
+            part = part.strip()
+            if "-" in part[1:]:
+                lo, hi = part.split("-", 1)
+                seeds += list(range(int(lo), int(hi) + 1))
+            elif part:
+                seeds.append(int(part))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--seed takes integers like 3, 0,2,5 or 0-4; got {text!r}") from None
+    if any(s < 0 for s in seeds):
+        raise argparse.ArgumentTypeError(f"seeds must be non-negative, got {text!r}")
+    return seeds
+
+
+def _opt_param(text: str) -> tuple[str, str, Any]:
+    """``tba.T_init=0.5`` → ("tba", "T_init", 0.5); the value is read as JSON when it parses."""
+    try:
+        lhs, value = text.split("=", 1)
+        opt, key = lhs.split(".", 1)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--opt-param takes OPTIMIZER.PARAM=VALUE, got {text!r}") from None
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError:
+        parsed = value
+    return opt, key, parsed
+
+
+def _workers(text: str) -> int:
+    if text == "auto":
+        return max(1, os.cpu_count() or 1)
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"-n takes a number of workers or 'auto', got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"-n must be at least 1, got {n}")
+    return n
+
+
+def add_parser(sub: Any, pm: Any) -> None:
+    p = sub.add_parser("run", help="run optimizer × task × seed cases",
+                       description="Run cases and write one JSONL file per case under --out.")
+    p.add_argument("-o", "--optimizer", action="append", default=[], metavar="NAME",
+                   help="optimizer to run (repeatable; default: all registered)")
+    p.add_argument("-t", "--task", action="append", default=[], metavar="NAME[TARGET]",
+                   help="task to run, optionally with a target in brackets (repeatable; default: all non-live tasks)")
+    p.add_argument("--target", default=None,
+                   help="target for every task: a device table name (cpu, h100), 'live', or a recorded table path")
+    seeds = p.add_mutually_exclusive_group()
+    seeds.add_argument("--seeds", type=int, default=None, metavar="N", help="run seeds 0..N-1 (default 1)")
+    seeds.add_argument("--seed", type=_seed_list, default=None, metavar="LIST", help="explicit seeds: 3, 0,2,5 or 0-4")
+    p.add_argument("--budget", type=int, default=None, help="trials per case (default: the task's budget)")
+    p.add_argument("--budget-seconds", type=float, default=None,
+                   help="also stop a case once its evaluations have cost this many seconds (cost_s)")
+    p.add_argument("-k", dest="keyword", default="", metavar="EXPR",
+                   help="only run cases whose node id matches the expression (e.g. 'branin and not random')")
+    p.add_argument("--collect-only", action="store_true", help="list the cases and exit")
+    p.add_argument("-x", "--exitfirst", action="store_true", help="stop after the first errored case")
+    p.add_argument("-q", "--quiet", action="count", default=0, help="less output")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more output (-v: per-trial progress)")
+    p.add_argument("--out", default="results", help="results directory (default: ./results)")
+    p.add_argument("--resume", action="store_true",
+                   help="skip finished cases; continue unfinished ones from their recorded trials")
+    p.add_argument("-n", "--workers", type=_workers, default=1, metavar="N",
+                   help="run cases in N worker processes ('auto' = one per core)")
+    p.add_argument("--executor", default=None, help="executor plugin to run cases with (serial, process, ray, ...)")
+    p.add_argument("--ask-timeout", type=float, default=None, metavar="S",
+                   help="end a case as an error when the optimizer's ask() takes longer than S seconds")
+    p.add_argument("--opt-param", type=_opt_param, action="append", default=[], metavar="OPT.PARAM=VALUE",
+                   help="set an optimizer parameter, e.g. tba.T_init=0.5 (repeatable)")
+    p.add_argument("--fsync", action="store_true", help="fsync every trial line (survives a machine crash)")
+    pm.hook.deploybench_addoption(parser=p)
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, pm: Any) -> int:
+    seeds = args.seed if args.seed is not None else list(range(args.seeds if args.seeds is not None else 1))
+    if not seeds:
+        raise UsageError("no seeds selected: --seeds must be at least 1")
+    params: dict[str, dict[str, Any]] = {}
+    for opt, key, value in args.opt_param:
+        params.setdefault(opt, {})[key] = value
+    cases = collect(pm, tasks=args.task, optimizers=args.optimizer, seeds=seeds, budget=args.budget,
+                    budget_seconds=args.budget_seconds, target=args.target, keyword=args.keyword,
+                    optimizer_params=params)
+    verbosity = args.verbose - args.quiet
+    if args.collect_only:
+        for c in cases:
+            print(c.node_id)
+        print(f"\n{len(cases)} case{'s' if len(cases) != 1 else ''} collected")
+        return EXIT_OK
+    if not cases:
+        raise UsageError("no cases selected (check -k, --task and --optimizer)")
+    executor = args.executor or ("process" if args.workers > 1 else "serial")
+    options = RunOptions(out_dir=os.path.abspath(args.out), plugin_args=tuple(args.plugin), resume=args.resume,
+                         ask_timeout_s=args.ask_timeout, fsync=args.fsync)
+    session = Session(pm=pm, cases=cases, options=options, executor=executor, workers=args.workers,
+                      verbosity=verbosity, exitfirst=args.exitfirst, argv=args.argv, cli_options=args)
+    return session.run()

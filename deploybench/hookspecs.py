@@ -1,0 +1,103 @@
+"""The hook catalogue: every way a plugin extends DeployBench.
+
+A plugin is a module (or object) with functions named like the hooks below and decorated with
+``@deploybench.hookimpl``. Plugins are found through the ``deploybench`` entry-point group, loaded
+with ``-p module`` or blocked with ``-p no:name``. The built-in tasks and optimizers register
+through these same hooks.
+
+Example, a plugin that adds an optimizer::
+
+    from deploybench import hookimpl
+
+    @hookimpl
+    def deploybench_register_optimizers():
+        return [MyOptimizer]
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:  # pragma: no cover
+    import argparse
+
+    from .optimizer import Optimizer
+    from .task import TaskSpec
+
+PROJECT_NAME = "deploybench"
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+# -- registration ------------------------------------------------------------------------------------
+@hookspec
+def deploybench_register_tasks() -> "list[TaskSpec]":
+    """Return the :class:`~deploybench.task.TaskSpec` objects this plugin offers.
+
+    Task names must be unique across plugins; a clash is reported as a usage error naming both plugins.
+    """
+
+
+@hookspec
+def deploybench_register_optimizers() -> "list[type[Optimizer]]":
+    """Return optimizer classes (subclasses of :class:`~deploybench.optimizer.Optimizer` with a ``name``)."""
+
+
+@hookspec
+def deploybench_register_executors() -> "list[Any]":
+    """Return executors: objects with a ``name`` and ``run(cases, session) -> iterator of CaseResult``.
+
+    The executor runs the cases (in this process, in worker processes, on a cluster) and yields each
+    case's result as it finishes; the runner writes nothing itself for executed cases (each case
+    writes its own JSONL through :func:`deploybench.runner.run_case`).
+    """
+
+
+@hookspec
+def deploybench_leaderboard_metrics() -> "list[Any]":
+    """Return extra leaderboard columns: objects with ``name``, ``description`` and
+    ``compute(case_summaries) -> float | None`` (one value per task × optimizer row)."""
+
+
+# -- command line ------------------------------------------------------------------------------------
+@hookspec
+def deploybench_addoption(parser: "argparse.ArgumentParser") -> None:
+    """Add options to ``deploybench run``. Called once, before the command line is parsed.
+
+    Read them back in :func:`deploybench_sessionstart` from ``session.options``.
+    """
+
+
+# -- session observation ------------------------------------------------------------------------------
+@hookspec
+def deploybench_sessionstart(session: Any) -> None:
+    """Called after collection, before the first case runs."""
+
+
+@hookspec
+def deploybench_case_start(case: Any) -> None:
+    """Called when a case (task × optimizer × seed) starts, in the process that runs it."""
+
+
+@hookspec
+def deploybench_trial_end(case: Any, record: dict) -> None:
+    """Called after each trial's record has been written (``record`` is the JSON line as a dict)."""
+
+
+@hookspec
+def deploybench_case_finish(case: Any, result: Any) -> None:
+    """Called when a case ends, completed or errored, with its :class:`~deploybench.runner.CaseResult`."""
+
+
+@hookspec
+def deploybench_sessionfinish(session: Any, exitstatus: int) -> None:
+    """Called once after all cases, with the exit status the command will return."""
+
+
+# -- provenance ----------------------------------------------------------------------------------------
+@hookspec
+def deploybench_machine_info(info: dict) -> None:
+    """Add or update entries of the machine description written to the run header and manifest
+    (GPU model, driver, clocks, ...). Mutate ``info`` in place."""

@@ -1,0 +1,330 @@
+"""A run session: collection of cases, execution through an executor, pytest-like reporting.
+
+Collection builds cases (task × optimizer × seed) with node ids such as
+``crashy_branin[analytic]::tba[seed=3]``; ``-k`` filters them. The session prints a header,
+one progress line per case (per trial for slow tasks with ``-v``), a summary table and returns
+an exit code: 0 every case ran, 1 some case errored, 2 usage error or interrupted, 3 internal error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Sequence, TextIO
+
+from tabulate import tabulate
+
+from . import __version__
+from .keyword import KeywordError, compile_keyword
+from .machine import library_versions, machine_info
+from .plugins import DeployBenchPluginManager, UsageError, unknown_name_message
+from .results import FORMAT_VERSION, write_manifest
+from .runner import Case, CaseResult, RunOptions
+
+__all__ = ["EXIT_OK", "EXIT_CASE_ERRORS", "EXIT_USAGE", "EXIT_INTERNAL", "collect", "Session", "parse_task_arg"]
+
+EXIT_OK, EXIT_CASE_ERRORS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+_TASK_ARG = re.compile(r"^(?P<name>[^\[\]]+)(\[(?P<target>[^\]]+)\])?$")
+
+
+def parse_task_arg(arg: str) -> tuple[str, str | None]:
+    """``edge_tight`` → (edge_tight, None); ``edge_tight[cpu]`` → (edge_tight, cpu)."""
+    m = _TASK_ARG.match(arg.strip())
+    if not m:
+        raise UsageError(f"cannot read task {arg!r}; write NAME or NAME[TARGET], e.g. edge_tight[cpu]")
+    return m.group("name"), m.group("target")
+
+
+def _task_label(name: str, target: str, n_targets: int) -> str:
+    if n_targets == 1 and "/" not in target:
+        return name
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(target).stem if ("/" in target or target.endswith(".jsonl")) else target)
+    return f"{name}@{safe}"
+
+
+def collect(
+    pm: DeployBenchPluginManager,
+    *,
+    tasks: Sequence[str] = (),
+    optimizers: Sequence[str] = (),
+    seeds: Sequence[int] = (0,),
+    budget: int | None = None,
+    budget_seconds: float | None = None,
+    target: str | None = None,
+    keyword: str = "",
+    optimizer_params: dict[str, dict[str, Any]] | None = None,
+) -> list[Case]:
+    """Build the cases. Unknown names raise :class:`UsageError` with the known names and the
+    closest match. With no tasks, every non-live task on its default target is collected; with no
+    optimizers, every registered optimizer."""
+    specs = pm.task_specs()
+    classes = pm.optimizer_classes()
+    optimizer_params = optimizer_params or {}
+    task_args = list(tasks) or [name for name, s in specs.items() if s.kind != "live"]
+    opt_names = list(optimizers) or sorted(classes)
+    for name in opt_names:
+        if name not in classes:
+            raise UsageError(unknown_name_message("optimizer", name, classes))
+    for name in optimizer_params:
+        if name not in opt_names:
+            raise UsageError(f"--opt-param names optimizer {name!r}, which is not selected; selected: {', '.join(opt_names)}")
+    for name, params in optimizer_params.items():
+        allowed = classes[name]._param_names()
+        for key in params:
+            if key not in allowed:
+                raise UsageError(unknown_name_message(f"parameter of optimizer {name!r}", key, allowed))
+    try:
+        match = compile_keyword(keyword)
+    except KeywordError as exc:
+        raise UsageError(str(exc)) from exc
+    if budget is not None and budget < 1:
+        raise UsageError(f"--budget must be a positive number of trials, got {budget}")
+    if budget_seconds is not None and budget_seconds <= 0:
+        raise UsageError(f"--budget-seconds must be positive, got {budget_seconds}")
+
+    cases: list[Case] = []
+    for arg in task_args:
+        name, arg_target = parse_task_arg(arg)
+        if name not in specs:
+            raise UsageError(unknown_name_message("task", name, specs))
+        spec = specs[name]
+        chosen = arg_target or target or spec.default_target
+        if chosen not in spec.targets and not (spec.accepts_paths and (os.sep in chosen or chosen.endswith((".jsonl", ".gz")))):
+            raise UsageError(unknown_name_message(f"target of task {name!r}", chosen, spec.targets))
+        try:
+            task = spec.build(chosen)
+        except UsageError:
+            raise
+        except (FileNotFoundError, ValueError) as exc:
+            raise UsageError(f"task {name}[{chosen}]: {exc}") from exc
+        n_budget = budget if budget is not None else task.default_budget
+        label = _task_label(name, chosen, len(spec.targets))
+        kind = task.metadata.kind
+        task.close()
+        for opt in opt_names:
+            params = tuple(sorted(optimizer_params.get(opt, {}).items()))
+            for seed in seeds:
+                case = Case(task=name, target=chosen, task_label=label, optimizer=opt, seed=int(seed),
+                            budget=n_budget, budget_seconds=budget_seconds, optimizer_params=params, kind=kind)
+                if match(case.node_id):
+                    cases.append(case)
+    return cases
+
+
+@dataclass
+class Session:
+    """One ``deploybench run``: what was asked, what ran, what to report."""
+
+    pm: DeployBenchPluginManager
+    cases: list[Case]
+    options: RunOptions
+    executor: str = "serial"
+    workers: int = 1
+    verbosity: int = 0
+    exitfirst: bool = False
+    argv: Sequence[str] = ()
+    cli_options: Any = None
+    out: TextIO = field(default_factory=lambda: sys.stdout)
+    results: list[CaseResult] = field(default_factory=list)
+    interrupted: bool = False
+    started: float = field(default_factory=time.time)
+
+    # -- output ----------------------------------------------------------------------------------
+    def write(self, text: str = "") -> None:
+        self.out.write(text + "\n")
+        self.out.flush()
+
+    def rule(self, title: str, char: str = "=") -> None:
+        width = 100
+        title = f" {title} "
+        pad = max(2, (width - len(title)) // 2)
+        self.write(char * pad + title + char * pad)
+
+    @property
+    def options_dict(self) -> dict:
+        return vars(self.cli_options) if self.cli_options is not None else {}
+
+    def header(self) -> dict:
+        info = machine_info(self.pm.hook)
+        versions = library_versions()
+        self.rule("deploybench session starts")
+        self.write(f"platform {info['platform']} -- Python {info['python']}, deploybench {__version__}, "
+                   + ", ".join(f"{k} {v}" for k, v in versions.items() if k != "deploybench"))
+        self.write(f"machine: {info['cpu']}, {info['cpu_count']} cores, {info['memory_gb']} GiB"
+                   + "".join(f", {k}: {v}" for k, v in info.items()
+                             if k not in ("platform", "python", "cpu", "cpu_count", "memory_gb", "hostname")))
+        self.write("plugins: " + ", ".join(p.name for p in self.pm.loaded))
+        for b in self.pm.broken:
+            self.write(f"BROKEN PLUGIN {b.name} ({b.source}): {b.error}")
+        targets = sorted({(c.task, c.target, c.kind) for c in self.cases})
+        specs = self.pm.task_specs()
+        for name, target, kind in targets:
+            task = specs[name].build(target)
+            line = f"target: {name}[{target}] ({kind}, v{task.version}, signature {task.signature()})"
+            extra = task.metadata.extra or {}
+            if extra.get("header"):
+                line += f" -- {extra['header']}"
+            self.write(line)
+            task.close()
+        if self.executor != "serial" or self.workers > 1:
+            live = any(c.kind == "live" for c in self.cases)
+            self.write(f"executor: {self.executor} with {self.workers} workers"
+                       + ("; live cases run one at a time so their timings do not interfere" if live else ""))
+        self.write(f"results: {self.options.out_dir}" + (" (resuming)" if self.options.resume else ""))
+        self.write(f"collected {len(self.cases)} case{'s' if len(self.cases) != 1 else ''}")
+        self.write()
+        return info
+
+    def _case_line(self, r: CaseResult, done: int) -> str:
+        pct = int(100 * done / max(1, len(self.cases)))
+        if r.status == "error":
+            tail = f"ERROR in {r.error['stage'] if r.error else '?'}: {r.error['type'] if r.error else ''}: " \
+                   f"{(r.error or {}).get('message', '')[:120]}"
+        else:
+            best = "none" if r.best is None else f"{r.best:.4g}"
+            waste = "-" if r.waste is None else f"{100 * r.waste:.0f}%"
+            tail = f"best={best} waste={waste} cost={r.cost_s:.1f}s"
+            if r.skipped:
+                tail = "SKIPPED (finished earlier) " + tail
+            elif r.replayed:
+                tail += f" (resumed after {r.replayed} recorded trials)"
+        glyphs = r.glyphs if self.verbosity >= 0 else ""
+        if self.verbosity < 0:
+            return f"{r.case.node_id} {'E' if r.status == 'error' else 'ok'} [{pct:3d}%]"
+        return f"{r.case.node_id} {glyphs} {tail} [{pct:3d}%]"
+
+    # -- running ---------------------------------------------------------------------------------
+    def run(self) -> int:
+        info = self.header()
+        manifest = {
+            "deploybench_version": __version__,
+            "format_version": FORMAT_VERSION,
+            "command_line": list(self.argv),
+            "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "machine": info,
+            "versions": library_versions(),
+            "plugins": [p.__dict__ for p in self.pm.loaded],
+            "broken_plugins": [{"name": b.name, "error": b.error} for b in self.pm.broken],
+            "executor": self.executor,
+            "workers": self.workers,
+            "cases": [c.node_id for c in self.cases],
+            "tasks": self._task_descriptions(),
+        }
+        write_manifest(self.options.out_dir, manifest)
+        self.pm.hook.deploybench_sessionstart(session=self)
+        executors = self.pm.executors()
+        if self.executor not in executors:
+            raise UsageError(unknown_name_message("executor", self.executor, executors))
+        executor = executors[self.executor]
+        slow = self.verbosity >= 1 and self.executor == "serial"
+
+        def on_case_start(case: Case) -> None:
+            if slow:
+                self.out.write(f"{case.node_id} ")
+                self.out.flush()
+
+        def on_trial(case: Case, record: dict) -> None:
+            if slow:
+                o = record["outcome"]
+                g = "e" if o.get("early_stopped") else {"ok": ".", "infeasible": "i", "crashed": "C", "timeout": "T"}[o["status"]]
+                if self.verbosity >= 2:
+                    self.write(f"\n  trial {record['trial']}: {json.dumps(record['config'])} -> {o['status']}"
+                               f" objective={o['objective']} cost={o['cost_s']:.2f}s")
+                else:
+                    self.out.write(g)
+                    self.out.flush()
+
+        try:
+            for result in executor.run(self.cases, self.options, pm=self.pm if self.executor == "serial" else None,
+                                       workers=self.workers, on_trial=on_trial, on_case_start=on_case_start):
+                self.results.append(result)
+                if slow:
+                    self.write("")
+                for p in result.problems:
+                    self.write(f"  note: {p}")
+                self.write(self._case_line(result, len(self.results)))
+                if self.exitfirst and result.status == "error":
+                    self.write("stopping after the first error (-x)")
+                    break
+        except KeyboardInterrupt:
+            self.interrupted = True
+            self.write("")
+            self.write("!!! interrupted: finished cases are kept; the case in flight is resumable with --resume")
+        exitstatus = self.exit_status()
+        self.summary()
+        manifest["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        manifest["exit_status"] = exitstatus
+        manifest["results"] = [{"node_id": r.case.node_id, "status": r.status, "n_trials": r.n_trials} for r in self.results]
+        write_manifest(self.options.out_dir, manifest)
+        self.pm.hook.deploybench_sessionfinish(session=self, exitstatus=exitstatus)
+        return exitstatus
+
+    def _task_descriptions(self) -> dict:
+        out = {}
+        specs = self.pm.task_specs()
+        for name, target, label in sorted({(c.task, c.target, c.task_label) for c in self.cases}):
+            task = specs[name].build(target)
+            desc = task.describe()
+            desc.pop("space", None)
+            out[label] = desc
+            task.close()
+        return out
+
+    def exit_status(self) -> int:
+        if self.interrupted:
+            return EXIT_USAGE
+        if any(r.status == "error" for r in self.results):
+            return EXIT_CASE_ERRORS
+        return EXIT_OK
+
+    def summary(self) -> None:
+        if not self.results:
+            self.rule("no cases ran")
+            return
+        self.rule("summary", "-")
+        groups: dict[tuple[str, str], list[CaseResult]] = defaultdict(list)
+        for r in self.results:
+            groups[(r.case.task_label, r.case.optimizer)].append(r)
+        rows = []
+        for (label, opt), rs in sorted(groups.items()):
+            ran = [r for r in rs if r.status != "error"]
+            found = [r.best for r in ran if r.best is not None]
+            ttff = [r.ttff for r in ran if r.ttff is not None]
+            wastes = [r.waste for r in ran if r.waste is not None]
+            rows.append([
+                label, opt, len(rs), sum(r.status == "error" for r in rs),
+                f"{sum(found) / len(found):.4g}" if found else "none",
+                f"{len(found)}/{len(ran)}" if ran else "0/0",
+                f"{100 * sum(wastes) / len(wastes):.0f}%" if wastes else "-",
+                f"{sum(ttff) / len(ttff):.1f}" if ttff else "-",
+                f"{sum(r.cost_s for r in rs) / len(rs):.1f}",
+                sum(r.env_errors for r in rs),
+            ])
+        self.write(tabulate(rows, headers=["task", "optimizer", "cases", "errors", "best feasible (mean)",
+                                           "found", "waste", "TTFF (trials)", "cost s/case", "env errors"],
+                            tablefmt="simple"))
+        self.write("best feasible: mean over the seeds that found a feasible configuration (found = seeds with one); "
+                   "waste: share of crashed, timed-out or infeasible trials; env errors: environment failures "
+                   "(machine problems, not crash structure)")
+        errors = [r for r in self.results if r.status == "error"]
+        if errors:
+            self.rule("errors", "-")
+            for r in errors:
+                e = r.error or {}
+                self.write(f"ERROR {r.case.node_id} in {e.get('stage')}: {e.get('type')}: {e.get('message', '')[:300]}")
+                self.write(f"  traceback kept in {r.path}")
+        n_err = len(errors)
+        elapsed = time.time() - self.started
+        parts = [f"{len(self.results) - n_err} cases completed"]
+        if n_err:
+            parts.append(f"{n_err} errored")
+        if self.interrupted:
+            parts.append(f"{len(self.cases) - len(self.results)} not run (interrupted)")
+        self.rule(", ".join(parts) + f" in {elapsed:.2f}s")

@@ -1,0 +1,17 @@
+"""Registers the synthetic tasks through the public hook, exactly as a third-party plugin would."""
+
+from __future__ import annotations
+
+from ..hookspecs import hookimpl
+from ..task import TaskSpec
+from .synthetic import CrashCliff, CrashyBranin, HierarchicalRosenbrock
+
+
+@hookimpl
+def deploybench_register_tasks() -> list[TaskSpec]:
+    return [
+        TaskSpec("crashy_branin", lambda target: CrashyBranin(), description=CrashyBranin.__doc__.splitlines()[0]),
+        TaskSpec("hierarchical_rosenbrock", lambda target: HierarchicalRosenbrock(),
+                 description=HierarchicalRosenbrock.__doc__.splitlines()[0]),
+        TaskSpec("crash_cliff", lambda target: CrashCliff(), description=CrashCliff.__doc__.splitlines()[0]),
+    ]
