@@ -300,6 +300,12 @@ class Ordinal(Param):
         return {"values": list(self.values), "log": self.log}
 
 
+def _reflect(u: float) -> float:
+    """Fold a unit coordinate back into [0, 1] by reflection at the bounds (no piling up on them)."""
+    u = abs(float(u)) % 2.0
+    return 2.0 - u if u > 1.0 else u
+
+
 _KINDS: dict[str, type[Param]] = {"categorical": Categorical, "integer": Integer, "float": Float, "ordinal": Ordinal}
 
 
@@ -529,22 +535,25 @@ class SearchSpace:
             if others:
                 new[name] = others[int(rng.integers(len(others)))]
         elif isinstance(p, Ordinal):
-            i = p.index(current)
-            step = max(1, int(round(abs(rng.normal(0.0, scale)) * (len(p.values) - 1))))
-            direction = 1 if rng.random() < 0.5 else -1
-            if not 0 <= i + direction * step < len(p.values):
-                direction = -direction
-            new[name] = p.values[min(len(p.values) - 1, max(0, i + direction * step))]
+            i, n = p.index(current), len(p.values)
+            if n > 1:
+                step = max(1, int(round(abs(rng.normal(0.0, scale)) * (n - 1))))
+                targets = [j for j in (i - step, i + step) if 0 <= j < n] or [min(n - 1, max(0, i + step)), max(0, i - step)]
+                targets = [j for j in targets if j != i] or [i + 1 if i + 1 < n else i - 1]
+                new[name] = p.values[targets[int(rng.integers(len(targets)))]]
         elif isinstance(p, Integer):
             u = p.to_unit(current) + rng.normal(0.0, scale)
-            value = p.from_unit(min(1.0, max(0.0, u)))
-            if value == current:
-                value = current + (1 if (u > p.to_unit(current) and current < p.high) or current == p.low else -1)
+            value = p.from_unit(_reflect(u))
+            if value == current:  # at least one step, away from a bound
+                up = current < p.high and (u >= p.to_unit(current) or current == p.low)
+                value = current + 1 if up else current - 1
             new[name] = int(min(p.high, max(p.low, value)))
         else:
             assert isinstance(p, Float)
-            u = p.to_unit(current) + rng.normal(0.0, scale)
-            if u < 0 or u > 1:  # reflect at the bounds instead of piling up on them
-                u = -u if u < 0 else 2 - u
-            new[name] = p.from_unit(u)
+            value = current
+            for _ in range(20):
+                value = p.from_unit(_reflect(p.to_unit(current) + rng.normal(0.0, scale)))
+                if value != current:
+                    break
+            new[name] = value
         return self.complete(new, rng)
