@@ -223,15 +223,17 @@ class Session:
         if self.executor not in executors:
             raise UsageError(unknown_name_message("executor", self.executor, executors))
         executor = executors[self.executor]
-        slow = self.verbosity >= 1 and self.executor == "serial"
+        serial = self.executor == "serial"
+        stream_all = self.verbosity >= 1 and serial
+        slow = stream_all or (serial and self.verbosity >= 0 and any(c.kind == "live" for c in self.cases))
 
         def on_case_start(case: Case) -> None:
-            if slow:
+            if stream_all or (slow and case.kind == "live"):
                 self.out.write(f"{case.node_id} ")
                 self.out.flush()
 
         def on_trial(case: Case, record: dict) -> None:
-            if slow:
+            if stream_all or (slow and case.kind == "live"):
                 o = record["outcome"]
                 g = "e" if o.get("early_stopped") else {"ok": ".", "infeasible": "i", "crashed": "C", "timeout": "T"}[o["status"]]
                 if self.verbosity >= 2:
@@ -245,7 +247,7 @@ class Session:
             for result in executor.run(self.cases, self.options, pm=self.pm if self.executor == "serial" else None,
                                        workers=self.workers, on_trial=on_trial, on_case_start=on_case_start):
                 self.results.append(result)
-                if slow:
+                if stream_all or (slow and result.case.kind == "live"):
                     self.write("")
                 for p in result.problems:
                     self.write(f"  note: {p}")

@@ -158,3 +158,14 @@ def test_list_and_version(run_cli):
     for name in ("crashy_branin", "hierarchical_rosenbrock", "crash_cliff", "random", "serial", "process"):
         assert name in proc.stdout
     assert run_cli("--version").stdout.startswith("deploybench ")
+
+
+def test_budget_in_seconds_of_cost(run_cli, tmp_path):
+    out = tmp_path / "r"
+    proc = run_cli("run", "-o", "random", "-t", "crashy_branin", "--budget", "500", "--budget-seconds", "20",
+                   "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    case = read_case_file(out / "crashy_branin/random/seed_0.jsonl")
+    cum = [t["cum_cost_s"] for t in case.trials]
+    assert cum[-1] >= 20 and cum[-2] < 20  # stops at the trial that crosses the budget
+    assert len(case.trials) < 500
