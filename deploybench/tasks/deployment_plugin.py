@@ -1,0 +1,72 @@
+"""Registers the deployment scenarios (edge_tight, server_throughput, ultra_low_budget).
+
+Target ``live`` measures on this machine with the live profiler; every other target is a recorded
+table replayed by :mod:`deploybench.tasks.replay` (imported lazily so the live path works without it).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ..hookspecs import hookimpl
+from ..task import Task, TaskSpec
+from .deployment import LiveTask, scenarios
+
+LIVE_TARGET = "live"
+
+
+def _replay_targets() -> tuple[str, ...]:
+    try:
+        from .replay import available_targets
+    except ImportError:
+        return ()
+    return tuple(t for t in available_targets() if t != LIVE_TARGET)
+
+
+def _factory(scenario_name: str):
+    def build(target: str) -> Task:
+        if target == LIVE_TARGET:
+            return LiveTask(scenario_name)
+        try:
+            from .replay import build_replay_task
+        except ImportError as exc:
+            raise RuntimeError(
+                f"target {target!r} of {scenario_name!r} is a recorded table, but the replay module "
+                f"deploybench.tasks.replay is not available ({exc}); use target 'live'"
+            ) from exc
+        return build_replay_task(scenario_name, target)
+
+    return build
+
+
+@hookimpl
+def deploybench_register_tasks() -> list[TaskSpec]:
+    targets = (LIVE_TARGET,) + _replay_targets()
+    default = "cpu" if "cpu" in targets else LIVE_TARGET
+    kind = "live" if default == LIVE_TARGET else "replay"
+    return [
+        TaskSpec(name=s.name, factory=_factory(s.name), targets=targets, default_target=default,
+                 description=s.description, kind=kind)
+        for s in scenarios().values()
+    ]
+
+
+@hookimpl
+def deploybench_sessionstart(session: Any) -> None:
+    """When a live case is in the session, print the pre-flight doctor table so environment
+    failures (no compiler, no Triton, missing provider) are visible before trials are charged.
+    The report is cached for a day (``deploybench doctor`` re-probes); ``DEPLOYBENCH_LIVE_DOCTOR=0``
+    skips it."""
+    if os.environ.get("DEPLOYBENCH_LIVE_DOCTOR", "1") == "0":
+        return
+    cases = getattr(session, "cases", ()) or ()
+    if not any(getattr(c, "kind", None) == "live" or getattr(c, "target", None) == LIVE_TARGET for c in cases):
+        return
+    from ..live.doctor import doctor_report, format_report
+
+    write = getattr(session, "write", None) or print
+    write("live pre-flight (deploybench doctor):")
+    for line in format_report(doctor_report(quick=True)).splitlines():
+        write("  " + line)
+    write()
