@@ -1,0 +1,112 @@
+"""Replay targets: a deployment scenario evaluated against a recorded table.
+
+Each evaluation returns one of the recorded repeats of the configuration, chosen deterministically
+from the case seed, the trial index and the configuration (same seed → same outcomes; different
+seeds see the recorded noise). ``cost_s`` is the recorded evaluation time, crashes included. The
+space offered to optimizers is exactly the recorded grid, so off-grid configurations are impossible.
+
+Early stop follows the scenario, as live runs do: a repeat whose recorded latency exceeds 5× the
+scenario's latency cap (3× once the case has found a feasible configuration) is returned as
+early-stopped, charged what the live run would have cost up to the abort: the recorded time minus the
+measurement and accuracy stages, plus three timed iterations at the recorded median latency.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..outcome import Outcome
+from ..tables import Table, TableError, ground_truth, load_table, resolve_table, shipped_tables
+from ..task import EvalContext, Task, TaskMetadata
+from .deployment import Scenario, get_scenario, measurement_to_outcome
+
+__all__ = ["ReplayTask", "build_replay_task", "available_targets"]
+
+EARLY_STOP_TIMED_ITERS = 3
+
+
+def available_targets() -> tuple[str, ...]:
+    """Names of the tables shipped with the package (``cpu``, ``h100`` when recorded)."""
+    return tuple(shipped_tables())
+
+
+def _pick(seed: int, trial: int, key: str, n: int) -> int:
+    digest = hashlib.sha256(f"{seed}:{trial}:{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % n
+
+
+class ReplayTask(Task):
+    """A scenario replayed from a recorded table (see the module docstring for the rules)."""
+
+    VERSION = "1"
+
+    def __init__(self, scenario: Scenario | str, table: Table, target: str) -> None:
+        scenario = get_scenario(scenario) if isinstance(scenario, str) else scenario
+        self.scenario = scenario
+        self.table = table
+        self.truth = ground_truth(table, scenario)
+        covered, grid = table.coverage()
+        if covered < grid:
+            raise TableError(f"table {table.path} covers {covered} of its {grid} grid configurations; "
+                             "finish recording it (deploybench record ... resumes) before replaying it")
+        best_family = self.truth.best_config.get("model") if self.truth.best_config else None
+        p = table.provenance
+        super().__init__(
+            name=scenario.name,
+            version=self.VERSION,
+            space=table.space,
+            objective=scenario.objective,
+            constraints=scenario.constraints,
+            default_budget=scenario.budget,
+            metadata=TaskMetadata(
+                kind="replay",
+                known_optimum=self.truth.optimum,
+                family_param="model",
+                best_family=best_family,
+                target=target,
+                description=scenario.description + f" (replayed from {table.name})",
+                reference="recorded with deploybench record",
+                extra={
+                    "header": f"replaying table {table.name!r}: {p.get('device_name') or p.get('device')}, "
+                              f"{p.get('cpu', '')}, recorded {p.get('date', '?')} ({table.path.name})",
+                    "table": str(table.path),
+                    "best_config": self.truth.best_config,
+                    "p_feasible": {k: t.p_feasible for k, t in self.truth.configs.items()},
+                },
+            ),
+        )
+
+    def signature_extra(self) -> Any:
+        return {"table_space": self.table.header.get("space_signature"),
+                "table_date": self.table.provenance.get("date"),
+                "n_measurements": sum(len(v) for v in self.table.measurements.values())}
+
+    def p_feasible(self, config: Mapping[str, Any]) -> float:
+        """The probability that ``config`` is feasible under this scenario (share of feasible repeats)."""
+        truth = self.truth.configs.get(self.space.key(config))
+        return truth.p_feasible if truth else 0.0
+
+    def evaluate(self, config: Mapping[str, Any], context: EvalContext | None = None) -> Outcome:
+        context = context or EvalContext()
+        key = self.space.key(config)
+        repeats = self.table.repeats(key)
+        if not repeats:  # cannot happen for a validated config of a complete table
+            raise TableError(f"table {self.table.name} has no measurement of {dict(config)}")
+        data = dict(repeats[_pick(context.seed, context.trial, key, len(repeats))])
+        factor = 3.0 if context.feasible_found else 5.0
+        latency = (data.get("metrics") or {}).get(self.scenario.latency_metric)
+        if data.get("status") == "ok" and latency is not None and latency > factor * self.scenario.latency_cap_ms:
+            stages = data.get("stages") or {}
+            p50 = (data.get("metrics") or {}).get("latency_p50_ms") or latency
+            cost = float(data.get("cost_s") or 0.0) - float(stages.get("measure_s") or 0.0) \
+                - float(stages.get("accuracy_s") or 0.0) + EARLY_STOP_TIMED_ITERS * p50 / 1000.0
+            data = {**data, "status": "early_stopped", "cost_s": max(cost, 0.0)}
+        return measurement_to_outcome(self, data)
+
+
+def build_replay_task(scenario: str, target: str) -> ReplayTask:
+    """The scenario replayed from the shipped table ``target`` (``cpu``, ``h100``) or a table path."""
+    path: Path = resolve_table(target)
+    return ReplayTask(scenario, load_table(path), target)
