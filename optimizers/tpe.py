@@ -18,7 +18,7 @@ class OptunaStudyMixin:
     def _init_study(self, *, n_startup_trials: int, multivariate: bool, group: bool, seed: int) -> None:
         quiet_optuna()
         sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup_trials, multivariate=multivariate,
-                                             group=group, warn_independent_sampling=False)
+                                             group=group)
         direction = "maximize" if self.objective.direction == "maximize" else "minimize"
         self._study = optuna.create_study(direction=direction, sampler=sampler)
         self._pending: dict[str, optuna.Trial] = {}

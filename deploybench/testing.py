@@ -1,0 +1,238 @@
+"""Conformance checks for optimizers and tasks, in the spirit of scikit-learn's ``check_estimator``.
+
+Third-party authors call these from their own tests::
+
+    from deploybench.testing import check_optimizer, iter_optimizer_checks
+
+    def test_conformance():
+        check_optimizer(MyOptimizer)
+
+    @pytest.mark.parametrize("check", iter_optimizer_checks(MyOptimizer), ids=lambda c: c.__name__)
+    def test_each_check(check):
+        check()
+
+Each check raises ``AssertionError`` with a message naming the check and what went wrong.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import math
+from typing import Any, Callable, Iterator, Mapping
+
+import numpy as np
+
+from .optimizer import Optimizer
+from .outcome import ErrorKind, Outcome, Status
+from .space import Categorical, Condition, Float, Integer, InvalidConfigError, Ordinal, SearchSpace
+from .task import Constraint, EvalContext, Objective, Task, TaskMetadata
+
+__all__ = ["check_optimizer", "iter_optimizer_checks", "check_task", "toy_task", "analytic_tasks", "ToyTask"]
+
+
+class ToyTask(Task):
+    """A small conditional space with a crash zone and a constraint, for conformance checks."""
+
+    def __init__(self) -> None:
+        space = SearchSpace([
+            Categorical("family", choices=("a", "b", "c")),
+            Ordinal("batch", values=(1, 2, 4, 8, 16, 32), log=True),
+            Float("x", low=0.0, high=1.0),
+            Integer("n", low=1, high=64, log=True),
+            Float("lr", low=1e-4, high=1.0, log=True, condition=Condition("family", ("a", "b"))),
+        ])
+        super().__init__(name="toy", version="1", space=space, objective=Objective("score", "maximize"),
+                         constraints=(Constraint("load", 1.0),), default_budget=20,
+                         metadata=TaskMetadata(kind="analytic", family_param="family", target="analytic"))
+
+    def evaluate(self, config: Mapping[str, Any], context: EvalContext | None = None) -> Outcome:
+        if config["family"] == "c" and config["batch"] >= 16:
+            return Outcome.crashed(ErrorKind.OOM, "family c runs out of memory at batch >= 16", cost_s=0.5)
+        score = -(config["x"] - 0.3) ** 2 + 0.1 * math.log2(config["batch"]) - 0.01 * math.log2(config["n"])
+        load = config["x"] + config["batch"] / 32
+        return self.judge({"score": score, "load": load}, cost_s=1.0 + config["batch"] / 32)
+
+
+def toy_task() -> ToyTask:
+    return ToyTask()
+
+
+def analytic_tasks() -> list[Task]:
+    """Every installed task of kind ``analytic`` (found through the plugin manager)."""
+    from .plugins import create_plugin_manager
+
+    pm = create_plugin_manager()
+    tasks = []
+    for spec in pm.task_specs().values():
+        if spec.kind == "analytic":
+            tasks.append(spec.build())
+    return tasks
+
+
+def _make(cls: type[Optimizer], task: Task, budget: int, seed: int, params: Mapping[str, Any]) -> Optimizer:
+    return cls(task.space, objective=task.objective, constraints=task.constraints, budget=budget, seed=seed,
+               family_param=task.metadata.family_param, **params)
+
+
+def _drive(opt: Optimizer, task: Task, budget: int, seed: int,
+           respond: Callable[[dict, int], Outcome] | None = None) -> list[dict]:
+    configs = []
+    for i in range(budget):
+        config = opt.ask()
+        try:
+            task.space.validate(config)
+        except InvalidConfigError as exc:
+            raise AssertionError(f"{type(opt).__name__} suggested an invalid config at trial {i}: {exc}") from exc
+        configs.append(dict(config))
+        outcome = respond(config, i) if respond else task.evaluate(config, EvalContext(seed=seed, trial=i))
+        opt.tell(dict(config), outcome)
+    return configs
+
+
+def _check(fn: Callable) -> Callable:
+    fn.is_check = True
+    return fn
+
+
+@_check
+def check_same_seed_same_suggestions(cls, params, task, budget):
+    a = _drive(_make(cls, task, budget, 3, params), task, budget, 3)
+    b = _drive(_make(cls, task, budget, 3, params), task, budget, 3)
+    assert [task.space.key(c) for c in a] == [task.space.key(c) for c in b], \
+        f"{cls.__name__}: the same seed gave different suggestions on {task.name}"
+
+
+@_check
+def check_different_seeds_differ(cls, params, task, budget):
+    if not getattr(cls, "tags", None) or not cls.tags.deterministic:
+        return
+    a = _drive(_make(cls, task, budget, 1, params), task, budget, 1)
+    b = _drive(_make(cls, task, budget, 2, params), task, budget, 2)
+    assert [task.space.key(c) for c in a] != [task.space.key(c) for c in b], \
+        f"{cls.__name__}: seeds 1 and 2 gave identical suggestion sequences on {task.name}"
+
+
+@_check
+def check_suggestions_valid_within_budget(cls, params, task, budget):
+    opt = _make(cls, task, budget, 0, params)
+    configs = _drive(opt, task, budget, 0)
+    assert len(configs) == budget
+    keys = [task.space.key(c) for c in configs]
+    dup = len(keys) - len(set(keys))
+    assert dup <= budget // 4, f"{cls.__name__}: {dup} duplicate suggestions in {budget} trials on {task.name}"
+
+
+def _respond_all(status: str):
+    def respond(config: dict, i: int) -> Outcome:
+        if status == "crashed":
+            return Outcome.crashed(ErrorKind.RUNTIME, "always crashes", cost_s=1.0)
+        if status == "timeout":
+            return Outcome.timed_out("always times out", cost_s=5.0)
+        if status == "infeasible":
+            return Outcome(Status.INFEASIBLE, objective=float(-i), violation={"load": 1.0 + i}, cost_s=1.0)
+        if status == "early_stopped":
+            return Outcome(Status.INFEASIBLE, objective=None, violation={"load": 4.0}, cost_s=0.5, early_stopped=True)
+        if status == "ties":
+            return Outcome(Status.OK, objective=1.0, violation={"load": 0.0}, cost_s=1.0)
+        raise ValueError(status)
+
+    return respond
+
+
+@_check
+def check_survives_all_crashes(cls, params, task, budget):
+    _drive(_make(cls, task, budget, 0, params), task, budget, 0, _respond_all("crashed"))
+
+
+@_check
+def check_survives_all_timeouts(cls, params, task, budget):
+    _drive(_make(cls, task, budget, 0, params), task, budget, 0, _respond_all("timeout"))
+
+
+@_check
+def check_survives_all_infeasible(cls, params, task, budget):
+    _drive(_make(cls, task, budget, 0, params), task, budget, 0, _respond_all("infeasible"))
+
+
+@_check
+def check_survives_early_stops(cls, params, task, budget):
+    _drive(_make(cls, task, budget, 0, params), task, budget, 0, _respond_all("early_stopped"))
+
+
+@_check
+def check_survives_ties(cls, params, task, budget):
+    _drive(_make(cls, task, budget, 0, params), task, budget, 0, _respond_all("ties"))
+
+
+@_check
+def check_params_recorded(cls, params, task, budget):
+    opt = _make(cls, task, budget, 0, params)
+    got = opt.get_params()
+    assert isinstance(got, dict), f"{cls.__name__}.get_params() must return a dict"
+    json.dumps(got, default=str)
+    for k, v in params.items():
+        assert got.get(k) == v, f"{cls.__name__}: parameter {k!r} passed {v!r} but get_params() says {got.get(k)!r}"
+    sig = inspect.signature(cls.__init__)
+    for name, p in sig.parameters.items():
+        if name in got and p.default is not inspect.Parameter.empty and name not in params:
+            assert got[name] == p.default, \
+                f"{cls.__name__}: the constructor must store {name!r} unchanged (default {p.default!r}, stored {got[name]!r})"
+    clone = _make(cls, task, budget, 0, got)
+    assert clone.get_params() == got, f"{cls.__name__}: rebuilding from get_params() changed the parameters"
+
+
+@_check
+def check_works_on_builtin_tasks(cls, params, task, budget):
+    for t in analytic_tasks():
+        _drive(_make(cls, t, min(budget, 12), 0, params), t, min(budget, 12), 0)
+
+
+_CHECKS = [check_same_seed_same_suggestions, check_different_seeds_differ, check_suggestions_valid_within_budget,
+           check_survives_all_crashes, check_survives_all_timeouts, check_survives_all_infeasible,
+           check_survives_early_stops, check_survives_ties, check_params_recorded, check_works_on_builtin_tasks]
+
+
+def iter_optimizer_checks(cls: type[Optimizer], params: Mapping[str, Any] | None = None, *, budget: int = 15,
+                          task: Task | None = None) -> Iterator[Callable[[], None]]:
+    """Yield each check bound to ``cls`` (for ``pytest.mark.parametrize``); call it to run it."""
+    params = dict(params or {})
+    task = task or toy_task()
+    for check in _CHECKS:
+        bound = functools.partial(check, cls, params, task, budget)
+        functools.update_wrapper(bound, check)
+        yield bound
+
+
+def check_optimizer(cls: type[Optimizer], params: Mapping[str, Any] | None = None, *, budget: int = 15,
+                    task: Task | None = None) -> None:
+    """Run every optimizer check; raise ``AssertionError`` on the first failure."""
+    assert issubclass(cls, Optimizer), f"{cls!r} is not a deploybench.Optimizer subclass"
+    assert getattr(cls, "name", ""), f"{cls.__name__} needs a class attribute `name`"
+    for check in iter_optimizer_checks(cls, params, budget=budget, task=task):
+        check()
+
+
+def check_task(task: Task, *, n: int = 50, seed: int = 0, witness: Mapping[str, Any] | None = None) -> None:
+    """Check a task: outcomes are Outcomes, JSON round trip, costs charged, determinism per (seed, trial),
+    and (with a ``witness`` config) that the known optimum is reached."""
+    from .results import dumps, loads
+
+    rng = np.random.default_rng(seed)
+    assert task.objective.metric, "the task needs an objective metric"
+    task.signature()
+    for i in range(n):
+        config = task.space.sample(rng)
+        task.space.validate(config)
+        ctx = EvalContext(seed=seed, trial=i)
+        outcome = task.evaluate(config, ctx)
+        assert isinstance(outcome, Outcome), f"{task.name}.evaluate returned {type(outcome).__name__}"
+        assert outcome.cost_s > 0, f"{task.name}: cost_s must be charged (got {outcome.cost_s}) for {config}"
+        assert Outcome.from_dict(loads(dumps(outcome.to_dict()))) == outcome, f"{task.name}: JSON round trip changed the outcome"
+        assert task.evaluate(config, ctx) == outcome, f"{task.name}: not deterministic for a fixed (seed, trial)"
+    if witness is not None and task.metadata.known_optimum is not None:
+        o = task.evaluate(witness, EvalContext(seed=seed))
+        tolerance = 1e-6 + 4 * float(o.metrics.get("noise_sd") or 0.0)  # noisy tasks: within 4 noise SDs
+        assert o.feasible and abs(o.objective - task.metadata.known_optimum) <= tolerance, \
+            f"{task.name}: the witness reaches {o.objective}, not the known optimum {task.metadata.known_optimum}"

@@ -1,0 +1,62 @@
+"""Every built-in optimizer passes the conformance suite a third party would run."""
+
+from __future__ import annotations
+
+import pytest
+
+from deploybench.plugins import create_plugin_manager
+from deploybench.testing import check_task, iter_optimizer_checks
+from deploybench.tasks.synthetic import CrashCliff, CrashyBranin, HierarchicalRosenbrock
+
+BUILTIN = ("random", "tba", "tba_tpe", "tpe", "cbo")
+FAST = {"cbo": {"n_candidates": 200, "n_local": 60}}
+
+
+def _cases():
+    classes = create_plugin_manager().optimizer_classes()
+    for name in BUILTIN:
+        for check in iter_optimizer_checks(classes[name], FAST.get(name), budget=12):
+            yield pytest.param(check, id=f"{name}-{check.__name__}")
+
+
+@pytest.mark.parametrize("check", list(_cases()))
+def test_builtin_optimizer_conformance(check):
+    check()
+
+
+def test_conformance_catches_a_broken_optimizer():
+    from deploybench import Optimizer
+
+    class Sloppy(Optimizer):
+        name = "sloppy"
+
+        def __init__(self, space, *, objective, constraints=(), budget=25, seed=0, family_param=None, width=3):
+            super().__init__(space, objective=objective, constraints=constraints, budget=budget, seed=seed,
+                             family_param=family_param)
+            self.width = width * 2  # does not store the parameter unchanged
+
+        def ask(self):
+            import numpy as np
+
+            return self.space.sample(np.random.default_rng())  # ignores the seed
+
+        def tell(self, config, outcome):
+            pass
+
+    failures = []
+    for check in iter_optimizer_checks(Sloppy, budget=8):
+        try:
+            check()
+        except AssertionError as exc:
+            failures.append(check.__name__)
+    assert "check_same_seed_same_suggestions" in failures
+    assert "check_params_recorded" in failures
+
+
+@pytest.mark.parametrize("task, witness", [
+    (CrashyBranin(), {"mode": "A", "x1": 3.141592653589793, "x2": 2.275, "resolution": 1}),
+    (HierarchicalRosenbrock(), {"mode": "simple", "x1": 1.0, "x2": 1.0, "n_iters": 20}),
+    (CrashCliff(), {"accelerator": "simd", "x": 0.85 - 0.04, "y": 0.5, "unroll": 3}),
+])
+def test_builtin_tasks_pass_check_task(task, witness):
+    check_task(task, witness=witness)
