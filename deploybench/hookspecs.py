@@ -57,8 +57,29 @@ def deploybench_register_executors() -> "list[Any]":
 
 @hookspec
 def deploybench_leaderboard_metrics() -> "list[Any]":
-    """Return extra leaderboard columns: objects with ``name``, ``description`` and
-    ``compute(case_summaries) -> float | None`` (one value per task × optimizer row)."""
+    """Return extra leaderboard columns: objects with ``name`` (the column header, unique),
+    ``description`` (printed under each table) and ``compute(case_summaries) -> float | None``.
+
+    ``compute`` is called once per table row (one task × signature × budget, one optimizer) with
+    that row's :class:`deploybench.scoring.CaseSummary` objects, one per seed: counts
+    (``n_trials``, ``n_ok``, ``n_crashed``, ``error_kinds``, ...), ``best``, ``best_config``,
+    ``first_feasible_trial``, ``total_cost``, and the per-trial ``best_curve`` / ``cost_curve``.
+    Return ``None`` where the metric is undefined. A metric that raises is reported, not fatal.
+
+    Example::
+
+        class CrashShare:
+            name = "crash share"
+            description = "share of trials that crashed"
+
+            def compute(self, cases):
+                n = sum(c.n_trials for c in cases)
+                return sum(c.n_crashed for c in cases) / n if n else None
+
+        @hookimpl
+        def deploybench_leaderboard_metrics():
+            return [CrashShare()]
+    """
 
 
 # -- command line ------------------------------------------------------------------------------------

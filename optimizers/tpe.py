@@ -25,6 +25,7 @@ class OptunaStudyMixin:
         self._measured: dict[str, Outcome] = {}
         self._worst = math.nan
         self._dedup_rng = self.make_rng(99)
+        self._crash_counts: dict[tuple[str, Any], tuple[int, int]] = {}
 
     def _update_worst(self, outcome: Outcome) -> None:
         if outcome.objective is None:
@@ -37,27 +38,42 @@ class OptunaStudyMixin:
         self._study.tell(trial, trial_value(outcome, self._worst, self.objective.sign))
 
     def _ask_study(self, max_retries: int = 20) -> dict[str, Any]:
-        """Ask the study for an unmeasured config. A duplicate suggestion is answered from the
-        cache (it *is* a measurement of that config) and the study is asked again; after
-        ``max_retries`` duplicates a random unmeasured config is returned instead (O4)."""
+        """Ask the study for an unmeasured config. A duplicate suggestion is closed (as FAIL, which
+        TPE ignores) and the study is asked again with its advanced random state; after
+        ``max_retries`` duplicates a random unmeasured config is returned instead (O4), chosen to avoid
+        categorical values that crashed."""
         for _ in range(max_retries):
             trial = self._study.ask()
             config = suggest_config(trial, self.space)
             key = self.space.key(config)
-            if key in self._measured:
-                self._tell_trial(trial, self._measured[key])
-                continue
-            if key in self._pending:  # asked but not told yet: not a repeat measurement either
+            if key in self._measured or key in self._pending:
+                # closed as FAIL, which TPE ignores: telling the cached result again would add
+                # copies of good configurations to TPE's "above" group and distort its densities
                 self._study.tell(trial, state=optuna.trial.TrialState.FAIL)
                 continue
             self._pending[key] = trial
             return config
-        for _ in range(1000):
+        return self._fallback_sample()
+
+    def _fallback_sample(self, n: int = 64) -> dict[str, Any]:
+        """A random unmeasured config, preferring categorical values that have not crashed: among
+        ``n`` unmeasured samples, the lowest Laplace-smoothed crash estimate (product over values)."""
+        best, best_score = None, None
+        for _ in range(20 * n):
             config = self.space.sample(self._dedup_rng)
             key = self.space.key(config)
-            if key not in self._measured and key not in self._pending:
-                return config
-        return config
+            if key in self._measured or key in self._pending:
+                continue
+            score = 1.0
+            for name, value in config.items():
+                crashes, total = self._crash_counts.get((name, value), (0, 0))
+                score *= 1.0 - (crashes + 1) / (total + 2)
+            if best_score is None or score > best_score:
+                best, best_score = config, score
+            n -= 1
+            if n <= 0:
+                break
+        return best if best is not None else self.space.sample(self._dedup_rng)
 
     def _tell_study(self, config: Mapping[str, Any], outcome: Outcome) -> None:
         key = self.space.key(config)
@@ -68,6 +84,10 @@ class OptunaStudyMixin:
         else:  # a config the study did not suggest (random fallback, warm start): inject it
             self._study.add_trial(frozen_trial(self.space, config, outcome, self._worst, self.objective.sign))
         self._measured[key] = outcome
+        for name, value in config.items():
+            if isinstance(value, (str, bool)):
+                crashes, total = self._crash_counts.get((name, value), (0, 0))
+                self._crash_counts[(name, value)] = (crashes + int(outcome.failed), total + 1)
 
 
 class TPE(OptunaStudyMixin, Optimizer):

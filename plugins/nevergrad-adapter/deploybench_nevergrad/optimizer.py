@@ -35,6 +35,15 @@ class NevergradOptimizer(Optimizer):
     constraint_handling:
         ``"violation"`` passes the per-constraint violations to ``tell(..., constraint_violation=...)``;
         ``"penalty"`` tells a loss penalised by the total violation instead.
+    avoid_duplicates:
+        Nevergrad often proposes a configuration it has already had evaluated (rounded integers,
+        unchanged categorical samples, mutations of inactive parameters, re-evaluations of the
+        best point for noise handling): on the toy conformance task NGOpt repeated 11 of 15.
+        With this set, such a candidate is told the score its configuration got before, without
+        spending a trial, and nevergrad is asked again (up to ``max_retries`` times; then the
+        repeat is returned). These extra tells count in nevergrad's own ``num_tell``.
+    max_retries:
+        How many repeats to answer from the record before accepting one.
     """
 
     name = "nevergrad"
@@ -42,11 +51,14 @@ class NevergradOptimizer(Optimizer):
     tags = OptimizerTags(conditional_spaces=True, batch_asks=False, uses_constraints=True, deterministic=True)
 
     def __init__(self, space, *, objective, constraints=(), budget=25, seed=0, family_param=None,
-                 algorithm: str = "NGOpt", constraint_handling: str = "violation"):
+                 algorithm: str = "NGOpt", constraint_handling: str = "violation", avoid_duplicates: bool = True,
+                 max_retries: int = 100):
         super().__init__(space, objective=objective, constraints=constraints, budget=budget, seed=seed,
                          family_param=family_param)
         self.algorithm = algorithm
         self.constraint_handling = constraint_handling
+        self.avoid_duplicates = avoid_duplicates
+        self.max_retries = max_retries
         registry = ng.optimizers.registry
         if algorithm not in registry:
             hint = closest_name(algorithm, sorted(registry))
@@ -60,11 +72,21 @@ class NevergradOptimizer(Optimizer):
                                        num_workers=1)
         self._book = LossBook(sign=self.objective.sign, penalty=constraint_handling == "penalty")
         self._pending: dict[str, list[Any]] = {}
+        self._scores: dict[str, tuple[float, list[float] | None]] = {}  # config key -> what nevergrad was told
 
     def ask(self) -> dict[str, Any]:
-        candidate = self._ng.ask()
-        config = to_config(self.space, candidate.value)
-        self._pending.setdefault(self.space.key(config), []).append(candidate)
+        for _ in range(self.max_retries if self.avoid_duplicates else 0):
+            candidate = self._ng.ask()
+            config = to_config(self.space, candidate.value)
+            key = self.space.key(config)
+            if key not in self._scores:
+                break
+            self._tell_ng(candidate, *self._scores[key])  # a repeat: answered from the record
+        else:
+            candidate = self._ng.ask()
+            config = to_config(self.space, candidate.value)
+            key = self.space.key(config)
+        self._pending.setdefault(key, []).append(candidate)
         return config
 
     def tell(self, config: Mapping[str, Any], outcome: Outcome) -> None:
@@ -75,7 +97,11 @@ class NevergradOptimizer(Optimizer):
                 del self._pending[self.space.key(config)]
         else:  # a configuration nevergrad did not propose: tell it as a not-asked candidate
             candidate = self._parametrization.spawn_child(new_value=to_value(self._parametrization, config))
-        loss, violation = self._book.score(outcome)
+        score = self._book.score(outcome)
+        self._scores.setdefault(self.space.key(config), score)
+        self._tell_ng(candidate, *score)
+
+    def _tell_ng(self, candidate: Any, loss: float, violation: list[float] | None) -> None:
         if violation is None:
             self._ng.tell(candidate, loss)
         else:

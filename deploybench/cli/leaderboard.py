@@ -1,0 +1,130 @@
+"""``deploybench leaderboard``: score run records into tables, statistics and plots.
+
+With no RESULTS_DIR, it works on the published leaderboard of this checkout (``leaderboard/runs``,
+``leaderboard/references.json``, ``leaderboard/plots``, ``leaderboard/README.md``), so
+``deploybench leaderboard --check`` verifies that the committed README matches its records.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..plugins import UsageError
+from ..scoring import FORMATS, build_leaderboard, load_references, render
+from ..scoring.metrics import DEFAULT_DISCOVERY_TOL
+
+__all__ = ["add_parser", "run", "PUBLISHED"]
+
+#: the published leaderboard's layout, relative to the working directory
+PUBLISHED = {"runs": "leaderboard/runs", "readme": "leaderboard/README.md",
+             "references": "leaderboard/references.json", "plots": "leaderboard/plots"}
+
+
+def add_parser(sub: Any, pm: Any) -> None:
+    p = sub.add_parser(
+        "leaderboard", help="score run records: tables, statistics, plots",
+        description="Score the case files under RESULTS_DIR: one table per task, task signature and budget; "
+                    "average ranks, Friedman and Wilcoxon-Holm tests across tasks; optional plots. "
+                    "Without RESULTS_DIR, the published leaderboard (leaderboard/) is used.")
+    p.add_argument("results", nargs="*", metavar="RESULTS_DIR", help="results directories or case files")
+    p.add_argument("--format", choices=FORMATS, default="github", help="output format (default: github markdown)")
+    p.add_argument("--out", default=None, metavar="FILE", help="write to FILE instead of standard output")
+    p.add_argument("--plots", default=None, metavar="DIR", help="also draw the figures (PNG and SVG) into DIR")
+    p.add_argument("--references", default=None, metavar="FILE",
+                   help="JSON file of reference rows (numbers printed by papers), shown apart from measured rows")
+    p.add_argument("--check", action="store_true",
+                   help="regenerate the text and compare it with --out (default leaderboard/README.md); "
+                        "exit 1 with a diff when they differ")
+    p.add_argument("--discovery-tol", type=float, default=DEFAULT_DISCOVERY_TOL, metavar="X",
+                   help="for tasks without a best family: discovery = regret <= X × random search's mean regret "
+                        f"(default {DEFAULT_DISCOVERY_TOL:g})")
+    p.add_argument("--alpha", type=float, default=0.05, help="significance level of the tests (default 0.05)")
+    p.add_argument("--title", default="DeployBench leaderboard", help="document title")
+    p.set_defaults(handler=run)
+
+
+def _posix_rel(target: str, start: Path) -> str:
+    return Path(os.path.relpath(os.path.abspath(target), os.path.abspath(start))).as_posix()
+
+
+def _metrics(pm: Any) -> list[Any]:
+    metrics = []
+    for m in pm.leaderboard_metrics():
+        if not getattr(m, "name", None) or not callable(getattr(m, "compute", None)):
+            raise UsageError(f"leaderboard metric {m!r} needs a 'name' and a 'compute(case_summaries)' method")
+        metrics.append(m)
+    names = [m.name for m in metrics]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise UsageError(f"leaderboard metric names registered twice: {', '.join(dupes)}")
+    return metrics
+
+
+def run(args: argparse.Namespace, pm: Any) -> int:
+    results = list(args.results)
+    out, plots, references = args.out, args.plots, args.references
+    links = plots  # the folder image links point to (figures are drawn only with --plots)
+    if not results:
+        if not Path(PUBLISHED["runs"]).is_dir():
+            raise UsageError(f"no RESULTS_DIR given and no published records at {PUBLISHED['runs']} "
+                             f"(run it from the repository root, or name a results directory)")
+        results = [PUBLISHED["runs"]]
+        references = references or (PUBLISHED["references"] if Path(PUBLISHED["references"]).exists() else None)
+        links = links or PUBLISHED["plots"]  # the published README shows the published figures
+        if args.check and out is None:
+            out = PUBLISHED["readme"]
+    if args.check and out is None:
+        raise UsageError("--check compares with a file: give --out FILE")
+    for r in results:
+        if not Path(r).exists():
+            raise UsageError(f"results path {r} does not exist")
+    if not 0 < args.alpha < 1:
+        raise UsageError(f"--alpha must be between 0 and 1, got {args.alpha}")
+
+    board = build_leaderboard(results, extra_metrics=_metrics(pm), references=load_references(references),
+                              discovery_tol=args.discovery_tol, alpha=args.alpha)
+    if not board.groups:
+        raise UsageError(f"no case files (seed_*.jsonl) under {', '.join(results)}")
+    base = Path(out).parent if out else Path(".")
+    plots_rel = _posix_rel(links, base) if links else None
+    sources = ", ".join(f"`{_posix_rel(r, base)}`" for r in results)
+    preamble = (f"Generated by `deploybench leaderboard` from the run records in {sources}; do not edit by hand. "
+                f"Regenerating from the same records gives the same text, and `deploybench leaderboard --check` "
+                f"fails when this file and the records disagree.")
+    text = render(board, args.format, plots_rel=plots_rel, preamble=preamble)
+
+    if args.check:
+        path = Path(out)
+        if not path.exists():
+            print(f"deploybench leaderboard --check: {path} does not exist", file=sys.stderr)
+            return 1
+        committed = path.read_text(encoding="utf-8")
+        if committed == text:
+            print(f"leaderboard up to date: {path} matches {board.n_cases} case files")
+            return 0
+        diff = difflib.unified_diff(committed.splitlines(keepends=True), text.splitlines(keepends=True),
+                                    fromfile=f"{path} (committed)", tofile=f"{path} (regenerated)")
+        sys.stdout.writelines(diff)
+        print(f"\nleaderboard out of date: {path} differs from what its records give; "
+              f"regenerate it (leaderboard/regenerate.sh)", file=sys.stderr)
+        return 1
+
+    if plots and not args.check:
+        from ..scoring.plots import write_plots
+
+        written = write_plots(board, plots)
+        print(f"wrote {len(written)} figure files to {plots}", file=sys.stderr)
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(text, encoding="utf-8")
+        print(f"wrote {out} ({len(board.groups)} tables, {board.n_cases} cases)", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    for problem in board.problems[:20]:
+        print(f"warning: {problem}", file=sys.stderr)
+    return 0

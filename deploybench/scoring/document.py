@@ -1,0 +1,111 @@
+"""A tiny document model (headings, tables, paragraphs, lists, images) rendered with tabulate.
+
+The leaderboard is built once as blocks and written in any of the text formats, so the markdown
+README, a LaTeX table for a paper and an HTML page say exactly the same thing.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from typing import Any, Sequence, Union
+
+from tabulate import tabulate
+
+__all__ = ["Heading", "Table", "Paragraph", "Bullets", "Image", "Block", "render_blocks", "TEXT_FORMATS"]
+
+TEXT_FORMATS = ("github", "markdown", "latex", "html")
+_TABLEFMT = {"github": "github", "markdown": "pipe", "latex": "latex_booktabs", "html": "html"}
+
+
+@dataclass(frozen=True)
+class Heading:
+    level: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Table:
+    headers: Sequence[str]
+    rows: Sequence[Sequence[Any]]
+    align: Sequence[str] | None = None  # per column: "left" | "right" | "center"
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    text: str
+
+
+@dataclass(frozen=True)
+class Bullets:
+    items: Sequence[str]
+
+
+@dataclass(frozen=True)
+class Image:
+    alt: str
+    path: str  # relative to the rendered document
+
+
+Block = Union[Heading, Table, Paragraph, Bullets, Image]
+
+_LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+
+
+def _latex(text: str) -> str:
+    return "".join(_LATEX_ESCAPES.get(c, c) for c in text)
+
+
+def _plain(text: str) -> str:
+    """Markdown emphasis and code marks removed (for LaTeX and HTML)."""
+    return text.replace("**", "").replace("`", "")
+
+
+def _table(block: Table, fmt: str) -> str:
+    kwargs: dict[str, Any] = {"disable_numparse": True}
+    if block.align:
+        kwargs["colalign"] = tuple(block.align)
+    rows = [[("" if v is None else str(v)) for v in row] for row in block.rows]
+    return tabulate(rows, headers=list(block.headers), tablefmt=_TABLEFMT[fmt], **kwargs)
+
+
+def render_blocks(blocks: Sequence[Block], fmt: str) -> str:
+    """Render blocks as github/markdown, latex or html text (ends with one newline)."""
+    if fmt not in TEXT_FORMATS:
+        raise ValueError(f"unknown text format {fmt!r}; choose from {', '.join(TEXT_FORMATS)}")
+    parts: list[str] = []
+    for b in blocks:
+        if isinstance(b, Table):
+            parts.append(_table(b, fmt))
+        elif fmt in ("github", "markdown"):
+            if isinstance(b, Heading):
+                parts.append("#" * b.level + " " + b.text)
+            elif isinstance(b, Paragraph):
+                parts.append(b.text)
+            elif isinstance(b, Bullets):
+                parts.append("\n".join(f"- {item}" for item in b.items))
+            elif isinstance(b, Image):
+                parts.append(f"![{b.alt}]({b.path})")
+        elif fmt == "latex":
+            if isinstance(b, Heading):
+                cmd = {1: "section*", 2: "subsection*"}.get(b.level, "subsubsection*")
+                parts.append(f"\\{cmd}{{{_latex(_plain(b.text))}}}")
+            elif isinstance(b, Paragraph):
+                parts.append(_latex(_plain(b.text)))
+            elif isinstance(b, Bullets):
+                items = "\n".join(f"  \\item {_latex(_plain(i))}" for i in b.items)
+                parts.append(f"\\begin{{itemize}}\n{items}\n\\end{{itemize}}")
+            elif isinstance(b, Image):
+                parts.append(f"% figure: {b.path}")
+        else:  # html
+            if isinstance(b, Heading):
+                parts.append(f"<h{b.level}>{html.escape(_plain(b.text))}</h{b.level}>")
+            elif isinstance(b, Paragraph):
+                parts.append(f"<p>{html.escape(_plain(b.text))}</p>")
+            elif isinstance(b, Bullets):
+                items = "\n".join(f"<li>{html.escape(_plain(i))}</li>" for i in b.items)
+                parts.append(f"<ul>\n{items}\n</ul>")
+            elif isinstance(b, Image):
+                parts.append(f'<img src="{html.escape(b.path)}" alt="{html.escape(b.alt)}">')
+    return "\n\n".join(parts).rstrip() + "\n"

@@ -1,0 +1,222 @@
+"""Reading case files into compact per-case summaries, one line at a time.
+
+A leaderboard over thousands of cases must not hold every trial in memory: each file is streamed
+line by line and reduced to a :class:`CaseSummary` (counts, the best feasible result, the first
+feasible trial, and two small curves: best-so-far and cumulative cost per trial). Summaries are
+then grouped by :class:`GroupKey` (task label, task signature, budget), so runs of different task
+versions or budgets never mix in one table.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from array import array
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from ..results import FORMAT_VERSION, ResultsFormatError, iter_case_files
+
+__all__ = ["GroupKey", "CaseSummary", "summarize_case_file", "iter_summaries", "group_summaries"]
+
+#: outcome statuses that waste a trial (early-stopped trials are infeasible)
+WASTED = ("infeasible", "crashed", "timeout")
+
+
+@dataclass(frozen=True)
+class GroupKey:
+    """What makes runs comparable: the same task (label and signature) at the same budget."""
+
+    task_label: str
+    task_signature: str
+    budget: int
+    budget_seconds: float | None = None
+
+    def title(self, *, with_signature: bool = False) -> str:
+        text = f"{self.task_label} (B={self.budget}"
+        if self.budget_seconds is not None:
+            text += f", {self.budget_seconds:g} s of cost"
+        if with_signature:
+            text += f", signature {self.task_signature}"
+        return text + ")"
+
+    def slug(self) -> str:
+        """A file-name-safe identifier (used for plot files)."""
+        base = f"{self.task_label}-B{self.budget}"
+        if self.budget_seconds is not None:
+            base += f"-S{self.budget_seconds:g}"
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in base)
+        return f"{safe}-{self.task_signature[:8]}"
+
+
+@dataclass
+class CaseSummary:
+    """One case file reduced to what the leaderboard needs. Plugin metrics receive lists of these.
+
+    ``best_curve[i]`` is the best feasible objective after trial ``i`` (NaN before the first
+    feasible trial); ``cost_curve[i]`` the cumulative ``cost_s`` after trial ``i``.
+    """
+
+    path: str
+    group: GroupKey
+    task: str
+    target: str
+    optimizer: str
+    optimizer_params: dict
+    seed: int
+    direction: str
+    objective_metric: str
+    known_optimum: float | None
+    family_param: str | None
+    best_family: Any
+    status: str  # completed | error | unfinished
+    n_trials: int = 0
+    best: float | None = None
+    best_config: dict | None = None
+    worst_feasible: float | None = None
+    first_feasible_trial: int | None = None  # 1-based
+    first_feasible_cost: float | None = None  # cumulative cost_s at that trial
+    total_cost: float = 0.0
+    n_ok: int = 0
+    n_infeasible: int = 0
+    n_early_stopped: int = 0
+    n_crashed: int = 0
+    n_timeout: int = 0
+    n_duplicates: int = 0
+    error_kinds: dict[str, int] = field(default_factory=dict)  # crashed + timeout trials by error kind
+    best_curve: array = field(default_factory=lambda: array("d"))
+    cost_curve: array = field(default_factory=lambda: array("d"))
+    error: dict | None = None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def found_feasible(self) -> bool:
+        return self.best is not None
+
+    @property
+    def n_wasted(self) -> int:
+        return self.n_infeasible + self.n_crashed + self.n_timeout
+
+    @property
+    def best_family_value(self) -> Any:
+        if self.best_config is None or not self.family_param:
+            return None
+        return self.best_config.get(self.family_param)
+
+
+def _better(a: float, b: float, direction: str) -> bool:
+    return a > b if direction == "maximize" else a < b
+
+
+def summarize_case_file(path: Path | str) -> CaseSummary:
+    """Stream one case file into a :class:`CaseSummary`. A torn or corrupt line is skipped and
+    noted in ``problems``; a missing header or a newer format raises :class:`ResultsFormatError`."""
+    path = Path(path)
+    summary: CaseSummary | None = None
+    direction = "maximize"
+    end: dict | None = None
+    problems: list[str] = []
+    best = worst = None
+    with open(path, "r", encoding="utf-8", errors="replace") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            if not raw.strip():
+                continue
+            try:
+                record = json.loads(raw)
+            except ValueError:
+                kind = "torn last line" if not raw.endswith("\n") else "corrupt line"
+                problems.append(f"{path}:{lineno}: {kind}, skipped")
+                continue
+            rtype = record.get("type")
+            if rtype == "trial":
+                if summary is None:
+                    raise ResultsFormatError(f"{path}: trial line {lineno} before the case header")
+                if record.get("trial") != summary.n_trials:
+                    problems.append(f"{path}:{lineno}: trial {record.get('trial')} out of order, skipped")
+                    continue
+                o = record["outcome"]
+                status = o["status"]
+                summary.n_trials += 1
+                summary.total_cost += float(o.get("cost_s") or 0.0)
+                summary.n_duplicates += bool(record.get("duplicate"))
+                if status == "ok":
+                    summary.n_ok += 1
+                    v = o.get("objective")
+                    if v is not None and math.isfinite(v):
+                        if summary.first_feasible_trial is None:
+                            summary.first_feasible_trial = summary.n_trials
+                            summary.first_feasible_cost = summary.total_cost
+                        if best is None or _better(v, best, direction):
+                            best = v
+                            summary.best_config = record.get("config")
+                        if worst is None or _better(worst, v, direction):
+                            worst = v
+                elif status == "infeasible":
+                    summary.n_infeasible += 1
+                    summary.n_early_stopped += bool(o.get("early_stopped"))
+                else:
+                    if status == "timeout":
+                        summary.n_timeout += 1
+                    else:
+                        summary.n_crashed += 1
+                    kind = (o.get("error") or {}).get("kind") or status
+                    summary.error_kinds[kind] = summary.error_kinds.get(kind, 0) + 1
+                summary.best_curve.append(math.nan if best is None else best)
+                summary.cost_curve.append(summary.total_cost)
+            elif rtype == "case":
+                version = record.get("format_version")
+                if not isinstance(version, int) or version > FORMAT_VERSION:
+                    raise ResultsFormatError(
+                        f"{path} was written by results format version {version!r}; this deploybench reads "
+                        f"versions up to {FORMAT_VERSION}. Upgrade deploybench to read it.")
+                summary = _from_header(path, record)
+                direction = summary.direction
+            elif rtype == "end":
+                end = record
+    if summary is None:
+        raise ResultsFormatError(f"{path} is not a deploybench case file (no case header line)")
+    summary.best, summary.worst_feasible = best, worst
+    summary.problems = problems
+    if end is None:
+        summary.status = "unfinished"
+    else:
+        summary.status = "completed" if end.get("status") == "completed" else "error"
+        summary.error = end.get("error")
+    return summary
+
+
+def _from_header(path: Path, h: dict) -> CaseSummary:
+    objective = h.get("objective") or {}
+    label = h.get("task_label") or h.get("task") or "?"
+    group = GroupKey(label, str(h.get("task_signature") or "unknown"), int(h.get("budget") or 0),
+                     h.get("budget_seconds"))
+    return CaseSummary(
+        path=str(path), group=group, task=str(h.get("task") or label), target=str(h.get("target") or ""),
+        optimizer=str(h.get("optimizer") or "?"), optimizer_params=dict(h.get("optimizer_params") or {}),
+        seed=int(h.get("seed") or 0), direction=str(objective.get("direction") or "maximize"),
+        objective_metric=str(objective.get("metric") or "objective"), known_optimum=h.get("known_optimum"),
+        family_param=h.get("family_param"), best_family=h.get("best_family"), status="unfinished")
+
+
+def iter_summaries(roots: Iterable[Path | str]) -> Iterator[CaseSummary]:
+    """Summaries of every ``seed_*.jsonl`` under each root (a directory or a single file)."""
+    for root in roots:
+        if not Path(root).exists():
+            raise FileNotFoundError(f"results path {root} does not exist")
+        for path in iter_case_files(root):
+            yield summarize_case_file(path)
+
+
+def group_summaries(summaries: Iterable[CaseSummary]) -> dict[GroupKey, list[CaseSummary]]:
+    """Group by task label, signature and budget; within a group, sorted by optimizer then seed."""
+    groups: dict[GroupKey, list[CaseSummary]] = {}
+    for s in summaries:
+        groups.setdefault(s.group, []).append(s)
+    for items in groups.values():
+        items.sort(key=lambda s: (s.optimizer, json.dumps(s.optimizer_params, sort_keys=True, default=str), s.seed))
+    def order(key: GroupKey) -> tuple:
+        return (key.task_label, key.budget, -1.0 if key.budget_seconds is None else key.budget_seconds,
+                key.task_signature)
+
+    return {k: groups[k] for k in sorted(groups, key=order)}

@@ -1,0 +1,162 @@
+"""Statistics across seeds and tasks: bootstrap intervals, ranks, Friedman, Wilcoxon + Holm.
+
+Everything here is deterministic: bootstrap resampling uses a generator seeded from a stable
+text (the row's identity), so a regenerated leaderboard is byte-identical.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+from scipy import stats
+
+__all__ = ["bootstrap_mean_ci", "bootstrap_mean_band", "average_ranks", "friedman", "PairTest",
+           "pairwise_wilcoxon_holm", "holm", "nemenyi_cd", "insignificant_cliques"]
+
+N_BOOT = 2000
+
+
+def _rng(seed_text: str) -> np.random.Generator:
+    return np.random.default_rng(zlib.crc32(seed_text.encode("utf-8")))
+
+
+def bootstrap_mean_ci(values: Sequence[float], *, level: float = 0.95, n_boot: int = N_BOOT,
+                      seed_text: str = "") -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean (one value: a zero-width interval)."""
+    x = np.asarray(values, dtype=float)
+    if x.size == 0:
+        return math.nan, math.nan
+    if x.size == 1 or np.all(x == x[0]):
+        return float(x[0]), float(x[0])
+    idx = _rng(seed_text).integers(0, x.size, size=(n_boot, x.size))
+    means = x[idx].mean(axis=1)
+    alpha = (1.0 - level) / 2.0
+    return float(np.quantile(means, alpha)), float(np.quantile(means, 1.0 - alpha))
+
+
+def bootstrap_mean_band(matrix: np.ndarray, *, level: float = 0.95, n_boot: int = 500,
+                        seed_text: str = "") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean and bootstrap band of the mean, per column of a (seeds × points) matrix."""
+    m = np.asarray(matrix, dtype=float)
+    mean = m.mean(axis=0)
+    if m.shape[0] < 2:
+        return mean, mean.copy(), mean.copy()
+    idx = _rng(seed_text).integers(0, m.shape[0], size=(n_boot, m.shape[0]))
+    means = m[idx].mean(axis=1)  # n_boot × points
+    alpha = (1.0 - level) / 2.0
+    return mean, np.quantile(means, alpha, axis=0), np.quantile(means, 1.0 - alpha, axis=0)
+
+
+def average_ranks(losses: np.ndarray) -> np.ndarray:
+    """Mean rank of each column over the rows (blocks) of a blocks × methods matrix of losses
+    (lower is better; rank 1 is best; ties share the average rank)."""
+    m = np.asarray(losses, dtype=float)
+    if m.size == 0:
+        return np.full(m.shape[1] if m.ndim == 2 else 0, math.nan)
+    return stats.rankdata(m, axis=1).mean(axis=0)
+
+
+def friedman(losses: np.ndarray) -> tuple[float, float] | None:
+    """Friedman χ² and p over a blocks × methods matrix; None when it is undefined (fewer than 3
+    methods or 2 blocks, or every block tied)."""
+    m = np.asarray(losses, dtype=float)
+    if m.ndim != 2 or m.shape[1] < 3 or m.shape[0] < 2:
+        return None
+    if np.all(m == m[:, :1]):
+        return None
+    res = stats.friedmanchisquare(*[m[:, j] for j in range(m.shape[1])])
+    if not math.isfinite(res.statistic) or not math.isfinite(res.pvalue):
+        return None
+    return float(res.statistic), float(res.pvalue)
+
+
+@dataclass(frozen=True)
+class PairTest:
+    """One Wilcoxon signed-rank comparison of methods ``a`` and ``b`` (paired samples of losses)."""
+
+    a: str
+    b: str
+    n: int
+    p: float
+    p_holm: float
+    winner: str | None  # the better method when the difference is significant after Holm
+
+    def significant(self) -> bool:
+        return self.winner is not None
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm–Bonferroni step-down adjusted p-values (monotone, capped at 1)."""
+    p = np.asarray(pvalues, dtype=float)
+    order = np.argsort(p, kind="stable")
+    m = len(p)
+    adjusted = np.empty(m)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        adjusted[i] = running
+    return [float(v) for v in adjusted]
+
+
+def _wilcoxon_p(x: np.ndarray, y: np.ndarray) -> float:
+    d = x - y
+    if d.size == 0 or np.all(d == 0):
+        return 1.0
+    try:
+        res = stats.wilcoxon(x, y, zero_method="wilcox", alternative="two-sided")
+    except ValueError:
+        return 1.0
+    p = float(res.pvalue)
+    return p if math.isfinite(p) else 1.0
+
+
+def pairwise_wilcoxon_holm(samples: Mapping[str, Mapping[object, float]], *, alpha: float = 0.05) -> list[PairTest]:
+    """Every pair of methods, Wilcoxon signed-rank on the blocks both have (paired by block id, e.g.
+    the seed), Holm-corrected over all pairs. ``samples[method][block] = loss`` (lower is better)."""
+    names = list(samples)
+    raw = []
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            common = sorted(set(samples[a]) & set(samples[b]), key=repr)
+            x = np.array([samples[a][k] for k in common], dtype=float)
+            y = np.array([samples[b][k] for k in common], dtype=float)
+            p = _wilcoxon_p(x, y)
+            d = x - y
+            centre = float(np.median(d)) if d.size else 0.0
+            if centre == 0.0 and d.size:
+                centre = float(np.mean(d))
+            raw.append((a, b, len(common), p, centre))
+    adjusted = holm([r[3] for r in raw]) if raw else []
+    out = []
+    for (a, b, n, p, centre), ph in zip(raw, adjusted):
+        winner = None
+        if ph < alpha and centre != 0.0:
+            winner = a if centre < 0 else b
+        out.append(PairTest(a, b, n, p, ph, winner))
+    return out
+
+
+def nemenyi_cd(k: int, n_blocks: int, alpha: float = 0.05) -> float:
+    """Nemenyi critical difference of average ranks (Demšar 2006), from the studentized range."""
+    if k < 2 or n_blocks < 1:
+        return math.nan
+    q = stats.studentized_range.ppf(1.0 - alpha, k, 1e6) / math.sqrt(2.0)
+    return float(q * math.sqrt(k * (k + 1) / (6.0 * n_blocks)))
+
+
+def insignificant_cliques(order: Sequence[str], tests: Sequence[PairTest]) -> list[tuple[int, int]]:
+    """Maximal runs ``(i, j)`` of methods (in rank order) with no significant difference between
+    any two members: the bars of a critical-difference diagram."""
+    sig = {frozenset((t.a, t.b)) for t in tests if t.significant()}
+    runs: list[tuple[int, int]] = []
+    for i in range(len(order)):
+        j = i
+        while j + 1 < len(order) and all(frozenset((order[m], order[j + 1])) not in sig for m in range(i, j + 1)):
+            j += 1
+        if j > i and not any(a <= i and j <= b for a, b in runs):
+            runs.append((i, j))
+    return runs

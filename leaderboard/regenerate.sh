@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Regenerate the published leaderboard: run every built-in optimizer on every synthetic task,
+# compact the records, then write README.md and plots/ from them.
+#
+#   leaderboard/regenerate.sh                 # everything (cbo alone takes about an hour on 2 cores)
+#   OPTIMIZERS="random tpe" leaderboard/regenerate.sh
+#   SEEDS=5 JOBS=4 leaderboard/regenerate.sh
+#   SKIP_RUNS=1 leaderboard/regenerate.sh     # keep leaderboard/runs, only rebuild README.md and plots/
+#
+# The README holds no dates or timings: `deploybench leaderboard --check` (and tests/test_leaderboard.py)
+# regenerates it from leaderboard/runs and fails when it differs from the committed file.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(dirname "$HERE")"
+cd "$ROOT"
+
+DEPLOYBENCH="${DEPLOYBENCH:-deploybench}"
+PYTHON="${PYTHON:-python}"
+if [ -x "$ROOT/.venv/bin/deploybench" ]; then
+  DEPLOYBENCH="$ROOT/.venv/bin/deploybench"
+  PYTHON="$ROOT/.venv/bin/python"
+fi
+OPTIMIZERS="${OPTIMIZERS:-random tba tba_tpe tpe cbo}"
+TASKS="${TASKS:-crashy_branin hierarchical_rosenbrock crash_cliff}"
+SEEDS="${SEEDS:-20}"
+JOBS="${JOBS:-2}"
+
+if [ -z "${SKIP_RUNS:-}" ]; then
+  args=()
+  for o in $OPTIMIZERS; do args+=(-o "$o"); done
+  for t in $TASKS; do args+=(-t "$t"); done
+  rm -rf leaderboard/runs.new
+  # exit status 1 (some case errored) still publishes: errored cases are shown in the tables
+  "$DEPLOYBENCH" run "${args[@]}" --seeds "$SEEDS" --out leaderboard/runs.new -n "$JOBS" -q || [ $? -eq 1 ]
+  "$PYTHON" leaderboard/compact_records.py leaderboard/runs.new
+  rm -rf leaderboard/runs
+  mv leaderboard/runs.new leaderboard/runs
+fi
+
+rm -rf leaderboard/plots
+"$DEPLOYBENCH" leaderboard leaderboard/runs --references leaderboard/references.json \
+  --plots leaderboard/plots --out leaderboard/README.md
+"$DEPLOYBENCH" leaderboard --check > /dev/null
+echo "leaderboard regenerated: leaderboard/README.md, leaderboard/plots/"

@@ -1,0 +1,270 @@
+"""Scoring internals on hand-made case files: reading, metrics, statistics, rendering, plots."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deploybench.results import CaseWriter, case_path
+from deploybench.scoring import build_leaderboard, render, summarize_case_file
+from deploybench.scoring.metrics import row_label
+from deploybench.scoring.reading import GroupKey, group_summaries, iter_summaries
+from deploybench.scoring.references import load_references
+from deploybench.scoring.render import fmt_num
+from deploybench.scoring.statistics import (
+    average_ranks,
+    bootstrap_mean_ci,
+    friedman,
+    holm,
+    insignificant_cliques,
+    pairwise_wilcoxon_holm,
+)
+
+OPTIMUM = 10.0
+
+
+def outcome(status: str, objective: float | None = None, cost: float = 1.0, kind: str | None = None,
+            early: bool = False) -> dict:
+    error = {"kind": kind, "message": "boom"} if kind else None
+    return {"status": status, "objective": objective, "metrics": {}, "violation": {}, "cost_s": cost,
+            "error": error, "early_stopped": early}
+
+
+def write_case(root: Path, optimizer: str, seed: int, outcomes: list[dict], *, task: str = "toy", budget: int | None = None,
+               signature: str = "sig1", direction: str = "maximize", best_family=None, configs=None,
+               params: dict | None = None, end: bool = True, torn: bool = False, known_optimum=OPTIMUM) -> Path:
+    budget = budget if budget is not None else len(outcomes)
+    path = case_path(root, task, optimizer, seed)
+    header = {"node_id": f"{task}[x]::{optimizer}[seed={seed}]", "task": task, "target": "x", "task_label": task,
+              "task_version": "1", "task_signature": signature, "task_kind": "analytic",
+              "objective": {"metric": "f", "direction": direction}, "constraints": [], "known_optimum": known_optimum,
+              "family_param": "fam", "best_family": best_family, "optimizer": optimizer,
+              "optimizer_params": params or {}, "seed": seed, "budget": budget, "budget_seconds": None}
+    cum = 0.0
+    seen: set = set()
+    with CaseWriter(path) as w:
+        w.start(header)
+        for i, o in enumerate(outcomes):
+            cum += o["cost_s"]
+            config = (configs[i] if configs else {"fam": "a", "x": float(i)})
+            key = json.dumps(config, sort_keys=True)
+            w.write({"type": "trial", "trial": i, "config": config, "outcome": o, "duplicate": key in seen,
+                     "best": None, "cum_cost_s": cum})
+            seen.add(key)
+        if end:
+            w.write({"type": "end", "status": "completed", "error": None, "n_trials": len(outcomes)})
+    if torn:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write('{"type":"trial","trial":')
+    return path
+
+
+# -- reading ----------------------------------------------------------------------------------------
+def test_summary_counts_curves_and_first_feasible(tmp_path):
+    outs = [outcome("crashed", cost=0.5, kind="oom"), outcome("infeasible", 20.0, early=True),
+            outcome("ok", 3.0, cost=2.0), outcome("timeout", kind="timeout"), outcome("ok", 7.0), outcome("ok", 5.0)]
+    configs = [{"fam": "a", "x": 0.0}, {"fam": "a", "x": 1.0}, {"fam": "b", "x": 2.0}, {"fam": "a", "x": 1.0},
+               {"fam": "c", "x": 4.0}, {"fam": "a", "x": 5.0}]
+    s = summarize_case_file(write_case(tmp_path, "opt", 0, outs, configs=configs))
+    assert (s.n_trials, s.n_ok, s.n_infeasible, s.n_early_stopped, s.n_crashed, s.n_timeout) == (6, 3, 1, 1, 1, 1)
+    assert s.n_wasted == 3 and s.n_duplicates == 1
+    assert s.error_kinds == {"oom": 1, "timeout": 1}
+    assert s.best == 7.0 and s.best_family_value == "c" and s.worst_feasible == 3.0
+    assert s.first_feasible_trial == 3 and s.first_feasible_cost == pytest.approx(3.5)
+    assert s.total_cost == pytest.approx(6.5)
+    assert [v if not math.isnan(v) else None for v in s.best_curve] == [None, None, 3.0, 3.0, 7.0, 7.0]
+    assert list(s.cost_curve) == pytest.approx([0.5, 1.5, 3.5, 4.5, 5.5, 6.5])
+    assert s.status == "completed"
+
+
+def test_torn_last_line_is_skipped_and_reported(tmp_path):
+    path = write_case(tmp_path, "opt", 0, [outcome("ok", 1.0)], end=False, torn=True)
+    s = summarize_case_file(path)
+    assert s.n_trials == 1 and s.status == "unfinished"
+    assert any("torn last line" in p for p in s.problems)
+
+
+def test_groups_never_mix_signatures_or_budgets(tmp_path):
+    write_case(tmp_path / "a", "opt", 0, [outcome("ok", 1.0)] * 3)
+    write_case(tmp_path / "b", "opt", 0, [outcome("ok", 1.0)] * 4)
+    write_case(tmp_path / "c", "opt", 0, [outcome("ok", 1.0)] * 3, signature="sig2")
+    groups = group_summaries(iter_summaries([tmp_path]))
+    assert list(groups) == [GroupKey("toy", "sig1", 3), GroupKey("toy", "sig2", 3), GroupKey("toy", "sig1", 4)]
+
+
+def test_row_label_names_only_differing_params():
+    variants = [{"a": 1, "b": 2}, {"a": 1, "b": 3}]
+    assert row_label("tba", {"a": 1, "b": 3}, variants) == "tba[b=3]"
+    assert row_label("tba", {"a": 1}, [{"a": 1}]) == "tba"
+
+
+# -- metrics --------------------------------------------------------------------------------------
+def _board(tmp_path, **kw):
+    return build_leaderboard([tmp_path], **kw)
+
+
+def test_seeds_without_feasible_are_penalised_not_dropped(tmp_path):
+    write_case(tmp_path, "random", 0, [outcome("ok", 2.0), outcome("ok", 4.0)])
+    write_case(tmp_path, "random", 1, [outcome("ok", 6.0), outcome("crashed", kind="runtime")])
+    write_case(tmp_path, "opt", 0, [outcome("crashed", kind="runtime"), outcome("infeasible", 50.0)])
+    write_case(tmp_path, "opt", 1, [outcome("ok", 9.0), outcome("ok", 8.0)])
+    g = _board(tmp_path).groups[0]
+    assert g.penalty == 2.0  # the worst feasible objective any run observed
+    opt = g.row("opt")
+    assert opt.seeds == 2 and opt.success == 0.5
+    assert opt.best_by_seed == {0: 2.0, 1: 9.0}
+    assert opt.best.mean == pytest.approx(5.5)
+    assert opt.ttff_trials == pytest.approx((3 + 1) / 2)  # budget + 1 for the seed that found nothing
+    assert opt.waste == pytest.approx(0.5)
+    rnd = g.row("random")
+    assert rnd.regret.mean == pytest.approx(((10 - 4) + (10 - 6)) / 2)
+    assert rnd.normalised.mean == pytest.approx(1.0)
+    assert opt.normalised.mean == pytest.approx(((10 - 2) / 5 + (10 - 9) / 5) / 2)
+
+
+def test_regret_is_clipped_and_direction_respected(tmp_path):
+    # minimisation, known optimum 10: a noisy 9.5 is clipped to regret 0
+    write_case(tmp_path, "random", 0, [outcome("ok", 12.0)], direction="minimize")
+    write_case(tmp_path, "opt", 0, [outcome("ok", 9.5), outcome("ok", 30.0)], direction="minimize", budget=1)
+    g = _board(tmp_path).groups[0]
+    assert g.row("opt").regret.mean == 0.0 and g.row("opt").best.mean == 9.5
+    assert g.row("random").regret.mean == pytest.approx(2.0)
+    assert g.penalty == 30.0  # worst = highest when minimising
+    assert [r.label for r in g.rows] == ["opt", "random"]
+
+
+def test_discovery_by_best_family(tmp_path):
+    fam = lambda f: [{"fam": f, "x": 1.0}]  # noqa: E731
+    write_case(tmp_path, "opt", 0, [outcome("ok", 5.0)], best_family="b", configs=fam("b"))
+    write_case(tmp_path, "opt", 1, [outcome("ok", 6.0)], best_family="b", configs=fam("a"))
+    write_case(tmp_path, "opt", 2, [outcome("infeasible", 6.0)], best_family="b", configs=fam("b"))
+    g = _board(tmp_path).groups[0]
+    assert g.row("opt").discovery == pytest.approx(1 / 3)
+    assert "fam = b" in g.discovery_rule
+
+
+def test_discovery_by_regret_tolerance_when_no_best_family(tmp_path):
+    for seed, v in enumerate([0.0, 2.0]):  # random regrets 10 and 8: mean 9, tolerance 0.05*9 = 0.45
+        write_case(tmp_path, "random", seed, [outcome("ok", v)])
+    for seed, v in enumerate([9.7, 9.0]):
+        write_case(tmp_path, "opt", seed, [outcome("ok", v)])
+    g = _board(tmp_path).groups[0]
+    assert g.row("opt").discovery == 0.5 and g.row("random").discovery == 0.0
+    assert "0.45" in g.discovery_rule
+    g2 = _board(tmp_path, discovery_tol=0.2).groups[0]
+    assert g2.row("opt").discovery == 1.0
+
+
+def test_no_random_rows_means_no_normalised_score(tmp_path):
+    write_case(tmp_path, "opt", 0, [outcome("ok", 1.0)])
+    g = _board(tmp_path).groups[0]
+    assert g.row("opt").normalised is None and g.row("opt").discovery is None
+    assert "not defined" in g.discovery_rule
+
+
+def test_significant_winner_is_marked(tmp_path):
+    for seed in range(10):
+        write_case(tmp_path, "random", seed, [outcome("ok", 1.0 + 0.01 * seed)])
+        write_case(tmp_path, "good", seed, [outcome("ok", 8.0 + 0.01 * seed)])
+    board = _board(tmp_path)
+    g = board.groups[0]
+    assert g.row("good").wins == ["random"] and g.row("random").wins == []
+    assert board.overall.labels == ["good", "random"] and board.overall.avg_rank["good"] == 1.0
+
+
+# -- statistics -----------------------------------------------------------------------------------
+def test_holm_adjustment():
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm([0.2, 0.9]) == pytest.approx([0.4, 0.9])
+    assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])  # capped at 1
+
+
+def test_bootstrap_is_deterministic_and_brackets_the_mean():
+    x = [1.0, 2.0, 3.0, 4.0, 10.0]
+    lo, hi = bootstrap_mean_ci(x, seed_text="row")
+    assert (lo, hi) == bootstrap_mean_ci(x, seed_text="row")
+    assert lo < np.mean(x) < hi
+    assert bootstrap_mean_ci([3.0], seed_text="one") == (3.0, 3.0)
+
+
+def test_ranks_friedman_and_wilcoxon():
+    rng = np.random.default_rng(0)
+    losses = np.column_stack([rng.normal(0, 1, 30), rng.normal(1, 1, 30), rng.normal(3, 1, 30)])
+    ranks = average_ranks(losses)
+    assert ranks[0] < ranks[1] < ranks[2]
+    stat, p = friedman(losses)
+    assert p < 0.001
+    assert friedman(losses[:, :2]) is None  # two methods: undefined
+    tests = pairwise_wilcoxon_holm({n: dict(enumerate(losses[:, j])) for j, n in enumerate("abc")})
+    winners = {(t.a, t.b): t.winner for t in tests}
+    assert winners[("a", "c")] == "a" and winners[("b", "c")] == "b"
+    tied = pairwise_wilcoxon_holm({"x": {0: 1.0, 1: 2.0}, "y": {0: 1.0, 1: 2.0}})
+    assert tied[0].p == 1.0 and tied[0].winner is None
+
+
+def test_cliques_join_methods_not_separated():
+    from deploybench.scoring.statistics import PairTest
+
+    tests = [PairTest("a", "c", 10, 0.001, 0.003, "a"), PairTest("a", "b", 10, 0.5, 0.5, None),
+             PairTest("b", "c", 10, 0.5, 0.5, None)]
+    assert insignificant_cliques(["a", "b", "c"], tests) == [(0, 1), (1, 2)]
+
+
+# -- rendering and plots --------------------------------------------------------------------------
+def test_number_format():
+    assert [fmt_num(v) for v in (0.0, -2.148, 240.19, -207652.4, 0.000012, None)] == \
+        ["0", "-2.15", "240", "-207652", "1.20e-05", "—"]
+
+
+def _small_board(tmp_path):
+    for seed in range(3):
+        write_case(tmp_path, "random", seed, [outcome("crashed", kind="oom"), outcome("ok", 1.0 + seed)])
+        write_case(tmp_path, "good", seed, [outcome("ok", 5.0 + seed), outcome("infeasible", 9.0)])
+        write_case(tmp_path, "other", seed, [outcome("ok", 2.0 + seed), outcome("ok", 3.0)])
+    return _board(tmp_path)
+
+
+def test_all_formats_render(tmp_path):
+    board = _small_board(tmp_path)
+    md = render(board, "github", plots_rel="plots")
+    assert "| optimizer" in md and "## Across tasks" in md and "](plots/critical-difference.png)" in md
+    assert "Friedman test" in md and "penalty" in md
+    assert render(board, "github", plots_rel="plots") == md  # deterministic
+    assert "\\begin{tabular}" in render(board, "latex") and "\\section*" in render(board, "latex")
+    assert "<table>" in render(board, "html")
+    rows = list(csv.DictReader(io.StringIO(render(board, "csv"))))
+    assert {r["optimizer"] for r in rows} == {"random", "good", "other"}
+    data = json.loads(render(board, "json"))
+    assert data["groups"][0]["rows"][0]["optimizer"] == "good"
+    assert data["overall"]["optimizers"][0] == "good"
+
+
+def test_reference_rows_are_shown_apart(tmp_path):
+    ref = tmp_path / "refs.json"
+    ref.write_text(json.dumps({"references": [{"task_label": "toy", "budget": 2, "source": "Paper X, Table 1",
+                                               "rows": [{"label": "Thing", "maps_to": "good", "best": -2.05,
+                                                         "best_std": 0.71, "waste": 0.3}]}]}))
+    (tmp_path / "runs").mkdir()
+    board = _small_board(tmp_path / "runs")
+    board.references = load_references(ref)
+    md = render(board, "github")
+    assert "Paper X, Table 1" in md and "-2.05 ± 0.71" in md
+    assert "Thing" not in md.split("## Across tasks")[1]  # never in the comparison
+
+
+def test_plots_are_written(tmp_path):
+    from deploybench.scoring.plots import write_plots
+
+    board = _small_board(tmp_path / "runs")
+    written = write_plots(board, tmp_path / "plots")
+    names = {p.name for p in written}
+    assert "critical-difference.png" in names and "critical-difference.svg" in names
+    assert sum(n.endswith("-trials.png") for n in names) == 1
+    assert all(p.stat().st_size > 1000 for p in written)
+    assert "<dc:date>" not in (tmp_path / "plots" / "critical-difference.svg").read_text()
