@@ -7,7 +7,7 @@ the seeds that found one with a 95 % bootstrap interval, a penalised mean (seeds
 count as the worst best-feasible value any run of the sweep found), success
 rate, waste and duplicates; also the median ask+tell milliseconds at trial 25 and the sweep's wall time.
 
-    python benchmarks/optimizer_quality.py [--seeds 20] [--workers 2] [--optimizers tba,tba_tpe,...]
+    python benchmarks/optimizer_quality.py [--seeds 20] [--workers 2] [--optimizers tba,tba_tpe,...] [--out FILE]
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--optimizers", default="random,tba,tba_tpe,tpe,cbo")
+    parser.add_argument("--optimizers", default="random,tba,tba_tpe,tba_tpe_plus,tpe,cbo")
     parser.add_argument("--budgets", default=",".join(map(str, BUDGETS)))
     parser.add_argument("--out", default="benchmarks/results/optimizer_quality.json")
     args = parser.parse_args()

@@ -23,7 +23,7 @@ class SerialExecutor:
 
     def run(self, cases: Sequence[Case], options: RunOptions, *, pm: Any = None, workers: int = 1,
             on_trial: Callable[[Case, dict], None] | None = None,
-            on_case_start: Callable[[Case], None] | None = None) -> Iterator[CaseResult]:
+            on_case_start: Callable[[Case], None] | None = None, **_: Any) -> Iterator[CaseResult]:
         for case in cases:
             if on_case_start is not None:
                 on_case_start(case)
@@ -52,7 +52,7 @@ class ProcessExecutor:
 
     def run(self, cases: Sequence[Case], options: RunOptions, *, pm: Any = None, workers: int = 2,
             on_trial: Callable[[Case, dict], None] | None = None,
-            on_case_start: Callable[[Case], None] | None = None) -> Iterator[CaseResult]:
+            on_case_start: Callable[[Case], None] | None = None, **_: Any) -> Iterator[CaseResult]:
         ctx = mp.get_context("spawn")
         live = [c for c in cases if c.kind == "live"]
         other = [c for c in cases if c.kind != "live"]

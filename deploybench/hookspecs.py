@@ -47,11 +47,15 @@ def deploybench_register_optimizers() -> "list[type[Optimizer]]":
 
 @hookspec
 def deploybench_register_executors() -> "list[Any]":
-    """Return executors: objects with a ``name`` and ``run(cases, session) -> iterator of CaseResult``.
+    """Return executors: objects with a ``name`` and
+    ``run(cases, options, *, pm, workers, on_trial, on_case_start, session) -> iterator of CaseResult``.
 
     The executor runs the cases (in this process, in worker processes, on a cluster) and yields each
-    case's result as it finishes; the runner writes nothing itself for executed cases (each case
-    writes its own JSONL through :func:`deploybench.runner.run_case`).
+    case's result as it finishes. Each case writes its own JSONL file through
+    :func:`deploybench.runner.run_case` (called wherever the case runs, with ``options``), so every
+    executor fills the same results store. ``session.cli_options`` holds options the plugin added
+    through :func:`deploybench_addoption`; ``on_trial`` / ``on_case_start`` stream progress and may be
+    ignored by executors that run cases elsewhere.
     """
 
 

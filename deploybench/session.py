@@ -245,7 +245,8 @@ class Session:
 
         try:
             for result in executor.run(self.cases, self.options, pm=self.pm if self.executor == "serial" else None,
-                                       workers=self.workers, on_trial=on_trial, on_case_start=on_case_start):
+                                       workers=self.workers, on_trial=on_trial, on_case_start=on_case_start,
+                                       session=self):
                 self.results.append(result)
                 if stream_all or (slow and result.case.kind == "live"):
                     self.write("")

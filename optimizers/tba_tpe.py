@@ -29,7 +29,9 @@ class TBATPE(OptunaStudyMixin, Optimizer):
       when ``family_param`` is None; the reference required a ``model_name`` key and so never handed
       off before the forced trial on synthetic tasks).
     - O2: unitless violations; a crash reaches Optuna ranked below every infeasible trial.
-    - O4/O11: no unintended duplicates in either phase (TPE duplicates are answered from the cache).
+    - O4/O11: no unintended duplicates in either phase: an SA proposal already measured is re-drawn;
+      a TPE suggestion already measured is closed as FAIL (ignored by TPE) and TPE is asked again,
+      then an unmeasured random config avoiding crashed categorical values is used.
     - O5: early stops are non-improving steps in SA and clearly-infeasible trials for TPE.
     - O6: one domain (ordinals are searched over their listed values in both phases).
     - O7: evidence-based blacklisting; blacklisted proposals are re-drawn, never returned.
@@ -116,13 +118,21 @@ class TBATPE(OptunaStudyMixin, Optimizer):
             self._initialized = True
         if self._sa.current is None:
             return unseen_sample(self.space, self._rng, self._seen, self._allowed)
-        for _ in range(50):
+        candidate = self._sa_proposal()
+        if candidate is None:
+            return unseen_sample(self.space, self._rng, self._seen, self._allowed)
+        self._from_annealer.add(self.space.key(candidate))
+        return candidate
+
+    def _sa_proposal(self, exclude: frozenset = frozenset(), tries: int = 50) -> dict | None:
+        """An annealing neighbour of the current state that is unmeasured and not blacklisted."""
+        for _ in range(tries):
             candidate = propose_neighbor(self.space, self._sa.current, self._sa.temp.T, self._p_structural(),
-                                         self._rng, self._tracker, n + 1)
-            if self.space.key(candidate) not in self._seen and self._allowed(candidate):
-                self._from_annealer.add(self.space.key(candidate))
+                                         self._rng, self._tracker, len(self._history) + 1)
+            key = self.space.key(candidate)
+            if key not in self._seen and key not in exclude and self._allowed(candidate):
                 return candidate
-        return unseen_sample(self.space, self._rng, self._seen, self._allowed)
+        return None
 
     def tell(self, config: Mapping[str, Any], outcome: Outcome) -> None:
         if self.handoff_trial is not None:

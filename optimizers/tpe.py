@@ -96,8 +96,8 @@ class TPE(OptunaStudyMixin, Optimizer):
     Defaults follow the reference baseline: ``n_startup_trials = max(3, budget // 5)``, independent
     (univariate) TPE, everything else Optuna's default. Fixes relative to the reference: crashes are
     ranked below every infeasible trial (O2/O3: no -inf values); one domain for all optimizers (O6:
-    ordinals are searched over their listed values only); duplicate suggestions are answered from the
-    cache instead of being re-measured (O4).
+    ordinals are searched over their listed values only); a duplicate suggestion is closed as FAIL
+    (which TPE ignores) and TPE is asked again, so no configuration is measured twice (O4).
 
     Parameters
     ----------

@@ -8,8 +8,8 @@ from deploybench.plugins import create_plugin_manager
 from deploybench.testing import check_task, iter_optimizer_checks
 from deploybench.tasks.synthetic import CrashCliff, CrashyBranin, HierarchicalRosenbrock
 
-BUILTIN = ("random", "tba", "tba_tpe", "tpe", "cbo")
-FAST = {"cbo": {"n_candidates": 200, "n_local": 60}}
+BUILTIN = ("random", "tba", "tba_tpe", "tba_tpe_plus", "tpe", "cbo")
+FAST = {"cbo": {"n_candidates": 200, "n_local": 60}, "tba_tpe_plus": {"n_proposals": 4}}
 
 
 def _cases():

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import cli_env
+from conftest import FIXTURES
+
+from deploybench.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[1]
 PUBLISHED = ROOT / "leaderboard"
@@ -17,17 +19,29 @@ PUBLISHED = ROOT / "leaderboard"
 
 @pytest.fixture(scope="module")
 def small_runs(tmp_path_factory):
-    """Random search on crashy_branin, 3 seeds, two budgets (so two tables)."""
-    import subprocess
-    import sys
-
-    out = tmp_path_factory.mktemp("lb") / "runs"
+    """Random search on crashy_branin, 3 seeds, at two budgets (so two tables), in two result folders."""
+    base = tmp_path_factory.mktemp("lb")
+    dirs = []
     for budget in ("6", "9"):
-        proc = subprocess.run([sys.executable, "-m", "deploybench.cli.main", "run", "-o", "random", "-t", "crashy_branin",
-                               "--seeds", "3", "--budget", budget, "--out", str(out), "-q"],
-                              capture_output=True, text=True, env=cli_env(), timeout=300)
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-    return out
+        out = base / f"runs_b{budget}"
+        assert main(["run", "-o", "random", "-t", "crashy_branin", "--seeds", "3", "--budget", budget,
+                     "--out", str(out), "-q"]) == 0
+        dirs.append(str(out))
+    return dirs
+
+
+@pytest.fixture
+def cli(capsys, monkeypatch):
+    """``cli(*args) -> (exit code, stdout, stderr)``, in process (fast); tests/fixtures is importable."""
+    monkeypatch.syspath_prepend(str(FIXTURES))
+
+    def _run(*args: str):
+        capsys.readouterr()
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return _run
 
 
 def test_published_readme_matches_its_records():
@@ -49,55 +63,58 @@ def test_published_readme_matches_its_records():
         assert (PUBLISHED / image).is_file(), f"README links a missing figure {image}"
 
 
-def test_check_passes_then_fails_with_a_diff(run_cli, small_runs, tmp_path):
+def test_check_passes_then_fails_with_a_diff(cli, small_runs, tmp_path):
     readme = tmp_path / "README.md"
-    proc = run_cli("leaderboard", str(small_runs), "--out", str(readme))
-    assert proc.returncode == 0, proc.stderr
+    code, _, err = cli("leaderboard", *small_runs, "--out", str(readme))
+    assert code == 0, err
     text = readme.read_text()
     assert text.count("## crashy_branin (B=") == 2  # budgets 6 and 9 are separate tables
-    proc = run_cli("leaderboard", str(small_runs), "--out", str(readme), "--check")
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "up to date" in proc.stdout
+    code, out, err = cli("leaderboard", *small_runs, "--out", str(readme), "--check")
+    assert code == 0, out + err
+    assert "up to date" in out
     readme.write_text(text.replace("| random", "| randomised", 1))
-    proc = run_cli("leaderboard", str(small_runs), "--out", str(readme), "--check")
-    assert proc.returncode == 1
-    assert "-| randomised" in proc.stdout and "+| random" in proc.stdout
-    assert "out of date" in proc.stderr
+    code, out, err = cli("leaderboard", *small_runs, "--out", str(readme), "--check")
+    assert code == 1
+    assert "-| randomised" in out and "+| random" in out
+    assert "out of date" in err
 
 
-def test_formats_and_plots(run_cli, small_runs, tmp_path):
-    proc = run_cli("leaderboard", str(small_runs), "--format", "json")
-    assert proc.returncode == 0, proc.stderr
-    data = json.loads(proc.stdout)
+def test_formats_and_plots(cli, small_runs, tmp_path):
+    code, out, err = cli("leaderboard", *small_runs, "--format", "json")
+    assert code == 0, err
+    data = json.loads(out)
     assert [g["budget"] for g in data["groups"]] == [6, 9]
     assert data["groups"][0]["rows"][0]["seeds"] == 3
-    proc = run_cli("leaderboard", str(small_runs), "--format", "csv")
-    rows = list(csv.DictReader(io.StringIO(proc.stdout)))
-    assert len(rows) == 2 and rows[0]["optimizer"] == "random" and float(rows[0]["normalised_mean"]) == 1.0
-    proc = run_cli("leaderboard", str(small_runs), "--format", "latex", "--plots", str(tmp_path / "plots"))
-    assert proc.returncode == 0, proc.stderr
-    assert "\\toprule" in proc.stdout
+    code, out, err = cli("leaderboard", *small_runs, "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert len(rows) == 2 and rows[0]["optimizer"] == "random" and float(rows[0]["normalised_mean"]) == pytest.approx(1.0)
+    code, out, err = cli("leaderboard", *small_runs, "--format", "latex", "--plots", str(tmp_path / "plots"))
+    assert code == 0, err
+    assert "\\toprule" in out
     pngs = sorted(p.name for p in (tmp_path / "plots").glob("*.png"))
     assert len(pngs) == 2 * 3  # trials, cost and waste per table; no CD diagram with one optimizer
     assert len(list((tmp_path / "plots").glob("*.svg"))) == len(pngs)
 
 
-def test_plugin_metric_column(run_cli, small_runs):
-    proc = run_cli("-p", "leaderboard_metric_plugin", "leaderboard", str(small_runs))
-    assert proc.returncode == 0, proc.stderr
-    assert "crash share" in proc.stdout
-    assert "**crash share** (plugin): share of all trials of the row that crashed" in proc.stdout
-    proc = run_cli("-p", "leaderboard_metric_plugin", "leaderboard", str(small_runs),
-                   env=cli_env(DEPLOYBENCH_TEST_BROKEN_METRIC="1"))
-    assert proc.returncode == 0, proc.stderr  # a broken plugin metric is reported, not fatal
-    assert "broken on purpose" in proc.stderr and "| broken" in proc.stdout
+def test_plugin_metric_column(cli, small_runs, monkeypatch):
+    code, out, err = cli("-p", "leaderboard_metric_plugin", "leaderboard", *small_runs)
+    assert code == 0, err
+    header = next(line for line in out.splitlines() if line.startswith("| optimizer"))
+    assert "crash share" in header
+    assert "**crash share** (plugin): share of all trials of the row that crashed" in out
+    monkeypatch.setenv("DEPLOYBENCH_TEST_BROKEN_METRIC", "1")
+    code, out, err = cli("-p", "leaderboard_metric_plugin", "leaderboard", *small_runs)
+    assert code == 0, err  # a broken plugin metric is reported, not fatal
+    assert "broken on purpose" in err
+    header = next(line for line in out.splitlines() if line.startswith("| optimizer"))
+    assert "broken" in header
 
 
-def test_usage_errors(run_cli, tmp_path):
-    proc = run_cli("leaderboard", str(tmp_path / "nope"))
-    assert proc.returncode == 2 and "does not exist" in proc.stderr
+def test_usage_errors(cli, tmp_path):
+    code, _, err = cli("leaderboard", str(tmp_path / "nope"))
+    assert code == 2 and "does not exist" in err
     (tmp_path / "empty").mkdir()
-    proc = run_cli("leaderboard", str(tmp_path / "empty"))
-    assert proc.returncode == 2 and "no case files" in proc.stderr
-    proc = run_cli("leaderboard", str(tmp_path / "empty"), "--check")
-    assert proc.returncode == 2 and "--out" in proc.stderr
+    code, _, err = cli("leaderboard", str(tmp_path / "empty"))
+    assert code == 2 and "no case files" in err
+    code, _, err = cli("leaderboard", str(tmp_path / "empty"), "--check")
+    assert code == 2 and "--out" in err

@@ -108,20 +108,21 @@ def _finish_regret_axis(ax: Any, use_regret: bool, values: list[np.ndarray]) -> 
         ax.set_ylim(bottom=max(positive.min() * 0.5, positive.max() * 1e-6))
 
 
-def plot_group(plt: Any, group: GroupResult, folder: Path) -> list[Path]:
+def plot_group(plt: Any, group: GroupResult, folder: Path, palette: dict[str, Any] | None = None) -> list[Path]:
     stems = plot_stems(group.key)
-    colours = plt.get_cmap("tab10")
+    cmap = plt.get_cmap("tab10")
+    palette = palette or {r.label: cmap(i % 10) for i, r in enumerate(group.rows)}
     written: list[Path] = []
     title = group.key.title()
 
     # best so far against trials
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     mats = []
-    for j, row in enumerate(group.rows):
+    for row in group.rows:
         m, use_regret = _curve_values(group, row)
         mats.append(m)
         x = np.arange(1, m.shape[1] + 1)
-        _band_plot(ax, x, m, f"{row.label} (n={row.seeds})", colours(j % 10), f"{title}|{row.label}|trials")
+        _band_plot(ax, x, m, f"{row.label} (n={row.seeds})", palette[row.label], f"{title}|{row.label}|trials")
     _finish_regret_axis(ax, group.known_optimum is not None, mats)
     ax.set_xlabel("trial")
     ax.set_ylabel(_ylabel(group, group.known_optimum is not None))
@@ -136,10 +137,10 @@ def plot_group(plt: Any, group: GroupResult, folder: Path) -> list[Path]:
     horizon = max((c.total_cost for r in group.rows for c in r.cases), default=1.0) or 1.0
     grid = np.linspace(0.0, horizon, 240)
     mats = []
-    for j, row in enumerate(group.rows):
+    for row in group.rows:
         m = _cost_values(group, row, grid)
         mats.append(m)
-        _band_plot(ax, grid, m, f"{row.label} (n={row.seeds})", colours(j % 10), f"{title}|{row.label}|cost")
+        _band_plot(ax, grid, m, f"{row.label} (n={row.seeds})", palette[row.label], f"{title}|{row.label}|cost")
     _finish_regret_axis(ax, group.known_optimum is not None, mats)
     ax.set_xlabel("seconds of cost charged (cost_s)")
     ax.set_ylabel(_ylabel(group, group.known_optimum is not None))
@@ -237,8 +238,11 @@ def write_plots(board: "Leaderboard", folder: Path | str) -> list[Path]:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
+    cmap = plt.get_cmap("tab10")
+    labels = sorted({r.label for g in board.groups for r in g.rows})
+    palette = {lab: cmap(i % 10) for i, lab in enumerate(labels)}  # one colour per optimizer in every figure
     with plt.rc_context({"svg.hashsalt": "deploybench", "svg.fonttype": "none"}):
         for g in board.groups:
-            written += plot_group(plt, g, folder)
+            written += plot_group(plt, g, folder, palette)
         written += plot_cd(plt, board, folder)
     return written

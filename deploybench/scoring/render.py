@@ -108,7 +108,8 @@ def _reference_blocks(g: GroupResult, board: Leaderboard) -> list[Block]:
     for ref in board.references_for(g):
         rows = []
         for r in ref.rows:
-            best = DASH if r.best is None else fmt_num(r.best) + ("" if r.best_std is None else f" ± {fmt_num(r.best_std)}")
+            # as printed: no re-rounding of the papers' numbers
+            best = DASH if r.best is None else f"{r.best:g}" + ("" if r.best_std is None else f" ± {r.best_std:g}")
             rows.append([r.label, r.maps_to or DASH, DASH if r.seeds is None else r.seeds, best, _pct(r.waste),
                          _pct(r.success), _pct(r.discovery)])
         blocks.append(Paragraph(f"**Reference rows** (printed in {ref.source}; not measured here, excluded from "

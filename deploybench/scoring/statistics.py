@@ -46,7 +46,8 @@ def bootstrap_mean_band(matrix: np.ndarray, *, level: float = 0.95, n_boot: int 
     if m.shape[0] < 2:
         return mean, mean.copy(), mean.copy()
     idx = _rng(seed_text).integers(0, m.shape[0], size=(n_boot, m.shape[0]))
-    means = m[idx].mean(axis=1)  # n_boot × points
+    # in chunks: m[idx] at once would hold n_boot × seeds × points floats (GBs for many seeds)
+    means = np.concatenate([m[idx[i:i + 25]].mean(axis=1) for i in range(0, n_boot, 25)])  # n_boot × points
     alpha = (1.0 - level) / 2.0
     return mean, np.quantile(means, alpha, axis=0), np.quantile(means, 1.0 - alpha, axis=0)
 

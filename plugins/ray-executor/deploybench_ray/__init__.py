@@ -1,0 +1,1 @@
+"""DeployBench executor plugin for Ray."""
