@@ -9,7 +9,7 @@ from deploybench.testing import check_task, iter_optimizer_checks
 from deploybench.tasks.synthetic import CrashCliff, CrashyBranin, HierarchicalRosenbrock
 
 BUILTIN = ("random", "tba", "tba_tpe", "tba_tpe_plus", "tpe", "cbo")
-FAST = {"cbo": {"n_candidates": 200, "n_local": 60}, "tba_tpe_plus": {"n_proposals": 4}}
+FAST = {"cbo": {"n_candidates": 100, "n_local": 40}, "tba_tpe_plus": {"n_proposals": 3}}
 
 
 def _cases():

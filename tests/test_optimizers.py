@@ -18,6 +18,7 @@ from deploybench_optimizers.tba_tpe import TBATPE
 from deploybench_optimizers.tpe import TPE
 
 CLASSES = create_plugin_manager().optimizer_classes()
+FAST = {"cbo": {"n_candidates": 150, "n_local": 50}, "tba_tpe_plus": {"n_proposals": 4}}
 
 
 class GridTask(Task):
@@ -67,7 +68,7 @@ def test_crash_policy_ranks_crashes_below_every_infeasible():
     assert 0.5 <= constraint_value(stopped) < CRASH_CONSTRAINT
 
 
-@pytest.mark.parametrize("name", ["tpe", "tba_tpe"])
+@pytest.mark.parametrize("name", ["tpe", "tba_tpe", "tba_tpe_plus"])
 def test_a_region_that_always_crashes_stops_being_proposed(name):
     task = GridTask()
     late_broken = []
@@ -79,9 +80,9 @@ def test_a_region_that_always_crashes_stops_being_proposed(name):
 
 def test_no_duplicate_evaluations_on_a_finite_space():
     task = GridTask()
-    for name in ("random", "tba", "tba_tpe", "tpe", "cbo"):
+    for name in ("random", "tba", "tba_tpe", "tba_tpe_plus", "tpe", "cbo"):
         for seed in range(2):
-            _, history = _run(CLASSES[name], task, 30, seed=seed, **({"n_candidates": 200, "n_local": 60} if name == "cbo" else {}))
+            _, history = _run(CLASSES[name], task, 30, seed=seed, **FAST.get(name, {}))
             keys = [task.space.key(c) for c, _ in history]
             assert len(set(keys)) == len(keys), f"{name} re-measured a configuration (seed {seed})"
 
@@ -195,8 +196,8 @@ def test_optimizers_improve_on_random_search_on_crashy_branin():
     task = CrashyBranin()
     def mean_best(name):
         bests = []
-        for seed in range(6):
-            _, h = _run(CLASSES[name], task, 30, seed=seed, **({"n_candidates": 300, "n_local": 90} if name == "cbo" else {}))
+        for seed in range(5):
+            _, h = _run(CLASSES[name], task, 25, seed=seed, **FAST.get(name, {}))
             feas = [o.objective for _, o in h if o.feasible]
             bests.append(max(feas) if feas else -300.0)
         return np.mean(bests)

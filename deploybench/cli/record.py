@@ -193,7 +193,8 @@ def run(args: argparse.Namespace, pm: Any) -> int:
                                          weights=args.weights)
                 m = profile(request).to_dict()
                 fh.write(json.dumps({"type": "measurement", "key": key, "config": config, "repeat": len(reps),
-                                     "measurement": m}, allow_nan=False) + "\n")
+                                     "load_avg_1m": round(os.getloadavg()[0], 2), "measurement": m},
+                                    allow_nan=False) + "\n")
                 fh.flush()
                 reps.append(m)
                 done_new += 1
