@@ -73,7 +73,7 @@ def test_a_region_that_always_crashes_stops_being_proposed(name):
     task = GridTask()
     late_broken = []
     for seed in range(4):
-        _, history = _run(CLASSES[name], task, 40, seed=seed)
+        _, history = _run(CLASSES[name], task, 40, seed=seed, **FAST.get(name, {}))
         late_broken += [c["backend"] == "broken" for c, _ in history[20:]]
     assert np.mean(late_broken) < 0.12  # uniform sampling would give 1/3
 
@@ -202,5 +202,5 @@ def test_optimizers_improve_on_random_search_on_crashy_branin():
             bests.append(max(feas) if feas else -300.0)
         return np.mean(bests)
     random_mean = mean_best("random")
-    for name in ("tpe", "tba_tpe", "cbo"):
+    for name in ("tba", "tpe", "tba_tpe", "tba_tpe_plus", "cbo"):
         assert mean_best(name) > random_mean, name
