@@ -230,7 +230,9 @@ def run_case(
         except ResultsFormatError:
             raise
         problems += previous.problems
-        if previous.completed and previous.header.get("task_signature") == task.signature() \
+        # a completed file that lost trial lines (corrupt line) is continued from its intact trials
+        intact = previous.end is None or previous.end.get("n_trials") in (None, len(previous.trials))
+        if previous.completed and intact and previous.header.get("task_signature") == task.signature() \
                 and previous.header.get("budget") == case.budget \
                 and previous.header.get("budget_seconds") == case.budget_seconds:
             summary = summarize_trials(previous.trials, direction)
@@ -240,7 +242,7 @@ def run_case(
                                     "duplicates", "env_errors")})
             task.close()
             return result
-        if previous.header.get("task_signature") == task.signature() and not previous.finished:
+        if previous.header.get("task_signature") == task.signature() and not (previous.finished and intact):
             kept = previous.trials
 
     header = {

@@ -175,7 +175,9 @@ class Session:
             task.close()
         if self.executor != "serial" or self.workers > 1:
             live = any(c.kind == "live" for c in self.cases)
-            self.write(f"executor: {self.executor} with {self.workers} workers"
+            describe = getattr(self.pm.executors().get(self.executor), "describe", None)
+            self.write(describe(self.cases, self.workers, session=self) if describe else
+                       f"executor: {self.executor} with {self.workers} workers"
                        + ("; live cases run one at a time so their timings do not interfere" if live else ""))
         self.write(f"results: {self.options.out_dir}" + (" (resuming)" if self.options.resume else ""))
         self.write(f"collected {len(self.cases)} case{'s' if len(self.cases) != 1 else ''}")

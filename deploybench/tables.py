@@ -20,12 +20,13 @@ import json
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 from .space import SearchSpace
 
 __all__ = ["TABLE_FORMAT_VERSION", "Table", "load_table", "TableError", "ConfigTruth", "ScenarioTruth",
-           "ground_truth", "open_table_for_append", "shipped_tables_dir", "shipped_tables", "resolve_table"]
+           "ground_truth", "open_table_for_append", "shipped_tables_dir", "shipped_tables", "resolve_table",
+           "grid_space", "pack_tables", "write_table", "PackResult"]
 
 TABLE_FORMAT_VERSION = 1
 FEASIBLE_PROBABILITY_FOR_OPTIMUM = 0.5
@@ -51,6 +52,8 @@ class Table:
     measurements: dict[str, list[dict]] = field(default_factory=dict)
     configs: dict[str, dict] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    #: per key, per repeat: the measurement line's other fields (load average, source chunk, ...)
+    extras: dict[str, list[dict]] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -63,10 +66,19 @@ class Table:
     def repeats(self, key: str) -> list[dict]:
         return self.measurements.get(key, [])
 
+    def grid_keys(self) -> list[str]:
+        """Keys of the grid's configurations (measurements of other configurations are ignored)."""
+        return [self.space.key(c) for c in self.space.grid()]
+
     def coverage(self) -> tuple[int, int]:
-        """(configurations with at least one measurement, configurations in the grid)."""
-        grid = sum(1 for _ in self.space.grid())
-        return sum(1 for k in self.measurements if self.measurements[k]), grid
+        """(grid configurations with at least one measurement, configurations in the grid)."""
+        keys = self.grid_keys()
+        return sum(1 for k in keys if self.measurements.get(k)), len(keys)
+
+    def off_grid(self) -> int:
+        """Measurements of configurations outside the header's grid (a grid narrowed after recording)."""
+        inside = set(self.grid_keys())
+        return sum(len(v) for k, v in self.measurements.items() if k not in inside)
 
     def missing(self) -> list[dict]:
         return [c for c in self.space.grid() if not self.measurements.get(self.space.key(c))]
@@ -107,6 +119,8 @@ def load_table(path: Path | str) -> Table:
             key = record["key"]
             table.measurements.setdefault(key, []).append(record["measurement"])
             table.configs.setdefault(key, record["config"])
+            table.extras.setdefault(key, []).append(
+                {k: v for k, v in record.items() if k not in ("type", "key", "config", "repeat", "measurement")})
     if table is None:
         raise TableError(f"{path} is not a deploybench table (no header line)")
     return table
@@ -204,7 +218,10 @@ def ground_truth(table: Table, scenario: Any) -> ScenarioTruth:
     sign = scenario.objective.sign
     metric = scenario.objective.metric
     configs: dict[str, ConfigTruth] = {}
-    for key, reps in table.measurements.items():
+    for key in table.grid_keys():
+        reps = table.measurements.get(key)
+        if not reps:
+            continue
         feasible = [m for m in reps if _repeat_feasible(m, caps)]
         values = [m["metrics"].get(metric) for m in feasible if (m.get("metrics") or {}).get(metric) is not None]
         configs[key] = ConfigTruth(
@@ -217,3 +234,204 @@ def ground_truth(table: Table, scenario: Any) -> ScenarioTruth:
     return ScenarioTruth(scenario=scenario.name, configs=configs, best_key=best.key if best else None,
                          best_config=best.config if best else None, optimum=best.objective if best else None,
                          feasible_share=share)
+
+
+# -- grids, packing and writing ----------------------------------------------------------------------------
+GRID_PARAMS = ("model", "backend", "precision", "batch_size", "threads")
+#: on ties, :func:`pack_tables` drops values of later parameters first (keep models and backends, the
+#: structure optimizers must discover; a thread count is the cheapest loss)
+DROP_PREFERENCE = ("model", "backend", "precision", "batch_size", "threads")
+
+
+def grid_space(models: Sequence[str], backends: Sequence[str], precisions: Sequence[str],
+               batch_sizes: Sequence[int], threads: Sequence[int]) -> SearchSpace:
+    """A recorded grid as a space (values kept in the given order, so a resumed recording keeps its
+    signature). ``threads`` is active only for backends with a CPU thread pool; a contiguous thread
+    range becomes an integer, any other set an ordinal."""
+    from .space import Categorical, Condition, Integer, Ordinal
+    from .tasks.deployment import THREADED_BACKENDS
+
+    params = [
+        Categorical("model", choices=tuple(models)),
+        Categorical("backend", choices=tuple(backends)),
+        Categorical("precision", choices=tuple(precisions)),
+        Ordinal("batch_size", values=tuple(sorted(int(b) for b in batch_sizes)), log=True),
+    ]
+    threaded = tuple(b for b in THREADED_BACKENDS if b in backends)
+    if threaded:
+        values = tuple(sorted({int(t) for t in threads}))
+        if not values:
+            raise TableError("a grid with a threaded backend needs at least one thread count")
+        cond = Condition("backend", threaded)
+        if len(values) > 1 and values == tuple(range(values[0], values[-1] + 1)):
+            params.append(Integer("threads", low=values[0], high=values[-1], condition=cond))
+        else:
+            params.append(Ordinal("threads", values=values, condition=cond))
+    return SearchSpace(params)
+
+
+def _canonical_order(name: str, values: Iterable[Any]) -> list:
+    from .tasks.deployment import BACKENDS, MODELS, PRECISIONS
+
+    known = {"model": MODELS, "backend": BACKENDS, "precision": PRECISIONS}.get(name)
+    values = set(values)
+    if known is None:
+        return sorted(values)
+    return [v for v in known if v in values] + sorted(v for v in values if v not in known)
+
+
+def _domains_space(domains: Mapping[str, Sequence[Any]]) -> SearchSpace:
+    return grid_space(domains["model"], domains["backend"], domains["precision"], domains["batch_size"],
+                      domains.get("threads") or [])
+
+
+@dataclass
+class PackResult:
+    """What :func:`pack_tables` made: the header, the measurement records, and what it left out."""
+
+    header: dict
+    records: list[dict]
+    dropped: list[tuple[str, Any, int]]  # (parameter, value, measured configurations it held)
+    filtered_out: int  # measurements outside the requested filters
+    missing: list[dict]  # configurations of the packed grid without a measurement (complete=False only)
+
+    @property
+    def space(self) -> SearchSpace:
+        return SearchSpace.from_json(self.header["space"])
+
+
+def _prefer_quiet(rows: list[tuple[dict, dict, dict]], max_load: float) -> tuple[list, int]:
+    def quiet(extra: dict) -> bool:
+        load = extra.get("load_avg_1m")
+        return load is not None and load <= max_load
+
+    has_quiet: dict[str, bool] = {}
+    for config, extra, _ in rows:
+        k = json.dumps(config, sort_keys=True)
+        has_quiet[k] = has_quiet.get(k, False) or quiet(extra)
+    kept = [r for r in rows if quiet(r[1]) or not has_quiet[json.dumps(r[0], sort_keys=True)]]
+    return kept, len(rows) - len(kept)
+
+
+def _merge_provenance(tables: Sequence[Table], note: str | None) -> dict:
+    base = dict(tables[0].provenance)
+    if len(tables) > 1:
+        dates = sorted({t.provenance.get("date") for t in tables if t.provenance.get("date")})
+        base["date"] = dates[0] if len(dates) == 1 else f"{dates[0]}..{dates[-1]}" if dates else base.get("date")
+        threads = sorted({t for tb in tables for t in (tb.provenance.get("threads_recorded") or [])})
+        base["threads_recorded"] = threads
+        for field_name in ("device", "device_name", "cpu", "cuda", "versions", "profiler_version"):
+            values = {json.dumps(t.provenance.get(field_name), sort_keys=True) for t in tables}
+            if len(values) > 1:
+                base[field_name + "_per_source"] = [t.provenance.get(field_name) for t in tables]
+    base["sources"] = [{"name": t.name, "file": t.path.name, "date": t.provenance.get("date"),
+                        "measurements": sum(len(v) for v in t.measurements.values()),
+                        "time_limit_s": t.provenance.get("time_limit_s"),
+                        "grid_signature": t.header.get("space_signature")} for t in tables]
+    if note:
+        base["note"] = note
+    return base
+
+
+def pack_tables(tables: Sequence[Table], *, name: str, keep: Mapping[str, Sequence[Any]] | None = None,
+                complete: bool = True, note: str | None = None, prefer_load_below: float | None = None) -> PackResult:
+    """Merge recorded tables (chunks of one device's recording) into one table.
+
+    The packed grid is the product of the measured values of each parameter, restricted to ``keep``
+    (parameter → allowed values). With ``complete`` (the default; replay needs it) values are dropped
+    greedily until every configuration of the grid has a measurement: at each step the value whose
+    removal takes away the largest share of unmeasured configurations per configuration lost (ties:
+    fewer configurations lost, then threads before batch sizes before precisions, backends, models).
+    Repeats of one configuration from several sources are concatenated. With ``prefer_load_below``, a
+    configuration that has repeats recorded at a 1-minute load average at or below it keeps only those
+    (repeats measured while other jobs ran are replaced by quiet ones where a quiet one exists).
+    """
+    if not tables:
+        raise TableError("nothing to pack: give at least one table")
+    keep = {k: set(v) for k, v in (keep or {}).items() if v}
+    for k in keep:
+        if k not in GRID_PARAMS:
+            raise TableError(f"unknown grid parameter {k!r}; known: {', '.join(GRID_PARAMS)}")
+    rows: list[tuple[dict, dict, dict]] = []  # (config, measurement line extras, measurement)
+    filtered_out = 0
+    for t in tables:
+        for key, reps in t.measurements.items():
+            config = t.configs[key]
+            if any(k in config and config[k] not in allowed for k, allowed in keep.items()):
+                filtered_out += len(reps)
+                continue
+            extras = t.extras.get(key) or [{}] * len(reps)
+            for m, extra in zip(reps, extras):
+                rows.append((config, {"source": t.name, **extra}, m))
+    if prefer_load_below is not None:
+        rows, superseded = _prefer_quiet(rows, prefer_load_below)
+        filtered_out += superseded
+    if not rows:
+        raise TableError("no measurement left after the filters")
+    domains: dict[str, list] = {}
+    for p in GRID_PARAMS:
+        domains[p] = _canonical_order(p, {c[p] for c, _, _ in rows if p in c})
+    space = _domains_space(domains)
+    measured_by_key = {space.key(c) for c, _, _ in rows}  # keys name parameters, not domains: valid in sub-grids
+
+    def missing_of(doms: Mapping[str, list]) -> tuple[list[dict], int]:
+        sp = _domains_space(doms)
+        grid = list(sp.grid())
+        return [c for c in grid if sp.key(c) not in measured_by_key], len(grid)
+
+    dropped: list[tuple[str, Any, int]] = []
+    missing, size = missing_of(domains)
+    while complete and missing:
+        best = None
+        for p in GRID_PARAMS:
+            if len(domains[p]) < 2:
+                continue
+            for v in domains[p]:
+                trial = {**domains, p: [x for x in domains[p] if x != v]}
+                m2, s2 = missing_of(trial)
+                lost, fixed = size - s2, len(missing) - len(m2)
+                if lost <= 0:
+                    continue
+                score = (fixed / lost, -lost, DROP_PREFERENCE.index(p))
+                if best is None or score > best[0]:
+                    best = (score, p, v, trial, m2, s2)
+        if best is None:
+            raise TableError(f"cannot make a complete grid: {len(missing)} configurations unmeasured, e.g. {missing[0]}")
+        _, p, v, domains, missing, new_size = best
+        dropped.append((p, v, sum(1 for c, _, _ in rows if c.get(p) == v)))
+        size = new_size
+    space = _domains_space(domains)
+    records = []
+    repeat_of: dict[str, int] = {}
+    for config, extra, m in rows:
+        if not space.is_valid(config):
+            continue
+        key = space.key(config)
+        records.append({"type": "measurement", "key": key, "config": config, "repeat": repeat_of.get(key, 0),
+                        **{k: v for k, v in extra.items() if k not in ("type", "key", "config", "repeat", "measurement")},
+                        "measurement": m})
+        repeat_of[key] = repeat_of.get(key, 0) + 1
+    provenance = _merge_provenance(tables, note)
+    if prefer_load_below is not None:
+        provenance["prefer_load_below"] = prefer_load_below
+    header = {"type": "table", "format_version": TABLE_FORMAT_VERSION, "name": name, "space": space.to_json(),
+              "space_signature": space.signature(), "provenance": provenance}
+    return PackResult(header=header, records=records, dropped=dropped, filtered_out=filtered_out,
+                      missing=[] if complete else missing)
+
+
+def write_table(path: Path | str, header: Mapping[str, Any], records: Iterable[Mapping[str, Any]]) -> Path:
+    """Write a whole table (gzip when the name ends in ``.gz``, with a fixed mtime so the bytes depend
+    only on the content). Written to a temporary file first and renamed, so readers never see half a table."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    lines = [json.dumps(dict(header), allow_nan=False)] + [json.dumps(dict(r), allow_nan=False) for r in records]
+    data = ("\n".join(lines) + "\n").encode("utf-8")
+    if path.suffix == ".gz":
+        with open(tmp, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
+            gz.write(data)
+    else:
+        tmp.write_bytes(data)
+    tmp.replace(path)
+    return path

@@ -206,10 +206,15 @@ def iter_optimizer_checks(cls: type[Optimizer], params: Mapping[str, Any] | None
 
 
 def check_optimizer(cls: type[Optimizer], params: Mapping[str, Any] | None = None, *, budget: int = 15,
-                    task: Task | None = None) -> None:
-    """Run every optimizer check; raise ``AssertionError`` on the first failure."""
+                    task: Task | None = None, **kwargs: Any) -> None:
+    """Run every optimizer check; raise ``AssertionError`` on the first failure.
+
+    Constructor parameters go in ``params`` or as keywords (``check_optimizer(MyOpt, n_startup=3)``);
+    ``budget`` and ``task`` configure the checks themselves.
+    """
     assert issubclass(cls, Optimizer), f"{cls!r} is not a deploybench.Optimizer subclass"
     assert getattr(cls, "name", ""), f"{cls.__name__} needs a class attribute `name`"
+    params = {**dict(params or {}), **kwargs}
     for check in iter_optimizer_checks(cls, params, budget=budget, task=task):
         check()
 

@@ -25,6 +25,12 @@ class ConstrainedBO(Optimizer):
     - Acquisition optimisation: ``n_candidates`` random configurations plus local moves
       (``space.perturb``) around the best configurations seen: real configurations only, never
       gradient steps on rounded category codes. Measured configurations are never proposed again.
+
+    Defects of the reference CBO fixed here (O12, and O2/O4/O6 as for the others): crashes are not
+    regression targets (no -1e4 values: they train only the crash classifier); targets are
+    standardised (``normalize_y``); categoricals are one-hot, not ordinal codes; log scales and
+    ordinal grids come from the space (one domain); no duplicate evaluations. Kept fast: GP
+    hyper-parameters are warm-started and re-optimised every few fits (``surrogates.WarmGP``).
     """
 
     name = "cbo"

@@ -74,7 +74,7 @@ class WarmGP:
 class FeasibilityModel:
     """log P(no crash) + log P(every constraint met) for candidate configurations."""
 
-    def __init__(self, space: SearchSpace, constraints: Sequence[Constraint], seed: int = 0, n_trees: int = 40) -> None:
+    def __init__(self, space: SearchSpace, constraints: Sequence[Constraint], seed: int = 0, n_trees: int = 25) -> None:
         self.space = space
         self.constraints = tuple(constraints)
         self.seed = seed
@@ -88,10 +88,12 @@ class FeasibilityModel:
         if failed.all():
             return np.full(len(Xc), np.log(0.5))
         X = self.space.encode_many([c for c, _ in history])
-        clf = RandomForestClassifier(n_estimators=self.n_trees, random_state=self.seed).fit(X, failed)
+        # every feature is considered at each split: with a few dozen points a crash is often tied to
+        # a single one-hot column, which random feature subsets would miss in most trees
+        clf = RandomForestClassifier(n_estimators=self.n_trees, max_features=None, random_state=self.seed).fit(X, failed)
         p_ok = clf.predict_proba(Xc)[:, list(clf.classes_).index(0)]
         # smoothed: a forest says 0 or 1 far from data; never rule a candidate out completely
-        return np.log(0.05 + 0.9 * p_ok)
+        return np.log(0.02 + 0.96 * p_ok)
 
     def log_p_constraints(self, history: Sequence[tuple[Mapping[str, Any], Outcome]], Xc: np.ndarray) -> np.ndarray:
         ran = [(c, o) for c, o in history if o.ran]
@@ -108,4 +110,7 @@ class FeasibilityModel:
         return out
 
     def log_p_feasible(self, history: Sequence[tuple[Mapping[str, Any], Outcome]], Xc: np.ndarray) -> np.ndarray:
-        return self.log_p_no_crash(history, Xc) + self.log_p_constraints(history, Xc)
+        """log P(no crash) + log P(constraints met), each floored (0.02 + 0.96·p) so that a GP that is
+        overconfident about a violation never makes a probable crash look better than it."""
+        p_constraints = np.exp(self.log_p_constraints(history, Xc))
+        return self.log_p_no_crash(history, Xc) + np.log(0.02 + 0.96 * p_constraints)

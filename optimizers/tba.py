@@ -65,6 +65,7 @@ class TBA(Optimizer):
         self._initialized = False
         self._steps_since_restart = 0
         self._from_annealer: set[str] = set()
+        self.blacklist_overrides: list[dict] = []
 
     def _p_structural(self) -> float:
         n = len(self._history)
@@ -75,10 +76,21 @@ class TBA(Optimizer):
     def _allowed(self, config: Mapping[str, Any]) -> bool:
         return not self._tracker or not self._tracker.blocked(config, len(self._history) + 1)
 
+    def _random_unmeasured(self) -> dict[str, Any]:
+        """A random unmeasured config outside the blacklist; when none can be found (every unmeasured
+        sample drawn was blacklisted) the blacklisted one is returned and the override is recorded in
+        ``blacklist_overrides`` (O7: never silently)."""
+        config = unseen_sample(self.space, self._rng, self._seen, self._allowed)
+        if self._tracker and not self._allowed(config):
+            hits = self._tracker.blocked(config, len(self._history) + 1)
+            self.blacklist_overrides.append({"trial": len(self._history), "blacklisted": [repr(h) for h in hits],
+                                             "why": "no unmeasured config outside the blacklist was found"})
+        return config
+
     def ask(self) -> dict[str, Any]:
         n = len(self._history)
         if n < self.n_initial_random:
-            return unseen_sample(self.space, self._rng, self._seen, self._allowed)
+            return self._random_unmeasured()
         if not self._initialized:
             self._sa.initialize(self._history)
             self._initialized = True
@@ -90,14 +102,14 @@ class TBA(Optimizer):
                 pick = ranked[1] if len(ranked) == 2 else ranked[1 + int(self._rng.integers(2))]
                 self._sa.current, self._sa.current_value = dict(pick[1]), pick[0]
         if self._sa.current is None:
-            return unseen_sample(self.space, self._rng, self._seen, self._allowed)
+            return self._random_unmeasured()
         for _ in range(50):
             candidate = propose_neighbor(self.space, self._sa.current, self._sa.temp.T, self._p_structural(),
                                          self._rng, self._tracker, n + 1)
             if self.space.key(candidate) not in self._seen and self._allowed(candidate):
                 self._from_annealer.add(self.space.key(candidate))
                 return candidate
-        return unseen_sample(self.space, self._rng, self._seen, self._allowed)
+        return self._random_unmeasured()
 
     def tell(self, config: Mapping[str, Any], outcome: Outcome) -> None:
         key = self.space.key(config)

@@ -73,6 +73,7 @@ class TBATPE(OptunaStudyMixin, Optimizer):
         self._seen: set[str] = set()
         self._initialized = False
         self._from_annealer: set[str] = set()
+        self.blacklist_overrides: list[dict] = []
         self.handoff_trial: int | None = None
         self._init_study(n_startup_trials=0, multivariate=multivariate, group=group, seed=seed)
 
@@ -105,6 +106,17 @@ class TBATPE(OptunaStudyMixin, Optimizer):
     def _allowed(self, config: Mapping[str, Any]) -> bool:
         return not self._tracker or not self._tracker.blocked(config, len(self._history) + 1)
 
+    def _random_unmeasured(self) -> dict[str, Any]:
+        """A random unmeasured config outside the blacklist; when none can be found (every unmeasured
+        sample drawn was blacklisted) the blacklisted one is returned and the override is recorded in
+        ``blacklist_overrides`` (O7: never silently)."""
+        config = unseen_sample(self.space, self._rng, self._seen, self._allowed)
+        if self._tracker and not self._allowed(config):
+            hits = self._tracker.blocked(config, len(self._history) + 1)
+            self.blacklist_overrides.append({"trial": len(self._history), "blacklisted": [repr(h) for h in hits],
+                                             "why": "no unmeasured config outside the blacklist was found"})
+        return config
+
     def ask(self) -> dict[str, Any]:
         if self.handoff_trial is None and self.should_handoff():
             self._handoff()
@@ -112,15 +124,15 @@ class TBATPE(OptunaStudyMixin, Optimizer):
             return self._ask_study()
         n = len(self._history)
         if n < self.n_initial_random:
-            return unseen_sample(self.space, self._rng, self._seen, self._allowed)
+            return self._random_unmeasured()
         if not self._initialized:
             self._sa.initialize(self._history)
             self._initialized = True
         if self._sa.current is None:
-            return unseen_sample(self.space, self._rng, self._seen, self._allowed)
+            return self._random_unmeasured()
         candidate = self._sa_proposal()
         if candidate is None:
-            return unseen_sample(self.space, self._rng, self._seen, self._allowed)
+            return self._random_unmeasured()
         self._from_annealer.add(self.space.key(candidate))
         return candidate
 

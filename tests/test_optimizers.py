@@ -18,7 +18,7 @@ from deploybench_optimizers.tba_tpe import TBATPE
 from deploybench_optimizers.tpe import TPE
 
 CLASSES = create_plugin_manager().optimizer_classes()
-FAST = {"cbo": {"n_candidates": 150, "n_local": 50}, "tba_tpe_plus": {"n_proposals": 4}}
+FAST = {"cbo": {"n_candidates": 100, "n_local": 40}, "tba_tpe_plus": {"n_proposals": 3}}
 
 
 class GridTask(Task):
@@ -72,16 +72,16 @@ def test_crash_policy_ranks_crashes_below_every_infeasible():
 def test_a_region_that_always_crashes_stops_being_proposed(name):
     task = GridTask()
     late_broken = []
-    for seed in range(4):
-        _, history = _run(CLASSES[name], task, 40, seed=seed, **FAST.get(name, {}))
-        late_broken += [c["backend"] == "broken" for c, _ in history[20:]]
+    for seed in range(2 if name in FAST else 3):
+        _, history = _run(CLASSES[name], task, 35, seed=seed, **FAST.get(name, {}))
+        late_broken += [c["backend"] == "broken" for c, _ in history[15:]]
     assert np.mean(late_broken) < 0.12  # uniform sampling would give 1/3
 
 
 def test_no_duplicate_evaluations_on_a_finite_space():
     task = GridTask()
     for name in ("random", "tba", "tba_tpe", "tba_tpe_plus", "tpe", "cbo"):
-        for seed in range(2):
+        for seed in range(1 if name in FAST else 2):  # model-based ones are slower: one seed
             _, history = _run(CLASSES[name], task, 30, seed=seed, **FAST.get(name, {}))
             keys = [task.space.key(c) for c, _ in history]
             assert len(set(keys)) == len(keys), f"{name} re-measured a configuration (seed {seed})"
@@ -197,10 +197,21 @@ def test_optimizers_improve_on_random_search_on_crashy_branin():
     def mean_best(name):
         bests = []
         for seed in range(5):
-            _, h = _run(CLASSES[name], task, 25, seed=seed, **FAST.get(name, {}))
+            _, h = _run(CLASSES[name], task, 25, seed=seed)
             feas = [o.objective for _, o in h if o.feasible]
             bests.append(max(feas) if feas else -300.0)
         return np.mean(bests)
     random_mean = mean_best("random")
-    for name in ("tba", "tpe", "tba_tpe", "tba_tpe_plus", "cbo"):
+    # the model-based cbo and tba_tpe_plus are measured by benchmarks/optimizer_quality.py, not here (speed)
+    for name in ("tba", "tpe", "tba_tpe"):
         assert mean_best(name) > random_mean, name
+
+
+def test_a_blacklisted_fallback_is_recorded_not_silent():
+    task = GridTask()
+    opt = TBA(task.space, objective=task.objective, constraints=task.constraints, budget=10, seed=0)
+    opt._tracker.blocked = lambda config, trial: [("backend", config["backend"])]  # everything blacklisted
+    config = opt.ask()
+    task.space.validate(config)
+    assert opt.blacklist_overrides and opt.blacklist_overrides[0]["trial"] == 0
+    assert "backend" in opt.blacklist_overrides[0]["blacklisted"][0]

@@ -10,9 +10,9 @@ import pytest
 from deploybench import EvalContext, InvalidConfigError, Status
 from deploybench.cli.record import table_space
 from deploybench.results import read_case_file
-from deploybench.tables import ground_truth, load_table
+from deploybench.tables import TableError, ground_truth, load_table, pack_tables, write_table
 from deploybench.tasks.deployment import get_scenario
-from deploybench.tasks.replay import ReplayTask
+from deploybench.tasks.replay import RecommendationTrulyFeasible, ReplayTask, build_replay_task
 
 
 def _measurement(p95, status="ok", acc=0.72, cost=5.0):
@@ -25,12 +25,26 @@ def _measurement(p95, status="ok", acc=0.72, cost=5.0):
             "stages": {"measure_s": 2.0, "accuracy_s": 0.0}, "info": {}}
 
 
+def _write(path, space, repeats, date="2026-01-01", threads=2, torn=False, load=0.5):
+    header = {"type": "table", "format_version": 1, "name": path.name.split(".")[0], "space": space.to_json(),
+              "space_signature": space.signature(),
+              "provenance": {"device": "cpu", "device_name": "test CPU", "date": date, "profiler_version": "1",
+                             "threads_recorded": [threads]}}
+    with open(path, "w") as fh:
+        fh.write(json.dumps(header) + "\n")
+        for (model, prec, bs), ms in repeats.items():
+            config = {"model": model, "backend": "pytorch_eager", "precision": prec, "batch_size": bs, "threads": threads}
+            for i, m in enumerate(ms):
+                fh.write(json.dumps({"type": "measurement", "key": space.key(config), "config": config, "repeat": i,
+                                     "load_avg_1m": load, "measurement": m}) + "\n")
+        if torn:
+            fh.write('{"type": "measurement", "key": "tor')  # a torn last line from a killed recording
+    return path
+
+
 @pytest.fixture
 def table_path(tmp_path):
     space = table_space(["mobilenet_v2", "resnet18"], ["pytorch_eager"], ["fp32", "fp16"], [1, 8], [2])
-    header = {"type": "table", "format_version": 1, "name": "fake", "space": space.to_json(),
-              "space_signature": space.signature(),
-              "provenance": {"device": "cpu", "device_name": "test CPU", "date": "2026-01-01", "profiler_version": "1"}}
     repeats = {  # (model, precision, batch) -> measurements
         ("mobilenet_v2", "fp32", 1): [_measurement(15.0), _measurement(22.0), _measurement(25.0)],  # noisy near the cap
         ("mobilenet_v2", "fp32", 8): [_measurement(90.0)],
@@ -41,16 +55,7 @@ def table_path(tmp_path):
         ("resnet18", "fp16", 1): [_measurement(0, "crashed")],
         ("resnet18", "fp16", 8): [_measurement(0, "crashed")],
     }
-    path = tmp_path / "fake.jsonl"
-    with open(path, "w") as fh:
-        fh.write(json.dumps(header) + "\n")
-        for (model, prec, bs), ms in repeats.items():
-            config = {"model": model, "backend": "pytorch_eager", "precision": prec, "batch_size": bs, "threads": 2}
-            for i, m in enumerate(ms):
-                fh.write(json.dumps({"type": "measurement", "key": space.key(config), "config": config, "repeat": i,
-                                     "measurement": m}) + "\n")
-        fh.write('{"type": "measurement", "key": "tor')  # a torn last line from a killed recording
-    return path
+    return _write(tmp_path / "fake.jsonl", space, repeats, torn=True)
 
 
 def _task(path):
@@ -123,3 +128,101 @@ def test_real_recorder_then_replay_through_the_cli(run_cli, tmp_path):
     assert "replaying table" in run.stdout
     files = list(out.rglob("seed_*.jsonl"))
     assert len(files) == 2 and all(read_case_file(f).completed for f in files)
+
+
+def test_pack_merges_chunks_into_a_complete_gzipped_grid(tmp_path):
+    grid = dict(models=["mobilenet_v2", "resnet18"], backends=["pytorch_eager"], precisions=["fp32"],
+                batch_sizes=[1, 2, 8])
+    t2 = _write(tmp_path / "t2.jsonl", table_space(**grid, threads=[2]), {
+        (m, "fp32", bs): [_measurement(10.0 * bs)] for m in grid["models"] for bs in grid["batch_sizes"]})
+    # a second chunk (threads 1), recorded on another day, stopped before batch 8
+    t1 = _write(tmp_path / "t1.jsonl", table_space(**grid, threads=[1]), {
+        ("mobilenet_v2", "fp32", 1): [_measurement(19.0), _measurement(21.0)], ("mobilenet_v2", "fp32", 2): [_measurement(30.0)],
+        ("resnet18", "fp32", 1): [_measurement(14.0)], ("resnet18", "fp32", 2): [_measurement(28.0)]},
+        date="2026-01-02", threads=1)
+    tables = [load_table(t2), load_table(t1)]
+    partial = pack_tables(tables, name="cpu", complete=False)
+    assert len(partial.missing) == 2 and sum(1 for _ in partial.space.grid()) == 12
+    packed = pack_tables(tables, name="cpu", note="threads 1..2 on 2 cores")
+    # dropping batch 8 loses 4 configurations and fills both holes; dropping threads=1 would lose 6: batch 8 goes
+    assert packed.dropped == [("batch_size", 8, 2)] and not packed.missing
+    out = write_table(tmp_path / "cpu.jsonl.gz", packed.header, packed.records)
+    assert out.read_bytes()[:2] == b"\x1f\x8b"
+    again = write_table(tmp_path / "cpu2.jsonl.gz", packed.header, packed.records)
+    assert again.read_bytes() == out.read_bytes()  # reproducible bytes (fixed gzip mtime)
+    table = load_table(out)
+    assert table.coverage() == (8, 8) and table.space.signature() == packed.header["space_signature"]
+    p = table.provenance  # provenance round trip: merged, with its sources and the note
+    assert p["date"] == "2026-01-01..2026-01-02" and p["threads_recorded"] == [1, 2] and p["note"].startswith("threads")
+    assert [s["name"] for s in p["sources"]] == ["t2", "t1"] and p["device_name"] == "test CPU"
+    key = table.space.key({"model": "mobilenet_v2", "backend": "pytorch_eager", "precision": "fp32", "batch_size": 1,
+                           "threads": 1})
+    assert [m["metrics"]["latency_p95_ms"] for m in table.repeats(key)] == [19.0, 21.0]
+    assert [e["source"] for e in table.extras[key]] == ["t1", "t1"] and table.extras[key][0]["load_avg_1m"] == 0.5
+    task = ReplayTask("edge_tight", table, str(out))
+    assert task.space["threads"].low == 1 and task.space["threads"].high == 2
+    # a quiet re-recording of one configuration supersedes the repeats measured while other jobs ran
+    loaded = _write(tmp_path / "loaded.jsonl", table_space(**grid, threads=[2]), {
+        ("resnet18", "fp32", 1): [_measurement(60.0), _measurement(70.0)]}, load=6.0)
+    quiet = pack_tables([load_table(loaded), *tables], name="cpu", prefer_load_below=2.0)
+    r18 = table.space.key({"model": "resnet18", "backend": "pytorch_eager", "precision": "fp32", "batch_size": 1, "threads": 2})
+    assert [r["measurement"]["metrics"]["latency_p95_ms"] for r in quiet.records if r["key"] == r18] == [10.0]
+    assert quiet.filtered_out == 2 and quiet.header["provenance"]["prefer_load_below"] == 2.0
+    mixed = pack_tables([load_table(loaded), *tables], name="cpu")
+    assert [r["measurement"]["metrics"]["latency_p95_ms"] for r in mixed.records if r["key"] == r18] == [60.0, 70.0, 10.0]
+    with pytest.raises(TableError, match="covers 10 of its 12"):
+        ReplayTask("edge_tight", load_table(write_table(tmp_path / "p.jsonl", partial.header, partial.records)), "p")
+
+
+def test_recommendation_truly_feasible_metric(table_path):
+    from types import SimpleNamespace
+
+    base = {"model": "mobilenet_v2", "backend": "pytorch_eager", "precision": "fp32", "batch_size": 1, "threads": 2}
+    cases = [SimpleNamespace(task="edge_tight", target=str(table_path), best_config=base),  # feasible in 1 of 3 repeats
+             SimpleNamespace(task="edge_tight", target=str(table_path), best_config={**base, "model": "resnet18"}),  # 2 of 2
+             SimpleNamespace(task="edge_tight", target=str(table_path), best_config=None)]  # found nothing
+    assert RecommendationTrulyFeasible().compute(cases) == pytest.approx((1 / 3 + 1 + 0) / 3)
+    assert RecommendationTrulyFeasible().compute([SimpleNamespace(task="crashy_branin", target="analytic",
+                                                                  best_config=None)]) is None
+    assert build_replay_task("edge_tight", str(table_path)).metadata.kind == "replay"
+
+
+def test_recorder_with_a_fake_profiler_repeats_near_caps_and_resumes(tmp_path, monkeypatch, capsys):
+    from deploybench.cli.main import main
+    from deploybench.live import profiler
+
+    calls = []
+
+    def fake_profile(request):
+        calls.append(request)
+        p95 = {1: 21.0, 2: 400.0}[request.config["batch_size"]]  # batch 1 lies within ±30 % of the 20 ms cap
+        return profiler.Measurement(status="ok", metrics={"latency_p95_ms": p95, "latency_p99_ms": p95,
+                                                          "memory_peak_mb": 50.0, "accuracy": 0.7},
+                                    cost_s=3.0, stages={}, info={})
+
+    monkeypatch.setattr(profiler, "profile", fake_profile)
+    out = tmp_path / "rec.jsonl"
+    argv = ["record", "--out", str(out), "--models", "mobilenet_v2", "--backends", "onnxruntime", "--precisions", "fp32",
+            "--batch-sizes", "1,2", "--threads", "1", "--repeats", "3", "--device", "cpu"]
+    assert main(argv) == 0
+    assert [r.config["batch_size"] for r in calls] == [1, 1, 1, 2]  # near the cap: 3 repeats; far: 1
+    assert all(r.early_stop_factor == 5.0 and r.latency_cap_ms == 100.0 for r in calls)  # 5x the loosest cap
+    printed = capsys.readouterr().out
+    assert "covers 2/2 configurations" in printed and "seconds per configuration" in printed
+    assert main(argv) == 0 and len(calls) == 4  # resumed: nothing measured twice
+    table = load_table(out)
+    assert table.provenance["threads_recorded"] == [1] and len(table.measurements) == 2
+    assert all("load_avg_1m" in e for es in table.extras.values() for e in es)
+
+
+def test_quiet_gate_waits_for_a_quiet_machine(monkeypatch):
+    import psutil
+
+    from deploybench.cli import record
+
+    samples = iter([90.0, 70.0, 10.0])
+    monkeypatch.setattr(psutil, "cpu_percent", lambda interval: next(samples))
+    monkeypatch.setattr(record.time, "sleep", lambda s: None)
+    assert record._wait_for_quiet(25.0, max_wait_s=3600) == 10.0  # waited through two busy samples
+    monkeypatch.setattr(psutil, "cpu_percent", lambda interval: 95.0)
+    assert record._wait_for_quiet(25.0, max_wait_s=0) == 95.0  # gives up after max_wait_s and says how busy it was

@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import time
 from datetime import datetime, timezone
 from typing import Any, Sequence
 
 from ..plugins import UsageError, unknown_name_message
-from ..space import Categorical, Condition, Integer, Ordinal, SearchSpace
-from ..tables import TableError, load_table, open_table_for_append
+from ..space import SearchSpace
+from ..tables import TableError, grid_space, load_table, open_table_for_append
 
 SPACES = ("image_classification",)
 NEAR_CAP = 0.3
@@ -37,24 +36,8 @@ def _csv(kind: type = str):
 
 def table_space(models: Sequence[str], backends: Sequence[str], precisions: Sequence[str],
                 batch_sizes: Sequence[int], threads: Sequence[int]) -> SearchSpace:
-    """The recorded grid as a space: a contiguous thread range is an integer, otherwise an ordinal."""
-    from ..tasks.deployment import THREADED_BACKENDS
-
-    params = [
-        Categorical("model", choices=tuple(models)),
-        Categorical("backend", choices=tuple(backends)),
-        Categorical("precision", choices=tuple(precisions)),
-        Ordinal("batch_size", values=tuple(sorted(batch_sizes)), log=True),
-    ]
-    threaded = tuple(b for b in THREADED_BACKENDS if b in backends)
-    if threaded:
-        values = tuple(sorted(set(threads)))
-        cond = Condition("backend", threaded)
-        if len(values) > 1 and values == tuple(range(values[0], values[-1] + 1)):
-            params.append(Integer("threads", low=values[0], high=values[-1], condition=cond))
-        else:
-            params.append(Ordinal("threads", values=values, condition=cond))
-    return SearchSpace(params)
+    """The recorded grid as a space (see :func:`deploybench.tables.grid_space`)."""
+    return grid_space(models, backends, precisions, batch_sizes, threads)
 
 
 def add_parser(sub: Any, pm: Any) -> None:
@@ -77,6 +60,13 @@ def add_parser(sub: Any, pm: Any) -> None:
     p.add_argument("--only-backends", type=_csv(), default=None,
                    help="measure only these backends now (chunking) while the grid keeps --backends")
     p.add_argument("--only-models", type=_csv(), default=None, help="measure only these models now (chunking)")
+    p.add_argument("--only-batch-sizes", type=_csv(int), default=None,
+                   help="measure only these batch sizes now (chunking)")
+    p.add_argument("--quiet-cpu", type=float, default=None, metavar="PCT",
+                   help="before each measurement wait until the whole machine's CPU use (2 s sample) is below PCT "
+                        "%% (other jobs distort latency), at most --quiet-wait seconds; the sample is stored")
+    p.add_argument("--quiet-wait", type=float, default=600.0, help="longest wait for --quiet-cpu, seconds (default 600)")
+    p.add_argument("--note", default=None, help="a note stored in the provenance (e.g. why the grid is narrowed)")
     p.add_argument("--time-limit", type=float, default=120.0, help="hard limit per measurement, seconds")
     p.add_argument("--max-new", type=int, default=None, help="stop after this many new measurements")
     p.add_argument("--weights", default="auto", choices=("auto", "pretrained", "random"))
@@ -85,6 +75,7 @@ def add_parser(sub: Any, pm: Any) -> None:
 
 
 def _provenance(args: argparse.Namespace, threads: Sequence[int]) -> dict:
+    from ..live.profiler import MEASUREMENT_FORMAT
     from ..machine import library_versions, machine_info
 
     info = machine_info()
@@ -100,6 +91,7 @@ def _provenance(args: argparse.Namespace, threads: Sequence[int]) -> dict:
         except Exception:  # noqa: BLE001 - provenance is best effort
             pass
     return {
+        **({"driver": _nvidia_driver()} if driver else {}),
         "device": "cuda" if driver else "cpu",
         "device_name": device_name if driver else f"{info['cpu_count']}-core CPU",
         "cuda": driver,
@@ -110,14 +102,28 @@ def _provenance(args: argparse.Namespace, threads: Sequence[int]) -> dict:
         "python": info["python"],
         "versions": library_versions(),
         "date": datetime.now(timezone.utc).date().isoformat(),
-        "profiler_version": "1",
-        "repeats_policy": f"1 repeat; up to --repeats near a latency cap (within ±{int(NEAR_CAP * 100)} %)",
+        "profiler_version": str(MEASUREMENT_FORMAT),
+        "repeats_policy": f"1 repeat; up to {args.repeats} where a scenario latency metric lies within "
+                          f"±{int(NEAR_CAP * 100)} % of its cap",
         "threads_recorded": list(threads),
         "time_limit_s": args.time_limit,
         "weights": args.weights,
         "accuracy": "measured" if args.data else "documented ImageNet-1K top-1 of the weights",
         "early_stop": "5x the loosest latency cap (100 ms p99 -> 500 ms), on timed iterations",
+        **({"note": args.note} if args.note else {}),
+        **({"quiet_cpu_pct": args.quiet_cpu, "quiet_wait_s": args.quiet_wait} if args.quiet_cpu is not None else {}),
     }
+
+
+def _nvidia_driver() -> str | None:
+    import subprocess
+
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else None
 
 
 def _near_cap(measurement: dict) -> bool:
@@ -134,15 +140,56 @@ def _near_cap(measurement: dict) -> bool:
 
 
 def _cheap_first(config: dict) -> tuple:
+    """Recording order: batch size first, so a recording stopped at any point still holds complete
+    grids over every model, backend and precision at the smaller batch sizes (``table pack`` ships
+    them); within a batch size the cheap backends and small models come first."""
     from ..tasks.deployment import BACKENDS, MODELS
 
     backend_cost = {"onnxruntime": 0, "pytorch_eager": 1, "torch_compile": 2}
     model_rank = {m: i for i, m in enumerate(("mobilenet_v2", "resnet18", "efficientnet_b0", "resnet50", "vit_b_16"))}
-    return (backend_cost.get(config["backend"], len(BACKENDS)), model_rank.get(config["model"], len(MODELS)),
-            config["batch_size"], config["precision"], config.get("threads", 0))
+    return (config["batch_size"], backend_cost.get(config["backend"], len(BACKENDS)),
+            model_rank.get(config["model"], len(MODELS)), config["precision"], config.get("threads", 0))
+
+
+def _wait_for_quiet(max_busy_pct: float, max_wait_s: float) -> float:
+    """Wait until the machine's CPU use, sampled over 2 s, is below ``max_busy_pct`` (or ``max_wait_s``
+    has passed); returns the last sample. Latency measured beside other jobs is theirs as much as ours."""
+    import psutil
+
+    deadline = time.monotonic() + max_wait_s
+    while True:
+        busy = psutil.cpu_percent(interval=2.0)
+        if busy < max_busy_pct or time.monotonic() >= deadline:
+            return round(busy, 1)
+        time.sleep(3.0)
+
+
+def _summary(new: list[tuple[str, dict]], wall_s: float) -> list[str]:
+    """Lines summarising the measurements of this run: statuses, seconds per measurement and per configuration."""
+    import statistics
+    from collections import Counter
+
+    if not new:
+        return []
+    statuses = Counter(m["status"] for _, m in new)
+    costs = [float(m.get("cost_s") or 0.0) for _, m in new]
+    per_config: dict[str, float] = {}
+    for (key, m), c in zip(new, costs):
+        per_config[key] = per_config.get(key, 0.0) + c
+    pc = list(per_config.values())
+    return [
+        "statuses: " + ", ".join(f"{s} {n}" for s, n in statuses.most_common()),
+        f"seconds per measurement: mean {statistics.mean(costs):.1f}, median {statistics.median(costs):.1f}, "
+        f"max {max(costs):.1f}",
+        f"seconds per configuration (all its new repeats): mean {statistics.mean(pc):.1f}, "
+        f"median {statistics.median(pc):.1f}, max {max(pc):.1f}, over {len(pc)} configurations",
+        f"wall time {wall_s:.0f} s ({wall_s / 3600:.2f} h)",
+    ]
 
 
 def run(args: argparse.Namespace, pm: Any) -> int:
+    import json
+
     from ..live.profiler import ProfileRequest, profile
     from ..tasks.deployment import BACKENDS, MODELS, PRECISIONS, scenarios
 
@@ -168,53 +215,66 @@ def run(args: argparse.Namespace, pm: Any) -> int:
     loosest = max(scenarios().values(), key=lambda s: s.latency_cap_ms)
     todo = [c for c in space.grid()
             if (args.only_backends is None or c["backend"] in args.only_backends)
-            and (args.only_models is None or c["model"] in args.only_models)]
+            and (args.only_models is None or c["model"] in args.only_models)
+            and (args.only_batch_sizes is None or c["batch_size"] in args.only_batch_sizes)]
     todo.sort(key=_cheap_first)
-    done_new = 0
+    new: list[tuple[str, dict]] = []
     started = time.time()
-    try:
-        from tqdm import tqdm
-    except ImportError:  # pragma: no cover - tqdm is a dependency
-        tqdm = None
-    bar = tqdm(total=len(todo), unit="config", file=sys.stderr, disable=not sys.stderr.isatty()) if tqdm else None
-    import json
+    from tqdm import tqdm
 
+    already = sum(1 for c in todo if existing.repeats(space.key(c)))
+    print(f"recording {len(todo)} configurations into {args.out} ({already} already measured, "
+          f"up to {args.repeats} repeats near a latency cap, limit {args.time_limit:g} s each)", flush=True)
+    bar = tqdm(total=len(todo), initial=already, unit="config", file=sys.stderr, disable=not sys.stderr.isatty())
+    stopped = False
     try:
         for config in todo:
             key = space.key(config)
             reps = list(existing.repeats(key))
+            had = len(reps)
             wanted = 1 if not reps else (args.repeats if _near_cap(reps[0]) else 1)
             while len(reps) < wanted:
-                if args.max_new is not None and done_new >= args.max_new:
-                    raise StopIteration
+                if args.max_new is not None and len(new) >= args.max_new:
+                    stopped = True
+                    break
+                busy = _wait_for_quiet(args.quiet_cpu, args.quiet_wait) if args.quiet_cpu is not None else None
                 request = ProfileRequest(config=config, latency_cap_ms=loosest.latency_cap_ms,
                                          latency_metric="latency_p95_ms", early_stop_factor=5.0,
                                          time_limit_s=args.time_limit, device=args.device, data_dir=args.data,
                                          weights=args.weights)
                 m = profile(request).to_dict()
                 fh.write(json.dumps({"type": "measurement", "key": key, "config": config, "repeat": len(reps),
-                                     "load_avg_1m": round(os.getloadavg()[0], 2), "measurement": m},
-                                    allow_nan=False) + "\n")
+                                     "load_avg_1m": round(os.getloadavg()[0], 2), "recorded_at": round(time.time()),
+                                     **({"cpu_busy_pct_before": busy} if busy is not None else {}),
+                                     "measurement": m}, allow_nan=False) + "\n")
                 fh.flush()
                 reps.append(m)
-                done_new += 1
+                new.append((key, m))
+                p95 = (m.get("metrics") or {}).get("latency_p95_ms")
                 line = (f"{key} repeat {len(reps) - 1}: {m['status']} "
-                        f"p95={(m.get('metrics') or {}).get('latency_p95_ms')} cost={m['cost_s']:.1f}s")
-                print(line, flush=True)
+                        f"p95={'-' if p95 is None else f'{p95:.1f} ms'} cost={m['cost_s']:.1f}s"
+                        + (f" ({m['error'].get('kind')})" if m.get("error") else ""))
+                if bar.disable:
+                    print(line, flush=True)
+                else:
+                    bar.write(line)
                 wanted = args.repeats if _near_cap(reps[0]) else 1
-            if bar:
+            if stopped:
+                break
+            if had == 0:
                 bar.update(1)
-    except StopIteration:
-        print(f"stopped after --max-new {args.max_new} new measurements", flush=True)
     except KeyboardInterrupt:
         print("interrupted: every finished measurement is saved; rerun the same command to resume", flush=True)
         return 2
     finally:
         fh.close()
-        if bar:
-            bar.close()
+        bar.close()
+    if stopped:
+        print(f"stopped after --max-new {args.max_new} new measurements", flush=True)
     table = load_table(args.out)
     covered, grid = table.coverage()
-    print(f"recorded {done_new} new measurements in {time.time() - started:.0f} s; "
+    print(f"recorded {len(new)} new measurements in {time.time() - started:.0f} s; "
           f"table {args.out} covers {covered}/{grid} configurations")
+    for line in _summary(new, time.time() - started):
+        print("  " + line)
     return 0

@@ -53,6 +53,16 @@ def deploybench_register_tasks() -> list[TaskSpec]:
 
 
 @hookimpl
+def deploybench_leaderboard_metrics() -> list[Any]:
+    """Replay targets add "recommendation truly feasible" (see deploybench.tasks.replay)."""
+    try:
+        from .replay import leaderboard_metrics
+    except ImportError:
+        return []
+    return leaderboard_metrics()
+
+
+@hookimpl
 def deploybench_sessionstart(session: Any) -> None:
     """When a live case is in the session, print the pre-flight doctor table so environment
     failures (no compiler, no Triton, missing provider) are visible before trials are charged.

@@ -22,7 +22,8 @@ from ..tables import Table, TableError, ground_truth, load_table, resolve_table,
 from ..task import EvalContext, Task, TaskMetadata
 from .deployment import Scenario, get_scenario, measurement_to_outcome
 
-__all__ = ["ReplayTask", "build_replay_task", "available_targets"]
+__all__ = ["ReplayTask", "build_replay_task", "available_targets", "RecommendationTrulyFeasible",
+           "leaderboard_metrics"]
 
 EARLY_STOP_TIMED_ITERS = 3
 
@@ -49,8 +50,9 @@ class ReplayTask(Task):
         self.truth = ground_truth(table, scenario)
         covered, grid = table.coverage()
         if covered < grid:
-            raise TableError(f"table {table.path} covers {covered} of its {grid} grid configurations; "
-                             "finish recording it (deploybench record ... resumes) before replaying it")
+            raise TableError(f"table {table.path} covers {covered} of its {grid} grid configurations; finish "
+                             "recording it (deploybench record ... resumes) or pack its complete part "
+                             "(deploybench table pack) before replaying it")
         best_family = self.truth.best_config.get("model") if self.truth.best_config else None
         p = table.provenance
         super().__init__(
@@ -110,3 +112,42 @@ def build_replay_task(scenario: str, target: str) -> ReplayTask:
     """The scenario replayed from the shipped table ``target`` (``cpu``, ``h100``) or a table path."""
     path: Path = resolve_table(target)
     return ReplayTask(scenario, load_table(path), target)
+
+
+class RecommendationTrulyFeasible:
+    """Leaderboard column for replay targets: how often the configuration a run recommends (its best
+    feasible observation) is feasible in truth, i.e. the table's feasibility probability of that
+    configuration under the scenario (share of its recorded repeats that meet every cap), averaged over
+    seeds; a seed that recommends nothing counts 0. A lucky repeat of a configuration that is usually
+    too slow scores low here even though the run saw it as feasible (seed-papers §3: stochastic
+    feasibility). ``None`` for tasks that are not replayed from a table."""
+
+    name = "rec. truly feasible"
+    description = ("mean over seeds of P(feasible) of the recommended configuration, from the recorded repeats "
+                   "(replay targets only; no recommendation = 0)")
+
+    def compute(self, cases: Any) -> float | None:
+        tasks: dict[tuple[str, str], ReplayTask | None] = {}
+        values = []
+        for case in cases:
+            ident = (case.task, case.target)
+            if case.target in ("live", "analytic", ""):
+                return None
+            if ident not in tasks:
+                try:
+                    tasks[ident] = build_replay_task(case.task, case.target)
+                except (TableError, KeyError, ValueError):
+                    tasks[ident] = None
+            task = tasks[ident]
+            if task is None:
+                return None
+            if case.best_config is None or not task.space.is_valid(case.best_config):
+                values.append(0.0)
+            else:
+                values.append(task.p_feasible(case.best_config))
+        return sum(values) / len(values) if values else None
+
+
+def leaderboard_metrics() -> list[Any]:
+    """The replay-specific leaderboard columns (registered by the deployment task plugin)."""
+    return [RecommendationTrulyFeasible()]

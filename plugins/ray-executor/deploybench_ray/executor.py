@@ -1,29 +1,55 @@
 """``deploybench run --executor ray [--ray-address ADDR]``: every case is a Ray task.
 
 Each task calls :func:`deploybench.runner.run_case` on the worker, so results are written into the
-same results directory (it must be on a filesystem the workers share) and stream back as the
-cases finish. Analytic and replay cases ask for one CPU; live cases ask for a GPU when the cluster
-has GPUs (one live case per GPU), else for the whole CPU budget of a node so that timings never
-interfere. Without ``--ray-address`` a local Ray instance is started (and stopped) for the run.
+same results directory (it must be on a filesystem the workers share) and stream back as the cases
+finish. Analytic and replay cases ask for one CPU. Live cases never share a device: they ask for one
+GPU when the cluster has GPUs and live runs on the GPU, else for every CPU of a node.
+
+Without ``--ray-address`` (or with ``local``) a local Ray instance with ``-n`` CPUs is started and
+stopped for the run; ``auto`` or ``HOST:PORT`` connects to a running cluster (``ray start --head``).
 """
 
 from __future__ import annotations
 
 import os
 import traceback
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from deploybench import hookimpl
+from deploybench.plugins import UsageError
+from deploybench.results import ResultsFormatError
 from deploybench.runner import Case, CaseResult, RunOptions, run_case
+
+ADDRESS_ENV = "DEPLOYBENCH_RAY_ADDRESS"
 
 
 def _run_remote(case: Case, options: RunOptions) -> CaseResult:
+    """Body of the Ray task: one case, its file written where the task runs."""
     try:
         return run_case(case, options)
+    except (KeyboardInterrupt, UsageError, ResultsFormatError):
+        raise  # cancelled, or the session must refuse (exit 2)
     except BaseException as exc:  # noqa: BLE001 - the case's error, not the session's
         return CaseResult(case=case, status="error", path=str(case.path(options.out_dir)),
                           error={"stage": "ray worker", "type": type(exc).__name__, "message": str(exc),
                                  "traceback": traceback.format_exc()})
+
+
+def resources_for(case: Case, cluster: Mapping[str, float], node_cpus: float,
+                  live_device: str | None = None) -> dict[str, float]:
+    """Ray resources of one case: one CPU; a live case one GPU (when there are GPUs and live runs on
+    them) or a whole node's CPUs, so that two live cases never share a device."""
+    if case.kind != "live":
+        return {"num_cpus": 1}
+    device = live_device if live_device is not None else os.environ.get("DEPLOYBENCH_LIVE_DEVICE", "auto")
+    if cluster.get("GPU", 0) >= 1 and device != "cpu":
+        return {"num_cpus": 1, "num_gpus": 1}
+    return {"num_cpus": max(1.0, node_cpus)}
+
+
+def _address(session: Any) -> str | None:
+    cli = getattr(session, "cli_options", None)
+    return getattr(cli, "ray_address", None) or os.environ.get(ADDRESS_ENV) or None
 
 
 class RayExecutor:
@@ -31,35 +57,48 @@ class RayExecutor:
 
     name = "ray"
 
+    def describe(self, cases: Sequence[Case], workers: int, session: Any = None) -> str:
+        where = _address(session) or "a local Ray instance"
+        text = f"executor: ray on {where} (local instance: {workers} CPUs), one CPU per case"
+        if any(c.kind == "live" for c in cases):
+            text += "; live cases take a GPU each, or a whole node on a CPU-only cluster"
+        return text
+
     def run(self, cases: Sequence[Case], options: RunOptions, *, pm: Any = None, workers: int = 1,
             on_trial: Callable | None = None, on_case_start: Callable | None = None, session: Any = None,
             **_: Any) -> Iterator[CaseResult]:
         import ray
+        from ray.exceptions import RayTaskError
 
-        cli = getattr(session, "cli_options", None)
-        address = getattr(cli, "ray_address", None) or os.environ.get("DEPLOYBENCH_RAY_ADDRESS")
+        address = _address(session)
         started_here = not ray.is_initialized()
         if started_here:
-            if address:
-                ray.init(address=address, log_to_driver=False)
+            if address in (None, "local"):
+                ray.init(address="local", num_cpus=max(1, workers), include_dashboard=False, log_to_driver=False)
             else:
-                ray.init(num_cpus=max(1, workers), include_dashboard=False, log_to_driver=False)
+                ray.init(address=address, log_to_driver=False)
+        pending: dict[Any, Case] = {}
         try:
             remote = ray.remote(_run_remote)
-            gpus = ray.cluster_resources().get("GPU", 0)
-            cpus = ray.cluster_resources().get("CPU", 1)
-            pending = {}
+            cluster = ray.cluster_resources()
+            node_cpus = max((n["Resources"].get("CPU", 0) for n in ray.nodes() if n.get("Alive")), default=1)
             for case in cases:
-                if case.kind == "live":
-                    opts = {"num_gpus": 1, "num_cpus": 1} if gpus else {"num_cpus": cpus}
-                else:
-                    opts = {"num_cpus": 1}
-                pending[remote.options(**opts).remote(case, options)] = case
+                ref = remote.options(**resources_for(case, cluster, node_cpus)).remote(case, options)
+                pending[ref] = case
             while pending:
                 done, _ = ray.wait(list(pending), num_returns=1)
                 for ref in done:
                     pending.pop(ref)
-                    yield ray.get(ref)
+                    try:
+                        yield ray.get(ref)
+                    except RayTaskError as exc:
+                        if isinstance(exc.cause, (UsageError, ResultsFormatError)):
+                            raise exc.cause from None
+                        raise
+        except BaseException:
+            for ref in pending:  # Ctrl-C or a refusal: stop the cases still running on the cluster
+                ray.cancel(ref)
+            raise
         finally:
             if started_here:
                 ray.shutdown()
@@ -73,5 +112,6 @@ def deploybench_register_executors() -> list[Any]:
 @hookimpl
 def deploybench_addoption(parser: Any) -> None:
     parser.add_argument("--ray-address", default=None, metavar="ADDR",
-                        help="Ray cluster to run cases on with --executor ray ('auto' for the local cluster "
-                             "started by `ray start --head`); default: start a local Ray instance")
+                        help="with --executor ray: the Ray cluster to run cases on ('auto' finds the one "
+                             "`ray start --head` started on this machine, or HOST:PORT); default 'local': "
+                             f"start a local Ray instance with -n CPUs (also ${ADDRESS_ENV})")
