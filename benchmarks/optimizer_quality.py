@@ -77,17 +77,28 @@ def main() -> None:
     parser.add_argument("--optimizers", default="random,tba,tba_tpe,tba_tpe_plus,tpe,cbo")
     parser.add_argument("--budgets", default=",".join(map(str, BUDGETS)))
     parser.add_argument("--out", default="benchmarks/results/optimizer_quality.json")
+    parser.add_argument("--from-json", nargs="+", metavar="FILE",
+                        help="print the tables from saved runs (e.g. a sweep run in parts) instead of running")
     args = parser.parse_args()
-    names = args.optimizers.split(",")
-    budgets = [int(b) for b in args.budgets.split(",")]
-    jobs = [(n, b, s) for n in names for b in budgets for s in range(args.seeds)]
-    t0 = time.time()
-    with ProcessPoolExecutor(args.workers) as pool:
-        rows = list(pool.map(run_one, jobs, chunksize=4))
-    wall = time.time() - t0
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"rows": rows, "wall_s": wall, "workers": args.workers,
-                                          "load": os.getloadavg()}, indent=1))
+    if args.from_json:
+        saved = [json.loads(Path(f).read_text()) for f in args.from_json]
+        rows = [r for d in saved for r in d["rows"]]
+        wall = sum(d["wall_s"] for d in saved)
+        present = {r["optimizer"] for r in rows}
+        names = [n for n in args.optimizers.split(",") if n in present]
+        budgets = sorted({r["budget"] for r in rows})
+        jobs = rows
+    else:
+        names = args.optimizers.split(",")
+        budgets = [int(b) for b in args.budgets.split(",")]
+        jobs = [(n, b, s) for n in names for b in budgets for s in range(args.seeds)]
+        t0 = time.time()
+        with ProcessPoolExecutor(args.workers) as pool:
+            rows = list(pool.map(run_one, jobs, chunksize=4))
+        wall = time.time() - t0
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps({"rows": rows, "wall_s": wall, "workers": args.workers,
+                                              "load": os.getloadavg()}, indent=1))
     penalty = min(r["best"] for r in rows if r["best"] is not None)
     from tabulate import tabulate
 

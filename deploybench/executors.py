@@ -11,6 +11,7 @@ lane on a CPU-only machine, so at most one live case runs per GPU, or one at all
 from __future__ import annotations
 
 import concurrent.futures as cf
+import functools
 import importlib.util
 import multiprocessing as mp
 import os
@@ -19,7 +20,7 @@ import traceback
 from typing import Any, Callable, Iterator, Sequence
 
 from .hookspecs import hookimpl
-from .plugins import UsageError
+from .plugins import DeployBenchPluginManager, UsageError, create_plugin_manager
 from .results import ResultsFormatError
 from .runner import Case, CaseResult, RunOptions, run_case
 
@@ -96,13 +97,40 @@ class LaneScheduler:
         return bool(self.other or self.live)
 
 
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _init_worker() -> None:
+    """Each worker owns one core: math libraries get one thread (as Ray does for a one-CPU task),
+    unless the user set a thread count; N workers each spawning a thread per core oversubscribe the
+    machine. Live evaluations are unaffected (their fresh processes set their own thread counts).
+    An idle worker stops quietly on SIGINT (Ctrl-C reaches the whole process group)."""
+    signal.signal(signal.SIGINT, lambda *_: os._exit(130))
+    if not any(v in os.environ for v in _THREAD_VARS):
+        for var in _THREAD_VARS:
+            os.environ[var] = "1"  # libraries loaded from now on
+        if importlib.util.find_spec("threadpoolctl") is not None:
+            from threadpoolctl import threadpool_limits
+
+            threadpool_limits(1)  # libraries already loaded (numpy's BLAS)
+
+
+@functools.lru_cache(maxsize=8)
+def _plugin_manager(plugin_args: tuple[str, ...]) -> DeployBenchPluginManager:
+    """One plugin manager per worker process and plugin set: building one scans every installed entry
+    point (~50 ms), which would otherwise be paid again for every case."""
+    return create_plugin_manager(plugin_args)
+
+
 def _worker(case: Case, options: RunOptions, gpu: str | None = None) -> CaseResult:
-    """Run a case in a worker process; anything unexpected becomes that case's error."""
+    """Run a case in a worker process; anything unexpected becomes that case's error. While it runs,
+    SIGINT raises KeyboardInterrupt, so the case leaves its file resumable."""
+    idle_handler = signal.signal(signal.SIGINT, signal.default_int_handler)
     saved = os.environ.get("CUDA_VISIBLE_DEVICES")
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu  # inherited by the live profiler's fresh processes
     try:
-        return run_case(case, options)
+        return run_case(case, options, pm=_plugin_manager(options.plugin_args))
     except (KeyboardInterrupt, UsageError, ResultsFormatError):
         raise  # the session's to handle: stop, or refuse with exit 2
     except BaseException as exc:  # noqa: BLE001 - the session must go on
@@ -110,6 +138,7 @@ def _worker(case: Case, options: RunOptions, gpu: str | None = None) -> CaseResu
                           error={"stage": "worker", "type": type(exc).__name__, "message": str(exc),
                                  "traceback": traceback.format_exc()})
     finally:
+        signal.signal(signal.SIGINT, idle_handler)
         if gpu is not None:
             if saved is None:
                 os.environ.pop("CUDA_VISIBLE_DEVICES", None)
@@ -160,7 +189,7 @@ class ProcessExecutor:
         sched = LaneScheduler(cases, workers, gpus)
         suspects: list[tuple[Case, str | None]] = []
         while sched.pending:
-            pool = cf.ProcessPoolExecutor(max_workers=sched.workers, mp_context=ctx)
+            pool = cf.ProcessPoolExecutor(max_workers=sched.workers, mp_context=ctx, initializer=_init_worker)
             futures: dict[cf.Future, tuple[Case, str | None]] = {}
             try:
                 while True:
@@ -191,7 +220,7 @@ class ProcessExecutor:
                 raise
             pool.shutdown(wait=True)
             for case, lane in suspects:  # alone in a fresh process: a second death is the case's own
-                with cf.ProcessPoolExecutor(max_workers=1, mp_context=ctx) as solo:
+                with cf.ProcessPoolExecutor(max_workers=1, mp_context=ctx, initializer=_init_worker) as solo:
                     try:
                         yield solo.submit(_worker, case, options, lane).result()
                     except cf.process.BrokenProcessPool as exc:

@@ -35,9 +35,13 @@ def _all_records(out: Path) -> dict[str, list[dict]]:
     return {str(p.relative_to(out)): _trials(p) for p in sorted(out.rglob("seed_*.jsonl"))}
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # a background job inherits SIGINT ignored; a terminal's does not
+
+
 def _popen(args: list[str], env: dict) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "deploybench.cli.main", *args], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True, preexec_fn=_default_sigint)
 
 
 def _wait_for_trials(path: Path, n: int, proc: subprocess.Popen, timeout: float = 120) -> None:

@@ -79,5 +79,5 @@ def test_cli_ray_run_matches_a_serial_run(run_cli, tmp_path):
     ray = run_cli(*ARGS, "--executor", "ray", "--ray-address", "local", "-n", "2", "--out", str(tmp_path / "ray"),
                   timeout=600)
     assert serial.returncode == 0 and ray.returncode == 0, ray.stdout + ray.stderr
-    assert "executor: ray on local (local instance: 2 CPUs)" in ray.stdout
+    assert "executor: ray on a local Ray instance with 2 CPUs, one CPU per case" in ray.stdout
     assert _records(tmp_path / "serial") == _records(tmp_path / "ray")

@@ -11,22 +11,29 @@ stopped for the run; ``auto`` or ``HOST:PORT`` connects to a running cluster (``
 
 from __future__ import annotations
 
+import functools
 import os
 import traceback
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from deploybench import hookimpl
-from deploybench.plugins import UsageError
+from deploybench.plugins import DeployBenchPluginManager, UsageError, create_plugin_manager
 from deploybench.results import ResultsFormatError
 from deploybench.runner import Case, CaseResult, RunOptions, run_case
 
 ADDRESS_ENV = "DEPLOYBENCH_RAY_ADDRESS"
 
 
+@functools.lru_cache(maxsize=8)
+def _plugin_manager(plugin_args: tuple[str, ...]) -> DeployBenchPluginManager:
+    """One plugin manager per Ray worker process (building one scans every entry point, ~50 ms)."""
+    return create_plugin_manager(plugin_args)
+
+
 def _run_remote(case: Case, options: RunOptions) -> CaseResult:
     """Body of the Ray task: one case, its file written where the task runs."""
     try:
-        return run_case(case, options)
+        return run_case(case, options, pm=_plugin_manager(options.plugin_args))
     except (KeyboardInterrupt, UsageError, ResultsFormatError):
         raise  # cancelled, or the session must refuse (exit 2)
     except BaseException as exc:  # noqa: BLE001 - the case's error, not the session's
@@ -58,8 +65,10 @@ class RayExecutor:
     name = "ray"
 
     def describe(self, cases: Sequence[Case], workers: int, session: Any = None) -> str:
-        where = _address(session) or "a local Ray instance"
-        text = f"executor: ray on {where} (local instance: {workers} CPUs), one CPU per case"
+        address = _address(session)
+        where = (f"a local Ray instance with {workers} CPUs" if address in (None, "local")
+                 else f"the Ray cluster at {address}")
+        text = f"executor: ray on {where}, one CPU per case"
         if any(c.kind == "live" for c in cases):
             text += "; live cases take a GPU each, or a whole node on a CPU-only cluster"
         return text
