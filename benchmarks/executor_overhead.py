@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata as md
+import os
 import subprocess
 import sys
 import tempfile
@@ -72,7 +73,8 @@ def main() -> None:
                           ["--executor", "ray", "--ray-address", "local", "-n", str(opts.workers)]))
     except md.PackageNotFoundError:
         print("deploybench-ray not installed: skipping the Ray executor (pip install ./plugins/ray-executor)")
-    print(f"optimizers: {', '.join(optimizers)}; tasks: {', '.join(TASKS)}; seeds: {opts.seeds}")
+    print(f"optimizers: {', '.join(optimizers)}; tasks: {', '.join(TASKS)}; seeds: {opts.seeds}; "
+          f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} (other processes skew every figure)")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for label, workers, extra in executors:
@@ -84,6 +86,7 @@ def main() -> None:
             rows.append([label, cases, f"{wall:.1f}", f"{fixed:.1f}", f"{compute:.1f}", f"{1000 * overhead:.0f}"])
             print(f"  {label}: {wall:.1f} s", flush=True)
     print(tabulate(rows, headers=["executor", "cases", "wall s", "fixed s", "compute s", "overhead ms/case"]))
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -55,7 +55,8 @@ def deploybench_register_executors() -> "list[Any]":
     :func:`deploybench.runner.run_case` (called wherever the case runs, with ``options``), so every
     executor fills the same results store. ``session.cli_options`` holds options the plugin added
     through :func:`deploybench_addoption`; ``on_trial`` / ``on_case_start`` stream progress and may be
-    ignored by executors that run cases elsewhere.
+    ignored by executors that run cases elsewhere. An executor may also define
+    ``describe(cases, workers, *, session) -> str``: the line the run header prints about it.
     """
 
 
