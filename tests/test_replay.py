@@ -226,3 +226,44 @@ def test_quiet_gate_waits_for_a_quiet_machine(monkeypatch):
     assert record._wait_for_quiet(25.0, max_wait_s=3600) == 10.0  # waited through two busy samples
     monkeypatch.setattr(psutil, "cpu_percent", lambda interval: 95.0)
     assert record._wait_for_quiet(25.0, max_wait_s=0) == 95.0  # gives up after max_wait_s and says how busy it was
+
+
+def test_recorder_holds_the_lock_during_each_measurement(tmp_path, monkeypatch):
+    import fcntl
+
+    from deploybench.cli.main import main
+    from deploybench.live import profiler
+
+    lock = tmp_path / "record.lock"
+    held = []
+
+    def try_lock() -> bool:
+        with open(lock, "a+") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            fcntl.flock(fh, fcntl.LOCK_UN)
+            return True
+
+    def fake_profile(request):
+        held.append(not try_lock())  # another open file description cannot take the lock now
+        return profiler.Measurement(status="ok", metrics={"latency_p95_ms": 300.0, "latency_p99_ms": 300.0,
+                                                          "memory_peak_mb": 50.0, "accuracy": 0.7},
+                                    cost_s=1.0, stages={}, info={})
+
+    monkeypatch.setattr(profiler, "profile", fake_profile)
+    argv = ["record", "--out", str(tmp_path / "rec.jsonl"), "--models", "mobilenet_v2", "--backends", "onnxruntime",
+            "--precisions", "fp32", "--batch-sizes", "1,2", "--threads", "1", "--device", "cpu", "--lock", str(lock)]
+    assert main(argv) == 0
+    assert held == [True, True]
+    assert try_lock()  # released between and after measurements
+
+
+def test_default_target_is_the_best_shipped_table():
+    from deploybench.tasks.deployment_plugin import default_target
+
+    assert default_target(("cpu", "h100")) == "h100"
+    assert default_target(("cpu",)) == "cpu"
+    assert default_target(("my_board",)) == "my_board"
+    assert default_target(()) == "live"

@@ -10,11 +10,12 @@ profiler's early stop (5× the loosest latency cap) and recorded as early-stoppe
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
 from datetime import datetime, timezone
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from ..plugins import UsageError, unknown_name_message
 from ..space import SearchSpace
@@ -66,6 +67,9 @@ def add_parser(sub: Any, pm: Any) -> None:
                    help="before each measurement wait until the whole machine's CPU use (2 s sample) is below PCT "
                         "%% (other jobs distort latency), at most --quiet-wait seconds; the sample is stored")
     p.add_argument("--quiet-wait", type=float, default=600.0, help="longest wait for --quiet-cpu, seconds (default 600)")
+    p.add_argument("--lock", default=None, metavar="FILE",
+                   help="hold an exclusive lock (flock) on FILE during each measurement: other jobs on this machine "
+                        "that take the same lock (e.g. `flock FILE pytest`) then never run while a measurement does")
     p.add_argument("--note", default=None, help="a note stored in the provenance (e.g. why the grid is narrowed)")
     p.add_argument("--time-limit", type=float, default=120.0, help="hard limit per measurement, seconds")
     p.add_argument("--max-new", type=int, default=None, help="stop after this many new measurements")
@@ -164,6 +168,25 @@ def _wait_for_quiet(max_busy_pct: float, max_wait_s: float) -> float:
         time.sleep(3.0)
 
 
+@contextlib.contextmanager
+def _measurement_lock(path: str | None) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created if needed) for one measurement.
+
+    Latency recorded beside another job measures that job too; a job that takes the same lock
+    (``flock FILE command``) waits for the measurement in flight and holds back the next one."""
+    if path is None:
+        yield
+        return
+    import fcntl
+
+    with open(path, "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def _summary(new: list[tuple[str, dict]], wall_s: float) -> list[str]:
     """Lines summarising the measurements of this run: statuses, seconds per measurement and per configuration."""
     import statistics
@@ -237,12 +260,13 @@ def run(args: argparse.Namespace, pm: Any) -> int:
                 if args.max_new is not None and len(new) >= args.max_new:
                     stopped = True
                     break
-                busy = _wait_for_quiet(args.quiet_cpu, args.quiet_wait) if args.quiet_cpu is not None else None
                 request = ProfileRequest(config=config, latency_cap_ms=loosest.latency_cap_ms,
                                          latency_metric="latency_p95_ms", early_stop_factor=5.0,
                                          time_limit_s=args.time_limit, device=args.device, data_dir=args.data,
                                          weights=args.weights)
-                m = profile(request).to_dict()
+                with _measurement_lock(args.lock):
+                    busy = _wait_for_quiet(args.quiet_cpu, args.quiet_wait) if args.quiet_cpu is not None else None
+                    m = profile(request).to_dict()
                 fh.write(json.dumps({"type": "measurement", "key": key, "config": config, "repeat": len(reps),
                                      "load_avg_1m": round(os.getloadavg()[0], 2), "recorded_at": round(time.time()),
                                      **({"cpu_busy_pct_before": busy} if busy is not None else {}),

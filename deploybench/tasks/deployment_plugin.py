@@ -14,6 +14,9 @@ from ..task import Task, TaskSpec
 from .deployment import LiveTask, scenarios
 
 LIVE_TARGET = "live"
+#: shipped tables in order of preference for the default target: the GPU recording when the package has
+#: one (the scenarios describe accelerator deployments), then the CPU recording, then any other table
+DEFAULT_TABLE_PREFERENCE: tuple[str, ...] = ("h100", "cpu")
 
 
 def _replay_targets() -> tuple[str, ...]:
@@ -40,10 +43,20 @@ def _factory(scenario_name: str):
     return build
 
 
+def default_target(tables: tuple[str, ...]) -> str:
+    """The best shipped table (see :data:`DEFAULT_TABLE_PREFERENCE`), or ``live`` when none is shipped,
+    so the main command replays real measurements on a machine without the recorded device."""
+    for name in DEFAULT_TABLE_PREFERENCE:
+        if name in tables:
+            return name
+    return sorted(tables)[0] if tables else LIVE_TARGET
+
+
 @hookimpl
 def deploybench_register_tasks() -> list[TaskSpec]:
-    targets = (LIVE_TARGET,) + _replay_targets()
-    default = "cpu" if "cpu" in targets else LIVE_TARGET
+    tables = _replay_targets()
+    targets = (LIVE_TARGET,) + tables
+    default = default_target(tables)
     kind = "live" if default == LIVE_TARGET else "replay"
     return [
         TaskSpec(name=s.name, factory=_factory(s.name), targets=targets, default_target=default,
