@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Regenerate the published leaderboard: run every built-in optimizer on every synthetic task,
-# compact the records, then write README.md and plots/ from them.
+# Regenerate the published leaderboard: run every built-in optimizer on every synthetic task and on
+# the deployment scenarios replayed from the shipped `cpu` table, compact the records, then write
+# README.md and plots/ from them. Each task × optimizer run replaces only its own folder of
+# leaderboard/runs, so one group can be refreshed without rerunning the others.
 #
 #   leaderboard/regenerate.sh                 # everything (cbo alone takes about an hour on 2 cores)
+#   TASKS="edge_tight server_throughput ultra_low_budget" leaderboard/regenerate.sh
 #   OPTIMIZERS="random tpe" leaderboard/regenerate.sh
 #   SEEDS=5 JOBS=4 leaderboard/regenerate.sh
 #   SKIP_RUNS=1 leaderboard/regenerate.sh     # keep leaderboard/runs, only rebuild README.md and plots/
@@ -21,8 +24,8 @@ if [ -x "$ROOT/.venv/bin/deploybench" ]; then
   DEPLOYBENCH="$ROOT/.venv/bin/deploybench"
   PYTHON="$ROOT/.venv/bin/python"
 fi
-OPTIMIZERS="${OPTIMIZERS:-random tba tba_tpe tpe cbo}"
-TASKS="${TASKS:-crashy_branin hierarchical_rosenbrock crash_cliff}"
+OPTIMIZERS="${OPTIMIZERS:-random tba tba_tpe tba_tpe_plus tpe cbo}"
+TASKS="${TASKS:-crashy_branin hierarchical_rosenbrock crash_cliff edge_tight server_throughput ultra_low_budget}"
 SEEDS="${SEEDS:-20}"
 JOBS="${JOBS:-2}"
 
@@ -34,8 +37,13 @@ if [ -z "${SKIP_RUNS:-}" ]; then
   # exit status 1 (some case errored) still publishes: errored cases are shown in the tables
   "$DEPLOYBENCH" run "${args[@]}" --seeds "$SEEDS" --out leaderboard/runs.new -n "$JOBS" -q || [ $? -eq 1 ]
   "$PYTHON" leaderboard/compact_records.py leaderboard/runs.new
-  rm -rf leaderboard/runs
-  mv leaderboard/runs.new leaderboard/runs
+  for dir in leaderboard/runs.new/*/*/; do  # <task>/<optimizer>/
+    name="${dir#leaderboard/runs.new/}"
+    rm -rf "leaderboard/runs/$name"
+    mkdir -p "$(dirname "leaderboard/runs/$name")"
+    mv "$dir" "leaderboard/runs/$name"
+  done
+  rm -rf leaderboard/runs.new
 fi
 
 rm -rf leaderboard/plots

@@ -267,3 +267,18 @@ def test_default_target_is_the_best_shipped_table():
     assert default_target(("cpu",)) == "cpu"
     assert default_target(("my_board",)) == "my_board"
     assert default_target(()) == "live"
+
+
+def test_recorder_stop_after_starts_nothing_that_could_overrun(tmp_path, monkeypatch, capsys):
+    from deploybench.cli.main import main
+    from deploybench.live import profiler
+
+    calls = []
+    monkeypatch.setattr(profiler, "profile", lambda request: calls.append(request))
+    argv = ["record", "--out", str(tmp_path / "rec.jsonl"), "--models", "mobilenet_v2", "--backends", "onnxruntime",
+            "--precisions", "fp32", "--batch-sizes", "1", "--threads", "1", "--device", "cpu",
+            "--time-limit", "60", "--stop-after", "30"]
+    assert main(argv) == 0
+    assert calls == []  # one measurement may take 60 s: it would end past the 30 s
+    out = capsys.readouterr().out
+    assert "--stop-after 30 s" in out and "rerun the same command" in out and "covers 0/1" in out

@@ -73,6 +73,9 @@ def add_parser(sub: Any, pm: Any) -> None:
     p.add_argument("--note", default=None, help="a note stored in the provenance (e.g. why the grid is narrowed)")
     p.add_argument("--time-limit", type=float, default=120.0, help="hard limit per measurement, seconds")
     p.add_argument("--max-new", type=int, default=None, help="stop after this many new measurements")
+    p.add_argument("--stop-after", type=float, default=None, metavar="SECONDS",
+                   help="start no new measurement after this many seconds of wall time (fits a recording into "
+                        "time-limited sessions: rerun the same command to continue)")
     p.add_argument("--weights", default="auto", choices=("auto", "pretrained", "random"))
     p.add_argument("--data", default=None, help="ImageFolder of ImageNet synset folders for measured accuracy")
     p.set_defaults(handler=run)
@@ -249,7 +252,7 @@ def run(args: argparse.Namespace, pm: Any) -> int:
     print(f"recording {len(todo)} configurations into {args.out} ({already} already measured, "
           f"up to {args.repeats} repeats near a latency cap, limit {args.time_limit:g} s each)", flush=True)
     bar = tqdm(total=len(todo), initial=already, unit="config", file=sys.stderr, disable=not sys.stderr.isatty())
-    stopped = False
+    stopped: str | None = None
     try:
         for config in todo:
             key = space.key(config)
@@ -258,7 +261,10 @@ def run(args: argparse.Namespace, pm: Any) -> int:
             wanted = 1 if not reps else (args.repeats if _near_cap(reps[0]) else 1)
             while len(reps) < wanted:
                 if args.max_new is not None and len(new) >= args.max_new:
-                    stopped = True
+                    stopped = f"after --max-new {args.max_new} new measurements"
+                    break
+                if args.stop_after is not None and time.time() - started + args.time_limit > args.stop_after:
+                    stopped = f"--stop-after {args.stop_after:g} s: the next measurement could run past it"
                     break
                 request = ProfileRequest(config=config, latency_cap_ms=loosest.latency_cap_ms,
                                          latency_metric="latency_p95_ms", early_stop_factor=5.0,
@@ -294,7 +300,7 @@ def run(args: argparse.Namespace, pm: Any) -> int:
         fh.close()
         bar.close()
     if stopped:
-        print(f"stopped after --max-new {args.max_new} new measurements", flush=True)
+        print(f"stopped {stopped}; rerun the same command to continue", flush=True)
     table = load_table(args.out)
     covered, grid = table.coverage()
     print(f"recorded {len(new)} new measurements in {time.time() - started:.0f} s; "

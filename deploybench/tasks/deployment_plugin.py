@@ -16,7 +16,7 @@ from .deployment import LiveTask, scenarios
 LIVE_TARGET = "live"
 #: shipped tables in order of preference for the default target: the GPU recording when the package has
 #: one (the scenarios describe accelerator deployments), then the CPU recording, then any other table
-DEFAULT_TABLE_PREFERENCE: tuple[str, ...] = ("h100", "cpu")
+DEFAULT_TABLE_PREFERENCE: tuple[str, ...] = ("h100", "h200", "cpu")
 
 
 def _replay_targets() -> tuple[str, ...]:
