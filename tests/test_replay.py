@@ -10,7 +10,7 @@ import pytest
 from deploybench import EvalContext, InvalidConfigError, Status
 from deploybench.cli.record import table_space
 from deploybench.results import read_case_file
-from deploybench.tables import TableError, ground_truth, load_table, pack_tables, write_table
+from deploybench.tables import TableError, ground_truth, load_table, pack_tables, shipped_tables, write_table
 from deploybench.tasks.deployment import get_scenario
 from deploybench.tasks.replay import RecommendationTrulyFeasible, ReplayTask, build_replay_task
 
@@ -282,3 +282,23 @@ def test_recorder_stop_after_starts_nothing_that_could_overrun(tmp_path, monkeyp
     assert calls == []  # one measurement may take 60 s: it would end past the 30 s
     out = capsys.readouterr().out
     assert "--stop-after 30 s" in out and "rerun the same command" in out and "covers 0/1" in out
+
+
+@pytest.mark.parametrize("name", sorted(shipped_tables()))
+def test_every_shipped_table_is_complete_with_provenance_and_replays(name):
+    from deploybench.tables import resolve_table
+    from deploybench.tasks.deployment import scenarios
+
+    table = load_table(resolve_table(name))
+    covered, grid = table.coverage()
+    assert covered == grid > 0 and not table.problems and table.off_grid() == 0
+    assert table.header["space_signature"] == table.space.signature()
+    p = table.provenance
+    for field in ("device", "device_name", "cpu", "versions", "date", "profiler_version"):
+        assert p.get(field), f"{name}: provenance lacks {field}"
+    for scenario in scenarios():
+        task = build_replay_task(scenario, name)
+        assert task.space.signature() == table.space.signature()  # optimizers see exactly the recorded grid
+        config = next(iter(table.space.grid()))
+        outcome = task.evaluate(config, EvalContext(seed=0, trial=0))
+        assert outcome.cost_s > 0
