@@ -8,7 +8,8 @@
 #   raw/cpu-t2-quiet.jsonl  onnxruntime + pytorch_eager, threads 2, batch 1-8
 #   raw/cpu-t1.jsonl        onnxruntime + pytorch_eager, threads 1, batch 1-8
 #   raw/cpu-compile.jsonl   torch_compile (no thread knob), batch 1-8, 120 s per measurement
-#   raw/cpu-big.jsonl       batch 16 and 32, every backend, threads 1-2
+#   raw/cpu-big.jsonl       batch 16 and 32, every backend, threads 1-2 (onnxruntime + pytorch_eager first
+#                           at 60 s per measurement, then torch_compile at 120 s: compiling takes 20-40 s)
 # Every measurement holds an exclusive flock on $LOCK and first waits (up to 10 min) for the machine's
 # CPU use to fall below 25 %: run anything heavy beside a recording as `flock $LOCK command`, so it never
 # overlaps a measurement. After each chunk the finished chunks are packed into the shipped table
@@ -26,6 +27,9 @@ LOCK=${DEPLOYBENCH_RECORD_LOCK:-/tmp/deploybench-record.lock}
 NOTE="2-core x86 CPU: threads recorded 1 and 2 only (more threads oversubscribe 2 cores); torch_compile has no thread knob; each measurement waited for the machine's CPU use to fall below 25 % (the sample and the 1-minute load average are stored per measurement)"
 COMMON="--space image_classification --target live --device cpu --repeats 3 --quiet-cpu 25 --quiet-wait 600 --lock $LOCK"
 mkdir -p "$RAW"
+
+# two recorders on one machine would measure each other: wait for one started by an earlier run
+while pgrep -f "deploybench.cli.main record" > /dev/null; do sleep 30; done
 
 complete() {  # complete FILE -> 0 when every grid configuration of FILE has a measurement
   [ -s "$1" ] && env PYTHONPATH=${DEPLOYBENCH_RECORD_SNAPSHOT:-} .venv/bin/python -P - "$1" <<'EOF'
@@ -65,7 +69,8 @@ $DB record $COMMON --out "$RAW/cpu-compile.jsonl" --name cpu-compile --backends 
 pack
 
 echo "== $(date -u +%FT%TZ) batch 16 and 32"
-$DB record $COMMON --out "$RAW/cpu-big.jsonl" --name cpu-big --threads 1,2 --batch-sizes 16,32 \
-  --time-limit 60 --note "$NOTE"
+BIG="--out $RAW/cpu-big.jsonl --name cpu-big --threads 1,2 --batch-sizes 16,32"
+$DB record $COMMON $BIG --only-backends onnxruntime,pytorch_eager --time-limit 60 --note "$NOTE"
+$DB record $COMMON $BIG --only-backends torch_compile --time-limit 120 --note "$NOTE"
 pack
 echo "== $(date -u +%FT%TZ) done"

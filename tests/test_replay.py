@@ -212,7 +212,7 @@ def test_recorder_with_a_fake_profiler_repeats_near_caps_and_resumes(tmp_path, m
     assert main(argv) == 0 and len(calls) == 4  # resumed: nothing measured twice
     table = load_table(out)
     assert table.provenance["threads_recorded"] == [1] and len(table.measurements) == 2
-    assert all("load_avg_1m" in e for es in table.extras.values() for e in es)
+    assert all("load_avg_1m" in e and e["time_limit_s"] == 120.0 for es in table.extras.values() for e in es)
 
 
 def test_quiet_gate_waits_for_a_quiet_machine(monkeypatch):

@@ -275,6 +275,7 @@ def run(args: argparse.Namespace, pm: Any) -> int:
                     m = profile(request).to_dict()
                 fh.write(json.dumps({"type": "measurement", "key": key, "config": config, "repeat": len(reps),
                                      "load_avg_1m": round(os.getloadavg()[0], 2), "recorded_at": round(time.time()),
+                                     "time_limit_s": args.time_limit,
                                      **({"cpu_busy_pct_before": busy} if busy is not None else {}),
                                      "measurement": m}, allow_nan=False) + "\n")
                 fh.flush()
