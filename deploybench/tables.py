@@ -361,8 +361,11 @@ def pack_tables(tables: Sequence[Table], *, name: str, keep: Mapping[str, Sequen
                 filtered_out += len(reps)
                 continue
             extras = t.extras.get(key) or [{}] * len(reps)
+            source = {"source": t.name}
+            if t.provenance.get("time_limit_s") is not None:  # older chunks store it in the header only
+                source["time_limit_s"] = t.provenance["time_limit_s"]
             for m, extra in zip(reps, extras):
-                rows.append((config, {"source": t.name, **extra}, m))
+                rows.append((config, {**source, **extra}, m))
     if prefer_load_below is not None:
         rows, superseded = _prefer_quiet(rows, prefer_load_below)
         filtered_out += superseded
@@ -412,6 +415,12 @@ def pack_tables(tables: Sequence[Table], *, name: str, keep: Mapping[str, Sequen
                         "measurement": m})
         repeat_of[key] = repeat_of.get(key, 0) + 1
     provenance = _merge_provenance(tables, note)
+    provenance["threads_recorded"] = list(domains.get("threads") or [])  # what the packed grid holds
+    limits = sorted({r["time_limit_s"] for r in records if r.get("time_limit_s") is not None})
+    if limits:
+        provenance["time_limit_s"] = limits[-1]
+        if len(limits) > 1:
+            provenance["time_limits_s"] = limits  # per measurement in each record's time_limit_s
     if prefer_load_below is not None:
         provenance["prefer_load_below"] = prefer_load_below
     header = {"type": "table", "format_version": TABLE_FORMAT_VERSION, "name": name, "space": space.to_json(),

@@ -25,11 +25,11 @@ def _measurement(p95, status="ok", acc=0.72, cost=5.0):
             "stages": {"measure_s": 2.0, "accuracy_s": 0.0}, "info": {}}
 
 
-def _write(path, space, repeats, date="2026-01-01", threads=2, torn=False, load=0.5):
+def _write(path, space, repeats, date="2026-01-01", threads=2, torn=False, load=0.5, time_limit=60.0):
     header = {"type": "table", "format_version": 1, "name": path.name.split(".")[0], "space": space.to_json(),
               "space_signature": space.signature(),
               "provenance": {"device": "cpu", "device_name": "test CPU", "date": date, "profiler_version": "1",
-                             "threads_recorded": [threads]}}
+                             "threads_recorded": [threads], "time_limit_s": time_limit}}
     with open(path, "w") as fh:
         fh.write(json.dumps(header) + "\n")
         for (model, prec, bs), ms in repeats.items():
@@ -139,7 +139,7 @@ def test_pack_merges_chunks_into_a_complete_gzipped_grid(tmp_path):
     t1 = _write(tmp_path / "t1.jsonl", table_space(**grid, threads=[1]), {
         ("mobilenet_v2", "fp32", 1): [_measurement(19.0), _measurement(21.0)], ("mobilenet_v2", "fp32", 2): [_measurement(30.0)],
         ("resnet18", "fp32", 1): [_measurement(14.0)], ("resnet18", "fp32", 2): [_measurement(28.0)]},
-        date="2026-01-02", threads=1)
+        date="2026-01-02", threads=1, time_limit=120.0)
     tables = [load_table(t2), load_table(t1)]
     partial = pack_tables(tables, name="cpu", complete=False)
     assert len(partial.missing) == 2 and sum(1 for _ in partial.space.grid()) == 12
@@ -159,6 +159,9 @@ def test_pack_merges_chunks_into_a_complete_gzipped_grid(tmp_path):
                            "threads": 1})
     assert [m["metrics"]["latency_p95_ms"] for m in table.repeats(key)] == [19.0, 21.0]
     assert [e["source"] for e in table.extras[key]] == ["t1", "t1"] and table.extras[key][0]["load_avg_1m"] == 0.5
+    # each measurement keeps the time limit it was recorded under (the chunks' headers differ)
+    assert table.extras[key][0]["time_limit_s"] == 120.0 and p["time_limits_s"] == [60.0, 120.0]
+    assert p["time_limit_s"] == 120.0
     task = ReplayTask("edge_tight", table, str(out))
     assert task.space["threads"].low == 1 and task.space["threads"].high == 2
     # a quiet re-recording of one configuration supersedes the repeats measured while other jobs ran

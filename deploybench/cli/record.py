@@ -83,6 +83,7 @@ def add_parser(sub: Any, pm: Any) -> None:
 
 def _provenance(args: argparse.Namespace, threads: Sequence[int]) -> dict:
     from ..live.profiler import MEASUREMENT_FORMAT
+    from ..tasks.deployment import THREADED_BACKENDS
     from ..machine import library_versions, machine_info
 
     info = machine_info()
@@ -112,7 +113,7 @@ def _provenance(args: argparse.Namespace, threads: Sequence[int]) -> dict:
         "profiler_version": str(MEASUREMENT_FORMAT),
         "repeats_policy": f"1 repeat; up to {args.repeats} where a scenario latency metric lies within "
                           f"±{int(NEAR_CAP * 100)} % of its cap",
-        "threads_recorded": list(threads),
+        "threads_recorded": list(threads) if set(args.backends) & set(THREADED_BACKENDS) else [],
         "time_limit_s": args.time_limit,
         "weights": args.weights,
         "accuracy": "measured" if args.data else "documented ImageNet-1K top-1 of the weights",

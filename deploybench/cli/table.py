@@ -102,6 +102,18 @@ def _noise_near_cap(table: Table, scenario: Any) -> list[float]:
     return out
 
 
+def _time_limits(table: Table) -> str:
+    """The per-measurement time limits, with how many measurements had each (chunks may differ)."""
+    counts: Counter = Counter()
+    for key in table.grid_keys():
+        for extra in table.extras.get(key) or []:
+            counts[extra.get("time_limit_s", table.provenance.get("time_limit_s"))] += 1
+    if len(counts) <= 1:
+        return f"{table.provenance.get('time_limit_s')} s"
+    return ", ".join(f"{limit:g} s ({n} measurements)" if limit is not None else f"unknown ({n})"
+                     for limit, n in sorted(counts.items(), key=lambda kv: (kv[0] is None, kv[0] or 0)))
+
+
 def _info(args: Any) -> int:
     from ..tasks.deployment import scenarios
 
@@ -117,7 +129,7 @@ def _info(args: Any) -> int:
     print(table.describe())
     print(f"provenance: {p.get('device_name')} ({p.get('device')}), {p.get('cpu')}, {p.get('cpu_count')} cores, "
           f"python {p.get('python')}, " + ", ".join(f"{k} {v}" for k, v in (p.get("versions") or {}).items()))
-    print(f"recording: time limit {p.get('time_limit_s')} s per measurement, repeats: {p.get('repeats_policy')}, "
+    print(f"recording: time limit {_time_limits(table)} per measurement, repeats: {p.get('repeats_policy')}, "
           f"threads recorded {p.get('threads_recorded')}, accuracy: {p.get('accuracy')}")
     if p.get("note"):
         print(f"note: {p['note']}")
