@@ -115,10 +115,11 @@ class DeployBenchPluginManager:
         return classes[name]
 
 
-def unknown_name_message(kind: str, name: str, known: Iterable[str]) -> str:
+def unknown_name_message(kind: str, name: str, known: Iterable[str], *, where: str = "", also: str = "") -> str:
+    """Say what was wrong, what is allowed and the closest valid name (``where``: " for task 'x'")."""
     known = sorted(known)
     hint = closest_name(name, known)
-    msg = f"unknown {kind} {name!r}; known {kind}s: {', '.join(known) or '(none)'}"
+    msg = f"unknown {kind} {name!r}{where}; known {kind}s: {', '.join(known) or '(none)'}{also}"
     if hint:
         msg += f"; did you mean {hint!r}?"
     return msg

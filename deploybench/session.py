@@ -97,7 +97,8 @@ def collect(
         spec = specs[name]
         chosen = arg_target or target or spec.default_target
         if chosen not in spec.targets and not (spec.accepts_paths and (os.sep in chosen or chosen.endswith((".jsonl", ".gz")))):
-            raise UsageError(unknown_name_message(f"target of task {name!r}", chosen, spec.targets))
+            also = " (or the path of a recorded table, such as my_device.jsonl.gz)" if spec.accepts_paths else ""
+            raise UsageError(unknown_name_message("target", chosen, spec.targets, where=f" for task {name!r}", also=also))
         try:
             task = spec.build(chosen)
         except UsageError:

@@ -305,3 +305,11 @@ def test_every_shipped_table_is_complete_with_provenance_and_replays(name):
         config = next(iter(table.space.grid()))
         outcome = task.evaluate(config, EvalContext(seed=0, trial=0))
         assert outcome.cost_s > 0
+
+
+def test_an_unknown_target_names_the_known_ones_and_exits_2(capsys):
+    from deploybench.cli.main import main
+
+    assert main(["run", "-o", "random", "-t", "edge_tight", "--target", "h10", "--collect-only"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown target 'h10' for task 'edge_tight'" in err and "live" in err and "recorded table" in err
