@@ -4,7 +4,7 @@
 # README.md and plots/ from them. Each task × optimizer run replaces only its own folder of
 # leaderboard/runs, so one group can be refreshed without rerunning the others.
 #
-#   leaderboard/regenerate.sh                 # everything (cbo alone takes about an hour on 2 cores)
+#   leaderboard/regenerate.sh                 # everything (720 cases: about 3 minutes on 2 cores)
 #   TASKS="edge_tight server_throughput ultra_low_budget" leaderboard/regenerate.sh
 #   OPTIMIZERS="random tpe" leaderboard/regenerate.sh
 #   SEEDS=5 JOBS=4 leaderboard/regenerate.sh
