@@ -20,15 +20,20 @@ import json
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
+from .deployment_grid import GRID_PARAMS, DeploymentGrid, canonical_order
 from .space import SearchSpace
 
 __all__ = ["TABLE_FORMAT_VERSION", "Table", "load_table", "TableError", "ConfigTruth", "ScenarioTruth",
            "ground_truth", "open_table_for_append", "shipped_tables_dir", "shipped_tables", "resolve_table",
            "grid_space", "pack_tables", "write_table", "PackResult"]
 
-TABLE_FORMAT_VERSION = 1
+TABLE_FORMAT_VERSION = 2
+#: a table line longer than this is not a measurement (a corrupt or hostile file): refused, not read whole
+MAX_LINE_CHARS = 4_000_000
+#: a grid larger than this is refused before anything enumerates it
+MAX_GRID_CONFIGS = 200_000
 FEASIBLE_PROBABILITY_FOR_OPTIMUM = 0.5
 
 
@@ -54,6 +59,8 @@ class Table:
     problems: list[str] = field(default_factory=list)
     #: per key, per repeat: the measurement line's other fields (load average, source chunk, ...)
     extras: dict[str, list[dict]] = field(default_factory=dict)
+    #: measurements disturbed by other work on every retry: kept in the file as evidence, never served
+    contaminated: int = 0
 
     @property
     def name(self) -> str:
@@ -89,41 +96,152 @@ class Table:
                 f"recorded {p.get('date', '?')}, profiler {p.get('profiler_version', '?')}")
 
 
+def _grid_size(space: SearchSpace) -> int:
+    """An upper bound of the grid's size computed without enumerating it (conditions only shrink it)."""
+    size = 1
+    for p in space:
+        if hasattr(p, "choices"):
+            n = len(p.choices)
+        elif hasattr(p, "values"):
+            n = len(p.values)
+        else:
+            try:
+                n = int(p.high) - int(p.low) + 1
+            except (TypeError, ValueError):
+                raise TableError(f"parameter {p.name!r} is not discrete: a table grid needs finite domains") from None
+        size *= max(n, 1)
+    return size
+
+
+def _header_space(path: Path, lineno: int, record: Mapping[str, Any]) -> SearchSpace:
+    space_json = record.get("space")
+    if not isinstance(space_json, Mapping) or not isinstance(space_json.get("params"), list):
+        raise TableError(f"{path}:{lineno}: the table header has no 'space' with a 'params' list")
+    try:
+        space = SearchSpace.from_json(space_json)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise TableError(f"{path}:{lineno}: the table header's space is invalid ({type(exc).__name__}: {exc}); "
+                         "expected parameters of kinds categorical, ordinal or integer") from None
+    size = _grid_size(space)
+    if size > MAX_GRID_CONFIGS:
+        raise TableError(f"{path}:{lineno}: the table's grid has {size} configurations, more than the "
+                         f"{MAX_GRID_CONFIGS} a recorded table can hold")
+    return space
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, text) of a table file, streamed with a length cap; unreadable files raise TableError."""
+    try:
+        fh = _open(path)
+    except IsADirectoryError:
+        raise TableError(f"{path} is a directory, not a recorded table (.jsonl or .jsonl.gz)") from None
+    except OSError as exc:
+        raise TableError(f"cannot open the table {path}: {exc.strerror or exc}") from None
+    try:
+        with fh:
+            lineno = 0
+            while True:
+                line = fh.readline(MAX_LINE_CHARS + 1)
+                if not line:
+                    return
+                lineno += 1
+                if len(line) > MAX_LINE_CHARS:
+                    raise TableError(f"{path}:{lineno}: line longer than {MAX_LINE_CHARS} characters; "
+                                     "not a deploybench table")
+                yield lineno, line
+    except (OSError, EOFError, UnicodeDecodeError, gzip.BadGzipFile) as exc:
+        raise TableError(f"{path}: not a readable table ({type(exc).__name__}: {exc}); expected JSON lines, "
+                         "optionally gzip-compressed (.jsonl.gz)") from None
+
+
 def load_table(path: Path | str) -> Table:
-    """Read a table; a torn last line (recording killed mid-write) is skipped and reported."""
+    """Read a table, validating it as untrusted input: every problem names the file and the line.
+
+    A torn last line (recording killed mid-write) and malformed measurement lines are skipped and
+    reported in ``Table.problems``; a missing or invalid header raises :class:`TableError`.
+    Measurements marked ``contaminated`` (disturbed by other work) are counted, never served."""
     path = Path(path)
     if not path.exists():
         raise TableError(f"no recorded table at {path}")
-    header = None
     table: Table | None = None
-    with _open(path) as fh:
-        lines = fh.readlines()
-    for i, line in enumerate(lines, start=1):
+    for i, line in _lines(path):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
-        except json.JSONDecodeError:
-            if table is not None:
-                table.problems.append(f"{path}:{i}: unreadable line skipped")
-            continue
-        if record.get("type") == "table":
-            if record.get("format_version", 0) > TABLE_FORMAT_VERSION:
-                raise TableError(f"{path} uses table format {record['format_version']}; this deploybench reads up to "
-                                 f"{TABLE_FORMAT_VERSION}. Upgrade deploybench.")
-            header = record
-            table = Table(path=path, header=header, space=SearchSpace.from_json(header["space"]))
-        elif record.get("type") == "measurement":
+        except (json.JSONDecodeError, RecursionError):
             if table is None:
-                raise TableError(f"{path}: measurement before the table header")
+                raise TableError(f"{path}:{i}: not JSON; a table starts with its header line "
+                                 '{"type": "table", ...}') from None
+            table.problems.append(f"{path}:{i}: unreadable line skipped")
+            continue
+        if not isinstance(record, dict):
+            if table is None:
+                raise TableError(f"{path}:{i}: expected a JSON object (the table header), got {type(record).__name__}")
+            table.problems.append(f"{path}:{i}: a {type(record).__name__} instead of a measurement object; skipped")
+            continue
+        kind = record.get("type")
+        if kind == "table":
+            if table is not None:
+                raise TableError(f"{path}:{i}: a second table header; one table per file")
+            version = record.get("format_version", 0)
+            if not isinstance(version, int) or version < 1:
+                raise TableError(f"{path}:{i}: the header's format_version must be a positive integer, got {version!r}")
+            if version > TABLE_FORMAT_VERSION:
+                raise TableError(f"{path} uses table format {version}; this deploybench reads up to "
+                                 f"{TABLE_FORMAT_VERSION}. Upgrade deploybench.")
+            table = Table(path=path, header=record, space=_header_space(path, i, record))
+        elif kind == "measurement":
+            if table is None:
+                raise TableError(f"{path}:{i}: measurement before the table header")
+            problem = _measurement_problem(record, table.space)
+            if problem:
+                table.problems.append(f"{path}:{i}: {problem}; skipped")
+                continue
+            if record["measurement"].get("contaminated"):
+                table.contaminated += 1
+                continue
             key = record["key"]
             table.measurements.setdefault(key, []).append(record["measurement"])
             table.configs.setdefault(key, record["config"])
             table.extras.setdefault(key, []).append(
                 {k: v for k, v in record.items() if k not in ("type", "key", "config", "repeat", "measurement")})
+        elif table is None:
+            raise TableError(f"{path}:{i}: expected the table header line (type 'table'), got type {kind!r}")
+        else:
+            table.problems.append(f"{path}:{i}: unknown line type {kind!r}; skipped")
     if table is None:
         raise TableError(f"{path} is not a deploybench table (no header line)")
     return table
+
+
+_STATUSES = ("ok", "early_stopped", "crashed", "timeout")
+
+
+def _measurement_problem(record: Mapping[str, Any], space: SearchSpace) -> str | None:
+    """What is wrong with a measurement line (None when it is usable)."""
+    key, config, m = record.get("key"), record.get("config"), record.get("measurement")
+    if not isinstance(key, str) or not isinstance(config, dict) or not isinstance(m, dict):
+        return "a measurement line needs 'key' (text), 'config' (object) and 'measurement' (object)"
+    if m.get("status") not in _STATUSES:
+        return f"measurement status {m.get('status')!r} is not one of {', '.join(_STATUSES)}"
+    if not isinstance(m.get("metrics") or {}, dict) or not isinstance(m.get("stages") or {}, dict):
+        return "measurement 'metrics' and 'stages' must be objects"
+    if m["status"] in ("crashed", "timeout") and not isinstance(m.get("error"), dict):
+        return f"a {m['status']} measurement needs an 'error' object"
+    lat = m.get("latencies_ms")
+    if lat is not None and (not isinstance(lat, list) or not all(isinstance(v, (int, float)) for v in lat)):
+        return "'latencies_ms' must be a list of numbers"
+    try:
+        float(m.get("cost_s") or 0.0)
+    except (TypeError, ValueError):
+        return f"cost_s {m.get('cost_s')!r} is not a number"
+    try:
+        if space.key(config) != key:
+            return "the line's key does not match its config"
+    except Exception as exc:  # noqa: BLE001 - any malformed config is a skipped line, not a crash
+        return f"config does not fit the table's space ({exc})"
+    return None
 
 
 def open_table_for_append(path: Path | str, header: dict) -> Any:
@@ -207,6 +325,8 @@ def _repeat_feasible(m: Mapping[str, Any], constraints: Iterable[tuple[str, floa
     metrics = m.get("metrics") or {}
     for metric, cap in constraints:
         value = metrics.get(metric)
+        if metric == "accuracy_unknown" and value is None:  # format 1: no such metric, accuracy always given
+            value = 0.0 if metrics.get("accuracy") is not None else 1.0
         if value is None or value > cap:
             return False
     return True
@@ -237,52 +357,22 @@ def ground_truth(table: Table, scenario: Any) -> ScenarioTruth:
 
 
 # -- grids, packing and writing ----------------------------------------------------------------------------
-GRID_PARAMS = ("model", "backend", "precision", "batch_size", "threads")
 #: on ties, :func:`pack_tables` drops values of later parameters first (keep models and backends, the
-#: structure optimizers must discover; a thread count is the cheapest loss)
-DROP_PREFERENCE = ("model", "backend", "precision", "batch_size", "threads")
+#: structure optimizers must discover; a knob value or a thread count is the cheapest loss)
+DROP_PREFERENCE = ("model", "backend", "precision", "batch_size", "threads", "memory_format", "graph_optimization")
 
 
 def grid_space(models: Sequence[str], backends: Sequence[str], precisions: Sequence[str],
-               batch_sizes: Sequence[int], threads: Sequence[int]) -> SearchSpace:
-    """A recorded grid as a space (values kept in the given order, so a resumed recording keeps its
-    signature). ``threads`` is active only for backends with a CPU thread pool; a contiguous thread
-    range becomes an integer, any other set an ordinal."""
-    from .space import Categorical, Condition, Integer, Ordinal
-    from .tasks.deployment import THREADED_BACKENDS
-
-    params = [
-        Categorical("model", choices=tuple(models)),
-        Categorical("backend", choices=tuple(backends)),
-        Categorical("precision", choices=tuple(precisions)),
-        Ordinal("batch_size", values=tuple(sorted(int(b) for b in batch_sizes)), log=True),
-    ]
-    threaded = tuple(b for b in THREADED_BACKENDS if b in backends)
-    if threaded:
-        values = tuple(sorted({int(t) for t in threads}))
-        if not values:
-            raise TableError("a grid with a threaded backend needs at least one thread count")
-        cond = Condition("backend", threaded)
-        if len(values) > 1 and values == tuple(range(values[0], values[-1] + 1)):
-            params.append(Integer("threads", low=values[0], high=values[-1], condition=cond))
-        else:
-            params.append(Ordinal("threads", values=values, condition=cond))
-    return SearchSpace(params)
-
-
-def _canonical_order(name: str, values: Iterable[Any]) -> list:
-    from .tasks.deployment import BACKENDS, MODELS, PRECISIONS
-
-    known = {"model": MODELS, "backend": BACKENDS, "precision": PRECISIONS}.get(name)
-    values = set(values)
-    if known is None:
-        return sorted(values)
-    return [v for v in known if v in values] + sorted(v for v in values if v not in known)
+               batch_sizes: Sequence[int], threads: Sequence[int], memory_formats: Sequence[str] = (),
+               graph_optimizations: Sequence[str] = ()) -> SearchSpace:
+    """A recorded grid as a space (see :class:`deploybench.deployment_grid.DeploymentGrid`)."""
+    return DeploymentGrid(models=tuple(models), backends=tuple(backends), precisions=tuple(precisions),
+                          batch_sizes=tuple(batch_sizes), threads=tuple(threads), memory_formats=tuple(memory_formats),
+                          graph_optimizations=tuple(graph_optimizations)).space()
 
 
 def _domains_space(domains: Mapping[str, Sequence[Any]]) -> SearchSpace:
-    return grid_space(domains["model"], domains["backend"], domains["precision"], domains["batch_size"],
-                      domains.get("threads") or [])
+    return DeploymentGrid.from_domains(domains).space()
 
 
 @dataclass
@@ -373,7 +463,7 @@ def pack_tables(tables: Sequence[Table], *, name: str, keep: Mapping[str, Sequen
         raise TableError("no measurement left after the filters")
     domains: dict[str, list] = {}
     for p in GRID_PARAMS:
-        domains[p] = _canonical_order(p, {c[p] for c, _, _ in rows if p in c})
+        domains[p] = canonical_order(p, {c[p] for c, _, _ in rows if p in c})
     space = _domains_space(domains)
     measured_by_key = {space.key(c) for c, _, _ in rows}  # keys name parameters, not domains: valid in sub-grids
 

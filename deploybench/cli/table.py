@@ -3,8 +3,6 @@ one replayable table (a complete grid, gzip'd) such as the shipped ``cpu`` table
 
 from __future__ import annotations
 
-import statistics
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +25,8 @@ def add_parser(sub: Any, pm: Any) -> None:
     p = sub.add_parser("table", help="inspect recorded deployment tables, pack recorded chunks into one table")
     tsub = p.add_subparsers(dest="table_command", metavar="SUBCOMMAND")
     info = tsub.add_parser("info", help="coverage, crashes, feasibility and optimum per scenario, noise near caps")
-    info.add_argument("table", help="a shipped table name (cpu, h100) or a path")
+    info.add_argument("table", help="a shipped table name (cpu, edge, h100) or a path")
+    info.add_argument("--json", action="store_true", help="print the same information as JSON")
     pack = tsub.add_parser("pack", help="merge recorded tables into one complete grid (what replay needs)",
                            description="Merge recorded chunks (same device) into one table. The grid is every "
                                        "measured value of each parameter, narrowed by the filters; unless --partial, "
@@ -38,6 +37,9 @@ def add_parser(sub: Any, pm: Any) -> None:
     for flag, kind in (("models", str), ("backends", str), ("precisions", str), ("batch-sizes", int), ("threads", int)):
         pack.add_argument(f"--{flag}", type=_csv(kind), default=None, help=f"keep only these {flag.replace('-', ' ')}")
     pack.add_argument("--partial", action="store_true", help="keep an incomplete grid (not replayable; for inspection)")
+    pack.add_argument("--require-complete", action="store_true",
+                      help="refuse to pack (exit 2) unless every configuration of the recorded grid is measured, "
+                           "instead of dropping values to complete it")
     pack.add_argument("--note", default=None, help="a note stored in the provenance")
     pack.add_argument("--prefer-load-below", type=float, default=None, metavar="L",
                       help="per configuration, keep only repeats recorded at a 1-minute load average <= L when "
@@ -71,6 +73,11 @@ def _pack(args: Any) -> int:
                              prefer_load_below=args.prefer_load_below)
     except TableError as exc:
         raise UsageError(str(exc)) from exc
+    if getattr(args, "require_complete", False) and result.dropped:
+        p, v, _ = result.dropped[0]
+        raise UsageError(f"the recorded grid is not complete yet (packing would drop {p}={v} and "
+                         f"{len(result.dropped) - 1} more values); record the rest first, or pack without "
+                         "--require-complete to ship the complete part")
     write_table(args.out, result.header, result.records)
     space = result.space
     size = sum(1 for _ in space.grid())
@@ -89,102 +96,88 @@ def _pack(args: Any) -> int:
     return 0
 
 
-def _noise_near_cap(table: Table, scenario: Any) -> list[float]:
-    """Coefficient of variation of the scenario's latency metric over the repeats of each configuration
-    whose median lies within ±30 % of the cap (only configurations with at least two ok repeats)."""
-    out = []
-    for key in table.grid_keys():
-        reps = table.measurements.get(key) or []
-        vals = [(m.get("metrics") or {}).get(scenario.latency_metric) for m in reps if m["status"] == "ok"]
-        vals = [v for v in vals if v is not None]
-        if len(vals) >= 2 and abs(statistics.median(vals) - scenario.latency_cap_ms) <= NEAR * scenario.latency_cap_ms:
-            out.append(statistics.pstdev(vals) / statistics.mean(vals))
-    return out
-
-
-def _time_limits(table: Table) -> str:
-    """The per-measurement time limits, with how many measurements had each (chunks may differ)."""
-    counts: Counter = Counter()
-    for key in table.grid_keys():
-        for extra in table.extras.get(key) or []:
-            counts[extra.get("time_limit_s", table.provenance.get("time_limit_s"))] += 1
-    if len(counts) <= 1:
-        return f"{table.provenance.get('time_limit_s')} s"
-    return ", ".join(f"{limit:g} s ({n} measurements)" if limit is not None else f"unknown ({n})"
-                     for limit, n in sorted(counts.items(), key=lambda kv: (kv[0] is None, kv[0] or 0)))
+def _fmt_config(config: dict | None) -> str:
+    return "-" if not config else ", ".join(f"{k}={v}" for k, v in config.items())
 
 
 def _info(args: Any) -> int:
-    from ..tasks.deployment import scenarios
+    import json
+
+    from ..table_report import table_summary
 
     table = _load(args.table)
-    covered, grid = table.coverage()
-    grid_keys = [k for k in table.grid_keys() if table.measurements.get(k)]
-    n = sum(len(table.measurements[k]) for k in grid_keys)
-    if n == 0:
-        print(table.describe())
-        print(f"grid: 0/{grid} configurations measured")
+    summary = table_summary(table)
+    if getattr(args, "json", False):
+        print(json.dumps(summary, indent=2, sort_keys=False, default=str))
         return 0
-    p = table.provenance
+    p = summary["provenance"]
     print(table.describe())
     print(f"provenance: {p.get('device_name')} ({p.get('device')}), {p.get('cpu')}, {p.get('cpu_count')} cores, "
           f"python {p.get('python')}, " + ", ".join(f"{k} {v}" for k, v in (p.get("versions") or {}).items()))
-    print(f"recording: time limit {_time_limits(table)} per measurement, repeats: {p.get('repeats_policy')}, "
-          f"threads recorded {p.get('threads_recorded')}, accuracy: {p.get('accuracy')}")
+    limits = ", ".join(f"{k} s ({v} measurements)" for k, v in summary["time_limits_s"].items())
+    print(f"recording: time limit {limits or p.get('time_limit_s')}; repeats: {p.get('repeats_policy')}; "
+          f"threads recorded {p.get('threads_recorded')}; accuracy: {p.get('accuracy')}")
+    if summary["memory_limit_mechanisms"]:
+        print("device memory limit enforced by: " + ", ".join(f"{k} ({v} measurements)"
+                                                              for k, v in summary["memory_limit_mechanisms"].items()))
+    elif summary["format_version"] and summary["format_version"] < 2:
+        print("format 1 table: memory is the worker's preparation peak and every precision carries the fp32 "
+              "accuracy; no device memory limit, no contention guard (superseded by format 2 recordings)")
     if p.get("note"):
         print(f"note: {p['note']}")
-    for src in p.get("sources") or []:
-        print(f"source: {src.get('name')} ({src.get('file')}), {src.get('measurements')} measurements, "
-              f"recorded {src.get('date')}")
-    print(f"grid: {covered}/{grid} configurations measured ({100 * covered / max(grid, 1):.0f} %), {n} measurements, "
-          f"space {table.header.get('space_signature')}" + ("" if covered == grid else " -- incomplete: replay "
-                                                             "needs a complete grid (deploybench table pack)"))
-    for prob in table.problems:
+    g = summary["grid"]
+    print(f"grid: {g['measured']}/{g['configurations']} configurations measured "
+          f"({100 * g['measured'] / max(g['configurations'], 1):.0f} %), {summary['measurements']} measurements, "
+          f"space {g['space_signature']}" + ("" if g["complete"] else " -- incomplete: replay needs a complete grid "
+                                                                     "(deploybench table pack)"))
+    print(f"contention guard: {summary['redone_by_contention_guard']} measurements redone; "
+          f"{summary['contaminated_not_served']} contaminated measurements kept in the file but never served")
+    for prob in summary["problems"]:
         print(f"note: {prob}")
-    if table.off_grid():
-        print(f"note: {table.off_grid()} measurements of configurations outside the grid are ignored")
-    statuses: Counter = Counter()
-    kinds: Counter = Counter()
-    costs, per_config, loads = [], [], []
-    for key in grid_keys:
-        reps = table.measurements[key]
-        per_config.append(sum(float(m.get("cost_s") or 0.0) for m in reps))
-        for m, extra in zip(reps, table.extras.get(key) or [{}] * len(reps)):
-            statuses[m["status"]] += 1
-            costs.append(float(m.get("cost_s") or 0.0))
-            if m.get("error"):
-                kinds[m["error"].get("kind", "?")] += 1
-            if extra.get("load_avg_1m") is not None:
-                loads.append(float(extra["load_avg_1m"]))
+    if summary["off_grid_measurements"]:
+        print(f"note: {summary['off_grid_measurements']} measurements of configurations outside the grid are ignored")
+    n = summary["measurements"]
+    if not n:
+        return 0
     print()
-    print(tabulate([[s, c, f"{100 * c / n:.1f} %"] for s, c in statuses.most_common()],
+    print(tabulate([[s, c, f"{100 * c / n:.1f} %"] for s, c in summary["statuses"].items()],
                    headers=["status", "measurements", "share"]))
-    if kinds:
-        print()
-        rows = [[k + (" (machine, not configuration)" if k == "environment" else ""), c, f"{100 * c / n:.1f} %"]
-                for k, c in kinds.most_common()]
-        print(tabulate(rows, headers=["crash/timeout kind", "count", "share"]))
-    repeats = Counter(len(table.measurements[k]) for k in grid_keys)
-    print(f"\nrepeats per configuration: " + ", ".join(f"{k}x {v}" for k, v in sorted(repeats.items())))
-    print(f"evaluation cost: {sum(costs):.0f} s in all ({sum(costs) / 3600:.2f} h); per measurement median "
-          f"{statistics.median(costs):.1f} s, max {max(costs):.1f} s; per configuration mean "
-          f"{statistics.mean(per_config):.1f} s")
-    if loads:
-        print(f"1-minute load average while recording: median {statistics.median(loads):.2f}, max {max(loads):.2f} "
-              f"on {p.get('cpu_count')} cores")
+    cs = summary["crash_structure"]
+    print(f"\ncrash structure: {cs['configurations_crashed_or_timed_out']} configurations crashed or timed out "
+          f"({100 * cs['share_of_grid']:.1f} % of the grid)")
+    if cs["per_kind"]:
+        rows = [[k + (" (machine, not configuration)" if k == "environment" else ""), v["configurations"],
+                 f"{100 * v['share_of_grid']:.1f} %"] for k, v in cs["per_kind"].items()]
+        print(tabulate(rows, headers=["kind", "configurations", "share of grid"]))
+    print("\nrepeats per configuration: " + ", ".join(f"{k}x {v}" for k, v in summary["repeats_per_configuration"].items()))
+    c = summary["cost"]
+    print(f"evaluation cost: {c['total_s']:.0f} s in all ({c['total_s'] / 3600:.2f} h); per measurement median "
+          f"{c['per_measurement_median_s']} s, max {c['per_measurement_max_s']} s; per configuration median "
+          f"{c['per_configuration_median_s']} s")
+    if summary["load_avg_1m"]:
+        print(f"1-minute load average while recording: median {summary['load_avg_1m']['median']}, "
+              f"max {summary['load_avg_1m']['max']} on {p.get('cpu_count')} cores")
     rows = []
-    for s in scenarios().values():
-        truth = ground_truth(table, s)
-        near = _noise_near_cap(table, s)
-        best = truth.best_config
-        stochastic = sum(1 for t in truth.configs.values() if 0.0 < t.p_feasible < 1.0)
-        rows.append([s.name, f"{s.latency_metric.replace('latency_', '').replace('_ms', '')} <= {s.latency_cap_ms:g} ms, "
-                     f"mem <= {s.memory_cap_mb:g} MB", f"{100 * truth.feasible_share:.1f} %", stochastic,
-                     "none" if truth.optimum is None else f"{truth.optimum:.4g}",
-                     "-" if best is None else ", ".join(f"{k}={v}" for k, v in best.items()),
-                     f"{len(near)} configs, median CV {statistics.median(near):.3f}" if near else "-"])
+    for sc in summary["scenarios"]:
+        cv = sc["latency_cv_near_cap"]
+        rows.append([sc["scenario"], ", ".join(f"{k} <= {v:g}" for k, v in sc["caps"].items()),
+                     f"{100 * sc['feasible_share']:.1f} %", sc["configs_uncertain"],
+                     "none" if sc["optimum"] is None else f"{sc['optimum']:.4g}", sc["optimum_ties"],
+                     _fmt_config(sc["best_config"]), sc["best_p_feasible_ci95"] or "-",
+                     f"{cv['configs']} configs, median CV {cv['median']}" if cv["configs"] else "-"])
     print()
-    print(tabulate(rows, headers=["scenario", "caps", "feasible share", "0<P(feasible)<1", "optimum",
-                                  "best configuration (P(feasible) >= 0.5)",
-                                  f"latency CV within ±{int(NEAR * 100)} % of the cap"]))
+    print(tabulate(rows, headers=["scenario", "caps", "feasible share", "0<P(feasible)<1", "optimum", "ties",
+                                  "best configuration (P(feasible) >= 0.5)", "P(feasible) 95 % CI",
+                                  f"latency CV within ±{30} % of the cap"]))
+    for sc in summary["scenarios"]:
+        if sc["uncertain"]:
+            print(f"\n{sc['scenario']}: configurations with 0 < P(feasible) < 1 (Clopper-Pearson 95 %)")
+            print(tabulate([[_fmt_config(u["config"]), f"{u['feasible']}/{u['repeats']}", u["ci95"], u["objective"]]
+                            for u in sc["uncertain"][:15]], headers=["configuration", "feasible", "95 % CI", "objective"]))
+    if summary["memory"]:
+        print("\ndeployment footprint (artefact loaded alone) against parameter bytes, MB")
+        print(tabulate([[r["model"], r["backend"], r["precision"], r["deploy_mb_median"], r["param_mb"],
+                         r["artefact_mb"], r["prepare_peak_mb"]] for r in summary["memory"]],
+                       headers=["model", "backend", "precision", "footprint (median)", "parameters", "artefact",
+                                "preparation peak"]))
     return 0

@@ -65,6 +65,16 @@ class CpuMemory:
                 self.baseline_mb = None
         self.source = "VmHWM (reset at baseline)" if self._reset_ok else "ru_maxrss"
 
+    def restart_peak(self) -> None:
+        """Restart the high-water mark at the current resident set, keeping the baseline (after a
+        compilation: what stays resident counts, the compiler's transient peak does not)."""
+        if self._reset_ok:
+            try:
+                with open("/proc/self/clear_refs", "w", encoding="ascii") as fh:
+                    fh.write("5")
+            except OSError:
+                pass
+
     def peak_mb(self) -> tuple[float | None, str]:
         """(peak above baseline in MB, how it was measured); None when it cannot be measured."""
         if self.baseline_mb is None:

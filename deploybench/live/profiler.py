@@ -1,12 +1,22 @@
-"""Profile one deployment configuration in a fresh worker process, under a hard wall-clock limit.
+"""Profile one deployment configuration: prepare its artefact, then measure it in a fresh worker
+under the device's memory limit, with a contention guard and a hard wall-clock limit.
 
-:func:`profile` is the only entry point the tasks and the recorder need. Each call starts
-``python -m deploybench.live.worker`` in its own process group, sends the :class:`ProfileRequest` as
-JSON on stdin and reads the result JSON from a temporary file (so prints from libraries can never
-corrupt it). Nothing leaks between trials: thread pools, compile caches and CUDA state die with the
-worker (seed-code §16 B4). A worker that hangs is killed with its whole process group and reported
-as ``timeout``; one that segfaults, aborts or exits non-zero without a result is ``crashed``, with the
-signal or exit code and the tail of its stderr.
+:func:`profile` is the only entry point the tasks and the recorder need:
+
+1. **Prepare** (``python -m deploybench.live.worker prepare``): the artefact of (model, artefact family,
+   precision) is built in its own process (:mod:`deploybench.live.artefacts`) and cached in
+   ``artefact_cache`` when given (a recorder or a live session prepares each artefact once; every trial
+   that uses it is still charged its preparation seconds, as a user without the cache would pay them).
+   A precision that does not execute as asked ends here as ``unsupported``.
+2. **Measure** (``... worker measure``): a fresh process loads only the artefact, under the device
+   profile's memory limit (:class:`deploybench.live.limits.MemoryGuard`: exceeding it is a real ``oom``
+   kill), and times it. Nothing leaks between trials: thread pools, compile caches and CUDA state die
+   with the worker. A hung worker is killed with its process group and reported as ``timeout``; one
+   that dies without a result is ``crashed`` with the signal and its stderr tail.
+3. **Contention guard**: the worker measures the CPU time other processes used during its window
+   (:mod:`deploybench.live.contention`). A disturbed measurement is redone after waiting for a quiet
+   machine (at most ``max_retries`` times); an early stop is never decided on a disturbed window; when
+   every retry is disturbed, the last one runs without early stop and is marked ``contaminated``.
 
 :class:`Measurement` is the stable, JSON-safe record of one profile (``to_dict``/``from_dict``); the
 recorder stores ``Measurement.to_dict()`` lines and replay tasks read them back.
@@ -14,6 +24,8 @@ recorder stores ``Measurement.to_dict()`` lines and replay tasks read them back.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import math
 import os
@@ -22,15 +34,23 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
-from typing import Any, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Iterator, Mapping
 
 from .errors import classify_error
 
-__all__ = ["ProfileRequest", "Measurement", "profile", "MEASUREMENT_FORMAT", "STATUSES", "TESTING_ENV"]
+__all__ = ["ProfileRequest", "Measurement", "profile", "MEASUREMENT_FORMAT", "STATUSES", "TESTING_ENV",
+           "EARLY_STOP_VIEW", "early_stop_view"]
 
-#: bump when the meaning of a Measurement field changes (readers check it)
-MEASUREMENT_FORMAT = 1
+#: bump when the meaning of a Measurement field changes (readers check it). 2: deployment footprint
+#: from an artefact-only worker, executed precision, per-iteration latencies, contention, memory limit
+MEASUREMENT_FORMAT = 2
+#: what an early-stopped measurement reveals (live and replay alike): no percentiles, no memory, no objective
+EARLY_STOP_VIEW = ("early_stop_estimate_ms", "early_stop_threshold_ms", "n_timed_iters", "n_warmup_iters",
+                   "device_executed", "threads_used", "providers", "graph_optimization", "memory_format",
+                   "artefact_format", "quant_engine", "precision_executed", "memory_limit_mb",
+                   "memory_limit_mechanism", "device_profile", "contention", "memory_prepare_peak_mb",
+                   "artefact_mb", "param_mb", "weights_source", "compile_mode")
 STATUSES = ("ok", "early_stopped", "crashed", "timeout")
 #: test-only hooks (``_debug_action``, the ``tiny_cnn`` model) are honoured only when this is "1"
 TESTING_ENV = "DEPLOYBENCH_TESTING"
@@ -61,8 +81,15 @@ class ProfileRequest:
     - ``accuracy_per_class``: images per class of the fixed stratified accuracy subset;
     - ``cache_dir``: where measured accuracies are cached per (model, precision, backend, weights, data);
     - ``probe``: a pre-flight probe (``deploybench doctor``): allows the tiny probe model ``tiny_cnn``;
+    - ``device_profile`` / ``memory_limit_mb``: the emulated device (name, for the record) and its memory;
+      the measuring worker and its children are killed (``oom``) beyond ``memory_limit_mb``;
+    - ``max_other_cores``: contention threshold (cores other work may keep busy; None: the default);
+      ``max_retries``: redos of a disturbed measurement; ``quiet_wait_s``: longest wait for a quiet
+      machine before a redo;
+    - ``artefact_cache``: directory where prepared artefacts are kept between calls (None: per call);
     - ``_debug_action``: test-only (``hang``, ``abort``, ``exit``, ``raise``, ``oom``), honoured only
-      when ``DEPLOYBENCH_TESTING=1`` in the worker's environment.
+      when ``DEPLOYBENCH_TESTING=1`` in the worker's environment; ``_debug_prepare`` the same for the
+      prepare worker.
     """
 
     config: Mapping[str, Any]
@@ -75,17 +102,24 @@ class ProfileRequest:
     weights: str = "auto"
     warmup_min_iters: int = 3
     warmup_max_iters: int = 20
-    warmup_time_s: float = 2.0
+    warmup_time_s: float = 1.0
     warmup_max_time_s: float = 10.0
-    min_iters: int = 10
-    max_iters: int = 200
-    measure_time_s: float = 3.0
+    min_iters: int = 100
+    max_iters: int = 300
+    measure_time_s: float = 2.0
     measure_max_time_s: float = 15.0
     early_stop_min_iters: int = 3
     accuracy_per_class: int = 50
     cache_dir: str | None = None
     probe: bool = False
+    device_profile: str | None = None
+    memory_limit_mb: float | None = None
+    max_other_cores: float | None = None
+    max_retries: int = 3
+    quiet_wait_s: float = 120.0
+    artefact_cache: str | None = None
     _debug_action: str | None = None
+    _debug_prepare: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "config", dict(self.config))
@@ -141,7 +175,17 @@ class Measurement:
     - ``stages``: seconds per stage: ``import_s``, ``load_s``, ``prepare_s`` (export/compile/quantize),
       ``warmup_s``, ``measure_s``, ``accuracy_s`` (those reached);
     - ``info``: provenance (library versions, exporter used, exit code, stderr tail on crashes);
+    - ``latencies_ms``: every timed iteration, in order (replay applies the live early-stop rule to them);
+    - ``contaminated``: other work disturbed the measurement beyond the threshold on every attempt
+      (never packed into a table); ``attempts``: measuring workers started (redos included);
     - ``format``: :data:`MEASUREMENT_FORMAT`.
+
+    Metrics of format 2 add: ``memory_peak_mb`` = the deployment footprint (the measuring worker loads
+    only the artefact; for ``torch_compile``, what stays resident after compiling plus the run's peak),
+    ``memory_prepare_peak_mb`` (building the artefact), ``memory_compile_peak_mb``, ``param_mb``,
+    ``artefact_mb``, ``precision_executed`` and ``precision_shares``, ``memory_limit_mb`` and
+    ``memory_limit_mechanism``, ``device_profile``, ``contention`` (the guard's reading),
+    ``accuracy_source`` and ``accuracy_weights`` (see :mod:`deploybench.live.models`).
     """
 
     status: str
@@ -150,6 +194,9 @@ class Measurement:
     cost_s: float = 0.0
     stages: Mapping[str, float] = field(default_factory=dict)
     info: Mapping[str, Any] = field(default_factory=dict)
+    latencies_ms: tuple[float, ...] = ()
+    contaminated: bool = False
+    attempts: int = 1
     format: int = MEASUREMENT_FORMAT
 
     def __post_init__(self) -> None:
@@ -160,6 +207,7 @@ class Measurement:
         object.__setattr__(self, "metrics", _safe(dict(self.metrics)))
         object.__setattr__(self, "stages", _safe(dict(self.stages)))
         object.__setattr__(self, "info", _safe(dict(self.info)))
+        object.__setattr__(self, "latencies_ms", tuple(float(v) for v in self.latencies_ms))
         if self.error is not None:
             object.__setattr__(self, "error", {"kind": str(self.error.get("kind", "runtime")),
                                                "message": str(self.error.get("message", ""))[:4000]})
@@ -177,6 +225,9 @@ class Measurement:
             "cost_s": self.cost_s,
             "stages": dict(self.stages),
             "info": dict(self.info),
+            "latencies_ms": list(self.latencies_ms),
+            "contaminated": self.contaminated,
+            "attempts": self.attempts,
         }
 
     @classmethod
@@ -188,21 +239,32 @@ class Measurement:
             cost_s=float(data.get("cost_s") or 0.0),
             stages=data.get("stages") or {},
             info=data.get("info") or {},
-            format=int(data.get("format", MEASUREMENT_FORMAT)),
+            latencies_ms=tuple(data.get("latencies_ms") or ()),
+            contaminated=bool(data.get("contaminated", False)),
+            attempts=int(data.get("attempts", 1) or 1),
+            format=int(data.get("format", 1)),
         )
 
 
 def worker_env(request: ProfileRequest, workdir: str, base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The worker's environment: offline hubs, UTF-8 output (the reference's ORT trials all died of
-    a cp1252 console, seed-code §13.2), thread counts fixed before torch is imported, and compile
-    caches private to the trial (a warm on-disk Inductor/Triton cache would make a trial's cost depend
-    on the trials before it)."""
+    """The worker's environment: offline hubs, UTF-8 output (a Windows console codec must never crash
+    a trial), thread counts fixed before torch is imported (the configuration's, else the device
+    profile's thread budget), and compile caches private to the trial (a warm on-disk Inductor/Triton
+    cache would make a trial's cost depend on the trials before it)."""
     env = dict(os.environ if base is None else base)
     env.update({"PYTHONIOENCODING": "utf-8", "PYTHONUTF8": "1", "HF_HUB_OFFLINE": "1",
                 "TRANSFORMERS_OFFLINE": "1", "PYTHONUNBUFFERED": "1",
                 "TORCHINDUCTOR_CACHE_DIR": os.path.join(workdir, "inductor"),
+                # one compile worker: a device with 1-2 threads, and forked pool workers would each be
+                # charged the pages they share under a memory watchdog
+                "TORCHINDUCTOR_COMPILE_THREADS": "1",
                 "TRITON_CACHE_DIR": os.path.join(workdir, "triton")})
     threads = request.config.get("threads")
+    if threads is None and request.device_profile:
+        from .devices import device_profiles
+
+        profile_ = device_profiles().get(request.device_profile)
+        threads = profile_.max_threads if profile_ is not None else None
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         if threads is not None:
             env[name] = str(int(threads))
@@ -243,69 +305,232 @@ def _describe_exit(code: int) -> str:
     return f"exited with code {code}"
 
 
-def profile(request: ProfileRequest) -> Measurement:
-    """Measure ``request.config`` in a fresh worker process; never raises for a failing configuration."""
-    payload = json.dumps(request.to_dict())
-    with tempfile.TemporaryDirectory(prefix="deploybench-live-") as tmp:
-        result_path = os.path.join(tmp, "result.json")
-        stderr_path = os.path.join(tmp, "stderr.txt")
-        cmd = [sys.executable, "-m", "deploybench.live.worker", "--result", result_path, "--workdir", tmp]
-        t0 = time.perf_counter()
-        with open(stderr_path, "wb") as err, open(os.devnull, "wb") as out:
-            try:
-                proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=out, stderr=err, cwd=tmp,
-                                        env=worker_env(request, tmp), start_new_session=True)
-            except OSError as exc:
-                return Measurement("crashed", error={"kind": "environment", "message": f"cannot start worker: {exc}"},
-                                   cost_s=time.perf_counter() - t0)
-            timed_out = False
-            try:
-                proc.communicate(payload.encode(), timeout=request.time_limit_s)
-            except subprocess.TimeoutExpired:
-                timed_out = True
+def early_stop_view(metrics: Mapping[str, Any]) -> dict:
+    """The metrics an early-stopped measurement reveals (see :data:`EARLY_STOP_VIEW`)."""
+    return {k: metrics[k] for k in EARLY_STOP_VIEW if k in metrics}
+
+
+def _run_worker(phase: str, payload: dict, request: ProfileRequest, tmp: str, time_limit_s: float,
+                memory_limit_mb: float | None = None) -> dict:
+    """Run one worker; returns {"result": dict|None, "timed_out", "code", "stderr", "wall_s", "oom", "guard"}."""
+    from .limits import MemoryGuard
+
+    result_path = os.path.join(tmp, f"{phase}-result.json")
+    stderr_path = os.path.join(tmp, f"{phase}-stderr.txt")
+    for stale in (result_path, result_path + ".tmp"):
+        if os.path.exists(stale):
+            os.remove(stale)
+    cmd = [sys.executable, "-m", "deploybench.live.worker", phase, "--result", result_path, "--workdir", tmp]
+    out: dict[str, Any] = {"result": None, "timed_out": False, "code": None, "stderr": "", "oom": False,
+                           "guard": None, "start_error": None}
+    t0 = time.perf_counter()
+    with MemoryGuard(limit_mb=memory_limit_mb) as guard, open(stderr_path, "wb") as err, \
+            open(os.devnull, "wb") as devnull:
+        out["guard"] = (guard.mechanism, guard.describe())
+        try:
+            proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=devnull, stderr=err, cwd=tmp,
+                                    env=worker_env(request, tmp), start_new_session=True, preexec_fn=guard.preexec)
+        except (OSError, subprocess.SubprocessError) as exc:  # a failed cgroup join surfaces as SubprocessError
+            out["start_error"] = str(exc)
+            out["wall_s"] = time.perf_counter() - t0
+            return out
+        guard.attach(proc)
+        try:
+            proc.communicate(json.dumps(payload).encode(), timeout=time_limit_s)
+        except subprocess.TimeoutExpired:
+            out["timed_out"] = True
+            _kill_group(proc)
+            proc.wait()
+        finally:
+            if proc.poll() is None:  # interrupted (KeyboardInterrupt): leave no orphan behind
                 _kill_group(proc)
                 proc.wait()
-            finally:
-                if proc.poll() is None:  # interrupted (KeyboardInterrupt): leave no orphan behind
-                    _kill_group(proc)
-                    proc.wait()
-            # a worker's own children (compile workers) must not outlive it
-            if not timed_out:
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError, OSError):
-                    pass
-        cost = time.perf_counter() - t0
-        stderr = _tail(stderr_path)
-        partial = _read_result(result_path)
-        if timed_out:
-            stages = (partial or {}).get("stages") or {}
-            reached = ", ".join(stages) or "none"
-            return Measurement(
-                "timeout", metrics=(partial or {}).get("metrics") or {}, stages=stages, cost_s=cost,
-                error={"kind": "timeout", "message": f"worker exceeded the {request.time_limit_s:g} s limit "
-                                                     f"and was killed (stages finished: {reached})"},
-                info={"stderr_tail": stderr[-800:]},
-            )
-        if partial is not None and partial.get("status") in STATUSES and partial.get("final"):
-            partial["cost_s"] = cost
-            info = dict(partial.get("info") or {})
-            if partial["status"] == "crashed":
-                info["stderr_tail"] = stderr[-800:]
-            partial["info"] = info
-            return Measurement.from_dict(partial)
-        code = proc.returncode
-        how = _describe_exit(code)
-        kind = classify_error(None, stderr)
-        if code == -signal.SIGKILL and kind == "runtime":
-            kind = "oom"
-            how += " (not by the profiler: most likely the kernel's out-of-memory killer)"
-        stages = (partial or {}).get("stages") or {}
-        return Measurement(
-            "crashed", metrics=(partial or {}).get("metrics") or {}, stages=stages, cost_s=cost,
-            error={"kind": kind, "message": f"worker {how} without a result; stderr tail:\n{stderr[-1200:]}"},
-            info={"exit_code": code, "stderr_tail": stderr[-800:]},
-        )
+            try:  # a worker's own children (compile workers) must not outlive it
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError, OSError):
+                pass
+        out["code"] = proc.returncode
+        out["stderr"] = _tail(stderr_path)
+        out["oom"] = bool(guard.oom_killed(out["stderr"]))
+        out["guard_peak_mb"] = guard.peak_mb
+    out["wall_s"] = time.perf_counter() - t0
+    out["result"] = _read_result(result_path)
+    return out
+
+
+def _failure(run: dict, what: str, limit_s: float, memory_limit_mb: float | None) -> dict:
+    """A crashed/timeout record for a worker that ended without a final result."""
+    partial = run["result"] or {}
+    stages = partial.get("stages") or {}
+    if run.get("start_error"):
+        return {"status": "crashed", "error": {"kind": "environment", "message": f"cannot start worker: {run['start_error']}"}}
+    if run["oom"]:
+        mech = run["guard"][1] if run["guard"] else "?"
+        return {"status": "crashed", "stages": stages, "metrics": partial.get("metrics") or {},
+                "error": {"kind": "oom", "message": f"the {what} worker exceeded the device memory "
+                                                    f"({memory_limit_mb:g} MB) and was killed by {mech}"}}
+    if run["timed_out"]:
+        reached = ", ".join(stages) or "none"
+        return {"status": "timeout", "stages": stages, "metrics": partial.get("metrics") or {},
+                "error": {"kind": "timeout", "message": f"the {what} worker exceeded the {limit_s:g} s limit and "
+                                                        f"was killed (stages finished: {reached})"}}
+    code = run["code"]
+    how = _describe_exit(code)
+    kind = classify_error(None, run["stderr"])
+    if code == -signal.SIGKILL and kind == "runtime":
+        kind = "oom"
+        how += " (not by the profiler: most likely the kernel's out-of-memory killer)"
+    return {"status": "crashed", "stages": stages, "metrics": partial.get("metrics") or {},
+            "error": {"kind": kind, "message": f"the {what} worker {how} without a result; stderr tail:\n"
+                                               f"{run['stderr'][-1200:]}"},
+            "info": {"exit_code": code}}
+
+
+@contextlib.contextmanager
+def _locked(path: str) -> Iterator[None]:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _artefact(request: ProfileRequest, workdir: str) -> dict:
+    """The prepared artefact of the request's configuration: from the cache, or prepared now.
+
+    Returns {"status": "ok", "artefact": info, "cost_s"} or a failure record (crashed/timeout)."""
+    from ..deployment_grid import artefact_key
+
+    model, family, precision = artefact_key(request.config)
+    payload = {"model": model, "family": family, "precision": precision, "weights": request.weights,
+               "allow_test_models": request.probe, "_debug_prepare": request._debug_prepare}
+    cache = request.artefact_cache
+    slot = None
+    if cache:
+        slot = os.path.join(cache, f"{model}-{family}-{precision}-{request.weights}")
+        record_path = os.path.join(slot, "artefact.json")
+        with _locked(slot + ".lock"):
+            try:
+                with open(record_path, encoding="utf-8") as fh:
+                    record = json.load(fh)
+                art = record.get("artefact") or {}
+                if record.get("status") != "ok" or not art.get("path") or os.path.exists(art["path"]):
+                    return record
+            except (OSError, ValueError):
+                pass
+            os.makedirs(slot, exist_ok=True)
+            record = _prepare_now(payload, request, slot)
+            if record.get("status") in ("ok", "crashed") and (record.get("error") or {}).get("kind") != "environment":
+                tmp = record_path + ".tmp"
+                with open(tmp, "w", encoding="utf-8") as fh:
+                    json.dump(record, fh)
+                os.replace(tmp, record_path)
+            return record
+    return _prepare_now(payload, request, workdir)
+
+
+def _prepare_now(payload: dict, request: ProfileRequest, workdir: str) -> dict:
+    run = _run_worker("prepare", payload, request, workdir, request.time_limit_s)
+    result = run["result"] or {}
+    if result.get("final") and result.get("status") == "ok":
+        return {"status": "ok", "artefact": result.get("artefact") or {}, "cost_s": round(run["wall_s"], 4),
+                "stages": result.get("stages") or {}}
+    if result.get("final") and result.get("status") == "crashed":
+        return {"status": "crashed", "error": result.get("error"), "cost_s": round(run["wall_s"], 4),
+                "stages": result.get("stages") or {}, "info": {"stderr_tail": run["stderr"][-800:]}}
+    fail = _failure(run, "prepare", request.time_limit_s, None)
+    fail["cost_s"] = round(run["wall_s"], 4)
+    return fail
+
+
+def _check_key(config: Mapping[str, Any]) -> str:
+    if config["backend"] == "onnxruntime":
+        return f"onnxruntime/{config.get('graph_optimization', 'all')}"
+    return str(config["backend"])
+
+
+def _artefact_metrics(art: Mapping[str, Any], request: ProfileRequest, check: Mapping[str, Any] | None) -> dict:
+    out = {"memory_prepare_peak_mb": art.get("memory_prepare_peak_mb"), "param_mb": art.get("param_mb"),
+           "artefact_mb": art.get("artefact_mb"), "weights_source": art.get("weights_source"),
+           "device_profile": request.device_profile, "memory_limit_mb": request.memory_limit_mb}
+    if art.get("int8_flop_share") is not None:
+        out["int8_compute_share"] = art["int8_flop_share"]
+    if check:
+        out["precision_executed"] = check.get("executed")
+        out["precision_shares"] = check.get("shares")
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def profile(request: ProfileRequest) -> Measurement:
+    """Measure ``request.config``: prepare (or reuse) its artefact, check the precision executes, then
+    measure in a fresh, memory-limited worker, redoing disturbed measurements. Never raises for a
+    failing configuration."""
+    from .contention import wait_for_quiet
+
+    with tempfile.TemporaryDirectory(prefix="deploybench-live-") as tmp:
+        prep = _artefact(request, tmp)
+        prep_cost = float(prep.get("cost_s") or 0.0)
+        prep_stages = {"prepare_s": prep_cost}
+        if prep.get("status") != "ok":
+            return Measurement.from_dict({**prep, "cost_s": prep_cost, "stages": prep_stages,
+                                          "metrics": {"device_profile": request.device_profile,
+                                                      "memory_limit_mb": request.memory_limit_mb},
+                                          "format": MEASUREMENT_FORMAT})
+        art = prep["artefact"]
+        check = (art.get("checks") or {}).get(_check_key(request.config))
+        base_metrics = _artefact_metrics(art, request, check)
+        if check is not None and not check.get("ok"):
+            return Measurement("crashed", metrics=base_metrics, cost_s=prep_cost, stages=prep_stages,
+                               error={"kind": "unsupported", "message": check.get("reason") or "precision not executed"})
+        attempts, redo_s = 0, 0.0
+        payload_request = request
+        while True:
+            attempts += 1
+            last = attempts > request.max_retries
+            if last and request.early_stop_threshold_ms is not None:
+                # every retry was disturbed: measure fully (no early stop on a disturbed window) and mark it
+                payload_request = replace(request, early_stop_factor=0.0)
+            run = _run_worker("measure", {**payload_request.to_dict(), "artefact": art}, payload_request, tmp,
+                              request.time_limit_s, request.memory_limit_mb)
+            result = run["result"] or {}
+            if run["oom"]:
+                result = {}  # the limit killed something in the worker's group: that is the verdict
+            contention = (result.get("metrics") or {}).get("contention") or {}
+            disturbed = result.get("final") and (result.get("status") == "disturbed"
+                                                 or bool(contention.get("contaminated")))
+            if disturbed and not last:
+                redo_s += run["wall_s"]
+                wait_for_quiet(request.max_other_cores, request.quiet_wait_s)
+                continue
+            break
+        cost = prep_cost + run["wall_s"]
+        mech = {"memory_limit_mechanism": run["guard"][0]} if run["guard"] and request.memory_limit_mb else {}
+        if result.get("final") and result.get("status") in ("ok", "early_stopped", "crashed", "disturbed"):
+            stages = dict(result.get("stages") or {})
+            worker_s = sum(float(v) for v in stages.values())
+            stages.update(prep_stages, spawn_teardown_s=round(max(0.0, run["wall_s"] - worker_s), 4))
+            if redo_s:
+                stages["redone_s"] = round(redo_s, 3)
+            metrics = {**base_metrics, **(result.get("metrics") or {}), **mech}
+            status = result["status"]
+            if status == "early_stopped":
+                metrics = early_stop_view(metrics)
+            info = dict(result.get("info") or {})
+            if status == "crashed":
+                info["stderr_tail"] = run["stderr"][-800:]
+            if status == "disturbed":  # cannot happen on the last attempt, kept for safety
+                status = "crashed"
+                result["error"] = {"kind": "runtime", "message": "measurement disturbed by other work"}
+            return Measurement(status, metrics=metrics, error=result.get("error"), cost_s=cost, stages=stages,
+                               info=info, latencies_ms=tuple(result.get("latencies_ms") or ()),
+                               contaminated=bool(contention.get("contaminated")), attempts=attempts)
+        fail = _failure(run, "measuring", request.time_limit_s, request.memory_limit_mb)
+        stages = {**(fail.get("stages") or {}), **prep_stages}
+        return Measurement(fail["status"], metrics={**base_metrics, **mech}, error=fail["error"], cost_s=cost,
+                           stages=stages, info={**(fail.get("info") or {}), "stderr_tail": run["stderr"][-800:]},
+                           attempts=attempts)
 
 
 def _read_result(path: str) -> dict | None:

@@ -1,11 +1,13 @@
-"""The live worker: ``python -m deploybench.live.worker --result FILE --workdir DIR`` with a
-:class:`~deploybench.live.profiler.ProfileRequest` as JSON on stdin.
+"""The live workers: ``python -m deploybench.live.worker {prepare|measure} --result FILE --workdir DIR``
+with a JSON request on stdin.
 
-It measures one configuration in this fresh process and writes the result JSON to ``FILE``
-(atomically, after every stage, with ``"final": true`` on the last write), so a parent that has to
-kill a hung worker still learns how far it got. Stages: import, load, prepare (quantize / compile /
-export), warm-up, measure, accuracy. Memory is read right after the timed iterations, so the
-accuracy pass is not part of the deployment's peak.
+``prepare`` builds one deployment artefact (:mod:`deploybench.live.artefacts`) and reports its
+description and the preparation peak memory. ``measure`` runs in a fresh process under the device
+profile's memory limit, loads *only* the artefact, and measures it: warm-up, timed iterations (every
+latency kept), the deployment footprint (resident-set high-water mark above the idle worker's
+baseline, reset right before the load) and the CPU time other work used meanwhile (the contention
+guard). Results are written atomically after every stage (``"final": true`` on the last write), so a
+parent that has to kill a hung worker still learns how far it got.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import time
 import traceback
 from typing import Any
 
-__all__ = ["main", "run_request"]
+__all__ = ["main", "run_measure", "run_prepare"]
 
 
 class _Recorder:
@@ -29,17 +31,18 @@ class _Recorder:
         self.stages: dict[str, float] = {}
         self.metrics: dict[str, Any] = {}
         self.info: dict[str, Any] = {}
+        self.extra: dict[str, Any] = {}
 
     def write(self, status: str = "crashed", error: dict | None = None, final: bool = False) -> None:
         data = {"status": status, "metrics": self.metrics, "stages": self.stages, "info": self.info,
-                "error": error, "final": final}
+                "error": error, "final": final, **self.extra}
         tmp = self.path + ".tmp"
         with open(tmp, "w", encoding="utf-8") as fh:
             json.dump(data, fh, default=str, allow_nan=False)
         os.replace(tmp, self.path)
 
     def stage(self, name: str, t0: float) -> None:
-        self.stages[name] = time.perf_counter() - t0
+        self.stages[name] = round(time.perf_counter() - t0, 4)
         self.write()
 
 
@@ -60,19 +63,13 @@ def _debug(action: str | None) -> None:
         raise MemoryError("debug: injected out of memory")
 
 
-def _resolve_device(requested: str, precision: str) -> str:
-    import torch
+def _fail(rec: _Recorder, stage: str, exc: BaseException) -> None:
+    from .errors import classify_error
 
-    if precision == "int8_dynamic":
-        return "cpu"  # dynamic quantisation kernels exist only on the CPU
-    if requested == "cpu":
-        return "cpu"
-    if torch.cuda.is_available():
-        return "cuda"
-    if requested == "cuda":
-        raise RuntimeError("device 'cuda' requested but torch.cuda.is_available() is False "
-                           "(no CUDA-capable device or driver)")
-    return "cpu"
+    kind = classify_error(exc)
+    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)[-4:])
+    rec.write("crashed", error={"kind": kind, "message": f"[{stage}] {type(exc).__name__}: {str(exc)[:1500]}\n"
+                                                         f"{tb[-1500:]}"}, final=True)
 
 
 def _versions() -> dict[str, str]:
@@ -84,54 +81,86 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def run_request(req: dict, rec: _Recorder, workdir: str) -> None:
-    from .errors import classify_error
+# -- prepare ------------------------------------------------------------------------------------------------
+def run_prepare(req: dict, rec: _Recorder, workdir: str) -> None:
+    stage = "import"
+    try:
+        _debug(req.get("_debug_prepare"))
+        t = time.perf_counter()
+        import torch  # noqa: F401 - the runtimes belong to the baseline, as in the measuring worker
+        import torchvision  # noqa: F401
+
+        if req["family"] == "onnx":
+            import onnx  # noqa: F401
+            import onnxruntime  # noqa: F401
+        from .artefacts import prepare_artefact
+        from .memory import CpuMemory
+
+        mem = CpuMemory()
+        mem.set_baseline()
+        rec.stages["import_s"] = round(time.perf_counter() - t, 4)
+        t = time.perf_counter()
+
+        stage = "prepare"
+        info = prepare_artefact(req["model"], req["family"], req["precision"], workdir,
+                                weights=req.get("weights", "auto"), allow_test_models=bool(req.get("allow_test_models")))
+        rec.stages["prepare_s"] = round(time.perf_counter() - t, 4)
+        peak, _ = mem.peak_mb()
+        info["memory_prepare_peak_mb"] = None if peak is None else round(peak, 2)
+        info["versions"] = _versions()
+        rec.extra["artefact"] = info
+        rec.write("ok", final=True)
+    except BaseException as exc:  # noqa: BLE001 - every failure becomes a classified record
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise
+        _fail(rec, stage, exc)
+
+
+# -- measure ------------------------------------------------------------------------------------------------
+def run_measure(req: dict, rec: _Recorder, workdir: str) -> None:
+    from .contention import CpuWindow
     from .profiler import ProfileRequest
 
     request = ProfileRequest.from_dict(req)
+    artefact = dict(req.get("artefact") or {})
     config = dict(request.config)
     stage = "import"
     try:
         _debug(request._debug_action)
         t = time.perf_counter()
-        import torch  # noqa: F401 - part of the import stage
-        import torchvision  # noqa: F401
-
-        if config.get("backend") == "onnxruntime":
-            import onnx  # noqa: F401
-            import onnxruntime  # noqa: F401
-        from .backends import prepare_backend
+        from .loading import import_runtime, load_artefact
         from .memory import CpuMemory, GpuMemory
-        from .models import build_model, documented_accuracy
-        from .timing import TimingPlan, latency_metrics, run_timed
 
-        device = _resolve_device(request.device, config.get("precision", "fp32"))
+        runtime = import_runtime(config, request.device)
         gpu = None
-        if device == "cuda":
-            torch.zeros(1, device="cuda")  # the CUDA context belongs to the baseline
-            gpu = GpuMemory(torch.cuda.current_device())
+        if runtime.device == "cuda":
+            gpu = GpuMemory(0)
             gpu.set_baseline()
         cpu_mem = CpuMemory()
-        cpu_mem.set_baseline()
         rec.info["versions"] = _versions()
         rec.stage("import_s", t)
 
         stage = "load"
+        cpu_mem.set_baseline()  # the high-water mark restarts here: only the artefact and its runtime count
         t = time.perf_counter()
-        model, weights_source = build_model(config["model"], request.weights, allow_test_models=request.probe)
-        rec.metrics["weights_source"] = weights_source
+        loaded = load_artefact(artefact, config, runtime, workdir)
+        rec.metrics.update(loaded.metrics)
+        rec.metrics["device_executed"] = loaded.device_executed
         rec.stage("load_s", t)
-
-        stage = "prepare"
-        t = time.perf_counter()
-        prepared = prepare_backend(model, config, device, workdir)
-        rec.metrics.update(prepared.metrics)
-        rec.metrics["device_executed"] = prepared.device_executed
+        if loaded.compile_fn is not None:
+            stage = "compile"
+            t = time.perf_counter()
+            loaded.compile_fn()
+            rec.stage("compile_s", t)
+            peak, _ = cpu_mem.peak_mb()
+            rec.metrics["memory_compile_peak_mb"] = None if peak is None else round(peak, 2)
+            cpu_mem.restart_peak()  # the footprint: what stays resident after compiling, plus the run
         if gpu is not None:
             gpu.sample()
-        rec.stage("prepare_s", t)
 
         stage = "measure"
+        from .timing import TimingPlan, latency_metrics, run_timed
+
         threshold = request.early_stop_threshold_ms
         plan = TimingPlan(
             warmup_min_iters=request.warmup_min_iters, warmup_max_iters=request.warmup_max_iters,
@@ -140,58 +169,67 @@ def run_request(req: dict, rec: _Recorder, workdir: str) -> None:
             measure_max_time_s=request.measure_max_time_s, early_stop_ms=threshold,
             early_stop_min_iters=request.early_stop_min_iters,
         )
-        # the threshold applies to the scenario's metric, which is per batch
-        result = run_timed(prepared.step, prepared.timed_call, plan,
-                           on_timed=(lambda i: gpu.sample()) if gpu is not None else None)
-        rec.stages["warmup_s"] = result.warmup_s
-        rec.stages["measure_s"] = result.measure_s
+        window = CpuWindow(request.max_other_cores)
+
+        def disturbed() -> bool:
+            reading = window.reading()
+            return reading is not None and reading.contaminated
+
+        result = run_timed(loaded.step, loaded.timed_call, plan,
+                           on_timed=(lambda i: gpu.sample()) if gpu is not None else None, disturbed=disturbed)
+        reading = window.reading()
+        rec.metrics["contention"] = reading.to_dict() if reading is not None else None
+        rec.stages["warmup_s"] = round(result.warmup_s, 4)
+        rec.stages["measure_s"] = round(result.measure_s, 4)
+        rec.extra["latencies_ms"] = [round(v, 4) for v in result.latencies_ms]
         batch = int(config["batch_size"])
-        rec.metrics.update(latency_metrics(result.latencies_ms, batch))
         rec.metrics.update(n_warmup_iters=result.n_warmup, n_timed_iters=len(result.latencies_ms),
                            early_stop_threshold_ms=threshold)
-        if device == "cuda" and prepared.device_executed == "cuda" and gpu is not None:
+        if runtime.device == "cuda" and loaded.device_executed == "cuda" and gpu is not None:
             peak, source = gpu.peak_mb()
             rec.metrics.update(memory_kind="gpu_device_delta", memory_baseline_mb=gpu.baseline_mb)
         else:
             peak, source = cpu_mem.peak_mb()
             rec.metrics.update(memory_kind="cpu_rss_hwm_delta", memory_baseline_mb=cpu_mem.baseline_mb)
-        rec.metrics["memory_peak_mb"] = peak
         rec.metrics["memory_source"] = source
-        documented = documented_accuracy(config["model"])
-        rec.metrics["accuracy_documented"] = documented
+        if result.disturbed:
+            rec.write("disturbed", final=True)
+            return
         if result.early_stopped:
-            est = result.early_stop_estimate_ms
-            rec.metrics.update(early_stop_estimate_ms=est)
+            rec.metrics.update(early_stop_estimate_ms=result.early_stop_estimate_ms)
             rec.write("early_stopped", final=True)
             return
+        rec.metrics.update(latency_metrics(result.latencies_ms, batch))
+        rec.metrics["memory_peak_mb"] = peak
         rec.write()
 
         stage = "accuracy"
         t = time.perf_counter()
-        accuracy, source_acc = documented, "documented"
+        from .models import accuracy_for
+
+        accuracy, source_acc, weights_name = accuracy_for(config["model"], config["precision"], config["backend"])
         if request.data_dir:
             from .models import testing_enabled
 
-            if weights_source != "pretrained" and not testing_enabled():
+            if artefact.get("weights_source") != "pretrained" and not testing_enabled():
                 rec.info["accuracy_note"] = "data given but weights are random: documented accuracy used"
             else:
-                accuracy, n = _measured_accuracy(request, prepared, config)
-                source_acc = "measured"
+                accuracy, n = _measured_accuracy(request, loaded, config)
+                source_acc, weights_name = "measured", artefact.get("weights_source")
                 rec.metrics["accuracy_images"] = n
         rec.metrics["accuracy"] = accuracy
         rec.metrics["accuracy_source"] = source_acc
-        rec.stages["accuracy_s"] = time.perf_counter() - t
+        rec.metrics["accuracy_weights"] = weights_name
+        rec.metrics["accuracy_unknown"] = 1.0 if accuracy is None else 0.0
+        rec.stages["accuracy_s"] = round(time.perf_counter() - t, 4)
         rec.write("ok", final=True)
     except BaseException as exc:  # noqa: BLE001 - every failure becomes a classified record
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
-        kind = classify_error(exc)
-        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)[-4:])
-        message = f"[{stage}] {type(exc).__name__}: {str(exc)[:1500]}\n{tb[-1500:]}"
-        rec.write("crashed", error={"kind": kind, "message": message}, final=True)
+        _fail(rec, stage, exc)
 
 
-def _measured_accuracy(request: Any, prepared: Any, config: dict) -> tuple[float, int]:
+def _measured_accuracy(request: Any, loaded: Any, config: dict) -> tuple[float, int]:
     from .accuracy import cached_accuracy, measure_top1, resolve_data_dir, stratified_subset
     from .models import WEIGHTS, weights_enum
 
@@ -203,12 +241,13 @@ def _measured_accuracy(request: Any, prepared: Any, config: dict) -> tuple[float
              "weights": WEIGHTS.get(model, ("", "test"))[1], "root": os.path.realpath(root),
              "per_class": request.accuracy_per_class}
     top1, n, _ = cached_accuracy(request.cache_dir, parts, items,
-                                 lambda: measure_top1(prepared.predict, items, int(config["batch_size"]), transform))
+                                 lambda: measure_top1(loaded.predict, items, int(config["batch_size"]), transform))
     return top1, n
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m deploybench.live.worker")
+    parser.add_argument("phase", nargs="?", default="measure", choices=("prepare", "measure"))
     parser.add_argument("--result", required=True)
     parser.add_argument("--workdir", required=True)
     args = parser.parse_args(argv)
@@ -219,7 +258,10 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         rec.write("crashed", error={"kind": "runtime", "message": f"bad request JSON: {exc}"}, final=True)
         return 2
-    run_request(req, rec, args.workdir)
+    if args.phase == "prepare":
+        run_prepare(req, rec, args.workdir)
+    else:
+        run_measure(req, rec, args.workdir)
     return 0
 
 

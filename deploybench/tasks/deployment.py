@@ -1,13 +1,12 @@
 """The deployment space, the three scenarios, and the live task that measures on this machine.
 
-The space follows the reference (seed-code §3) with its defects fixed: the vision transformer is
-named for what it is (``vit_b_16``, ViT-B/16, 86M parameters; the reference called it ``vit_tiny``),
-batch sizes form one ordinal domain (1..32, powers of two), and ``threads`` is active only for the
-backends that run CPU thread pools.
-
-Scenarios are immutable :class:`Scenario` records returned by :func:`scenarios` (no module-level
-registry). Replay tasks (recorded tables) share the scenarios and the space through
-:func:`deployment_space` so a table can declare its own grid.
+The grid is defined once in :mod:`deploybench.deployment_grid` (models, backends, precisions, batch
+sizes 1-32, threads and runtime knobs, each active only where it applies). Scenarios are immutable
+:class:`Scenario` records returned by :func:`scenarios` (no module-level registry); replay tasks share
+them. The memory constraint judges the deployment footprint (``memory_peak_mb``: the artefact loaded
+alone in a fresh worker), below the device's memory (a device profile: exceeding it is an ``oom``
+crash). Accuracy-maximising scenarios also require the accuracy to be known (``accuracy_unknown <= 0``):
+a precision whose accuracy is neither documented nor measured is never ranked as if it were.
 """
 
 from __future__ import annotations
@@ -16,8 +15,10 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
+from ..deployment_grid import (BACKENDS, BATCH_SIZES, MODELS, PRECISIONS, THREADED_BACKENDS, THREADS,
+                               DeploymentGrid)
 from ..outcome import ErrorKind, Outcome
-from ..space import Categorical, Condition, Integer, Ordinal, SearchSpace
+from ..space import SearchSpace
 from ..task import Constraint, EvalContext, Objective, Task, TaskMetadata
 
 __all__ = [
@@ -34,13 +35,6 @@ __all__ = [
     "live_models_from_env",
 ]
 
-MODELS: tuple[str, ...] = ("resnet18", "resnet50", "mobilenet_v2", "efficientnet_b0", "vit_b_16")
-BACKENDS: tuple[str, ...] = ("pytorch_eager", "torch_compile", "onnxruntime")
-PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8_dynamic")
-BATCH_SIZES: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
-#: backends whose CPU thread pool size is a real knob (torch_compile inherits the process default)
-THREADED_BACKENDS: tuple[str, ...] = ("pytorch_eager", "onnxruntime")
-
 #: environment variable: comma-separated model names that restrict the live space on this machine
 LIVE_MODELS_ENV = "DEPLOYBENCH_LIVE_MODELS"
 #: environment variables read by the live task (so they reach worker processes of any executor)
@@ -49,26 +43,17 @@ LIVE_DATA_ENV = "DEPLOYBENCH_LIVE_DATA"
 LIVE_WEIGHTS_ENV = "DEPLOYBENCH_LIVE_WEIGHTS"
 
 
-def deployment_space(
-    models: Sequence[str] | None = None,
-    threads: tuple[int, int] = (1, 8),
-    batch_sizes: Sequence[int] = BATCH_SIZES,
-    backends: Sequence[str] = BACKENDS,
-    precisions: Sequence[str] = PRECISIONS,
-) -> SearchSpace:
-    """The deployment search space. Arguments narrow the grid (a recorded table declares its own)."""
-    models = tuple(models) if models else MODELS
-    threaded = tuple(b for b in THREADED_BACKENDS if b in backends)
-    params = [
-        Categorical("model", choices=models),
-        Categorical("backend", choices=tuple(backends)),
-        Categorical("precision", choices=tuple(precisions)),
-        Ordinal("batch_size", values=tuple(sorted(int(b) for b in batch_sizes)), log=True),
-    ]
-    if threaded:
-        lo, hi = int(threads[0]), int(threads[1])
-        params.append(Integer("threads", low=lo, high=hi, condition=Condition("backend", threaded)))
-    return SearchSpace(params)
+def deployment_space(models: Sequence[str] | None = None, threads: Sequence[int] | None = None,
+                     batch_sizes: Sequence[int] = BATCH_SIZES, backends: Sequence[str] = BACKENDS,
+                     precisions: Sequence[str] = PRECISIONS) -> SearchSpace:
+    """The deployment search space (:class:`~deploybench.deployment_grid.DeploymentGrid`); arguments narrow it."""
+    return DeploymentGrid(models=tuple(models) if models else MODELS, backends=tuple(backends),
+                          precisions=tuple(precisions), batch_sizes=tuple(batch_sizes),
+                          threads=tuple(threads) if threads else THREADS).space()
+
+
+#: accuracy-maximising scenarios require a known accuracy: the metric is 1 when it is unknown
+ACCURACY_KNOWN = Constraint("accuracy_unknown", 0.0, scale=1.0)
 
 
 @dataclass(frozen=True)
@@ -85,11 +70,12 @@ class Scenario:
 
     @property
     def constraints(self) -> tuple[Constraint, ...]:
-        return (Constraint(self.latency_metric, self.latency_cap_ms), Constraint("memory_peak_mb", self.memory_cap_mb))
+        caps = (Constraint(self.latency_metric, self.latency_cap_ms), Constraint("memory_peak_mb", self.memory_cap_mb))
+        return caps + ((ACCURACY_KNOWN,) if self.objective.metric == "accuracy" else ())
 
 
 def scenarios() -> dict[str, Scenario]:
-    """The three scenarios of the reference (seed-code §3), keyed by name. A fresh dict per call."""
+    """The three deployment scenarios, keyed by name. A fresh dict per call."""
     items = (
         Scenario("edge_tight", "latency_p95_ms", 20.0, 512.0, Objective("accuracy", "maximize"), 25,
                  "edge device: p95 <= 20 ms, memory <= 512 MB, maximise accuracy"),
@@ -124,9 +110,12 @@ class LiveTask(Task):
     """A scenario measured on this machine: each evaluation profiles the configuration in a fresh
     worker process (:func:`deploybench.live.profiler.profile`) under a hard wall-clock limit.
 
-    Early stop: the worker aborts once its timed, post-warm-up iterations exceed 5× the latency cap
-    (3× once a feasible configuration is known), and the trial counts as infeasible. ``cost_s`` is
-    the wall time of the whole evaluation, process start included.
+    Early stop: the worker aborts once the median of its timed, post-warm-up iterations exceeds 5× the
+    latency cap (3× once a feasible configuration is known), never on a window other work disturbed,
+    and the trial counts as infeasible; it reveals only what was measured up to the stop. ``cost_s`` is
+    the wall time of the artefact's preparation plus the measuring worker, process start included.
+    Every worker runs under the device profile's memory limit (``device_profile``, default
+    ``$DEPLOYBENCH_DEVICE_PROFILE`` or ``host``); artefacts are prepared once per task and reused.
 
     Settings not in the space come from arguments or, when absent, from environment variables (so
     they reach case workers of any executor): ``DEPLOYBENCH_LIVE_MODELS`` (comma list restricting the
@@ -146,8 +135,13 @@ class LiveTask(Task):
         weights: str | None = None,
         time_limit_s: float = 120.0,
         profile_fn: Callable[[Any], Any] | None = None,
+        device_profile: str | None = None,
     ) -> None:
+        from ..live.devices import get_device_profile
+
         scenario = get_scenario(scenario) if isinstance(scenario, str) else scenario
+        self.device_profile = get_device_profile(device_profile)
+        self._artefact_dir: Any = None
         self.scenario = scenario
         self.models = tuple(models) if models else live_models_from_env()
         self.device = device or os.environ.get(LIVE_DEVICE_ENV, "auto")
@@ -162,7 +156,8 @@ class LiveTask(Task):
         super().__init__(
             name=scenario.name,
             version=self.VERSION,
-            space=deployment_space(models=self.models),
+            space=deployment_space(models=self.models,
+                                   threads=tuple(range(1, self.device_profile.max_threads + 1))),
             objective=scenario.objective,
             constraints=scenario.constraints,
             default_budget=scenario.budget,
@@ -179,12 +174,27 @@ class LiveTask(Task):
 
     def _header(self) -> str:
         models = ", ".join(self.models) if self.models else "all models"
-        data = f"accuracy measured on {self.data_dir}" if self.data_dir else "documented accuracy (no --data)"
-        return (f"live on this machine: device {self.device}, weights {self.weights}, {models}, {data}; "
-                f"one fresh worker per trial, limit {self.time_limit_s:g} s")
+        data = f"accuracy measured on {self.data_dir}" if self.data_dir else "documented accuracy per precision"
+        p = self.device_profile
+        mem = f"{p.memory_mb:g} MB" if p.memory_mb else "no emulated memory limit"
+        return (f"live on this machine: device {self.device}, profile {p.name} ({p.max_threads} threads, {mem}), "
+                f"weights {self.weights}, {models}, {data}; fresh workers per trial, limit {self.time_limit_s:g} s")
 
     def signature_extra(self) -> Any:
-        return {"device": self.device, "weights": self.weights, "data": bool(self.data_dir)}
+        return {"device": self.device, "weights": self.weights, "data": bool(self.data_dir),
+                "profile": self.device_profile.to_json()}
+
+    def _artefact_cache(self) -> str:
+        import tempfile
+
+        if self._artefact_dir is None:
+            self._artefact_dir = tempfile.TemporaryDirectory(prefix="deploybench-artefacts-")
+        return self._artefact_dir.name
+
+    def close(self) -> None:
+        if self._artefact_dir is not None:
+            self._artefact_dir.cleanup()
+            self._artefact_dir = None
 
     def request_for(self, config: Mapping[str, Any], context: EvalContext | None = None) -> Any:
         """The profiler request for ``config`` (early stop 5×, 3× once a feasible config is known)."""
@@ -202,6 +212,9 @@ class LiveTask(Task):
             device=self.device,
             data_dir=self.data_dir,
             weights=self.weights,
+            device_profile=self.device_profile.name,
+            memory_limit_mb=self.device_profile.memory_mb,
+            artefact_cache=self._artefact_cache(),
         )
 
     def evaluate(self, config: Mapping[str, Any], context: EvalContext | None = None) -> Outcome:
@@ -226,6 +239,10 @@ def measurement_to_outcome(task: Task, measurement: Any) -> Outcome:
     stages = data.get("stages") or {}
     if stages:
         metrics.setdefault("stages", stages)
+    if int(data.get("attempts") or 1) > 1:
+        metrics["measurement_attempts"] = int(data["attempts"])  # redone by the contention guard
+    if data.get("contaminated"):
+        metrics["contaminated"] = True  # disturbed by other work on every retry: not a clean figure
     cost = max(0.0, float(data.get("cost_s") or 0.0))
     status = data.get("status")
     error = data.get("error") or {}
@@ -237,6 +254,10 @@ def measurement_to_outcome(task: Task, measurement: Any) -> Outcome:
         return Outcome.crashed(kind, error.get("message", "crashed"), cost_s=cost, metrics=metrics)
     early = status == "early_stopped"
     objective = metrics.get(task.objective.metric)
+    known_constraint = any(c.metric == "accuracy_unknown" for c in task.constraints)
+    if task.objective.metric == "accuracy" and not early and objective is None and known_constraint:
+        metrics.setdefault("accuracy_unknown", 1.0)  # ran; its accuracy is documented nowhere: infeasible here
+        return task.judge(metrics, cost, objective=None)
     if objective is None and not early:
         return Outcome.crashed(ErrorKind.RUNTIME, f"the profiler reported no {task.objective.metric!r}",
                                cost_s=cost, metrics=metrics)

@@ -5,15 +5,21 @@ from the case seed, the trial index and the configuration (same seed → same ou
 seeds see the recorded noise). ``cost_s`` is the recorded evaluation time, crashes included. The
 space offered to optimizers is exactly the recorded grid, so off-grid configurations are impossible.
 
-Early stop follows the scenario, as live runs do: a repeat whose recorded latency exceeds 5× the
-scenario's latency cap (3× once the case has found a feasible configuration) is returned as
-early-stopped, charged what the live run would have cost up to the abort: the recorded time minus the
-measurement and accuracy stages, plus three timed iterations at the recorded median latency.
+Replay equals live. The live early-stop rule (:func:`deploybench.live.timing.early_stop_index`: the
+median of the timed iterations so far above 5× the scenario's latency cap, 3× once the case has found
+a feasible configuration) is applied to the repeat's recorded sequence of timed iterations, so a
+replay stops at exactly the iteration a live run would have. A replayed early stop returns only what
+the live early stop measured (:data:`deploybench.live.profiler.EARLY_STOP_VIEW`: no percentiles, no
+memory, no objective) and is charged what the live run cost up to the stop: preparation, process start,
+import, load, compilation and warm-up as recorded, plus the timed iterations up to the stop. Tables
+recorded before per-iteration timings were kept (format 1) apply the same rule to the recorded median.
+Measurements disturbed by other work (``contaminated``) are never served.
 """
 
 from __future__ import annotations
 
 import hashlib
+import statistics
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -25,7 +31,9 @@ from .deployment import Scenario, get_scenario, measurement_to_outcome
 __all__ = ["ReplayTask", "build_replay_task", "available_targets", "RecommendationTrulyFeasible",
            "leaderboard_metrics"]
 
-EARLY_STOP_TIMED_ITERS = 3
+EARLY_STOP_MIN_ITERS = 3
+#: stages a live run has finished when its first timed iteration starts
+_BEFORE_TIMING = ("prepare_s", "spawn_teardown_s", "import_s", "load_s", "compile_s", "warmup_s")
 
 
 def available_targets() -> tuple[str, ...]:
@@ -41,7 +49,7 @@ def _pick(seed: int, trial: int, key: str, n: int) -> int:
 class ReplayTask(Task):
     """A scenario replayed from a recorded table (see the module docstring for the rules)."""
 
-    VERSION = "1"
+    VERSION = "2"  # 2: the live early-stop rule on recorded timings; early stops reveal only what live measured
 
     def __init__(self, scenario: Scenario | str, table: Table, target: str) -> None:
         scenario = get_scenario(scenario) if isinstance(scenario, str) else scenario
@@ -98,14 +106,50 @@ class ReplayTask(Task):
             raise TableError(f"table {self.table.name} has no measurement of {dict(config)}")
         data = dict(repeats[_pick(context.seed, context.trial, key, len(repeats))])
         factor = 3.0 if context.feasible_found else 5.0
-        latency = (data.get("metrics") or {}).get(self.scenario.latency_metric)
-        if data.get("status") == "ok" and latency is not None and latency > factor * self.scenario.latency_cap_ms:
-            stages = data.get("stages") or {}
-            p50 = (data.get("metrics") or {}).get("latency_p50_ms") or latency
-            cost = float(data.get("cost_s") or 0.0) - float(stages.get("measure_s") or 0.0) \
-                - float(stages.get("accuracy_s") or 0.0) + EARLY_STOP_TIMED_ITERS * p50 / 1000.0
-            data = {**data, "status": "early_stopped", "cost_s": max(cost, 0.0)}
+        data = replay_early_stop(data, factor * self.scenario.latency_cap_ms)
         return measurement_to_outcome(self, data)
+
+
+def replay_early_stop(data: Mapping[str, Any], threshold_ms: float) -> dict:
+    """The recorded measurement as a live run with early-stop threshold ``threshold_ms`` would have
+    returned it (see the module docstring)."""
+    from ..live.profiler import early_stop_view
+    from ..live.timing import early_stop_index
+
+    data = dict(data)
+    if data.get("status") not in ("ok", "early_stopped"):
+        return data
+    metrics = dict(data.get("metrics") or {})
+    stages = dict(data.get("stages") or {})
+    latencies = list(data.get("latencies_ms") or ())
+    if latencies:
+        n = early_stop_index(latencies, threshold_ms, EARLY_STOP_MIN_ITERS)
+        if n is None:
+            if data["status"] == "early_stopped":  # recorded with a lower threshold than this scenario's
+                n = len(latencies)
+            else:
+                return data
+        estimate = statistics.median(latencies[:n])
+        timed_s = sum(latencies[:n]) / 1000.0
+    else:  # format 1: no per-iteration timings; the recorded median stands for the sequence
+        median = metrics.get("latency_p50_ms") or metrics.get("early_stop_estimate_ms")
+        if data["status"] == "ok" and (median is None or median <= threshold_ms):
+            return data
+        n = EARLY_STOP_MIN_ITERS
+        estimate = median
+        timed_s = n * float(median or 0.0) / 1000.0
+    if data["status"] == "ok" or latencies:
+        before = sum(float(stages.get(k) or 0.0) for k in _BEFORE_TIMING)
+        if not latencies and not any(k in stages for k in ("spawn_teardown_s", "prepare_s")):
+            before = float(data.get("cost_s") or 0.0) - float(stages.get("measure_s") or 0.0) \
+                - float(stages.get("accuracy_s") or 0.0)
+        data["cost_s"] = max(0.0, before + timed_s)
+        stages = {k: v for k, v in stages.items() if k in _BEFORE_TIMING}
+        stages["measure_s"] = round(timed_s, 4)
+    view = early_stop_view(metrics)
+    view.update(early_stop_estimate_ms=estimate, early_stop_threshold_ms=threshold_ms, n_timed_iters=n)
+    data.update(status="early_stopped", metrics=view, stages=stages, latencies_ms=latencies[:n])
+    return data
 
 
 def build_replay_task(scenario: str, target: str) -> ReplayTask:

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Record (resume) the shipped CPU tables on this machine, time-boxed, then pack what is complete.
+#
+#   STOP_AFTER=3000 nohup benchmarks/record_tables.sh cpu >> recordings/v2/cpu.log 2>&1 &
+#   STOP_AFTER=3000 nohup benchmarks/record_tables.sh edge >> recordings/v2/edge.log 2>&1 &
+#
+# NAME is a device profile (deploybench/live/devices.py): `cpu` = 2 threads, 4 GiB; `edge` = 2 threads,
+# 1 GiB (no torch_compile: an edge board runs an exported or eager artefact, it does not compile). The raw
+# chunk recordings/v2/NAME.jsonl keeps every measurement (contaminated ones included, as evidence) and is
+# never packaged; rerunning resumes it (pass 0 measures each configuration once, later passes add clean
+# repeats near a cap). The recorder runs from a snapshot of the package (DEPLOYBENCH_RECORD_SNAPSHOT, made
+# here with pip --target) so editing the working tree cannot change a recording midway. Each measurement
+# holds an flock on $LOCK: run heavy jobs beside it as `flock $LOCK command`; the contention guard redoes
+# any measurement other work disturbed anyway. When the grid is complete, the chunk is packed into
+# deploybench/tasks/tables/NAME.jsonl.gz, which the scenarios replay.
+set -u
+cd "$(dirname "$0")/.."
+NAME=${1:-cpu}
+STOP_AFTER=${STOP_AFTER:-3000}
+LOCK=${DEPLOYBENCH_RECORD_LOCK:-/tmp/deploybench-measure.lock}
+SNAP=${DEPLOYBENCH_RECORD_SNAPSHOT:-/tmp/deploybench-record-snapshot}
+RAW=recordings/v2/$NAME.jsonl
+mkdir -p recordings/v2
+rm -rf "$SNAP" && .venv/bin/pip install -q --no-deps --no-build-isolation --target "$SNAP" . || exit 1
+DB="env PYTHONPATH=$SNAP .venv/bin/python -P -m deploybench.cli.main"
+case "$NAME" in
+  cpu)  GRID="--backends pytorch_eager,torch_compile,onnxruntime" ;;
+  edge) GRID="--backends pytorch_eager,onnxruntime" ;;
+  *) echo "unknown table $NAME (cpu or edge)" >&2; exit 2 ;;
+esac
+NOTE="recorded on a 2-core x86 machine emulating the $NAME device profile; threads 1-2; memory limit enforced per worker (mechanism in each measurement); contention guard threshold 0.15 cores"
+echo "== $(date -u +%FT%TZ) record $NAME (stop after $STOP_AFTER s)"
+$DB record --space image_classification --target live --device cpu --device-profile "$NAME" $GRID \
+  --out "$RAW" --name "$NAME" --lock "$LOCK" --stop-after "$STOP_AFTER" --note "$NOTE"
+echo "== $(date -u +%FT%TZ) pack"
+$DB table pack "$RAW" --name "$NAME" --out "deploybench/tasks/tables/$NAME.jsonl.gz" --require-complete \
+  && $DB table info "deploybench/tasks/tables/$NAME.jsonl.gz"
+echo "== $(date -u +%FT%TZ) done"

@@ -1,0 +1,156 @@
+"""The deployment grid, defined once: models, backends, precisions, batch sizes, threads and runtime knobs.
+
+The live task, the recorder and recorded tables all build their search space here, so a table recorded
+on one grid and the scenarios that replay it can never disagree about a parameter's domain.
+
+Precisions mean what executed, not what was asked for (the profiler checks the executed dtype and
+reports ``unsupported`` otherwise):
+
+- ``fp32``, ``fp16``: weights and arithmetic in that float type;
+- ``int8_static``: weights and activations int8 with calibrated scales (PyTorch: torchvision's
+  quantizable architectures, fused and converted with the x86/fbgemm or QNNPACK engine; ONNX Runtime:
+  QDQ static quantisation, which its CPU provider fuses into integer kernels);
+- ``int8_dynamic``: int8 weights, activations quantised at run time. ONNX Runtime quantises
+  convolutions and matrix products this way; PyTorch's dynamic mode quantises only ``nn.Linear``
+  layers, so for a CNN it would run almost entirely in fp32 and is reported ``unsupported`` unless
+  most of the model's FLOPs are in Linear layers (vision transformers).
+
+Runtime knobs a deployment engineer turns: ``threads`` (CPU thread pool of eager PyTorch and ONNX
+Runtime), ``memory_format`` (eager PyTorch: NCHW ``contiguous`` or NHWC ``channels_last``) and
+``graph_optimization`` (ONNX Runtime's graph optimisation level, ``basic`` or ``all``; ``all`` adds
+the layout and QDQ fusions). ``torch.compile`` has no knob here: its thread pool is the process
+default and each of its configurations costs a compilation, the most expensive measurement of the grid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Iterable, Mapping, Sequence
+
+from .space import Categorical, Condition, Integer, Ordinal, SearchSpace
+
+__all__ = ["MODELS", "BACKENDS", "PRECISIONS", "BATCH_SIZES", "THREADS", "MEMORY_FORMATS", "GRAPH_OPTIMIZATIONS",
+           "THREADED_BACKENDS", "MEMORY_FORMAT_BACKENDS", "GRAPH_OPTIMIZATION_BACKENDS", "GRID_PARAMS",
+           "DeploymentGrid", "canonical_order", "artefact_key"]
+
+#: ten architectures that run on a 2-core CPU, six of them with torchvision quantizable definitions
+MODELS: tuple[str, ...] = ("resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large",
+                           "shufflenet_v2_x1_0", "googlenet", "efficientnet_b0", "regnet_y_400mf", "vit_b_16")
+BACKENDS: tuple[str, ...] = ("pytorch_eager", "torch_compile", "onnxruntime")
+PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8_dynamic", "int8_static")
+BATCH_SIZES: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
+THREADS: tuple[int, ...] = (1, 2)
+MEMORY_FORMATS: tuple[str, ...] = ("contiguous", "channels_last")
+GRAPH_OPTIMIZATIONS: tuple[str, ...] = ("basic", "all")
+#: backends whose CPU thread pool size is a knob (torch_compile inherits the process default)
+THREADED_BACKENDS: tuple[str, ...] = ("pytorch_eager", "onnxruntime")
+MEMORY_FORMAT_BACKENDS: tuple[str, ...] = ("pytorch_eager",)
+GRAPH_OPTIMIZATION_BACKENDS: tuple[str, ...] = ("onnxruntime",)
+GRID_PARAMS: tuple[str, ...] = ("model", "backend", "precision", "batch_size", "threads", "memory_format",
+                                "graph_optimization")
+
+_KNOWN_ORDER: dict[str, Sequence[Any]] = {"model": MODELS, "backend": BACKENDS, "precision": PRECISIONS,
+                                          "memory_format": MEMORY_FORMATS, "graph_optimization": GRAPH_OPTIMIZATIONS}
+
+
+def canonical_order(name: str, values: Iterable[Any]) -> list:
+    """``values`` of parameter ``name`` in the grid's canonical order (unknown values last, sorted)."""
+    values = set(values)
+    known = _KNOWN_ORDER.get(name)
+    if known is None:
+        return sorted(values)
+    return [v for v in known if v in values] + sorted(v for v in values if v not in known)
+
+
+def artefact_key(config: Mapping[str, Any]) -> tuple[str, str, str]:
+    """What a deployment artefact depends on: the model, the artefact family (a saved PyTorch module
+    serves eager and compiled runs; an ONNX file serves ONNX Runtime) and the precision. Batch size,
+    threads and knobs are chosen when the artefact is loaded."""
+    family = "onnx" if config["backend"] == "onnxruntime" else "torch"
+    return str(config["model"]), family, str(config["precision"])
+
+
+@dataclass(frozen=True)
+class DeploymentGrid:
+    """A deployment grid: the domain of every parameter. ``space()`` is the search space optimizers see.
+
+    Parameters whose domain is empty for the chosen backends (``threads`` without a threaded backend,
+    knobs without their backend) are left out of the space. A grid recorded before a knob existed
+    simply has no such parameter.
+    """
+
+    models: tuple[str, ...] = MODELS
+    backends: tuple[str, ...] = BACKENDS
+    precisions: tuple[str, ...] = PRECISIONS
+    batch_sizes: tuple[int, ...] = BATCH_SIZES
+    threads: tuple[int, ...] = THREADS
+    memory_formats: tuple[str, ...] = MEMORY_FORMATS
+    graph_optimizations: tuple[str, ...] = GRAPH_OPTIMIZATIONS
+    extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        for name in ("models", "backends", "precisions", "memory_formats", "graph_optimizations"):
+            object.__setattr__(self, name, tuple(str(v) for v in getattr(self, name)))
+        object.__setattr__(self, "batch_sizes", tuple(sorted(int(b) for b in self.batch_sizes)))
+        object.__setattr__(self, "threads", tuple(sorted({int(t) for t in self.threads})))
+        for name in ("models", "backends", "precisions", "batch_sizes"):
+            if not getattr(self, name):
+                raise ValueError(f"a deployment grid needs at least one value of {name}")
+
+    def narrowed(self, **keep: Sequence[Any] | None) -> "DeploymentGrid":
+        """The grid restricted to the given values (``None`` keeps a domain as it is)."""
+        changes = {name: tuple(v for v in getattr(self, name) if v in set(values))
+                   for name, values in keep.items() if values is not None}
+        return replace(self, **changes)
+
+    def space(self) -> SearchSpace:
+        params: list = [
+            Categorical("model", choices=self.models),
+            Categorical("backend", choices=self.backends),
+            Categorical("precision", choices=self.precisions),
+            Ordinal("batch_size", values=self.batch_sizes, log=True),
+        ]
+        threaded = tuple(b for b in THREADED_BACKENDS if b in self.backends)
+        if threaded and self.threads:
+            cond = Condition("backend", threaded)
+            values = self.threads
+            if len(values) > 1 and values == tuple(range(values[0], values[-1] + 1)):
+                params.append(Integer("threads", low=values[0], high=values[-1], condition=cond))
+            else:
+                params.append(Ordinal("threads", values=values, condition=cond))
+        for name, domain, backends in (("memory_format", self.memory_formats, MEMORY_FORMAT_BACKENDS),
+                                       ("graph_optimization", self.graph_optimizations, GRAPH_OPTIMIZATION_BACKENDS)):
+            active = tuple(b for b in backends if b in self.backends)
+            if active and domain:
+                params.append(Categorical(name, choices=domain, condition=Condition("backend", active)))
+        return SearchSpace(params)
+
+    @classmethod
+    def from_space(cls, space: SearchSpace) -> "DeploymentGrid":
+        """The grid a (recorded) space describes; parameters it lacks get an empty domain."""
+        def domain(name: str) -> tuple:
+            if name not in space.names:
+                return ()
+            p = space[name]
+            if hasattr(p, "choices"):
+                return tuple(p.choices)
+            if hasattr(p, "values"):
+                return tuple(p.values)
+            return tuple(range(int(p.low), int(p.high) + 1))
+
+        return cls(models=domain("model"), backends=domain("backend"), precisions=domain("precision"),
+                   batch_sizes=domain("batch_size"), threads=domain("threads"),
+                   memory_formats=domain("memory_format"), graph_optimizations=domain("graph_optimization"))
+
+    @classmethod
+    def from_domains(cls, domains: Mapping[str, Sequence[Any]]) -> "DeploymentGrid":
+        """A grid from per-parameter values (in any order; kept in canonical order)."""
+        def get(name: str) -> tuple:
+            return tuple(canonical_order(name, domains.get(name) or ()))
+
+        return cls(models=get("model"), backends=get("backend"), precisions=get("precision"),
+                   batch_sizes=get("batch_size"), threads=get("threads"), memory_formats=get("memory_format"),
+                   graph_optimizations=get("graph_optimization"))
+
+    def size(self) -> int:
+        return sum(1 for _ in self.space().grid())

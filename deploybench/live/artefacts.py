@@ -1,0 +1,329 @@
+"""Deployment artefacts: prepared once in their own process, then loaded alone by every measurement.
+
+A deployment ships an artefact (a saved module, an ONNX file), not the Python process that built it.
+Building one (constructing the model, quantising, calibrating, exporting) peaks far above what the
+deployed artefact needs, so preparation runs in a separate worker (``prepare``) and the measuring
+worker loads only the artefact: its memory is the deployment footprint, and the preparation peak is a
+separate metric (``memory_prepare_peak_mb``).
+
+Artefacts by family (see :func:`deploybench.deployment_grid.artefact_key`):
+
+- ``torch`` (serves ``pytorch_eager`` and ``torch_compile``): fp32/fp16 as a pickled ``nn.Module``
+  (``torch.save``); int8 as TorchScript (eager-mode quantised modules do not survive pickling), with the
+  quantised engine recorded. ``int8_static`` uses torchvision's quantizable definitions (fused,
+  calibrated, converted with the engine torchvision documents for that architecture's quantised weights);
+  ``int8_dynamic`` quantises ``nn.Linear`` layers only.
+- ``onnx`` (serves ``onnxruntime``): ``torch.onnx.export`` with a dynamic batch axis; ``int8_dynamic``
+  through ONNX Runtime's ``quantize_dynamic``; ``int8_static`` through ``quantize_static`` (QDQ,
+  per-channel weights) calibrated on generated images.
+
+Preparation also checks which precision *executes* on this machine, per backend (and per ONNX Runtime
+graph optimisation level): ONNX Runtime's session profile gives each compute kernel's input type, and
+the share of kernel time spent in the requested precision must be at least one half; for PyTorch the
+share of FLOPs in the quantised layers (int8) is counted with ``torch.utils.flop_counter``. A
+precision that does not execute as asked is recorded ``unsupported`` with the reason, never measured as
+if it had.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import warnings
+from typing import Any, Callable
+
+import numpy as np
+
+__all__ = ["prepare_artefact", "EXECUTED_SHARE_REQUIRED", "ORT_COMPUTE_OPS", "ort_precision_shares",
+           "precision_verdict"]
+
+#: a precision "executes" when at least this share of compute (kernel time or FLOPs) runs in it
+EXECUTED_SHARE_REQUIRED = 0.5
+#: ONNX Runtime kernels that do the arithmetic (what decides the executed precision)
+ORT_COMPUTE_OPS = frozenset({
+    "Conv", "FusedConv", "NchwcConv", "ConvTranspose", "Gemm", "FusedGemm", "MatMul", "FusedMatMul",
+    "ConvInteger", "QLinearConv", "MatMulInteger", "QLinearMatMul", "DynamicQuantizeMatMul",
+    "MatMulIntegerToFloat", "QGemm", "QAttention", "Attention", "MultiHeadAttention",
+})
+_ORT_INT8_OPS = frozenset({"ConvInteger", "QLinearConv", "MatMulInteger", "QLinearMatMul", "DynamicQuantizeMatMul",
+                           "MatMulIntegerToFloat", "QGemm", "QAttention"})
+_PRECISION_DTYPE = {"fp32": "fp32", "fp16": "fp16", "int8_dynamic": "int8", "int8_static": "int8"}
+CALIBRATION_IMAGES = 8
+
+
+def _images(batch: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((batch, 3, 224, 224), dtype=np.float32)
+
+
+def precision_verdict(requested: str, shares: dict[str, float]) -> dict:
+    """Whether ``requested`` executed, from the share of compute per executed dtype."""
+    want = _PRECISION_DTYPE.get(requested, requested)
+    executed = max(shares, key=shares.get) if shares else "unknown"
+    share = float(shares.get(want, 0.0))
+    ok = share >= EXECUTED_SHARE_REQUIRED
+    rounded = {k: round(v, 3) for k, v in sorted(shares.items())}
+    reason = "" if ok else (f"asked for {requested} but only {100 * share:.0f} % of the compute ran in {want} "
+                            f"(executed: {rounded})")
+    return {"executed": executed, "shares": rounded, "ok": ok, "reason": reason}
+
+
+# -- ONNX Runtime -------------------------------------------------------------------------------------------
+def ort_precision_shares(profile_events: list[dict]) -> dict[str, float]:
+    """Share of compute-kernel time per executed dtype (``fp32``, ``fp16``, ``int8``) in an ONNX Runtime
+    session profile (the JSON list ``end_profiling`` writes)."""
+    totals: dict[str, float] = {}
+    for ev in profile_events:
+        if ev.get("cat") != "Node" or not str(ev.get("name", "")).endswith("_kernel_time"):
+            continue
+        args = ev.get("args") or {}
+        op = args.get("op_name", "")
+        if op not in ORT_COMPUTE_OPS:
+            continue
+        if op in _ORT_INT8_OPS:
+            dtype = "int8"
+        else:
+            types = [next(iter(t)) for t in args.get("input_type_shape") or [] if isinstance(t, dict) and t]
+            first = types[0] if types else "float"
+            dtype = {"float16": "fp16", "float": "fp32", "int8": "int8", "uint8": "int8"}.get(first, first)
+        totals[dtype] = totals.get(dtype, 0.0) + float(ev.get("dur") or 0.0) + 1e-3
+    total = sum(totals.values())
+    return {k: v / total for k, v in totals.items()} if total > 0 else {}
+
+
+def _ort_session_options(ort: Any, threads: int, level: str, profile_prefix: str | None = None) -> Any:
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = int(threads)
+    so.inter_op_num_threads = 1
+    so.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_ALL if level == "all"
+                                   else ort.GraphOptimizationLevel.ORT_ENABLE_BASIC)
+    so.log_severity_level = 3
+    if profile_prefix:
+        so.enable_profiling = True
+        so.profile_file_prefix = profile_prefix
+    return so
+
+
+def _ort_checks(path: str, precision: str, workdir: str) -> dict:
+    import onnxruntime as ort
+
+    checks = {}
+    for level in ("basic", "all"):
+        so = _ort_session_options(ort, 1, level, os.path.join(workdir, f"profile-{level}"))
+        sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+        inp = sess.get_inputs()[0]
+        dtype = np.float16 if "float16" in inp.type else np.float32
+        sess.run(None, {inp.name: _images(1).astype(dtype)})
+        prof = sess.end_profiling()
+        with open(prof, encoding="utf-8") as fh:
+            events = json.load(fh)
+        os.remove(prof)
+        checks[f"onnxruntime/{level}"] = precision_verdict(precision, ort_precision_shares(events))
+    return checks
+
+
+def _export_onnx(model: Any, x: Any, path: str) -> str:
+    """TorchScript exporter with a dynamic batch axis (one file serves every batch size), else dynamo."""
+    import torch
+
+    errors = []
+    for dynamo_flag in (False, True):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                kwargs: dict = {"input_names": ["input"], "output_names": ["output"], "dynamo": dynamo_flag}
+                if dynamo_flag:
+                    kwargs.update(external_data=False, dynamic_shapes=({0: torch.export.Dim("batch")},))
+                else:
+                    kwargs.update(opset_version=17, dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
+                torch.onnx.export(model, (x,), path, **kwargs)
+            return "dynamo" if dynamo_flag else "torchscript"
+        except Exception as exc:  # noqa: BLE001 - try the other exporter, re-raise the first error below
+            errors.append(exc)
+    raise errors[0]
+
+
+class _Calibration:
+    """ONNX Runtime calibration reader over generated images (latency does not depend on their content)."""
+
+    def __init__(self, input_name: str) -> None:
+        self._batches = iter([{input_name: _images(1, seed=i)} for i in range(CALIBRATION_IMAGES)])
+
+    def get_next(self) -> dict | None:
+        return next(self._batches, None)
+
+    def rewind(self) -> None:  # not needed by quantize_static's single pass
+        pass
+
+
+def _prepare_onnx(model: Any, precision: str, workdir: str, info: dict) -> str:
+    import torch
+
+    half = precision == "fp16"
+    m = model.cpu().half() if half else model.cpu()
+    x = torch.from_numpy(_images(1))
+    path = os.path.join(workdir, "model.onnx")
+    info["onnx_exporter"] = _export_onnx(m, x.half() if half else x, path)
+    if precision == "int8_dynamic":
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        qpath = os.path.join(workdir, "model.int8_dynamic.onnx")
+        quantize_dynamic(path, qpath, weight_type=QuantType.QInt8)
+        os.remove(path)
+        path = qpath
+    elif precision == "int8_static":
+        from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+
+        pre = os.path.join(workdir, "model.pre.onnx")
+        try:
+            quant_pre_process(path, pre, skip_symbolic_shape=True)
+        except Exception:  # noqa: BLE001 - pre-processing is an optimisation; quantise the plain export
+            pre = path
+        qpath = os.path.join(workdir, "model.int8_static.onnx")
+        quantize_static(pre, qpath, _Calibration("input"), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        for p in {path, pre}:
+            if os.path.exists(p):
+                os.remove(p)
+        path = qpath
+        info["calibration"] = f"{CALIBRATION_IMAGES} generated images, QDQ, per-channel int8 weights, uint8 activations"
+    return path
+
+
+# -- PyTorch ----------------------------------------------------------------------------------------------
+def _flop_share(model: Any, is_quantised: Callable[[Any], bool]) -> float:
+    """Share of the model's FLOPs (batch 1) in the modules ``is_quantised`` selects."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(torch.from_numpy(_images(1)))
+    per_module = counter.get_flop_counts()
+    total = sum(per_module.get("Global", {}).values())
+    if total <= 0:
+        return 0.0
+    selected = 0
+    for name, module in model.named_modules():
+        if name and is_quantised(module):
+            key = f"{type(model).__name__}.{name}" if f"{type(model).__name__}.{name}" in per_module else name
+            selected += sum(per_module.get(key, {}).values())
+    return min(1.0, selected / total)
+
+
+def _prepare_torch(model_name: str, model: Any, precision: str, workdir: str, info: dict,
+                   weights: str, allow_test_models: bool) -> str:
+    import torch
+
+    from .models import QUANTIZABLE, build_quantizable
+
+    path = os.path.join(workdir, f"model.{precision}.pt")
+    checks: dict[str, dict] = {}
+    if precision in ("fp32", "fp16"):
+        m = model.half() if precision == "fp16" else model
+        torch.save(m, path)
+        info["format"] = "torch_pickle"
+        dtype = str(next(m.parameters()).dtype).replace("torch.", "")
+        verdict = precision_verdict(precision, {{"float32": "fp32", "float16": "fp16"}.get(dtype, dtype): 1.0})
+        checks = {"pytorch_eager": verdict, "torch_compile": verdict}
+        info["checks"] = checks
+        return path
+    if precision == "int8_dynamic":
+        from torch.ao.quantization import quantize_dynamic
+
+        share = _flop_share(model, lambda m: isinstance(m, torch.nn.Linear))
+        info["int8_flop_share"] = round(share, 4)
+        verdict = precision_verdict(precision, {"int8": share, "fp32": 1.0 - share})
+        if not verdict["ok"]:
+            verdict["reason"] = (f"PyTorch's dynamic quantisation covers nn.Linear layers only: {100 * share:.1f} % "
+                                 f"of {model_name}'s FLOPs would run in int8, the rest in fp32")
+            info["checks"] = {"pytorch_eager": verdict, "torch_compile": verdict}
+            return ""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            q = quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    else:  # int8_static
+        if model_name not in QUANTIZABLE:
+            reason = (f"torchvision ships no quantizable definition of {model_name} (eager static int8 needs one: "
+                      f"quant/dequant stubs and fusable blocks); quantizable: {', '.join(QUANTIZABLE)}")
+            verdict = {"executed": "none", "shares": {}, "ok": False, "reason": reason}
+            info["checks"] = {"pytorch_eager": verdict, "torch_compile": verdict}
+            return ""
+        q, engine = build_quantizable(model_name, calibration=[_images(2, seed=i) for i in range(4)])
+        info["quant_engine"] = engine
+        share = _flop_share_quantized(q)
+        info["int8_flop_share"] = round(share, 4)
+        verdict = precision_verdict(precision, {"int8": share, "fp32": 1.0 - share})
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scripted = torch.jit.trace(q, torch.from_numpy(_images(1)), check_trace=False)
+    scripted.save(path)
+    info["format"] = "torchscript"
+    checks["pytorch_eager"] = verdict
+    checks["torch_compile"] = _compile_check(scripted, verdict)
+    info["checks"] = checks
+    return path
+
+
+def _flop_share_quantized(q: Any) -> float:
+    """Share of conv/linear parameters held by quantised modules (FLOP counting does not see quantised ops)."""
+    import torch
+
+    total = quantised = 0
+    for m in q.modules():
+        mod = type(m).__module__
+        if "quantized" in mod and type(m).__name__ in ("Conv2d", "ConvReLU2d", "Linear", "LinearReLU", "ConvAdd2d",
+                                                        "ConvAddReLU2d"):
+            w = m.weight() if callable(getattr(m, "weight", None)) else None
+            n = int(w.numel()) if w is not None else 0
+            total += n
+            quantised += n
+        elif isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
+            total += int(m.weight.numel())
+    return quantised / total if total else 0.0
+
+
+def _compile_check(scripted: Any, verdict: dict) -> dict:
+    """Whether torch.compile accepts the saved int8 artefact (it refuses TorchScript modules)."""
+    import torch
+
+    try:
+        compiled = torch.compile(scripted)
+        with torch.no_grad():
+            compiled(torch.from_numpy(_images(1)))
+    except Exception as exc:  # noqa: BLE001 - the refusal is the verdict
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return {"executed": "none", "shares": {}, "ok": False,
+                "reason": f"torch.compile cannot run the saved int8 artefact (TorchScript): {first}"}
+    return verdict
+
+
+# -- entry point (runs in the prepare worker) -------------------------------------------------------------
+def prepare_artefact(model_name: str, family: str, precision: str, workdir: str, *, weights: str = "auto",
+                     allow_test_models: bool = False) -> dict:
+    """Build the artefact of (model, family, precision) in ``workdir``; returns its description
+    (``path`` empty when the precision cannot execute: ``checks`` say why)."""
+    import torch
+
+    from .models import build_model
+
+    info: dict[str, Any] = {"model": model_name, "family": family, "precision": precision}
+    t0 = time.perf_counter()
+    torch.manual_seed(0)
+    model, weights_source = build_model(model_name, weights, allow_test_models=allow_test_models)
+    info["weights_source"] = weights_source
+    info["param_mb"] = round(sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20, 3)
+    if family == "onnx":
+        path = _prepare_onnx(model, precision, workdir, info)
+        info["format"] = "onnx"
+        info["checks"] = _ort_checks(path, precision, workdir)
+    elif family == "torch":
+        path = _prepare_torch(model_name, model, precision, workdir, info, weights, allow_test_models)
+    else:
+        raise ValueError(f"unknown artefact family {family!r}")
+    info["path"] = path
+    info["artefact_mb"] = round(os.path.getsize(path) / 2**20, 3) if path else None
+    info["build_s"] = round(time.perf_counter() - t0, 3)
+    return info

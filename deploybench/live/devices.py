@@ -1,0 +1,68 @@
+"""Device profiles: the machine a live measurement emulates (thread budget and device memory).
+
+Every measured worker runs under its profile's memory limit (:mod:`deploybench.live.limits`), so a
+configuration that needs more memory than the device has is killed by the limit and recorded as a real
+``oom`` crash. A scenario's memory cap is a constraint *below* the device memory: between the cap and
+the device size a configuration runs but is infeasible; above the device size it crashes.
+
+Built-in profiles (emulated on whatever CPU runs the measurement; the table's provenance names that CPU):
+
+- ``host``: this machine as it is (no emulated limit; threads up to the machine's cores);
+- ``cpu``: a small cloud CPU instance, 2 threads and 4 GiB (the shipped ``cpu`` table);
+- ``edge``: an edge board, 2 threads and 1 GiB (the shipped ``edge`` table).
+
+``DEPLOYBENCH_DEVICE_PROFILE`` selects the profile of ``--target live`` (default ``host``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from typing import Mapping
+
+__all__ = ["DeviceProfile", "device_profiles", "get_device_profile", "DEVICE_PROFILE_ENV"]
+
+DEVICE_PROFILE_ENV = "DEPLOYBENCH_DEVICE_PROFILE"
+
+
+@dataclass(frozen=True)
+class DeviceProfile:
+    """A device to emulate: ``max_threads`` CPU threads and ``memory_mb`` of memory (``None``: no limit)."""
+
+    name: str
+    max_threads: int
+    memory_mb: float | None
+    description: str
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping) -> "DeviceProfile":
+        return cls(name=str(data["name"]), max_threads=int(data["max_threads"]),
+                   memory_mb=None if data.get("memory_mb") is None else float(data["memory_mb"]),
+                   description=str(data.get("description", "")))
+
+
+def device_profiles() -> dict[str, DeviceProfile]:
+    """The built-in profiles by name (a fresh dict per call)."""
+    cores = os.cpu_count() or 1
+    items = (
+        DeviceProfile("host", cores, None, f"this machine as it is ({cores} threads, no emulated memory limit)"),
+        DeviceProfile("cpu", 2, 4096.0, "small cloud CPU instance: 2 threads, 4 GiB"),
+        DeviceProfile("edge", 2, 1024.0, "edge board: 2 threads, 1 GiB"),
+    )
+    return {p.name: p for p in items}
+
+
+def get_device_profile(name: str | None = None) -> DeviceProfile:
+    """A built-in profile by name (default: ``$DEPLOYBENCH_DEVICE_PROFILE`` or ``host``)."""
+    name = name or os.environ.get(DEVICE_PROFILE_ENV) or "host"
+    known = device_profiles()
+    if name not in known:
+        from ..space import closest_name
+
+        hint = closest_name(name, list(known))
+        raise ValueError(f"unknown device profile {name!r}; known: {', '.join(known)}"
+                         + (f"; did you mean {hint!r}?" if hint else ""))
+    return known[name]

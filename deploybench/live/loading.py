@@ -1,0 +1,205 @@
+"""Load a prepared artefact in the measuring worker and expose one inference step, a timer and a predictor.
+
+Only the runtime the artefact needs is imported (ONNX Runtime measurements never import PyTorch), so
+the deployment footprint is the artefact plus its runtime, as on a device. Knobs applied here:
+``threads`` (``torch.set_num_threads`` / ONNX Runtime's intra-op pool), ``memory_format`` (eager
+PyTorch: the model and its input in NHWC ``channels_last``), ``graph_optimization`` (ONNX Runtime
+``ORT_ENABLE_BASIC`` or ``ORT_ENABLE_ALL``). ``torch_compile`` compiles the loaded module in the
+measuring worker (a compiled module cannot be saved), with ``reduce-overhead`` on CUDA and the default
+mode on the CPU, and rejects a compile that produced no graph (a silent eager fallback).
+
+Timing: CUDA events around each iteration on a GPU (torch backends), ``perf_counter_ns`` otherwise
+(ONNX Runtime's CUDA ``run_with_iobinding`` returns after its stream is synchronised).
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+__all__ = ["Runtime", "Loaded", "import_runtime", "load_artefact"]
+
+
+@dataclass
+class Runtime:
+    family: str
+    device: str  # where float work may run: cpu or cuda
+
+
+@dataclass
+class Loaded:
+    step: Callable[[], None]
+    timed_call: Callable[[Callable[[], None]], float]
+    predict: Callable[[np.ndarray], np.ndarray]
+    device_executed: str
+    metrics: dict[str, Any] = field(default_factory=dict)
+    compile_fn: Callable[[], None] | None = None
+
+
+def _cpu_timer(step: Callable[[], None]) -> float:
+    t0 = time.perf_counter_ns()
+    step()
+    return (time.perf_counter_ns() - t0) / 1e6
+
+
+def _cuda_timer() -> Callable[[Callable[[], None]], float]:
+    import torch
+
+    start = torch.cuda.Event(enable_timing=True)
+    end = torch.cuda.Event(enable_timing=True)
+
+    def timed(step: Callable[[], None]) -> float:
+        start.record()
+        step()
+        end.record()
+        end.synchronize()
+        return float(start.elapsed_time(end))
+
+    return timed
+
+
+def _images(batch: int) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((batch, 3, 224, 224), dtype=np.float32)
+
+
+def import_runtime(config: dict, requested_device: str) -> Runtime:
+    """Import what the configuration's backend needs (and nothing else) and decide the device."""
+    if config["backend"] == "onnxruntime":
+        import onnxruntime as ort
+
+        has_cuda = "CUDAExecutionProvider" in ort.get_available_providers()
+        device = "cuda" if requested_device in ("auto", "cuda") and has_cuda else "cpu"
+        if requested_device == "cuda" and not has_cuda:
+            raise RuntimeError("device 'cuda' requested but ONNX Runtime's CUDAExecutionProvider is not available")
+        return Runtime("onnx", device)
+    import torch
+
+    if str(config["precision"]).startswith("int8"):
+        return Runtime("torch", "cpu")  # PyTorch's quantised kernels exist only on the CPU
+    if requested_device == "cpu":
+        return Runtime("torch", "cpu")
+    if torch.cuda.is_available():
+        torch.zeros(1, device="cuda")  # the CUDA context belongs to the baseline
+        return Runtime("torch", "cuda")
+    if requested_device == "cuda":
+        raise RuntimeError("device 'cuda' requested but torch.cuda.is_available() is False "
+                           "(no CUDA-capable device or driver)")
+    return Runtime("torch", "cpu")
+
+
+def _load_onnx(artefact: dict, config: dict, runtime: Runtime) -> Loaded:
+    import onnxruntime as ort
+
+    from .artefacts import _ort_session_options
+
+    threads = int(config.get("threads") or 1)
+    level = config.get("graph_optimization", "all")
+    so = _ort_session_options(ort, threads, level)
+    want_cuda = runtime.device == "cuda"
+    providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if want_cuda else ["CPUExecutionProvider"]
+    sess = ort.InferenceSession(artefact["path"], so, providers=providers)
+    actual = list(sess.get_providers())
+    on_cuda = bool(actual) and actual[0] == "CUDAExecutionProvider"
+    metrics = {"providers": actual, "threads_used": threads, "graph_optimization": level,
+               "provider_fallback": want_cuda and not on_cuda}
+    inp = sess.get_inputs()[0]
+    dtype = np.float16 if "float16" in inp.type else np.float32
+    x_np = _images(int(config["batch_size"])).astype(dtype)
+    if on_cuda:
+        xv = ort.OrtValue.ortvalue_from_numpy(x_np, "cuda", 0)
+        binding = sess.io_binding()
+        binding.bind_ortvalue_input(inp.name, xv)
+        binding.bind_output(sess.get_outputs()[0].name, "cuda")
+
+        def step() -> None:
+            sess.run_with_iobinding(binding)
+    else:
+        feed = {inp.name: x_np}
+
+        def step() -> None:
+            sess.run(None, feed)
+
+    def predict(images: np.ndarray) -> np.ndarray:
+        return np.asarray(sess.run(None, {inp.name: images.astype(dtype)})[0], dtype=np.float32)
+
+    return Loaded(step=step, timed_call=_cpu_timer, predict=predict,
+                  device_executed="cuda" if on_cuda else "cpu", metrics=metrics)
+
+
+def _load_torch(artefact: dict, config: dict, runtime: Runtime) -> Loaded:
+    import torch
+
+    if config.get("threads") is not None:
+        torch.set_num_threads(int(config["threads"]))
+    if artefact.get("quant_engine"):
+        torch.backends.quantized.engine = artefact["quant_engine"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if artefact.get("format") == "torchscript":
+            model = torch.jit.load(artefact["path"], map_location="cpu")
+        else:
+            model = torch.load(artefact["path"], map_location="cpu", weights_only=False)
+    model.eval()
+    dev = runtime.device
+    half = artefact.get("precision") == "fp16"
+    dtype = torch.float16 if half else torch.float32
+    channels_last = config.get("memory_format") == "channels_last"
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    if artefact.get("format") != "torchscript":
+        model = model.to(dev)
+        if channels_last:
+            model = model.to(memory_format=torch.channels_last)
+    x = torch.from_numpy(_images(int(config["batch_size"]))).to(dev, dtype).contiguous(memory_format=fmt)
+    metrics: dict[str, Any] = {"threads_used": torch.get_num_threads(), "artefact_format": artefact.get("format"),
+                               "memory_format": config.get("memory_format", "contiguous")}
+    if artefact.get("quant_engine"):
+        metrics["quant_engine"] = artefact["quant_engine"]
+    compiled = config["backend"] == "torch_compile"
+    holder = {"model": model}
+    compile_fn = None
+    if compiled:
+        def compile_now() -> None:
+            import torch._dynamo as dynamo
+
+            dynamo.config.suppress_errors = False
+            dynamo.reset()
+            mode = "reduce-overhead" if dev == "cuda" else "default"
+            holder["model"] = torch.compile(model, mode=mode)
+            metrics["compile_mode"] = mode
+            with torch.no_grad():
+                holder["model"](x)  # compile now, so compilation is its own stage
+            counters = dynamo.utils.counters
+            graphs = int(counters["stats"].get("unique_graphs", 0))
+            breaks = int(sum(counters["graph_break"].values()))
+            metrics.update(compile_graphs=graphs, compile_graph_breaks=breaks)
+            if graphs == 0:
+                raise NotImplementedError("torch.compile produced no compiled graph (dynamo fell back to eager); "
+                                          "not a compiled deployment")
+
+        compile_fn = compile_now
+    grad = torch.no_grad if compiled else torch.inference_mode
+
+    def step() -> None:
+        with grad():
+            holder["model"](x)
+
+    def predict(batch: np.ndarray) -> np.ndarray:
+        with grad():
+            out = holder["model"](torch.from_numpy(batch).to(dev, dtype).contiguous(memory_format=fmt))
+        return out.float().cpu().numpy()
+
+    timed = _cuda_timer() if dev == "cuda" else _cpu_timer
+    return Loaded(step=step, timed_call=timed, predict=predict, device_executed=dev, metrics=metrics,
+                  compile_fn=compile_fn)
+
+
+def load_artefact(artefact: dict, config: dict, runtime: Runtime, workdir: str) -> Loaded:
+    """Load ``artefact`` for ``config``'s backend and knobs; raises on what cannot run."""
+    if runtime.family == "onnx":
+        return _load_onnx(artefact, config, runtime)
+    return _load_torch(artefact, config, runtime)

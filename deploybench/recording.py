@@ -1,0 +1,293 @@
+"""Record a deployment table: every configuration of a grid measured live on an emulated device.
+
+:class:`Recorder` is the library behind ``deploybench record`` (the command only parses and prints).
+It appends one line per measurement to a plain JSONL chunk, flushed as it finishes, so a recording
+resumes where it stopped and can be split across sessions (``stop_after``) or filters.
+
+Passes. Pass 0 measures every configuration once (batch sizes first, then cheap backends and small
+models, so a recording stopped early still holds whole sub-grids). Later passes come back to the
+configurations whose latency lies within ±30 % of a scenario's cap and measure them again, in
+separate fresh processes minutes apart, until each has ``repeats_near_cap`` clean repeats: near a cap
+between-session noise decides feasibility, and back-to-back repeats would hide it.
+
+Honesty rules: each measurement runs in fresh worker processes under the device profile's memory
+limit (:func:`deploybench.live.profiler.profile`); the early stop uses the loosest scenario (5x the
+100 ms p99 cap) on the median of timed iterations, and every timed iteration is stored, so a replay
+applies each scenario's own threshold to the recorded sequence exactly as a live run would; a
+measurement that other work disturbed on every retry is kept in the chunk marked ``contaminated``
+(evidence) but never counts as a repeat and is never packed; the time limit stored with each line is
+the live trials' limit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+from .deployment_grid import DeploymentGrid
+from .tables import TableError, load_table, open_table_for_append
+
+__all__ = ["Recorder", "RecordingSummary", "NEAR_CAP", "DEFAULT_REPEATS_NEAR_CAP", "LIVE_TIME_LIMIT_S",
+           "near_a_cap", "recording_order"]
+
+NEAR_CAP = 0.3
+DEFAULT_REPEATS_NEAR_CAP = 5
+#: the live trials' hard limit per worker (``LiveTask``); recordings use the same, so replay equals live
+LIVE_TIME_LIMIT_S = 120.0
+#: a configuration that other work disturbed this many times in one pass is left for the next run
+MAX_CONTAMINATED_PER_PASS = 2
+
+
+def near_a_cap(measurement: Mapping[str, Any], scenarios: Sequence[Any]) -> bool:
+    """Whether an ok measurement's latency lies within ±30 % of some scenario's latency cap."""
+    if measurement.get("status") != "ok":
+        return False
+    metrics = measurement.get("metrics") or {}
+    for s in scenarios:
+        value = metrics.get(s.latency_metric)
+        if value is not None and abs(value - s.latency_cap_ms) <= NEAR_CAP * s.latency_cap_ms:
+            return True
+    return False
+
+
+def recording_order(config: Mapping[str, Any]) -> tuple:
+    """Batch size first, then the cheap backends and the small models, so a recording stopped at any
+    point holds complete sub-grids at the smaller batch sizes."""
+    from .deployment_grid import BACKENDS, MODELS
+
+    backend_cost = {"onnxruntime": 0, "pytorch_eager": 1, "torch_compile": 2}
+    return (config["batch_size"], backend_cost.get(config["backend"], len(BACKENDS)),
+            MODELS.index(config["model"]) if config["model"] in MODELS else len(MODELS),
+            config["precision"], json.dumps(config, sort_keys=True))
+
+
+@dataclass
+class RecordingSummary:
+    """What one :meth:`Recorder.run` did."""
+
+    new: list[tuple[str, dict]] = field(default_factory=list)
+    contaminated: int = 0
+    redone: int = 0
+    stopped: str | None = None
+    wall_s: float = 0.0
+    covered: int = 0
+    grid: int = 0
+    clean_repeats_missing: int = 0
+
+    def lines(self) -> list[str]:
+        import statistics
+        from collections import Counter
+
+        out = [f"recorded {len(self.new)} new measurements in {self.wall_s:.0f} s; grid {self.covered}/{self.grid} "
+               f"configurations measured; {self.clean_repeats_missing} configurations near a cap still need repeats",
+               f"measurements redone by the contention guard: {self.redone}; still disturbed after every retry "
+               f"(kept as contaminated, not counted): {self.contaminated}"]
+        if self.new:
+            statuses = Counter(m["status"] for _, m in self.new)
+            costs = [float(m.get("cost_s") or 0.0) for _, m in self.new]
+            out.append("statuses: " + ", ".join(f"{s} {n}" for s, n in statuses.most_common()))
+            out.append(f"seconds per measurement: mean {statistics.mean(costs):.1f}, median "
+                       f"{statistics.median(costs):.1f}, max {max(costs):.1f}")
+        if self.stopped:
+            out.append(f"stopped {self.stopped}; run the same command again to continue")
+        return out
+
+
+@contextlib.contextmanager
+def measurement_lock(path: str | None) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` for one measurement: a job started as ``flock FILE cmd``
+    waits for the measurement in flight and holds back the next one."""
+    if path is None:
+        yield
+        return
+    import fcntl
+
+    with open(path, "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+class Recorder:
+    """Record ``grid`` on the device profile ``device_profile`` into the chunk ``out`` (``.jsonl``).
+
+    ``only`` narrows what this run measures (chunking) while the chunk keeps the whole grid;
+    ``profile_fn`` replaces the live profiler (tests). Constructor arguments are stored as given.
+    """
+
+    def __init__(self, grid: DeploymentGrid, out: str | Path, *, name: str | None = None,
+                 device_profile: str = "cpu", device: str = "cpu", repeats_near_cap: int = DEFAULT_REPEATS_NEAR_CAP,
+                 time_limit_s: float = LIVE_TIME_LIMIT_S, artefact_cache: str | None = None,
+                 only: Mapping[str, Sequence[Any]] | None = None, stop_after_s: float | None = None,
+                 max_new: int | None = None, lock: str | None = None, note: str | None = None,
+                 weights: str = "auto", data_dir: str | None = None, max_other_cores: float | None = None,
+                 profile_fn: Callable[[Any], Any] | None = None) -> None:
+        self.grid = grid
+        self.out = Path(out)
+        self.name = name or self.out.name.split(".")[0]
+        self.device_profile = device_profile
+        self.device = device
+        self.repeats_near_cap = int(repeats_near_cap)
+        self.time_limit_s = float(time_limit_s)
+        self.artefact_cache = artefact_cache
+        self.only = {k: set(v) for k, v in (only or {}).items() if v}
+        self.stop_after_s = stop_after_s
+        self.max_new = max_new
+        self.lock = lock
+        self.note = note
+        self.weights = weights
+        self.data_dir = data_dir
+        self.max_other_cores = max_other_cores
+        self.profile_fn = profile_fn
+        if self.repeats_near_cap < 1:
+            raise ValueError("repeats near a cap must be at least 1")
+
+    # -- header -------------------------------------------------------------------------------------------
+    def header(self) -> dict:
+        from .live.contention import max_other_cores
+        from .live.devices import get_device_profile
+        from .live.limits import memory_limit_support
+        from .live.profiler import MEASUREMENT_FORMAT
+        from .machine import library_versions, machine_info
+
+        space = self.grid.space()
+        profile = get_device_profile(self.device_profile)
+        info = machine_info()
+        support = memory_limit_support()
+        provenance = {
+            "device": self.device,
+            "device_name": f"{profile.name}: {profile.description}, emulated on {info['cpu']}",
+            "device_profile": profile.to_json(),
+            "cpu": info["cpu"], "cpu_count": info["cpu_count"], "memory_gb": info["memory_gb"],
+            "platform": info["platform"], "python": info["python"], "versions": library_versions(),
+            "date": datetime.now(timezone.utc).date().isoformat(),
+            "profiler_version": str(MEASUREMENT_FORMAT),
+            "memory_limit_support": support,
+            "repeats_policy": f"1 repeat; {self.repeats_near_cap} clean repeats, in separate passes, where a scenario "
+                              f"latency metric lies within ±{int(NEAR_CAP * 100)} % of its cap",
+            "threads_recorded": list(self.grid.threads),
+            "time_limit_s": self.time_limit_s,
+            "weights": self.weights,
+            "accuracy": "measured" if self.data_dir else "per precision: documented or unknown (accuracy_source)",
+            "early_stop": "median of timed iterations > 5x the loosest latency cap (500 ms); every timed "
+                          "iteration stored, so replay applies each scenario's own threshold",
+            "contention_threshold_cores": self.max_other_cores if self.max_other_cores is not None else max_other_cores(),
+            **({"note": self.note} if self.note else {}),
+        }
+        return {"name": self.name, "space": space.to_json(), "space_signature": space.signature(),
+                "provenance": provenance}
+
+    # -- recording --------------------------------------------------------------------------------------
+    def _todo(self) -> list[dict]:
+        configs = [c for c in self.grid.space().grid()
+                   if all(c.get(k) in allowed for k, allowed in self.only.items() if k in c)]
+        configs.sort(key=recording_order)
+        return configs
+
+    def _request(self, config: dict) -> Any:
+        from .live.devices import get_device_profile
+        from .live.profiler import ProfileRequest
+        from .tasks.deployment import scenarios
+
+        profile = get_device_profile(self.device_profile)
+        loosest = max(scenarios().values(), key=lambda s: s.latency_cap_ms)
+        return ProfileRequest(config=config, latency_cap_ms=loosest.latency_cap_ms, latency_metric=loosest.latency_metric,
+                              early_stop_factor=5.0, time_limit_s=self.time_limit_s, device=self.device,
+                              data_dir=self.data_dir, weights=self.weights, device_profile=profile.name,
+                              memory_limit_mb=profile.memory_mb, max_other_cores=self.max_other_cores,
+                              artefact_cache=self.artefact_cache)
+
+    def run(self, on_line: Callable[[str], None] = print) -> RecordingSummary:
+        from .live.profiler import profile
+        from .tasks.deployment import scenarios
+
+        scen = list(scenarios().values())
+        header = self.header()
+        fh = open_table_for_append(self.out, header)  # raises TableError on another grid
+        summary = RecordingSummary()
+        started = time.time()
+        try:
+            existing = load_table(self.out)
+            space = self.grid.space()
+            clean: dict[str, list[dict]] = {}
+            for key, reps in existing.measurements.items():
+                clean[key] = [m for m in reps if not m.get("contaminated")]
+            todo = self._todo()
+            measure = self.profile_fn or profile
+            for pass_no in range(self.repeats_near_cap):
+                for config in todo:
+                    key = space.key(config)
+                    reps = clean.setdefault(key, [])
+                    wanted = 1 if pass_no == 0 else (
+                        pass_no + 1 if reps and any(near_a_cap(m, scen) for m in reps) else 0)
+                    disturbed = 0
+                    while len(reps) < wanted and disturbed < MAX_CONTAMINATED_PER_PASS:
+                        if self.max_new is not None and len(summary.new) >= self.max_new:
+                            summary.stopped = f"after {self.max_new} new measurements"
+                            return summary
+                        if self.stop_after_s is not None and \
+                                time.time() - started + self.time_limit_s > self.stop_after_s:
+                            summary.stopped = (f"at the time box of {self.stop_after_s:g} s: the next measurement "
+                                               "could run past it")
+                            return summary
+                        with measurement_lock(self.lock):
+                            m = measure(self._request(config))
+                        data = m.to_dict() if hasattr(m, "to_dict") else dict(m)
+                        fh.write(json.dumps({"type": "measurement", "key": key, "config": config,
+                                             "repeat": len(reps), "pass": pass_no,
+                                             "load_avg_1m": round(os.getloadavg()[0], 2),
+                                             "recorded_at": round(time.time()), "time_limit_s": self.time_limit_s,
+                                             "measurement": data}, allow_nan=False) + "\n")
+                        fh.flush()
+                        summary.new.append((key, data))
+                        summary.redone += max(0, int(data.get("attempts", 1)) - 1)
+                        if data.get("contaminated"):
+                            summary.contaminated += 1
+                            disturbed += 1
+                        else:
+                            reps.append(data)
+                        on_line(_line(key, len(reps), pass_no, data))
+            return summary
+        finally:
+            fh.close()
+            summary.wall_s = time.time() - started
+            table = load_table(self.out)
+            summary.covered, summary.grid = table.coverage()
+            summary.clean_repeats_missing = _missing_repeats(table, self.repeats_near_cap)
+
+
+def _missing_repeats(table: Any, wanted: int) -> int:
+    from .tasks.deployment import scenarios
+
+    scen = list(scenarios().values())
+    n = 0
+    for key in table.grid_keys():
+        reps = [m for m in table.measurements.get(key, []) if not m.get("contaminated")]
+        if reps and any(near_a_cap(m, scen) for m in reps) and len(reps) < wanted:
+            n += 1
+    return n
+
+
+def _line(key: str, n: int, pass_no: int, m: Mapping[str, Any]) -> str:
+    metrics = m.get("metrics") or {}
+    p95 = metrics.get("latency_p95_ms")
+    mem = metrics.get("memory_peak_mb")
+    text = (f"pass {pass_no} {key}: {m['status']}"
+            + (f" p95={p95:.1f} ms" if p95 is not None else "")
+            + (f" mem={mem:.0f} MB" if mem is not None else "")
+            + f" cost={float(m.get('cost_s') or 0):.1f}s")
+    if m.get("error"):
+        text += f" ({m['error'].get('kind')}: {str(m['error'].get('message', '')).splitlines()[0][:100]})"
+    if m.get("contaminated"):
+        text += " [contaminated: other work disturbed every attempt; not counted]"
+    elif int(m.get("attempts", 1)) > 1:
+        text += f" [redone {int(m['attempts']) - 1}x: disturbed by other work]"
+    return text + f" [clean repeats {n}]"

@@ -1,0 +1,182 @@
+"""What a recorded table holds, as data: ``deploybench table info`` prints it, ``--json`` dumps it.
+
+:func:`table_summary` returns plain JSON-safe dicts: provenance, coverage, statuses, the crash
+structure of the grid (share of configurations that crashed or timed out, per kind), cost, noise near
+the caps, memory footprint against parameter bytes, and per scenario the feasible share, the optimum,
+how many configurations tie it, and Clopper-Pearson intervals of P(feasible) for the configurations
+whose feasibility is uncertain.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter, defaultdict
+from typing import Any, Mapping
+
+from .tables import Table, ground_truth
+
+__all__ = ["table_summary", "clopper_pearson", "NEAR"]
+
+NEAR = 0.3
+_TIE_TOLERANCE = 1e-9
+
+
+def clopper_pearson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Exact (Clopper-Pearson) interval of a binomial proportion ``k / n``."""
+    if n <= 0:
+        return 0.0, 1.0
+    from scipy.stats import binomtest
+
+    ci = binomtest(int(k), int(n)).proportion_ci(confidence_level=confidence, method="exact")
+    return float(ci.low), float(ci.high)
+
+
+def _config_crash(reps: list[Mapping[str, Any]]) -> str | None:
+    """The crash kind of a configuration whose every repeat crashed or timed out, else None."""
+    kinds = [(m.get("error") or {}).get("kind", "runtime") for m in reps if m.get("status") in ("crashed", "timeout")]
+    if reps and len(kinds) == len(reps):
+        return Counter(kinds).most_common(1)[0][0]
+    return None
+
+
+def _noise_near_cap(table: Table, scenario: Any) -> list[float]:
+    out = []
+    for key in table.grid_keys():
+        vals = [(m.get("metrics") or {}).get(scenario.latency_metric) for m in table.measurements.get(key) or []
+                if m.get("status") == "ok"]
+        vals = [v for v in vals if v is not None]
+        if len(vals) >= 2 and abs(statistics.median(vals) - scenario.latency_cap_ms) <= NEAR * scenario.latency_cap_ms:
+            out.append(statistics.pstdev(vals) / statistics.mean(vals))
+    return out
+
+
+def _memory_rows(table: Table) -> list[dict]:
+    """Median deployment footprint per (model, backend, precision) beside parameter and artefact sizes."""
+    groups: dict[tuple, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    for key in table.grid_keys():
+        config = table.configs.get(key)
+        if not config:
+            continue
+        g = groups[(config["model"], config["backend"], config["precision"])]
+        for m in table.measurements.get(key) or []:
+            metrics = m.get("metrics") or {}
+            for name in ("memory_peak_mb", "param_mb", "artefact_mb", "memory_prepare_peak_mb"):
+                if metrics.get(name) is not None:
+                    g[name].append(float(metrics[name]))
+    rows = []
+    for (model, backend, precision), g in sorted(groups.items()):
+        if not g.get("memory_peak_mb"):
+            continue
+        rows.append({"model": model, "backend": backend, "precision": precision,
+                     "deploy_mb_median": round(statistics.median(g["memory_peak_mb"]), 1),
+                     "deploy_mb_min": round(min(g["memory_peak_mb"]), 1),
+                     "deploy_mb_max": round(max(g["memory_peak_mb"]), 1),
+                     "param_mb": round(statistics.median(g["param_mb"]), 1) if g.get("param_mb") else None,
+                     "artefact_mb": round(statistics.median(g["artefact_mb"]), 1) if g.get("artefact_mb") else None,
+                     "prepare_peak_mb": round(statistics.median(g["memory_prepare_peak_mb"]), 1)
+                     if g.get("memory_prepare_peak_mb") else None})
+    return rows
+
+
+def _scenario(table: Table, scenario: Any) -> dict:
+    truth = ground_truth(table, scenario)
+    sign = scenario.objective.sign
+    ties = []
+    if truth.optimum is not None:
+        ties = [t.key for t in truth.configs.values()
+                if t.p_feasible >= 0.5 and t.objective is not None
+                and abs(sign * t.objective - sign * truth.optimum) <= _TIE_TOLERANCE * max(1.0, abs(truth.optimum))]
+    uncertain = []
+    for t in sorted(truth.configs.values(), key=lambda t: -t.p_feasible):
+        if 0.0 < t.p_feasible < 1.0:
+            k = round(t.p_feasible * t.n)
+            lo, hi = clopper_pearson(k, t.n)
+            uncertain.append({"config": dict(t.config), "feasible": k, "repeats": t.n, "p_feasible": round(t.p_feasible, 3),
+                              "ci95": [round(lo, 3), round(hi, 3)],
+                              "objective": None if t.objective is None else round(t.objective, 6)})
+    best_ci = None
+    if truth.best_key:
+        bt = truth.configs[truth.best_key]
+        best_ci = [round(v, 3) for v in clopper_pearson(round(bt.p_feasible * bt.n), bt.n)]
+    near = _noise_near_cap(table, scenario)
+    unknown = sum(1 for key in table.grid_keys() for m in table.measurements.get(key) or []
+                  if m.get("status") == "ok" and (m.get("metrics") or {}).get("accuracy_unknown"))
+    return {
+        "scenario": scenario.name,
+        "caps": {c.metric: c.cap for c in scenario.constraints},
+        "objective": {"metric": scenario.objective.metric, "direction": scenario.objective.direction},
+        "feasible_share": round(truth.feasible_share, 4),
+        "configs_uncertain": len(uncertain),
+        "optimum": truth.optimum,
+        "optimum_ties": len(ties),
+        "best_config": dict(truth.best_config) if truth.best_config else None,
+        "best_p_feasible_ci95": best_ci,
+        "uncertain": uncertain,
+        "latency_cv_near_cap": {"configs": len(near), "median": round(statistics.median(near), 4) if near else None,
+                                "max": round(max(near), 4) if near else None},
+        "measurements_with_unknown_accuracy": unknown if scenario.objective.metric == "accuracy" else None,
+    }
+
+
+def table_summary(table: Table) -> dict:
+    """Everything ``deploybench table info`` reports about ``table``, as JSON-safe data."""
+    from .tasks.deployment import scenarios
+
+    covered, grid = table.coverage()
+    keys = [k for k in table.grid_keys() if table.measurements.get(k)]
+    statuses: Counter = Counter()
+    kinds: Counter = Counter()
+    mechanisms: Counter = Counter()
+    costs, per_config, loads, redone = [], [], [], 0
+    crash_kinds: Counter = Counter()
+    for key in keys:
+        reps = table.measurements[key]
+        per_config.append(sum(float(m.get("cost_s") or 0.0) for m in reps))
+        kind = _config_crash(reps)
+        if kind:
+            crash_kinds[kind] += 1
+        for m, extra in zip(reps, table.extras.get(key) or [{}] * len(reps)):
+            statuses[m["status"]] += 1
+            costs.append(float(m.get("cost_s") or 0.0))
+            redone += max(0, int(m.get("attempts") or 1) - 1)
+            if m.get("error"):
+                kinds[m["error"].get("kind", "?")] += 1
+            mech = (m.get("metrics") or {}).get("memory_limit_mechanism")
+            if mech:
+                mechanisms[mech] += 1
+            if extra.get("load_avg_1m") is not None:
+                loads.append(float(extra["load_avg_1m"]))
+    n = sum(statuses.values())
+    repeats = Counter(len(table.measurements[k]) for k in keys)
+    p = table.provenance
+    limits = Counter(extra.get("time_limit_s", p.get("time_limit_s"))
+                     for key in keys for extra in (table.extras.get(key) or []))
+    return {
+        "name": table.name,
+        "file": str(table.path),
+        "format_version": table.header.get("format_version"),
+        "provenance": p,
+        "grid": {"configurations": grid, "measured": covered, "complete": covered == grid,
+                 "space_signature": table.header.get("space_signature")},
+        "measurements": n,
+        "contaminated_not_served": table.contaminated,
+        "redone_by_contention_guard": redone,
+        "problems": list(table.problems),
+        "off_grid_measurements": table.off_grid(),
+        "statuses": dict(statuses.most_common()),
+        "error_kinds": dict(kinds.most_common()),
+        "crash_structure": {"configurations_crashed_or_timed_out": sum(crash_kinds.values()),
+                            "share_of_grid": round(sum(crash_kinds.values()) / max(covered, 1), 4),
+                            "per_kind": {k: {"configurations": v, "share_of_grid": round(v / max(covered, 1), 4)}
+                                         for k, v in crash_kinds.most_common()}},
+        "memory_limit_mechanisms": dict(mechanisms),
+        "time_limits_s": {str(k): v for k, v in limits.items()},
+        "repeats_per_configuration": {str(k): v for k, v in sorted(repeats.items())},
+        "cost": {"total_s": round(sum(costs), 1),
+                 "per_measurement_median_s": round(statistics.median(costs), 2) if costs else None,
+                 "per_measurement_max_s": round(max(costs), 2) if costs else None,
+                 "per_configuration_median_s": round(statistics.median(per_config), 2) if per_config else None},
+        "load_avg_1m": {"median": round(statistics.median(loads), 2), "max": round(max(loads), 2)} if loads else None,
+        "memory": _memory_rows(table),
+        "scenarios": [_scenario(table, s) for s in scenarios().values()] if n else [],
+    }
