@@ -7,26 +7,29 @@
 #   NAME=h200 STOP_AFTER=420 benchmarks/record_gpu_table.sh
 #
 # It installs this checkout without dependencies (nothing can be fetched there), records into
-# deploybench/tasks/tables/raw/$NAME.jsonl (resuming what the file already holds: commit it after each
+# recordings/v2/$NAME.jsonl (resuming what the file already holds: commit it after each
 # chunk and carry it to the next), starts no measurement that could end past STOP_AFTER seconds, and
 # copies the raw chunk and the packed table to $OUT when $OUT is set. Measurement order is batch size
 # first, so the packed table is a complete grid over every model, backend and precision at the batch
 # sizes done so far. Pack it into the shipped table with
 #
-#   deploybench table pack deploybench/tasks/tables/raw/$NAME.jsonl --name $NAME \
+#   deploybench table pack recordings/v2/$NAME.jsonl --name $NAME \
 #       --out deploybench/tasks/tables/$NAME.jsonl.gz
 set -u
 cd "$(dirname "$0")/.."
 NAME=${NAME:-h100}
 STOP_AFTER=${STOP_AFTER:-420}
 PY=${PYTHON:-python3}
-RAW=deploybench/tasks/tables/raw/$NAME.jsonl
+RAW=recordings/v2/$NAME.jsonl
+mkdir -p recordings/v2
 export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
 $PY -m pip install -q --no-deps --no-index --no-build-isolation . || exit 1
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
 # threads: the GPU backends ignore them; ONNX Runtime and int8_dynamic (CPU) paths use them
-$PY -m deploybench.cli.main record --space image_classification --target live --device cuda \
-  --out "$RAW" --name "$NAME" --repeats 3 --threads 1,4 --time-limit 90 --stop-after "$STOP_AFTER" \
+# the machine as it is (device profile host): GPU memory is the device's own; int8 paths run on the host CPU
+# and are recorded with device_executed=cpu, judged as such. Same 120 s limit per worker as live trials.
+$PY -m deploybench.cli.main record --space image_classification --target live --device cuda --device-profile host \
+  --out "$RAW" --name "$NAME" --threads 1,4 --stop-after "$STOP_AFTER" \
   --note "recorded on a lent GPU machine in time-boxed chunks (--stop-after), resumed across sessions"
 rc=$?
 $PY -m deploybench.cli.main table pack "$RAW" --name "$NAME" --out "deploybench/tasks/tables/$NAME.jsonl.gz" \

@@ -16,9 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from deploybench.cli.record import table_space
-from deploybench.tables import ground_truth, load_table, write_table
-from deploybench.tasks.deployment import BACKENDS, BATCH_SIZES, MODELS, PRECISIONS, scenarios
+from deploybench.deployment_grid import DeploymentGrid
+from deploybench.tables import TABLE_FORMAT_VERSION, ground_truth, load_table, write_table
+from deploybench.tasks.deployment import scenarios
 from deploybench.tasks.replay import ReplayTask
 
 
@@ -52,8 +52,8 @@ def main() -> None:
     _report(source_path, f"{source_path.name} (as recorded)", sum(map(len, source.measurements.values())))
     pool = [m for reps in source.measurements.values() for m in reps]
     rng = random.Random(0)
-    space = table_space(MODELS, BACKENDS, PRECISIONS, BATCH_SIZES, [1, 2])
-    header = {"type": "table", "format_version": 1, "name": "synthetic", "space": space.to_json(),
+    space = DeploymentGrid().space()  # the whole v2 grid, knobs included
+    header = {"type": "table", "format_version": TABLE_FORMAT_VERSION, "name": "synthetic", "space": space.to_json(),
               "space_signature": space.signature(), "provenance": dict(source.provenance)}
     records = [{"type": "measurement", "key": space.key(c), "config": c, "repeat": r, "load_avg_1m": 1.0,
                 "measurement": rng.choice(pool)} for c in space.grid() for r in range(3)]

@@ -36,4 +36,8 @@ def run(args: Any, pm: Any) -> int:
     print()
     print(tabulate([[w["model"], w["pretrained_weights"], w["documented_top1"]] for w in weights],
                    headers=["model", "pretrained weights", "documented top-1"]))
+    from ..live.doctor import memory_limit_report
+
+    print()
+    print(memory_limit_report())
     return 0

@@ -2,7 +2,9 @@
 
 Each path is probed with a tiny CNN in its own fresh worker (the same code path as a real trial), so
 a missing compiler, Triton, execution provider or driver shows up here, labelled ``environment``,
-before any trial is charged for it (seed-code §16 B3). Reports are cached for a day per machine and
+before any trial is charged for it. The probe model is tiny and not quantizable, so its PyTorch int8
+rows say ``unsupported`` with the reason (real models: see the recorded tables). The memory-limit
+mechanisms available for device profiles are reported too (:func:`memory_limit_report`). Reports are cached for a day per machine and
 library versions, so a live session header can include the table without paying for it each time.
 """
 
@@ -21,10 +23,21 @@ from tabulate import tabulate
 
 from .profiler import ProfileRequest, profile
 
-__all__ = ["doctor_report", "format_report", "probe_devices", "weights_report"]
+__all__ = ["doctor_report", "format_report", "probe_devices", "weights_report", "memory_limit_report"]
 
-_BACKENDS = ("pytorch_eager", "torch_compile", "onnxruntime")
-_PRECISIONS = ("fp32", "fp16", "int8_dynamic")
+
+def memory_limit_report() -> str:
+    """One line per memory-limit mechanism: available here or why not, and which one device profiles use."""
+    from .limits import memory_limit_support
+
+    support = memory_limit_support()
+    lines = [f"device memory limit: {support.get('selected')} (used for device profiles such as cpu and edge)"]
+    for name, item in (support.get("mechanisms") or {}).items():
+        lines.append(f"  {name}: {'available' if item.get('available') else 'unavailable'} - {item.get('detail', '')}")
+    return "\n".join(lines)
+
+from ..deployment_grid import BACKENDS as _BACKENDS
+from ..deployment_grid import PRECISIONS as _PRECISIONS
 _CACHE_TTL_S = 24 * 3600
 
 

@@ -79,6 +79,10 @@ def import_runtime(config: dict, requested_device: str) -> Runtime:
         return Runtime("onnx", device)
     import torch
 
+    if not str(config["precision"]).startswith("int8"):
+        # a pickled torchvision module needs torchvision to load: it is part of the runtime (the baseline),
+        # not of the artefact's footprint (int8 artefacts are TorchScript and need torch only)
+        import torchvision  # noqa: F401
     if str(config["precision"]).startswith("int8"):
         return Runtime("torch", "cpu")  # PyTorch's quantised kernels exist only on the CPU
     if requested_device == "cpu":
