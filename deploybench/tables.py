@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 import statistics
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
@@ -149,7 +151,7 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
                     raise TableError(f"{path}:{lineno}: line longer than {MAX_LINE_CHARS} characters; "
                                      "not a deploybench table")
                 yield lineno, line
-    except (OSError, EOFError, UnicodeDecodeError, gzip.BadGzipFile) as exc:
+    except (OSError, EOFError, UnicodeDecodeError, gzip.BadGzipFile, zlib.error) as exc:  # corrupt deflate data
         raise TableError(f"{path}: not a readable table ({type(exc).__name__}: {exc}); expected JSON lines, "
                          "optionally gzip-compressed (.jsonl.gz)") from None
 
@@ -190,6 +192,8 @@ def load_table(path: Path | str) -> Table:
             if version > TABLE_FORMAT_VERSION:
                 raise TableError(f"{path} uses table format {version}; this deploybench reads up to "
                                  f"{TABLE_FORMAT_VERSION}. Upgrade deploybench.")
+            if not isinstance(record.get("provenance", {}), dict):
+                raise TableError(f"{path}:{i}: the header's 'provenance' must be an object")
             table = Table(path=path, header=record, space=_header_space(path, i, record))
         elif kind == "measurement":
             if table is None:
@@ -216,6 +220,17 @@ def load_table(path: Path | str) -> Table:
 
 
 _STATUSES = ("ok", "early_stopped", "crashed", "timeout")
+#: metrics that scenarios judge or replay sums: a finite number or null in every usable measurement
+_NUMERIC_SUFFIXES = ("_ms", "_mb", "_sps", "_s")
+
+
+def _numeric_metric(name: str) -> bool:
+    return name.endswith(_NUMERIC_SUFFIXES) or name in ("accuracy", "accuracy_unknown")
+
+
+def _not_a_number(value: Any) -> bool:
+    return value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not math.isfinite(value))
 
 
 def _measurement_problem(record: Mapping[str, Any], space: SearchSpace) -> str | None:
@@ -229,13 +244,20 @@ def _measurement_problem(record: Mapping[str, Any], space: SearchSpace) -> str |
         return "measurement 'metrics' and 'stages' must be objects"
     if m["status"] in ("crashed", "timeout") and not isinstance(m.get("error"), dict):
         return f"a {m['status']} measurement needs an 'error' object"
+    if isinstance(m.get("error"), dict) and not all(isinstance(m["error"].get(f, ""), str) for f in ("kind", "message")):
+        return "the 'error' object's kind and message must be text"
+    bad = [k for k, v in (m.get("metrics") or {}).items() if _numeric_metric(str(k)) and _not_a_number(v)]
+    bad += [k for k, v in (m.get("stages") or {}).items() if _not_a_number(v)]
+    if bad:
+        return f"{bad[0]!r} must be a finite number or null"
+    attempts = m.get("attempts")
+    if attempts is not None and (isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1):
+        return f"attempts {attempts!r} is not a positive integer"
     lat = m.get("latencies_ms")
-    if lat is not None and (not isinstance(lat, list) or not all(isinstance(v, (int, float)) for v in lat)):
-        return "'latencies_ms' must be a list of numbers"
-    try:
-        float(m.get("cost_s") or 0.0)
-    except (TypeError, ValueError):
-        return f"cost_s {m.get('cost_s')!r} is not a number"
+    if lat is not None and (not isinstance(lat, list) or any(v is None or _not_a_number(v) for v in lat)):
+        return "'latencies_ms' must be a list of finite numbers"
+    if _not_a_number(m.get("cost_s")):
+        return f"cost_s {m.get('cost_s')!r} is not a finite number"
     try:
         if space.key(config) != key:
             return "the line's key does not match its config"

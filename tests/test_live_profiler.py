@@ -1,8 +1,11 @@
 """The live profiler and the deployment tasks: fresh-worker isolation, timeouts and crashes,
-memory, early stop, label mapping, and a tiny end-to-end live run through the CLI.
+memory, the device memory limit (``oom``), precisions that do not execute (``unsupported``), early
+stop, label mapping, and a tiny end-to-end live run through the CLI.
 
-Workers run the test-only ``tiny_cnn`` (random weights) so the whole file takes about a minute on
-2 CPU cores; the torch_compile trial is the slowest part (Inductor's C++ build, ~15 s).
+Workers run the test-only ``tiny_cnn`` and ``memory_hog`` (random weights) with small timing plans so
+the whole file takes a few minutes on 2 CPU cores; the torch_compile trial is the slowest part
+(Inductor's C++ build, ~15 s). The contention guard is tested in test_contention.py; here its threshold
+is set above the machine's cores so other work on a shared machine never makes a test redo a measurement.
 """
 
 from __future__ import annotations
@@ -11,14 +14,18 @@ import dataclasses
 import json
 import math
 import os
+import re
+import sys
 
 import numpy as np
 import pytest
 
 from deploybench.live.accuracy import folder_label_indices, imagenet_wnids, measure_top1, stratified_subset
 from deploybench.live.errors import classify_error
-from deploybench.live.profiler import Measurement, ProfileRequest, profile
-from deploybench.live.timing import TimingPlan, run_timed
+from deploybench.live.limits import MECHANISM_ENV, memory_limit_support
+from deploybench.live.profiler import EARLY_STOP_VIEW, MEASUREMENT_FORMAT, Measurement, ProfileRequest, profile
+from deploybench.live.test_models import HOG_ENV
+from deploybench.live.timing import TimingPlan, early_stop_index, run_timed
 from deploybench.outcome import ErrorKind, Status
 from deploybench.task import EvalContext
 from deploybench.tasks.deployment import LiveTask, deployment_space, measurement_to_outcome, scenarios
@@ -35,12 +42,17 @@ def live_env(monkeypatch, tmp_path):
     monkeypatch.setenv("DEPLOYBENCH_LIVE_DOCTOR", "0")
     monkeypatch.setenv("DEPLOYBENCH_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.delenv("DEPLOYBENCH_LIVE_MODELS", raising=False)
+    monkeypatch.delenv(HOG_ENV, raising=False)
+    monkeypatch.delenv(MECHANISM_ENV, raising=False)
+    monkeypatch.delenv("DEPLOYBENCH_DEVICE_PROFILE", raising=False)
+    # the contention guard never fires here: a threshold above the machine's cores (see test_contention.py)
+    monkeypatch.setenv("DEPLOYBENCH_MAX_OTHER_CORES", str((os.cpu_count() or 1) + 1))
     return tmp_path
 
 
 def _fast(config, **kw) -> ProfileRequest:
     base = dict(device="cpu", warmup_min_iters=1, warmup_max_iters=2, min_iters=3, max_iters=5, measure_time_s=0.0,
-                time_limit_s=60)
+                time_limit_s=60, max_retries=0)
     base.update(kw)
     return ProfileRequest(config=config, **base)
 
@@ -51,10 +63,21 @@ TINY = {"model": "tiny_cnn", "backend": "pytorch_eager", "precision": "fp32", "b
 # -- space and scenarios -------------------------------------------------------------------------------
 def test_space_and_scenarios_match_the_design():
     space = deployment_space()
-    assert space.names == ["model", "backend", "precision", "batch_size", "threads"]
-    assert space["model"].choices == ("resnet18", "resnet50", "mobilenet_v2", "efficientnet_b0", "vit_b_16")
+    assert space.names == ["model", "backend", "precision", "batch_size", "threads", "memory_format",
+                           "graph_optimization"]
+    assert space["model"].choices == ("resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_small",
+                                      "mobilenet_v3_large", "shufflenet_v2_x1_0", "googlenet", "efficientnet_b0",
+                                      "regnet_y_400mf", "vit_b_16")
+    assert space["precision"].choices == ("fp32", "fp16", "int8_dynamic", "int8_static")
     assert space["batch_size"].values == (1, 2, 4, 8, 16, 32) and space["batch_size"].log
+    # each knob is active only for the backend that has it
     assert space.active_names({"backend": "torch_compile"}) == ["model", "backend", "precision", "batch_size"]
+    assert space.active_names({"backend": "pytorch_eager"}) == ["model", "backend", "precision", "batch_size",
+                                                                "threads", "memory_format"]
+    assert space.active_names({"backend": "onnxruntime"}) == ["model", "backend", "precision", "batch_size",
+                                                              "threads", "graph_optimization"]
+    assert space["memory_format"].choices == ("contiguous", "channels_last")
+    assert space["graph_optimization"].choices == ("basic", "all")
     s = scenarios()
     assert (s["edge_tight"].latency_metric, s["edge_tight"].latency_cap_ms, s["edge_tight"].memory_cap_mb,
             s["edge_tight"].budget) == ("latency_p95_ms", 20.0, 512.0, 25)
@@ -120,10 +143,13 @@ def test_classify_error(exc, stderr, kind):
 
 def test_measurement_round_trip_is_json_safe():
     m = Measurement("ok", metrics={"latency_p95_ms": 3.0, "bad": math.nan, "providers": ("CPUExecutionProvider",)},
-                    cost_s=1.5, stages={"load_s": 0.1})
+                    cost_s=1.5, stages={"load_s": 0.1}, latencies_ms=(2.5, 3.0, 2.75), contaminated=True, attempts=3)
     d = json.loads(json.dumps(m.to_dict(), allow_nan=False))
-    assert d["metrics"]["bad"] is None and d["format"] == 1
+    assert d["metrics"]["bad"] is None and d["format"] == MEASUREMENT_FORMAT == 2
+    assert d["latencies_ms"] == [2.5, 3.0, 2.75] and d["contaminated"] is True and d["attempts"] == 3
     assert Measurement.from_dict(d).to_dict() == d
+    old = Measurement.from_dict({"status": "ok", "metrics": {"latency_p95_ms": 3.0}})  # a format-1 line
+    assert old.format == 1 and old.latencies_ms == () and not old.contaminated and old.attempts == 1
 
 
 def test_measurement_to_outcome_statuses():
@@ -180,22 +206,51 @@ def test_cpu_profile_measures_latency_and_memory(live_env):
     m = profile(_fast(TINY, latency_cap_ms=20.0))
     assert m.status == "ok", m.error
     assert m.metrics["memory_peak_mb"] > 0 and m.metrics["memory_kind"] == "cpu_rss_hwm_delta"
+    assert m.metrics["memory_prepare_peak_mb"] is not None and m.metrics["artefact_mb"] > 0
     assert m.metrics["device_executed"] == "cpu" and m.metrics["threads_used"] == 1
+    assert m.metrics["precision_executed"] == "fp32" and m.metrics["memory_format"] == "contiguous"
     assert m.metrics["latency_p95_ms_per_sample"] == pytest.approx(m.metrics["latency_p95_ms"] / 4)
-    assert m.metrics["accuracy_source"] == "documented"
-    assert set(m.stages) >= {"import_s", "load_s", "prepare_s", "warmup_s", "measure_s"}
-    assert m.cost_s >= sum(m.stages.values())
+    assert m.metrics["accuracy_source"] == "documented_fp32" and m.metrics["accuracy_unknown"] == 0.0
+    assert len(m.latencies_ms) == m.metrics["n_timed_iters"] >= 3  # every timed iteration is kept
+    assert m.metrics["contention"]["window_s"] > 0 and not m.contaminated and m.attempts == 1
+    assert set(m.stages) >= {"import_s", "load_s", "prepare_s", "spawn_teardown_s", "warmup_s", "measure_s"}
+    assert m.cost_s >= sum(m.stages.values()) - 1e-3  # stages are rounded to 0.1 ms
+    assert "memory_limit_mechanism" not in m.metrics  # no device memory limit asked for
+
+
+def test_live_early_stop_reveals_only_what_it_measured(live_env):
+    # a cap no configuration meets: the median of the first 3 timed iterations is already above 5x the cap
+    m = profile(_fast(TINY, latency_cap_ms=1e-4, min_iters=50, max_iters=50, max_retries=1))
+    assert m.status == "early_stopped", m.error
+    assert m.metrics["n_timed_iters"] == len(m.latencies_ms) == 3
+    assert set(m.metrics) <= set(EARLY_STOP_VIEW) and m.metrics["early_stop_estimate_ms"] > 5e-4
+    assert "latency_p95_ms" not in m.metrics and "memory_peak_mb" not in m.metrics and "accuracy" not in m.metrics
+    assert early_stop_index(m.latencies_ms, 5e-4, 3) == 3  # the rule replay applies to recorded timings
+    outcome = measurement_to_outcome(LiveTask("edge_tight", models=("tiny_cnn",)), m)
+    assert outcome.status is Status.INFEASIBLE and outcome.early_stopped and outcome.objective is None
 
 
 def test_hang_times_out_and_the_runner_lives_on(live_env):
-    def hanging(request):
-        return profile(dataclasses.replace(request, _debug_action="hang", time_limit_s=3.0))
+    cache = str(live_env / "artefacts")  # prepared once, so the 3 s limit below applies to the measuring worker
 
+    def fast(request):
+        return profile(_fast(request.config, artefact_cache=cache))
+
+    def hanging(request):
+        return profile(dataclasses.replace(_fast(request.config, artefact_cache=cache), _debug_action="hang",
+                                           time_limit_s=3.0))
+
+    assert LiveTask("edge_tight", models=("tiny_cnn",), profile_fn=fast).evaluate(TINY, EvalContext()).ran
     task = LiveTask("edge_tight", models=("tiny_cnn",), profile_fn=hanging)
     out = task.evaluate(TINY, EvalContext())
     assert out.status is Status.TIMEOUT and out.error.kind is ErrorKind.TIMEOUT and out.cost_s >= 3.0
-    ok = LiveTask("edge_tight", models=("tiny_cnn",), profile_fn=lambda r: profile(_fast(r.config)))
+    assert "measuring worker exceeded the 3 s limit" in out.error.message
+    ok = LiveTask("edge_tight", models=("tiny_cnn",), profile_fn=fast)
     assert ok.evaluate(TINY, EvalContext()).ran
+    # a hung preparation (export, quantisation) is a timeout too, named as such
+    prep = profile(_fast(TINY, _debug_prepare="hang", time_limit_s=3.0))
+    assert prep.status == "timeout" and "prepare worker exceeded the 3 s limit" in prep.error["message"]
+    assert prep.cost_s >= 3.0
 
 
 def test_abort_is_a_crash_with_the_signal(live_env):
@@ -232,7 +287,67 @@ def test_other_backends_run(live_env, backend):
     if backend == "onnxruntime":
         assert m.metrics["providers"][0] == "CPUExecutionProvider"
     else:
-        assert m.metrics["compile_graphs"] >= 1
+        assert m.metrics["compile_graphs"] >= 1 and m.metrics["compile_mode"] == "default"
+        assert m.stages["compile_s"] > 0 and m.metrics["memory_compile_peak_mb"] is not None
+
+
+# -- the device memory limit -------------------------------------------------------------------------------
+# A measuring worker's own baseline (Python, the CUDA build of torch and torchvision: ~670 MB resident here,
+# ~290 MB of it anonymous) counts against the device's memory like a runtime on a device would, so the
+# limit must sit above it: memory_hog then allocates 20 MB (fits) or 1536 MB (cannot fit) per forward pass.
+DEVICE_MB = 1024.0
+HOG = {"model": "memory_hog", "backend": "pytorch_eager", "precision": "fp32", "batch_size": 1, "threads": 1}
+
+
+def _auto_mechanism() -> str:
+    return memory_limit_support()["selected"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="memory limits are tested on Linux")
+@pytest.mark.parametrize("mechanism", ["auto", "watchdog"])
+def test_a_worker_over_the_device_memory_is_an_oom_crash(live_env, monkeypatch, mechanism):
+    if mechanism != "auto":
+        monkeypatch.setenv(MECHANISM_ENV, mechanism)
+    expected = _auto_mechanism() if mechanism == "auto" else mechanism
+    monkeypatch.setenv(HOG_ENV, "1536")
+    m = profile(_fast(HOG, memory_limit_mb=DEVICE_MB, device_profile="edge"))
+    assert m.status == "crashed" and m.error["kind"] == "oom", m.error
+    assert "exceeded the device memory (1024 MB)" in m.error["message"] and expected in m.error["message"]
+    assert m.metrics["memory_limit_mechanism"] == expected and m.metrics["memory_limit_mb"] == DEVICE_MB
+    assert m.metrics["device_profile"] == "edge"
+    assert "measure_s" not in m.stages  # killed before it finished timing
+    outcome = measurement_to_outcome(LiveTask("server_throughput", models=("memory_hog",)), m)
+    assert outcome.status is Status.CRASHED and outcome.error.kind is ErrorKind.OOM
+
+    monkeypatch.setenv(HOG_ENV, "20")  # the same configuration under the limit runs
+    ok = profile(_fast(HOG, memory_limit_mb=DEVICE_MB, device_profile="edge"))
+    assert ok.status == "ok", ok.error
+    assert ok.metrics["memory_limit_mechanism"] == expected
+    assert 15.0 <= ok.metrics["memory_peak_mb"] < DEVICE_MB  # the footprint above the idle worker: the 20 MB
+
+
+@pytest.mark.parametrize("config,executed,reason", [
+    # ONNX Runtime's CPU provider has no fp16 convolutions: it inserts casts and runs them in fp32
+    ({**TINY, "backend": "onnxruntime", "precision": "fp16"}, "fp32", "ran in fp16"),
+    # PyTorch's dynamic quantisation converts nn.Linear only: a tiny share of a CNN's FLOPs
+    ({**TINY, "precision": "int8_dynamic"}, "fp32", "nn.Linear layers only"),
+    ({**TINY, "precision": "int8_static"}, "none", "no quantizable definition of tiny_cnn"),
+])
+def test_a_precision_that_does_not_execute_is_unsupported(live_env, config, executed, reason):
+    m = profile(_fast(config))
+    assert m.status == "crashed" and m.error["kind"] == "unsupported", m.error
+    assert reason in m.error["message"]
+    assert m.metrics["precision_executed"] == executed  # what would have run, never recorded as the asked precision
+    assert "measure_s" not in m.stages and m.stages["prepare_s"] > 0  # decided before any measuring worker
+    if config["precision"] == "fp16":
+        assert "0 % of the compute ran in fp16" in m.error["message"] and "executed: {'fp32': 1.0}" in m.error["message"]
+        assert m.metrics["precision_shares"] == {"fp32": 1.0}
+    if config["precision"] == "int8_dynamic":
+        share = m.metrics["int8_compute_share"]
+        said = re.search(r"([0-9.]+) % of tiny_cnn's FLOPs would run in int8", m.error["message"])
+        assert 0.0 < share < 0.05 and said and float(said.group(1)) == pytest.approx(100 * share, abs=0.1)
+    outcome = measurement_to_outcome(LiveTask("edge_tight", models=("tiny_cnn",)), m)
+    assert outcome.status is Status.CRASHED and outcome.error.kind is ErrorKind.UNSUPPORTED
 
 
 def test_cli_live_run_end_to_end(live_env, monkeypatch):

@@ -8,9 +8,9 @@ import json
 import pytest
 
 from deploybench import EvalContext, InvalidConfigError, Status
-from deploybench.cli.record import table_space
 from deploybench.results import read_case_file
-from deploybench.tables import TableError, ground_truth, load_table, pack_tables, shipped_tables, write_table
+from deploybench.tables import (TableError, grid_space, ground_truth, load_table, pack_tables, shipped_tables,
+                                write_table)
 from deploybench.tasks.deployment import get_scenario
 from deploybench.tasks.replay import RecommendationTrulyFeasible, ReplayTask, build_replay_task
 
@@ -44,14 +44,14 @@ def _write(path, space, repeats, date="2026-01-01", threads=2, torn=False, load=
 
 @pytest.fixture
 def table_path(tmp_path):
-    space = table_space(["mobilenet_v2", "resnet18"], ["pytorch_eager"], ["fp32", "fp16"], [1, 8], [2])
+    space = grid_space(["mobilenet_v2", "resnet18"], ["pytorch_eager"], ["fp32", "fp16"], [1, 8], [2])
     repeats = {  # (model, precision, batch) -> measurements
         ("mobilenet_v2", "fp32", 1): [_measurement(15.0), _measurement(22.0), _measurement(25.0)],  # noisy near the cap
         ("mobilenet_v2", "fp32", 8): [_measurement(90.0)],
         ("mobilenet_v2", "fp16", 1): [_measurement(0, "crashed")],
         ("mobilenet_v2", "fp16", 8): [_measurement(0, "crashed")],
         ("resnet18", "fp32", 1): [_measurement(12.0, acc=0.6976), _measurement(13.0, acc=0.6976)],
-        ("resnet18", "fp32", 8): [_measurement(400.0, acc=0.6976, cost=9.0)],  # > 5 x 20 ms: early stop on replay
+        ("resnet18", "fp32", 8): [_measurement(400.0, acc=0.6976, cost=9.0)],  # p50 360 > 5 x 20 ms: early stop
         ("resnet18", "fp16", 1): [_measurement(0, "crashed")],
         ("resnet18", "fp16", 8): [_measurement(0, "crashed")],
     }
@@ -81,7 +81,9 @@ def test_costs_crashes_early_stops_and_the_grid(table_path):
     slow = {"model": "resnet18", "backend": "pytorch_eager", "precision": "fp32", "batch_size": 8, "threads": 2}
     stopped = task.evaluate(slow)
     assert stopped.early_stopped and stopped.status is Status.INFEASIBLE
-    assert stopped.cost_s == pytest.approx(9.0 - 2.0 + 3 * 0.36)  # charged up to the abort
+    # format 1 (no per-iteration timings): 3 timed iterations at the recorded p50, charged up to the abort
+    assert stopped.cost_s == pytest.approx(9.0 - 2.0 + 3 * 0.36)
+    assert stopped.objective is None and "latency_p95_ms" not in stopped.metrics  # only what live would have seen
     with pytest.raises(InvalidConfigError, match="batch_size"):
         task.space.validate({**slow, "batch_size": 4})  # off the recorded grid
     with pytest.raises(InvalidConfigError, match="threads"):
@@ -105,21 +107,26 @@ def test_ground_truth_and_provenance(table_path):
 @pytest.mark.live
 def test_real_recorder_then_replay_through_the_cli(run_cli, tmp_path):
     table = tmp_path / "tiny.jsonl"
-    rec = run_cli("record", "--out", str(table), "--models", "mobilenet_v2", "--backends", "pytorch_eager",
-                  "--precisions", "fp32", "--batch-sizes", "1,2", "--threads", "1", "--repeats", "1", "--device", "cpu",
-                  "--weights", "random", timeout=600)
+    # contention is not the point here (test_contention.py): a threshold above the machine's cores never fires
+    argv = ("record", "--out", str(table), "--models", "mobilenet_v2", "--backends", "pytorch_eager",
+            "--precisions", "fp32", "--batch-sizes", "1,2", "--threads", "1", "--memory-formats", "contiguous",
+            "--repeats", "1", "--device", "cpu", "--weights", "random", "--max-other-cores", "64",
+            "--artefact-cache", str(tmp_path / "artefacts"))
+    rec = run_cli(*argv, timeout=600)
     assert rec.returncode == 0, rec.stdout + rec.stderr
-    assert "covers 2/2 configurations" in rec.stdout
-    again = run_cli("record", "--out", str(table), "--models", "mobilenet_v2", "--backends", "pytorch_eager",
-                    "--precisions", "fp32", "--batch-sizes", "1,2", "--threads", "1", "--repeats", "1", "--device", "cpu",
-                    "--weights", "random", timeout=600)
+    assert "grid 2/2 configurations measured" in rec.stdout
+    again = run_cli(*argv, timeout=600)
     assert "recorded 0 new measurements" in again.stdout  # resumable: nothing measured twice
     loaded = load_table(table)
     for reps in loaded.measurements.values():
         m = reps[0]
-        assert m["status"] in ("ok", "early_stopped") and m["cost_s"] > 0
-        assert m["metrics"]["memory_peak_mb"] > 0 and m["metrics"]["device_executed"] == "cpu"
-    assert loaded.provenance["versions"]["torch"]
+        assert m["status"] in ("ok", "early_stopped") and m["cost_s"] > 0 and m["format"] == 2
+        assert m["metrics"]["device_executed"] == "cpu" and m["metrics"]["memory_limit_mechanism"]
+        assert m["metrics"]["device_profile"] == "cpu" and m["metrics"]["memory_limit_mb"] == 4096.0
+        assert len(m["latencies_ms"]) == m["metrics"]["n_timed_iters"] > 0
+        if m["status"] == "ok":  # an early stop reveals no memory (as live)
+            assert m["metrics"]["memory_peak_mb"] > 0 and m["metrics"]["precision_executed"] == "fp32"
+    assert loaded.provenance["versions"]["torch"] and loaded.provenance["time_limit_s"] == 120.0
     info = run_cli("table", "info", str(table))
     assert info.returncode == 0 and "2/2 configurations" in info.stdout
     out = tmp_path / "res"
@@ -133,10 +140,10 @@ def test_real_recorder_then_replay_through_the_cli(run_cli, tmp_path):
 def test_pack_merges_chunks_into_a_complete_gzipped_grid(tmp_path):
     grid = dict(models=["mobilenet_v2", "resnet18"], backends=["pytorch_eager"], precisions=["fp32"],
                 batch_sizes=[1, 2, 8])
-    t2 = _write(tmp_path / "t2.jsonl", table_space(**grid, threads=[2]), {
+    t2 = _write(tmp_path / "t2.jsonl", grid_space(**grid, threads=[2]), {
         (m, "fp32", bs): [_measurement(10.0 * bs)] for m in grid["models"] for bs in grid["batch_sizes"]})
     # a second chunk (threads 1), recorded on another day, stopped before batch 8
-    t1 = _write(tmp_path / "t1.jsonl", table_space(**grid, threads=[1]), {
+    t1 = _write(tmp_path / "t1.jsonl", grid_space(**grid, threads=[1]), {
         ("mobilenet_v2", "fp32", 1): [_measurement(19.0), _measurement(21.0)], ("mobilenet_v2", "fp32", 2): [_measurement(30.0)],
         ("resnet18", "fp32", 1): [_measurement(14.0)], ("resnet18", "fp32", 2): [_measurement(28.0)]},
         date="2026-01-02", threads=1, time_limit=120.0)
@@ -165,7 +172,7 @@ def test_pack_merges_chunks_into_a_complete_gzipped_grid(tmp_path):
     task = ReplayTask("edge_tight", table, str(out))
     assert task.space["threads"].low == 1 and task.space["threads"].high == 2
     # a quiet re-recording of one configuration supersedes the repeats measured while other jobs ran
-    loaded = _write(tmp_path / "loaded.jsonl", table_space(**grid, threads=[2]), {
+    loaded = _write(tmp_path / "loaded.jsonl", grid_space(**grid, threads=[2]), {
         ("resnet18", "fp32", 1): [_measurement(60.0), _measurement(70.0)]}, load=6.0)
     quiet = pack_tables([load_table(loaded), *tables], name="cpu", prefer_load_below=2.0)
     r18 = table.space.key({"model": "resnet18", "backend": "pytorch_eager", "precision": "fp32", "batch_size": 1, "threads": 2})
@@ -206,29 +213,41 @@ def test_recorder_with_a_fake_profiler_repeats_near_caps_and_resumes(tmp_path, m
     monkeypatch.setattr(profiler, "profile", fake_profile)
     out = tmp_path / "rec.jsonl"
     argv = ["record", "--out", str(out), "--models", "mobilenet_v2", "--backends", "onnxruntime", "--precisions", "fp32",
-            "--batch-sizes", "1,2", "--threads", "1", "--repeats", "3", "--device", "cpu"]
+            "--batch-sizes", "1,2", "--threads", "1", "--graph-optimizations", "all", "--repeats", "3", "--device", "cpu"]
     assert main(argv) == 0
-    assert [r.config["batch_size"] for r in calls] == [1, 1, 1, 2]  # near the cap: 3 repeats; far: 1
+    # pass 0 measures every configuration once; later passes come back to the one near a cap (3 repeats)
+    assert [r.config["batch_size"] for r in calls] == [1, 2, 1, 1]
     assert all(r.early_stop_factor == 5.0 and r.latency_cap_ms == 100.0 for r in calls)  # 5x the loosest cap
+    assert all(r.device_profile == "cpu" and r.memory_limit_mb == 4096.0 for r in calls)  # the default device
     printed = capsys.readouterr().out
-    assert "covers 2/2 configurations" in printed and "seconds per configuration" in printed
+    assert "grid 2/2 configurations measured" in printed and "seconds per measurement" in printed
     assert main(argv) == 0 and len(calls) == 4  # resumed: nothing measured twice
     table = load_table(out)
     assert table.provenance["threads_recorded"] == [1] and len(table.measurements) == 2
     assert all("load_avg_1m" in e and e["time_limit_s"] == 120.0 for es in table.extras.values() for e in es)
+    near = table.space.key(calls[0].config)
+    assert [e["pass"] for e in table.extras[near]] == [0, 1, 2]  # repeats in separate passes, not back to back
 
 
 def test_quiet_gate_waits_for_a_quiet_machine(monkeypatch):
-    import psutil
+    from types import SimpleNamespace
 
-    from deploybench.cli import record
+    from deploybench.live import contention
 
-    samples = iter([90.0, 70.0, 10.0])
-    monkeypatch.setattr(psutil, "cpu_percent", lambda interval: next(samples))
-    monkeypatch.setattr(record.time, "sleep", lambda s: None)
-    assert record._wait_for_quiet(25.0, max_wait_s=3600) == 10.0  # waited through two busy samples
-    monkeypatch.setattr(psutil, "cpu_percent", lambda interval: 95.0)
-    assert record._wait_for_quiet(25.0, max_wait_s=0) == 95.0  # gives up after max_wait_s and says how busy it was
+    clock = [0.0]
+
+    def sleep(seconds):
+        clock[0] += seconds
+
+    # the machine's busy seconds since boot, read before and after each 1 s sample: 1.8, 1.4, then 0.1 cores busy
+    busy = iter([100.0, 101.8, 101.8, 103.2, 103.2, 103.3])
+    monkeypatch.setattr(contention, "time", SimpleNamespace(sleep=sleep, perf_counter=lambda: clock[0],
+                                                            monotonic=lambda: clock[0]))
+    monkeypatch.setattr(contention, "system_busy_seconds", lambda: next(busy))
+    assert contention.wait_for_quiet(0.15, max_wait_s=3600) == pytest.approx(0.1)  # waited through two busy samples
+    assert clock[0] == pytest.approx(3.0)
+    monkeypatch.setattr(contention, "system_busy_seconds", lambda: clock[0] * 1.9)  # 1.9 cores busy for ever
+    assert contention.wait_for_quiet(0.15, max_wait_s=0) == pytest.approx(1.9)  # gives up, says how busy it was
 
 
 def test_recorder_holds_the_lock_during_each_measurement(tmp_path, monkeypatch):
@@ -257,7 +276,8 @@ def test_recorder_holds_the_lock_during_each_measurement(tmp_path, monkeypatch):
 
     monkeypatch.setattr(profiler, "profile", fake_profile)
     argv = ["record", "--out", str(tmp_path / "rec.jsonl"), "--models", "mobilenet_v2", "--backends", "onnxruntime",
-            "--precisions", "fp32", "--batch-sizes", "1,2", "--threads", "1", "--device", "cpu", "--lock", str(lock)]
+            "--precisions", "fp32", "--batch-sizes", "1,2", "--threads", "1", "--graph-optimizations", "all",
+            "--device", "cpu", "--lock", str(lock)]
     assert main(argv) == 0
     assert held == [True, True]
     assert try_lock()  # released between and after measurements
@@ -279,12 +299,12 @@ def test_recorder_stop_after_starts_nothing_that_could_overrun(tmp_path, monkeyp
     calls = []
     monkeypatch.setattr(profiler, "profile", lambda request: calls.append(request))
     argv = ["record", "--out", str(tmp_path / "rec.jsonl"), "--models", "mobilenet_v2", "--backends", "onnxruntime",
-            "--precisions", "fp32", "--batch-sizes", "1", "--threads", "1", "--device", "cpu",
-            "--time-limit", "60", "--stop-after", "30"]
+            "--precisions", "fp32", "--batch-sizes", "1", "--threads", "1", "--graph-optimizations", "all",
+            "--device", "cpu", "--time-limit", "60", "--stop-after", "30"]
     assert main(argv) == 0
     assert calls == []  # one measurement may take 60 s: it would end past the 30 s
     out = capsys.readouterr().out
-    assert "--stop-after 30 s" in out and "rerun the same command" in out and "covers 0/1" in out
+    assert "time box of 30 s" in out and "run the same command again" in out and "grid 0/1 configurations" in out
 
 
 @pytest.mark.parametrize("name", sorted(shipped_tables()))

@@ -488,9 +488,10 @@ def profile(request: ProfileRequest) -> Measurement:
         payload_request = request
         while True:
             attempts += 1
-            last = attempts > request.max_retries
-            if last and request.early_stop_threshold_ms is not None:
-                # every retry was disturbed: measure fully (no early stop on a disturbed window) and mark it
+            final = attempts > 1 and attempts >= request.max_retries + 1
+            if final and request.early_stop_threshold_ms is not None:
+                # the last permitted redo runs without early stop: a verdict is never decided on a disturbed
+                # window; if the disturbance persists the result is marked contaminated
                 payload_request = replace(request, early_stop_factor=0.0)
             run = _run_worker("measure", {**payload_request.to_dict(), "artefact": art}, payload_request, tmp,
                               request.time_limit_s, request.memory_limit_mb)
@@ -498,13 +499,13 @@ def profile(request: ProfileRequest) -> Measurement:
             if run["oom"]:
                 result = {}  # the limit killed something in the worker's group: that is the verdict
             contention = (result.get("metrics") or {}).get("contention") or {}
-            disturbed = result.get("final") and (result.get("status") == "disturbed"
-                                                 or bool(contention.get("contaminated")))
-            if disturbed and not last:
-                redo_s += run["wall_s"]
+            status = result.get("status") if result.get("final") else None
+            disturbed = status == "disturbed" or (status is not None and bool(contention.get("contaminated")))
+            if not disturbed or final or (status != "disturbed" and attempts > request.max_retries):
+                break
+            redo_s += run["wall_s"]
+            if attempts <= request.max_retries:
                 wait_for_quiet(request.max_other_cores, request.quiet_wait_s)
-                continue
-            break
         cost = prep_cost + run["wall_s"]
         mech = {"memory_limit_mechanism": run["guard"][0]} if run["guard"] and request.memory_limit_mb else {}
         if result.get("final") and result.get("status") in ("ok", "early_stopped", "crashed", "disturbed"):

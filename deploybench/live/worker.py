@@ -151,6 +151,7 @@ def run_measure(req: dict, rec: _Recorder, workdir: str) -> None:
             stage = "compile"
             t = time.perf_counter()
             loaded.compile_fn()
+            rec.metrics.update(loaded.metrics)  # compile_mode, compile_graphs, compile_graph_breaks
             rec.stage("compile_s", t)
             peak, _ = cpu_mem.peak_mb()
             rec.metrics["memory_compile_peak_mb"] = None if peak is None else round(peak, 2)
