@@ -7,7 +7,7 @@ from typing import Any, Mapping
 import numpy as np
 from scipy.stats import norm
 
-from deploybench import Optimizer, Outcome, Status, hookimpl
+from deploybench import Optimizer, Outcome, Status
 
 from .annealing import unseen_sample
 from .surrogates import FeasibilityModel, WarmGP
@@ -34,7 +34,6 @@ class ConstrainedBO(Optimizer):
     """
 
     name = "cbo"
-    description = "constrained BO: GP objective and constraint models, crash classifier, EI x P(feasible) x P(no crash)"
 
     def __init__(self, space, *, objective, constraints=(), budget=25, seed=0, family_param=None,
                  n_initial: int = 5, n_candidates: int = 500, n_local: int = 200, xi: float = 0.01):
@@ -106,8 +105,3 @@ class ConstrainedBO(Optimizer):
     def tell(self, config: Mapping[str, Any], outcome: Outcome) -> None:
         self._seen.add(self.space.key(config))
         self._history.append((dict(config), outcome))
-
-
-@hookimpl
-def deploybench_register_optimizers():
-    return [ConstrainedBO]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from deploybench import Optimizer, Outcome, hookimpl
+from deploybench import Optimizer, Outcome
 
 from .annealing import AnnealingState, Temperature, propose_neighbor, unseen_sample
 from .subspace import SubspaceTracker
@@ -34,7 +34,6 @@ class TBA(Optimizer):
     """
 
     name = "tba"
-    description = "feasible-first simulated annealing (TBA) with blacklisting, elite restarts and snap-back"
 
     def __init__(self, space, *, objective, constraints=(), budget=25, seed=0, family_param=None,
                  T_init: float = 1.0, T_min: float = 1e-3, patience: int = 4, n_initial_random: int = 5,
@@ -131,8 +130,3 @@ class TBA(Optimizer):
             self._sa.step(config, outcome, n)
         elif self._sa.current is None or (outcome.feasible and self._sa.phase == "feasibility"):
             self._sa.step(config, outcome, n)  # a random fallback that found something useful still counts
-
-
-@hookimpl
-def deploybench_register_optimizers():
-    return [TBA]

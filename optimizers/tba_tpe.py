@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from deploybench import Optimizer, Outcome, hookimpl
+from deploybench import Optimizer, Outcome
 
 from .annealing import AnnealingState, Temperature, propose_neighbor, unseen_sample
 from .subspace import SubspaceTracker
@@ -38,7 +38,6 @@ class TBATPE(OptunaStudyMixin, Optimizer):
     """
 
     name = "tba_tpe"
-    description = "TBA annealing to map the feasible region, then TPE warm-started with every result"
 
     def __init__(self, space, *, objective, constraints=(), budget=25, seed=0, family_param=None,
                  T_init: float = 1.0, T_min: float = 1e-3, patience: int = 4, n_initial_random: int = 3,
@@ -169,8 +168,3 @@ class TBATPE(OptunaStudyMixin, Optimizer):
             self._sa.step(config, outcome, n)
         elif self._sa.current is None or (outcome.feasible and self._sa.phase == "feasibility"):
             self._sa.step(config, outcome, n)
-
-
-@hookimpl
-def deploybench_register_optimizers():
-    return [TBATPE]

@@ -10,8 +10,6 @@ from typing import Any
 import numpy as np
 import optuna
 
-from deploybench import hookimpl
-
 from .optuna_policy import suggest_config
 from .surrogates import FeasibilityModel
 from .tba_tpe import TBATPE
@@ -33,7 +31,6 @@ class TBATPEPlus(TBATPE):
     """
 
     name = "tba_tpe_plus"
-    description = "tba_tpe with multivariate TPE and a crash/constraint model screening TPE's proposals"
 
     def __init__(self, space, *, objective, constraints=(), budget=25, seed=0, family_param=None,
                  T_init: float = 1.0, T_min: float = 1e-3, patience: int = 4, n_initial_random: int = 3,
@@ -95,8 +92,3 @@ class TBATPEPlus(TBATPE):
         trial, config, key = proposals[pick]
         self._pending[key] = trial
         return config
-
-
-@hookimpl
-def deploybench_register_optimizers():
-    return [TBATPEPlus]

@@ -7,7 +7,7 @@ from typing import Any, Mapping
 
 import optuna
 
-from deploybench import Optimizer, Outcome, hookimpl
+from deploybench import Optimizer, Outcome
 
 from .optuna_policy import CONSTRAINT_KEY, constraint_value, frozen_trial, quiet_optuna, suggest_config, trial_value
 
@@ -106,7 +106,6 @@ class TPE(OptunaStudyMixin, Optimizer):
     """
 
     name = "tpe"
-    description = "Optuna TPE (independent, constraint-aware, crashes as worst-ranked infeasible)"
 
     def __init__(self, space, *, objective, constraints=(), budget=25, seed=0, family_param=None,
                  n_startup_trials: int | None = None, multivariate: bool = False, group: bool = False):
@@ -123,8 +122,3 @@ class TPE(OptunaStudyMixin, Optimizer):
 
     def tell(self, config: Mapping[str, Any], outcome: Outcome) -> None:
         self._tell_study(config, outcome)
-
-
-@hookimpl
-def deploybench_register_optimizers():
-    return [TPE]

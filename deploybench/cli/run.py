@@ -88,7 +88,8 @@ def add_parser(sub: Any, pm: Any) -> None:
     p.add_argument("--opt-param", type=_opt_param, action="append", default=[], metavar="OPT.PARAM=VALUE",
                    help="set an optimizer parameter, e.g. tba.T_init=0.5 (repeatable)")
     p.add_argument("--fsync", action="store_true", help="fsync every trial line (survives a machine crash)")
-    pm.hook.deploybench_addoption(parser=p)
+    if pm is not None:  # None for the top-level --help, which loads no plugin
+        pm.hook.deploybench_addoption(parser=p)
     p.set_defaults(handler=run)
 
 
