@@ -1,4 +1,4 @@
-"""A fair constrained Bayesian optimization baseline (the reference's CBO was a straw man, O12)."""
+"""A fair constrained Bayesian optimization baseline (the CBO of the TBA paper's code was a weak straw man)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ class ConstrainedBO(Optimizer):
       (``space.perturb``) around the best configurations seen: real configurations only, never
       gradient steps on rounded category codes. Measured configurations are never proposed again.
 
-    Defects of the reference CBO fixed here (O12, and O2/O4/O6 as for the others): crashes are not
+    Defects of the reference CBO (the TBA paper's code) fixed here, besides the fixes shared with the
+    other optimizers (unitless violations, no duplicates, one domain): crashes are not
     regression targets (no -1e4 values: they train only the crash classifier); targets are
     standardised (``normalize_y``); categoricals are one-hot, not ordinal codes; log scales and
     ordinal grids come from the space (one domain); no duplicate evaluations. Kept fast: GP

@@ -27,7 +27,7 @@ class TBATPEPlus(TBATPE):
     each, and the first candidate in TPE's own order with P ≥ ``feasibility_threshold`` is
     evaluated (else the most probably feasible one). The unused proposals are closed as FAIL, which
     TPE ignores, so its densities are built from measured trials only. Phase 1 is ``tba_tpe``'s
-    unchanged; every fix listed there (O1, O2, O4-O7) applies.
+    unchanged; every fix listed there applies.
     """
 
     name = "tba_tpe_plus"
