@@ -100,7 +100,8 @@ class DeployBenchPluginManager:
                 self.report_broken(BrokenPlugin(owner, kind, f"{problem} ({item!r})"))
                 continue
             if name in named:
-                raise UsageError(f"{kind} {name!r} is registered by both {named[name][0]!r} and {owner!r}; "
+                first, second = sorted((named[name][0], owner))
+                raise UsageError(f"{kind} {name!r} is registered by both {first!r} and {second!r}; "
                                  f"block one with -p no:NAME")
             named[name] = (owner, item)
         return named
