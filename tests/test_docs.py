@@ -59,7 +59,7 @@ def runnable(command: str, fenced: bool) -> list[str]:
     synopsis = next((i for i, w in enumerate(words) if _PLACEHOLDER.search(w)), None)
     if synopsis is not None:
         return [*words[1:synopsis], "--help"]
-    if len(words) == 2 and not fenced:
+    if len(words) == 2 and not fenced and not words[1].startswith("-"):
         return [words[1], "--help"]  # a command named in prose
     if _is_slow(words):
         return [*words[1:], "--collect-only"] if words[1] == "run" else [words[1], "--help"]
@@ -70,7 +70,7 @@ def test_every_documented_command_is_found():
     commands = [c for _, c, _ in documented_commands()]
     assert "deploybench run --optimizer tba --task edge_tight --seeds 5" in commands  # the main command
     assert "deploybench leaderboard --check" in commands
-    assert all(runnable(c, f)[0] in ("run", "list", "plugins", "leaderboard", "doctor", "record", "table")
+    assert all(runnable(c, f)[0] in ("run", "list", "plugins", "leaderboard", "doctor", "record", "table", "--version")
                for _, c, f in documented_commands())
 
 
@@ -99,6 +99,7 @@ def test_documented_commands_run(cli, tmp_path):
     ("deploybench doctor", True, ["doctor", "--help"]),
     ("deploybench plugins", False, ["plugins", "--help"]),
     ("deploybench list", True, ["list"]),
+    ("deploybench --version", False, ["--version"]),
 ])
 def test_how_each_kind_of_command_is_run(command, fenced, expected):
     assert runnable(command, fenced) == expected

@@ -259,7 +259,7 @@ def test_doctor_prints_each_probe_as_it_finishes(cli, tmp_path, monkeypatch):
     proc = cli("doctor", "--device", "cpu", env=cli_env(DEPLOYBENCH_CACHE_DIR=str(tmp_path)))
     assert proc.returncode == 0, proc.stderr
     progress = [(n, text) for n, text in printed_before if text.startswith("  cpu ")]
-    assert len(progress) == 9
-    assert [n for n, _ in progress] == list(range(1, 10))  # each line printed right after its probe
+    assert len(seen) >= 9 and len(progress) == len(seen)  # every backend × precision path of the CPU
+    assert [n for n, _ in progress] == list(range(1, len(seen) + 1))  # each line printed right after its probe
     assert "FAILS (unsupported: no fp16 kernel on this CPU)" in progress[1][1]
     assert "FAILS" in proc.stdout.split("\n\n")[1]  # then the table

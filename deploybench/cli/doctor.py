@@ -64,7 +64,7 @@ def _progress_line(row: dict[str, Any]) -> str:
 
 def run(args: Any, pm: Any) -> int:
     require_live_dependencies("deploybench doctor")
-    from ..live.doctor import doctor_report, format_report, weights_report
+    from ..live.doctor import doctor_report, format_report, memory_limit_report, weights_report
 
     devices = None if args.device == "auto" else [args.device]
     on_row = None
@@ -85,8 +85,6 @@ def run(args: Any, pm: Any) -> int:
     print()
     print(tabulate([[w["model"], w["pretrained_weights"], w["documented_top1"]] for w in weights],
                    headers=["model", "pretrained weights", "documented top-1"]))
-    from ..live.doctor import memory_limit_report
-
     print()
     print(memory_limit_report())
     return 0
