@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import argparse
 
     from .optimizer import Optimizer
+    from .specs import OptimizerSpec
     from .task import TaskSpec
 
 PROJECT_NAME = "deploybench"
@@ -37,17 +38,25 @@ def deploybench_register_tasks() -> "list[TaskSpec]":
     """Return the :class:`~deploybench.task.TaskSpec` objects this plugin offers.
 
     Task names must be unique across plugins; a clash is reported as a usage error naming both plugins.
+    A task's factory runs only when the task is used, so keep heavy imports inside it.
     """
 
 
 @hookspec
-def deploybench_register_optimizers() -> "list[type[Optimizer]]":
-    """Return optimizer classes (subclasses of :class:`~deploybench.optimizer.Optimizer` with a ``name``)."""
+def deploybench_register_optimizers() -> "list[type[Optimizer] | OptimizerSpec]":
+    """Return optimizer classes (subclasses of :class:`~deploybench.optimizer.Optimizer` with a ``name``),
+    or :class:`~deploybench.specs.OptimizerSpec` objects naming a class by import path.
+
+    Prefer a spec when the optimizer's module imports a heavy library: every command and every worker
+    calls this hook, and a spec's module is imported only when a case runs that optimizer. Names must
+    be unique across plugins (a clash is a usage error naming both) and usable as folder names
+    (letters, digits, ``_ . + -``); an invalid name makes its plugin broken.
+    """
 
 
 @hookspec
 def deploybench_register_executors() -> "list[Any]":
-    """Return executors: objects with a ``name`` and
+    """Return executors: objects with a ``name`` (unique across plugins, like task names) and
     ``run(cases, options, *, pm, workers, on_trial, on_case_start, session) -> iterator of CaseResult``.
 
     The executor runs the cases (in this process, in worker processes, on a cluster) and yields each

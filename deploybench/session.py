@@ -8,7 +8,6 @@ an exit code: 0 every case ran, 1 some case errored, 2 usage error or interrupte
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sys
@@ -26,6 +25,7 @@ from .keyword import KeywordError, compile_keyword
 from .machine import library_versions, machine_info
 from .plugins import DeployBenchPluginManager, UsageError, unknown_name_message
 from .results import FORMAT_VERSION, write_manifest
+from .reporting import PROGRESS_LEGEND, answers, format_answers, glyph, next_step_line, trial_detail, trial_line
 from .runner import Case, CaseResult, RunOptions
 
 __all__ = ["EXIT_OK", "EXIT_CASE_ERRORS", "EXIT_USAGE", "EXIT_INTERNAL", "collect", "Session", "parse_task_arg"]
@@ -65,13 +65,12 @@ def collect(
     closest match. With no tasks, every non-live task on its default target is collected; with no
     optimizers, every registered optimizer."""
     specs = pm.task_specs()
-    classes = pm.optimizer_classes()
     optimizer_params = optimizer_params or {}
     task_args = list(tasks) or [name for name, s in specs.items() if s.kind != "live"]
+    # only the selected optimizers are imported; with none selected, every one that imports
+    # (one that cannot is reported as a broken plugin in the header)
+    classes = {name: pm.get_optimizer_class(name) for name in optimizers} if optimizers else pm.optimizer_classes()
     opt_names = list(optimizers) or sorted(classes)
-    for name in opt_names:
-        if name not in classes:
-            raise UsageError(unknown_name_message("optimizer", name, classes))
     for name in optimizer_params:
         if name not in opt_names:
             raise UsageError(f"--opt-param names optimizer {name!r}, which is not selected; selected: {', '.join(opt_names)}")
@@ -136,6 +135,8 @@ class Session:
     results: list[CaseResult] = field(default_factory=list)
     interrupted: bool = False
     started: float = field(default_factory=time.time)
+    first_in_folder: bool = False
+    _task_facts: dict = field(default_factory=dict, repr=False)
 
     # -- output ----------------------------------------------------------------------------------
     def write(self, text: str = "") -> None:
@@ -220,6 +221,7 @@ class Session:
             "cases": [c.node_id for c in self.cases],
             "tasks": self._task_descriptions(),
         }
+        self.first_in_folder = not (Path(self.options.out_dir) / "sessions.jsonl").exists()
         write_manifest(self.options.out_dir, manifest)
         self.pm.hook.deploybench_sessionstart(session=self)
         executors = self.pm.executors()
@@ -231,27 +233,25 @@ class Session:
         slow = stream_all or (serial and self.verbosity >= 0 and any(c.kind == "live" for c in self.cases))
 
         def on_case_start(case: Case) -> None:
-            if stream_all or (slow and case.kind == "live"):
+            if stream_all:
+                self.write(case.node_id)
+            elif slow and case.kind == "live":
                 self.out.write(f"{case.node_id} ")
                 self.out.flush()
 
         def on_trial(case: Case, record: dict) -> None:
-            if stream_all or (slow and case.kind == "live"):
-                o = record["outcome"]
-                g = "e" if o.get("early_stopped") else {"ok": ".", "infeasible": "i", "crashed": "C", "timeout": "T"}[o["status"]]
-                if self.verbosity >= 2:
-                    self.write(f"\n  trial {record['trial']}: {json.dumps(record['config'])} -> {o['status']}"
-                               f" objective={o['objective']} cost={o['cost_s']:.2f}s")
-                else:
-                    self.out.write(g)
-                    self.out.flush()
+            if stream_all:
+                self._trial_report(case, record)
+            elif slow and case.kind == "live":
+                self.out.write(glyph(record["outcome"]))
+                self.out.flush()
 
         try:
             for result in executor.run(self.cases, self.options, pm=self.pm if self.executor == "serial" else None,
                                        workers=self.workers, on_trial=on_trial, on_case_start=on_case_start,
                                        session=self):
                 self.results.append(result)
-                if stream_all or (slow and result.case.kind == "live"):
+                if not stream_all and slow and result.case.kind == "live":
                     self.write("")
                 for p in result.problems:
                     self.write(f"  note: {p}")
@@ -271,6 +271,17 @@ class Session:
         write_manifest(self.options.out_dir, manifest)
         self.pm.hook.deploybench_sessionfinish(session=self, exitstatus=exitstatus)
         return exitstatus
+
+    def _trial_report(self, case: Case, record: dict) -> None:
+        """``-v``: one line per trial; ``-vv``: with every metric, rounded."""
+        task = self._task_facts.get(case.task_label)
+        if task is None:
+            built = self.pm.get_task_spec(case.task).build(case.target)
+            task = (built.objective.metric, [c.to_json() for c in built.constraints])
+            built.close()
+            self._task_facts[case.task_label] = task
+        report = trial_detail if self.verbosity >= 2 else trial_line
+        self.write(report(record, *task))
 
     def _task_descriptions(self) -> dict:
         out = {}
@@ -319,6 +330,9 @@ class Session:
         self.write("best feasible: mean over the seeds that found a feasible configuration (found = seeds with one); "
                    "waste: share of crashed, timed-out or infeasible trials; env errors: environment failures "
                    "(machine problems, not crash structure)")
+        self.rule("the answer: best configuration found per task", "-")
+        for line in format_answers(answers(self.results)):
+            self.write(line)
         errors = [r for r in self.results if r.status == "error"]
         if errors:
             self.rule("errors", "-")
@@ -334,3 +348,7 @@ class Session:
         if self.interrupted:
             parts.append(f"{len(self.cases) - len(self.results)} not run (interrupted)")
         self.rule(", ".join(parts) + f" in {elapsed:.2f}s")
+        if len(self.results) > n_err:
+            self.write(next_step_line(self.options.out_dir))
+        if self.first_in_folder and self.verbosity >= 0:
+            self.write(PROGRESS_LEGEND)

@@ -1,17 +1,17 @@
 """Conformance checks for optimizers and tasks, in the spirit of scikit-learn's ``check_estimator``.
 
-Third-party authors call these from their own tests::
+Third-party authors call these from their own tests; each check becomes its own pytest item, and a
+check that does not apply to the optimizer (say, seed sensitivity of one that declares
+``tags.deterministic = False``) is reported as skipped, not passed::
 
-    from deploybench.testing import check_optimizer, iter_optimizer_checks
+    from deploybench.testing import parametrize_with_checks
 
-    def test_conformance():
-        check_optimizer(MyOptimizer)
+    @parametrize_with_checks([MyOptimizer, (MyOptimizer, {"n_startup": 3})])
+    def test_conformance(optimizer, check):
+        check(optimizer)
 
-    @pytest.mark.parametrize("check", iter_optimizer_checks(MyOptimizer), ids=lambda c: c.__name__)
-    def test_each_check(check):
-        check()
-
-Each check raises ``AssertionError`` with a message naming the check and what went wrong.
+or, in one test, ``check_optimizer(MyOptimizer)``. Each check raises ``AssertionError`` with a
+message naming the check and what went wrong, or :class:`CheckNotApplicable` when it does not apply.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import functools
 import inspect
 import json
 import math
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -29,7 +29,12 @@ from .outcome import ErrorKind, Outcome, Status
 from .space import Categorical, Condition, Float, Integer, InvalidConfigError, Ordinal, SearchSpace
 from .task import Constraint, EvalContext, Objective, Task, TaskMetadata
 
-__all__ = ["check_optimizer", "iter_optimizer_checks", "check_task", "toy_task", "analytic_tasks", "ToyTask"]
+__all__ = ["check_optimizer", "iter_optimizer_checks", "parametrize_with_checks", "CheckNotApplicable", "check_task",
+           "toy_task", "analytic_tasks", "ToyTask"]
+
+
+class CheckNotApplicable(Exception):
+    """Raised by a check that does not apply to the optimizer under test; pytest reports it as skipped."""
 
 
 class ToyTask(Task):
@@ -107,7 +112,8 @@ def check_same_seed_same_suggestions(cls, params, task, budget):
 @_check
 def check_different_seeds_differ(cls, params, task, budget):
     if not getattr(cls, "tags", None) or not cls.tags.deterministic:
-        return
+        raise CheckNotApplicable(f"{cls.__name__} declares tags.deterministic = False, so its suggestions need not "
+                                 "be a function of the seed")
     a = _drive(_make(cls, task, budget, 1, params), task, budget, 1)
     b = _drive(_make(cls, task, budget, 2, params), task, budget, 2)
     assert [task.space.key(c) for c in a] != [task.space.key(c) for c in b], \
@@ -185,7 +191,10 @@ def check_params_recorded(cls, params, task, budget):
 
 @_check
 def check_works_on_builtin_tasks(cls, params, task, budget):
-    for t in analytic_tasks():
+    tasks = analytic_tasks()
+    if not tasks:
+        raise CheckNotApplicable("no analytic task is installed")
+    for t in tasks:
         _drive(_make(cls, t, min(budget, 12), 0, params), t, min(budget, 12), 0)
 
 
@@ -206,8 +215,9 @@ def iter_optimizer_checks(cls: type[Optimizer], params: Mapping[str, Any] | None
 
 
 def check_optimizer(cls: type[Optimizer], params: Mapping[str, Any] | None = None, *, budget: int = 15,
-                    task: Task | None = None, **kwargs: Any) -> None:
-    """Run every optimizer check; raise ``AssertionError`` on the first failure.
+                    task: Task | None = None, **kwargs: Any) -> list[str]:
+    """Run every optimizer check; raise ``AssertionError`` on the first failure. Returns the checks that
+    did not apply, each with the reason.
 
     Constructor parameters go in ``params`` or as keywords (``check_optimizer(MyOpt, n_startup=3)``);
     ``budget`` and ``task`` configure the checks themselves.
@@ -215,8 +225,47 @@ def check_optimizer(cls: type[Optimizer], params: Mapping[str, Any] | None = Non
     assert issubclass(cls, Optimizer), f"{cls!r} is not a deploybench.Optimizer subclass"
     assert getattr(cls, "name", ""), f"{cls.__name__} needs a class attribute `name`"
     params = {**dict(params or {}), **kwargs}
+    not_applicable = []
     for check in iter_optimizer_checks(cls, params, budget=budget, task=task):
-        check()
+        try:
+            check()
+        except CheckNotApplicable as exc:
+            not_applicable.append(f"{check.__name__}: {exc}")
+    return not_applicable
+
+
+def _case_id(cls: type, params: Mapping[str, Any]) -> str:
+    name = getattr(cls, "name", "") or cls.__name__
+    return name + (f"[{','.join(f'{k}={v}' for k, v in sorted(params.items()))}]" if params else "")
+
+
+def parametrize_with_checks(optimizers: Sequence[Any], *, budget: int = 15, task: Task | None = None) -> Any:
+    """A ``pytest.mark.parametrize`` decorator giving each (optimizer, check) pair its own test item,
+    like scikit-learn's ``parametrize_with_checks``. ``optimizers``: classes, or ``(class, params)``
+    pairs. The test receives ``optimizer`` (the class) and ``check``, and calls ``check(optimizer)``;
+    a check that does not apply calls ``pytest.skip`` with the reason."""
+    import pytest
+
+    items = []
+    for entry in optimizers:
+        cls, params = (entry, {}) if isinstance(entry, type) else (entry[0], dict(entry[1]))
+        for check in _CHECKS:
+            items.append(pytest.param(cls, _pytest_check(check, params, budget, task),
+                                      id=f"{_case_id(cls, params)}-{check.__name__}"))
+    return pytest.mark.parametrize("optimizer, check", items)
+
+
+def _pytest_check(check: Callable, params: Mapping[str, Any], budget: int, task: Task | None) -> Callable:
+    def run(optimizer: type[Optimizer]) -> None:
+        import pytest
+
+        try:
+            check(optimizer, dict(params), task or toy_task(), budget)
+        except CheckNotApplicable as exc:
+            pytest.skip(f"{check.__name__} does not apply: {exc}")
+
+    functools.update_wrapper(run, check)
+    return run
 
 
 def check_task(task: Task, *, n: int = 50, seed: int = 0, witness: Mapping[str, Any] | None = None) -> None:

@@ -1,6 +1,6 @@
 """Feasible-first simulated annealing, the engine shared by ``tba`` and the SA phase of ``tba_tpe``.
 
-Two-stage energy (reference §4): until the first feasible result the state minimises the total
+Two-stage energy (as in TBA, the annealing of the TBA paper): until the first feasible result the state minimises the total
 *unitless* violation; afterwards it maximises the objective over feasible states only. Crashes are
 never accepted; early stops are non-improving steps that never become the current state.
 """
@@ -136,7 +136,7 @@ class AnnealingState:
 
     def step(self, config: Mapping[str, Any], outcome: Outcome, n_told: int) -> None:
         """Acceptance for a proposal made by the annealer."""
-        if outcome.failed or outcome.early_stopped:  # crash-aware: never accepted, non-improving (O5)
+        if outcome.failed or outcome.early_stopped:  # crash-aware: never accepted, non-improving
             self.temp.update(False, self.phase)
             return
         if self.phase == "feasibility":

@@ -1,4 +1,4 @@
-"""A fair constrained Bayesian optimization baseline (the reference's CBO was a straw man, O12)."""
+"""A fair constrained Bayesian optimization baseline (the CBO of the TBA paper's code was a weak straw man)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any, Mapping
 import numpy as np
 from scipy.stats import norm
 
-from deploybench import Optimizer, Outcome, Status, hookimpl
+from deploybench import Optimizer, Outcome, Status
 
 from .annealing import unseen_sample
 from .surrogates import FeasibilityModel, WarmGP
@@ -26,7 +26,8 @@ class ConstrainedBO(Optimizer):
       (``space.perturb``) around the best configurations seen: real configurations only, never
       gradient steps on rounded category codes. Measured configurations are never proposed again.
 
-    Defects of the reference CBO fixed here (O12, and O2/O4/O6 as for the others): crashes are not
+    Defects of the reference CBO (the TBA paper's code) fixed here, besides the fixes shared with the
+    other optimizers (unitless violations, no duplicates, one domain): crashes are not
     regression targets (no -1e4 values: they train only the crash classifier); targets are
     standardised (``normalize_y``); categoricals are one-hot, not ordinal codes; log scales and
     ordinal grids come from the space (one domain); no duplicate evaluations. Kept fast: GP
@@ -34,7 +35,6 @@ class ConstrainedBO(Optimizer):
     """
 
     name = "cbo"
-    description = "constrained BO: GP objective and constraint models, crash classifier, EI x P(feasible) x P(no crash)"
 
     def __init__(self, space, *, objective, constraints=(), budget=25, seed=0, family_param=None,
                  n_initial: int = 5, n_candidates: int = 500, n_local: int = 200, xi: float = 0.01):
@@ -106,8 +106,3 @@ class ConstrainedBO(Optimizer):
     def tell(self, config: Mapping[str, Any], outcome: Outcome) -> None:
         self._seen.add(self.space.key(config))
         self._history.append((dict(config), outcome))
-
-
-@hookimpl
-def deploybench_register_optimizers():
-    return [ConstrainedBO]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from deploybench import Optimizer, Outcome, hookimpl
+from deploybench import Optimizer, Outcome
 
 
 class RandomSearch(Optimizer):
@@ -20,7 +20,6 @@ class RandomSearch(Optimizer):
     """
 
     name = "random"
-    description = "uniform random search (sampling without replacement on finite spaces)"
 
     def __init__(self, space, *, objective, constraints=(), budget=25, seed=0, family_param=None,
                  avoid_duplicates: bool = True, max_retries: int = 100):
@@ -43,8 +42,3 @@ class RandomSearch(Optimizer):
 
     def tell(self, config: Mapping[str, Any], outcome: Outcome) -> None:
         """Random search learns nothing."""
-
-
-@hookimpl
-def deploybench_register_optimizers():
-    return [RandomSearch]

@@ -1,8 +1,8 @@
 """Subspace blacklisting: stop proposing categorical values (or pairs) that keep failing.
 
-The reference (seed-code §6) charged *every* categorical value of a failing configuration, counted
+The reference implementation (the TBA paper's code) charged *every* categorical value of a failing configuration, counted
 infeasible results like crashes, re-stamped the cooldown on every failure and could still return a
-blacklisted proposal. Here (defect O7 fixed):
+blacklisted proposal. Here:
 
 - only *hard* failures count: crashes, timeouts and early stops (clearly infeasible); an ordinary
   infeasible result is information about the constraints, not a broken subspace;

@@ -1,10 +1,15 @@
-"""TBA: Thermal Budget Annealing, feasible-first simulated annealing (reference §4, §6)."""
+"""TBA: Thermal Budget Annealing, feasible-first simulated annealing.
+
+Reimplemented from the paper (Lysenstøen 2026, "Feasible-First Exploration for Constrained ML
+Deployment Optimization in Crash-Prone Hierarchical Search Spaces", Algorithm 1) and its published
+code (github.com/Chrislysen/Constrained-ML-Deployment), "the reference" below.
+"""
 
 from __future__ import annotations
 
 from typing import Any, Mapping
 
-from deploybench import Optimizer, Outcome, hookimpl
+from deploybench import Optimizer, Outcome
 
 from .annealing import AnnealingState, Temperature, propose_neighbor, unseen_sample
 from .subspace import SubspaceTracker
@@ -22,19 +27,18 @@ class TBA(Optimizer):
 
     Defects of the reference fixed here:
 
-    - O2: violations are unitless (fractions of each cap), so σ_V = 0.1 means the same on every task;
+    - violations are unitless (fractions of each cap), so σ_V = 0.1 means the same on every task;
       crashes are never accepted and rank below every infeasible result.
-    - O4: no unintended duplicates: proposals already measured are re-drawn (then replaced by a random
+    - no unintended duplicates: proposals already measured are re-drawn (then replaced by a random
       unmeasured config), and the elite restart *moves the state* to the 2nd/3rd best feasible config
       instead of re-measuring it.
-    - O5: an early-stopped trial is a non-improving step and never becomes the current state.
-    - O6: one domain: moves use the space's own local move (log scale and ordinal grids honoured).
-    - O7: blacklisting charges only what the evidence supports (see ``subspace``) and a blacklisted
+    - an early-stopped trial is a non-improving step and never becomes the current state.
+    - one domain: moves use the space's own local move (log scale and ordinal grids honoured).
+    - blacklisting charges only what the evidence supports (see ``subspace``) and a blacklisted
       proposal is re-drawn, never returned silently.
     """
 
     name = "tba"
-    description = "feasible-first simulated annealing (TBA) with blacklisting, elite restarts and snap-back"
 
     def __init__(self, space, *, objective, constraints=(), budget=25, seed=0, family_param=None,
                  T_init: float = 1.0, T_min: float = 1e-3, patience: int = 4, n_initial_random: int = 5,
@@ -79,7 +83,7 @@ class TBA(Optimizer):
     def _random_unmeasured(self) -> dict[str, Any]:
         """A random unmeasured config outside the blacklist; when none can be found (every unmeasured
         sample drawn was blacklisted) the blacklisted one is returned and the override is recorded in
-        ``blacklist_overrides`` (O7: never silently)."""
+        ``blacklist_overrides`` (never silently)."""
         config = unseen_sample(self.space, self._rng, self._seen, self._allowed)
         if self._tracker and not self._allowed(config):
             hits = self._tracker.blocked(config, len(self._history) + 1)
@@ -131,8 +135,3 @@ class TBA(Optimizer):
             self._sa.step(config, outcome, n)
         elif self._sa.current is None or (outcome.feasible and self._sa.phase == "feasibility"):
             self._sa.step(config, outcome, n)  # a random fallback that found something useful still counts
-
-
-@hookimpl
-def deploybench_register_optimizers():
-    return [TBA]

@@ -1,10 +1,15 @@
-"""TBA → TPE: feasible-first annealing, then Optuna TPE warm-started with the whole history (reference §5)."""
+"""TBA → TPE: feasible-first annealing, then Optuna TPE warm-started with the whole history.
+
+The hybrid of the TBA paper (Lysenstøen 2026, "Feasible-First Exploration for Constrained ML
+Deployment Optimization in Crash-Prone Hierarchical Search Spaces"); "the reference" below is its
+published code (github.com/Chrislysen/Constrained-ML-Deployment).
+"""
 
 from __future__ import annotations
 
 from typing import Any, Mapping
 
-from deploybench import Optimizer, Outcome, hookimpl
+from deploybench import Optimizer, Outcome
 
 from .annealing import AnnealingState, Temperature, propose_neighbor, unseen_sample
 from .subspace import SubspaceTracker
@@ -25,20 +30,19 @@ class TBATPE(OptunaStudyMixin, Optimizer):
 
     Defects of the reference fixed here:
 
-    - O1: the handoff gate works on spaces without a family parameter (the diversity term is skipped
+    - the handoff gate works on spaces without a family parameter (the diversity term is skipped
       when ``family_param`` is None; the reference required a ``model_name`` key and so never handed
       off before the forced trial on synthetic tasks).
-    - O2: unitless violations; a crash reaches Optuna ranked below every infeasible trial.
-    - O4/O11: no unintended duplicates in either phase: an SA proposal already measured is re-drawn;
+    - unitless violations; a crash reaches Optuna ranked below every infeasible trial.
+    - no unintended duplicates in either phase: an SA proposal already measured is re-drawn;
       a TPE suggestion already measured is closed as FAIL (ignored by TPE) and TPE is asked again,
       then an unmeasured random config avoiding crashed categorical values is used.
-    - O5: early stops are non-improving steps in SA and clearly-infeasible trials for TPE.
-    - O6: one domain (ordinals are searched over their listed values in both phases).
-    - O7: evidence-based blacklisting; blacklisted proposals are re-drawn, never returned.
+    - early stops are non-improving steps in SA and clearly-infeasible trials for TPE.
+    - one domain (ordinals are searched over their listed values in both phases).
+    - evidence-based blacklisting; blacklisted proposals are re-drawn, never returned.
     """
 
     name = "tba_tpe"
-    description = "TBA annealing to map the feasible region, then TPE warm-started with every result"
 
     def __init__(self, space, *, objective, constraints=(), budget=25, seed=0, family_param=None,
                  T_init: float = 1.0, T_min: float = 1e-3, patience: int = 4, n_initial_random: int = 3,
@@ -109,7 +113,7 @@ class TBATPE(OptunaStudyMixin, Optimizer):
     def _random_unmeasured(self) -> dict[str, Any]:
         """A random unmeasured config outside the blacklist; when none can be found (every unmeasured
         sample drawn was blacklisted) the blacklisted one is returned and the override is recorded in
-        ``blacklist_overrides`` (O7: never silently)."""
+        ``blacklist_overrides`` (never silently)."""
         config = unseen_sample(self.space, self._rng, self._seen, self._allowed)
         if self._tracker and not self._allowed(config):
             hits = self._tracker.blocked(config, len(self._history) + 1)
@@ -169,8 +173,3 @@ class TBATPE(OptunaStudyMixin, Optimizer):
             self._sa.step(config, outcome, n)
         elif self._sa.current is None or (outcome.feasible and self._sa.phase == "feasibility"):
             self._sa.step(config, outcome, n)
-
-
-@hookimpl
-def deploybench_register_optimizers():
-    return [TBATPE]

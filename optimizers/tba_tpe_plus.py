@@ -10,8 +10,6 @@ from typing import Any
 import numpy as np
 import optuna
 
-from deploybench import hookimpl
-
 from .optuna_policy import suggest_config
 from .surrogates import FeasibilityModel
 from .tba_tpe import TBATPE
@@ -29,11 +27,10 @@ class TBATPEPlus(TBATPE):
     each, and the first candidate in TPE's own order with P ≥ ``feasibility_threshold`` is
     evaluated (else the most probably feasible one). The unused proposals are closed as FAIL, which
     TPE ignores, so its densities are built from measured trials only. Phase 1 is ``tba_tpe``'s
-    unchanged; every fix listed there (O1, O2, O4-O7) applies.
+    unchanged; every fix listed there applies.
     """
 
     name = "tba_tpe_plus"
-    description = "tba_tpe with multivariate TPE and a crash/constraint model screening TPE's proposals"
 
     def __init__(self, space, *, objective, constraints=(), budget=25, seed=0, family_param=None,
                  T_init: float = 1.0, T_min: float = 1e-3, patience: int = 4, n_initial_random: int = 3,
@@ -95,8 +92,3 @@ class TBATPEPlus(TBATPE):
         trial, config, key = proposals[pick]
         self._pending[key] = trial
         return config
-
-
-@hookimpl
-def deploybench_register_optimizers():
-    return [TBATPEPlus]

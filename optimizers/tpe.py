@@ -1,4 +1,4 @@
-"""Optuna TPE: the strong model-based baseline (reference §9.2), with the shared crash policy."""
+"""Optuna TPE: the strong model-based baseline of the TBA paper's evaluation, with the shared crash policy."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any, Mapping
 
 import optuna
 
-from deploybench import Optimizer, Outcome, hookimpl
+from deploybench import Optimizer, Outcome
 
 from .optuna_policy import CONSTRAINT_KEY, constraint_value, frozen_trial, quiet_optuna, suggest_config, trial_value
 
@@ -40,7 +40,7 @@ class OptunaStudyMixin:
     def _ask_study(self, max_retries: int = 20) -> dict[str, Any]:
         """Ask the study for an unmeasured config. A duplicate suggestion is closed (as FAIL, which
         TPE ignores) and the study is asked again with its advanced random state; after
-        ``max_retries`` duplicates a random unmeasured config is returned instead (O4), chosen to avoid
+        ``max_retries`` duplicates a random unmeasured config is returned instead, chosen to avoid
         categorical values that crashed."""
         for _ in range(max_retries):
             trial = self._study.ask()
@@ -95,9 +95,9 @@ class TPE(OptunaStudyMixin, Optimizer):
 
     Defaults follow the reference baseline: ``n_startup_trials = max(3, budget // 5)``, independent
     (univariate) TPE, everything else Optuna's default. Fixes relative to the reference: crashes are
-    ranked below every infeasible trial (O2/O3: no -inf values); one domain for all optimizers (O6:
-    ordinals are searched over their listed values only); a duplicate suggestion is closed as FAIL
-    (which TPE ignores) and TPE is asked again, so no configuration is measured twice (O4).
+    ranked below every infeasible trial (no -inf values); one domain for all optimizers
+    (ordinals are searched over their listed values only); a duplicate suggestion is closed as FAIL
+    (which TPE ignores) and TPE is asked again, so no configuration is measured twice.
 
     Parameters
     ----------
@@ -106,7 +106,6 @@ class TPE(OptunaStudyMixin, Optimizer):
     """
 
     name = "tpe"
-    description = "Optuna TPE (independent, constraint-aware, crashes as worst-ranked infeasible)"
 
     def __init__(self, space, *, objective, constraints=(), budget=25, seed=0, family_param=None,
                  n_startup_trials: int | None = None, multivariate: bool = False, group: bool = False):
@@ -123,8 +122,3 @@ class TPE(OptunaStudyMixin, Optimizer):
 
     def tell(self, config: Mapping[str, Any], outcome: Outcome) -> None:
         self._tell_study(config, outcome)
-
-
-@hookimpl
-def deploybench_register_optimizers():
-    return [TPE]

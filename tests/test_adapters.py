@@ -36,10 +36,10 @@ def test_adapter_is_registered_and_passes_check_optimizer(name, package, folder,
     check_optimizer(cls, params, budget=10)
 
 
-def test_cli_runs_both_adapters_on_crashy_branin(run_cli, tmp_path):
+def test_cli_runs_both_adapters_on_crashy_branin(cli, tmp_path):
     for _, package, folder, _ in ADAPTERS:
         _require(package, folder)
-    proc = run_cli("run", "-o", "smac", "-o", "nevergrad", "-t", "crashy_branin", "--seeds", "2", "--budget", "15",
+    proc = cli("run", "-o", "smac", "-o", "nevergrad", "-t", "crashy_branin", "--seeds", "2", "--budget", "15",
                    "--out", str(tmp_path), timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     cases = [read_case_file(p) for p in iter_case_files(tmp_path)]

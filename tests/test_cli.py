@@ -1,4 +1,4 @@
-"""End-to-end CLI tests, each in a subprocess as a user would run them."""
+"""End-to-end CLI tests: in-process through main() (the `cli` fixture), in a subprocess where signals are the point."""
 
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ def _cases(out: Path) -> dict[str, object]:
     return {str(p.relative_to(out)): read_case_file(p) for p in sorted(out.rglob("seed_*.jsonl"))}
 
 
-def test_run_two_tasks_three_seeds(run_cli, tmp_path):
+def test_run_two_tasks_three_seeds(cli, tmp_path):
     out = tmp_path / "res"
-    proc = run_cli("run", "-o", "random", "-t", "crashy_branin", "-t", "crash_cliff", "--seeds", "3", "--budget", "12",
+    proc = cli("run", "-o", "random", "-t", "crashy_branin", "-t", "crash_cliff", "--seeds", "3", "--budget", "12",
                    "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     assert "deploybench session starts" in proc.stdout and "collected 6 cases" in proc.stdout
@@ -40,39 +40,39 @@ def test_run_two_tasks_three_seeds(run_cli, tmp_path):
     assert "crashy_branin" in manifest["tasks"] and manifest["versions"]["deploybench"]
     # the same seed gives the same trials
     again = tmp_path / "again"
-    assert run_cli("run", "-o", "random", "-t", "crashy_branin", "--seed", "1", "--budget", "12", "--out", str(again)).returncode == 0
+    assert cli("run", "-o", "random", "-t", "crashy_branin", "--seed", "1", "--budget", "12", "--out", str(again)).returncode == 0
     first = [t["config"] for t in files["crashy_branin/random/seed_1.jsonl"].trials]
     second = [t["config"] for t in read_case_file(again / "crashy_branin/random/seed_1.jsonl").trials]
     assert first == second
 
 
-def test_unknown_names_exit_2_with_known_names_and_closest(run_cli, tmp_path):
-    proc = run_cli("run", "-o", "randm", "-t", "crashy_branin", "--out", str(tmp_path))
+def test_unknown_names_exit_2_with_known_names_and_closest(cli, tmp_path):
+    proc = cli("run", "-o", "randm", "-t", "crashy_branin", "--out", str(tmp_path))
     assert proc.returncode == 2
     assert "unknown optimizer 'randm'" in proc.stderr and "random" in proc.stderr and "did you mean 'random'" in proc.stderr
-    proc = run_cli("run", "-o", "random", "-t", "crashy_brainin", "--out", str(tmp_path))
+    proc = cli("run", "-o", "random", "-t", "crashy_brainin", "--out", str(tmp_path))
     assert proc.returncode == 2
     assert "unknown task 'crashy_brainin'" in proc.stderr and "did you mean 'crashy_branin'" in proc.stderr
     assert "hierarchical_rosenbrock" in proc.stderr
-    proc = run_cli("run", "-o", "random", "-t", "crashy_branin", "--budget", "0", "--out", str(tmp_path))
+    proc = cli("run", "-o", "random", "-t", "crashy_branin", "--budget", "0", "--out", str(tmp_path))
     assert proc.returncode == 2 and "--budget must be a positive" in proc.stderr
-    proc = run_cli("run", "--seeds", "x")
+    proc = cli("run", "--seeds", "x")
     assert proc.returncode == 2 and "invalid int value" in proc.stderr
-    proc = run_cli("frobnicate")
+    proc = cli("frobnicate")
     assert proc.returncode == 2 and "invalid choice" in proc.stderr
 
 
-def test_keyword_selection_and_collect_only(run_cli, tmp_path):
-    proc = run_cli("run", "-o", "random", "--seeds", "3", "-k", "branin and not seed=1", "--collect-only")
+def test_keyword_selection_and_collect_only(cli, tmp_path):
+    proc = cli("run", "-o", "random", "--seeds", "3", "-k", "branin and not seed=1", "--collect-only")
     assert proc.returncode == 0, proc.stderr
     ids = [line for line in proc.stdout.splitlines() if "::" in line]
     assert ids == ["crashy_branin[analytic]::random[seed=0]", "crashy_branin[analytic]::random[seed=2]"]
     assert "2 cases collected" in proc.stdout
     assert not (tmp_path / "results").exists()
-    proc = run_cli("run", "-o", "random", "--seeds", "2", "-k", "(rosenbrock or cliff) and seed=1", "--collect-only")
+    proc = cli("run", "-o", "random", "--seeds", "2", "-k", "(rosenbrock or cliff) and seed=1", "--collect-only")
     ids = [line for line in proc.stdout.splitlines() if "::" in line]
     assert ids == ["hierarchical_rosenbrock[analytic]::random[seed=1]", "crash_cliff[analytic]::random[seed=1]"]
-    proc = run_cli("run", "-k", "branin and (", "--collect-only")
+    proc = cli("run", "-k", "branin and (", "--collect-only")
     assert proc.returncode == 2 and "-k" in proc.stderr
 
 
@@ -86,23 +86,23 @@ def _broken_dist(root: Path) -> Path:
     return root
 
 
-def test_broken_plugin_is_reported_and_the_rest_works(run_cli, tmp_path):
+def test_broken_plugin_is_reported_and_the_rest_works(cli, tmp_path):
     env = cli_env([_broken_dist(tmp_path / "site")])
-    proc = run_cli("plugins", env=env)
+    proc = cli("plugins", env=env)
     assert proc.returncode == 0, proc.stderr
     assert "broken" in proc.stdout and "BROKEN" in proc.stdout and "libfoo" in proc.stdout
     assert "random" in proc.stdout and "loaded" in proc.stdout
-    proc = run_cli("run", "-o", "random", "-t", "crashy_branin", "--budget", "5", "--out", str(tmp_path / "r"), env=env)
+    proc = cli("run", "-o", "random", "-t", "crashy_branin", "--budget", "5", "--out", str(tmp_path / "r"), env=env)
     assert proc.returncode == 0, proc.stderr
     assert "BROKEN PLUGIN broken" in proc.stdout and "1 cases completed" in proc.stdout
     # -p no:NAME blocks it
-    proc = run_cli("-p", "no:broken", "plugins", env=env)
+    proc = cli("-p", "no:broken", "plugins", env=env)
     assert "BROKEN" not in proc.stdout and "blocked" in proc.stdout
 
 
-def test_optimizer_that_raises_ends_only_its_own_case(run_cli, tmp_path):
+def test_optimizer_that_raises_ends_only_its_own_case(cli, tmp_path):
     out = tmp_path / "r"
-    proc = run_cli("-p", "core_fixtures", "run", "-o", "raise_on_third", "-o", "random", "-o", "invalid_suggester",
+    proc = cli("-p", "core_fixtures", "run", "-o", "raise_on_third", "-o", "random", "-o", "invalid_suggester",
                    "-t", "crashy_branin", "--budget", "6", "--out", str(out))
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "ERROR in ask: RuntimeError: deliberate failure on the third ask" in proc.stdout
@@ -113,7 +113,7 @@ def test_optimizer_that_raises_ends_only_its_own_case(run_cli, tmp_path):
     assert "Traceback" in raising.end["error"]["traceback"] and "third ask" in raising.end["error"]["traceback"]
     assert read_case_file(out / "crashy_branin/random/seed_0.jsonl").completed
     # -x stops after the first errored case
-    proc = run_cli("-p", "core_fixtures", "run", "-o", "raise_on_third", "-o", "random", "-t", "crashy_branin",
+    proc = cli("-p", "core_fixtures", "run", "-o", "raise_on_third", "-o", "random", "-t", "crashy_branin",
                    "--budget", "6", "-x", "--out", str(tmp_path / "x"))
     assert proc.returncode == 1 and "stopping after the first error" in proc.stdout
     assert not (tmp_path / "x/crashy_branin/random").exists()
@@ -152,17 +152,17 @@ def test_sigkill_then_resume_keeps_every_finished_case(tmp_path):
         assert read_case_file(out / f"slow_branin/random/seed_{s}.jsonl").completed
 
 
-def test_list_and_version(run_cli):
-    proc = run_cli("list")
+def test_list_and_version(cli):
+    proc = cli("list")
     assert proc.returncode == 0
     for name in ("crashy_branin", "hierarchical_rosenbrock", "crash_cliff", "random", "serial", "process"):
         assert name in proc.stdout
-    assert run_cli("--version").stdout.startswith("deploybench ")
+    assert cli("--version").stdout.startswith("deploybench ")
 
 
-def test_budget_in_seconds_of_cost(run_cli, tmp_path):
+def test_budget_in_seconds_of_cost(cli, tmp_path):
     out = tmp_path / "r"
-    proc = run_cli("run", "-o", "random", "-t", "crashy_branin", "--budget", "500", "--budget-seconds", "20",
+    proc = cli("run", "-o", "random", "-t", "crashy_branin", "--budget", "500", "--budget-seconds", "20",
                    "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     case = read_case_file(out / "crashy_branin/random/seed_0.jsonl")

@@ -5,23 +5,17 @@ from __future__ import annotations
 import pytest
 
 from deploybench.plugins import create_plugin_manager
-from deploybench.testing import check_task, iter_optimizer_checks
+from deploybench.testing import check_task, iter_optimizer_checks, parametrize_with_checks
 from deploybench.tasks.synthetic import CrashCliff, CrashyBranin, HierarchicalRosenbrock
 
 BUILTIN = ("random", "tba", "tba_tpe", "tba_tpe_plus", "tpe", "cbo")
 FAST = {"cbo": {"n_candidates": 100, "n_local": 40}, "tba_tpe_plus": {"n_proposals": 3}}
+_PM = create_plugin_manager()
 
 
-def _cases():
-    classes = create_plugin_manager().optimizer_classes()
-    for name in BUILTIN:
-        for check in iter_optimizer_checks(classes[name], FAST.get(name), budget=12):
-            yield pytest.param(check, id=f"{name}-{check.__name__}")
-
-
-@pytest.mark.parametrize("check", list(_cases()))
-def test_builtin_optimizer_conformance(check):
-    check()
+@parametrize_with_checks([(_PM.get_optimizer_class(name), FAST.get(name, {})) for name in BUILTIN], budget=12)
+def test_builtin_optimizer_conformance(optimizer, check):
+    check(optimizer)
 
 
 def test_conformance_catches_a_broken_optimizer():
@@ -60,3 +54,32 @@ def test_conformance_catches_a_broken_optimizer():
 ])
 def test_builtin_tasks_pass_check_task(task, witness):
     check_task(task, witness=witness)
+
+
+def test_checks_that_do_not_apply_are_skipped_not_passed(pytester):
+    """A plugin author's own test file: each check is its own item; the seed check of an optimizer
+    that declares itself non-deterministic is reported as skipped, with the reason."""
+    pytester.makepyfile(test_plugin="""
+        from deploybench import Optimizer, OptimizerTags
+        from deploybench.testing import parametrize_with_checks
+
+        class Noisy(Optimizer):
+            name = "noisy"
+            tags = OptimizerTags(deterministic=False)
+
+            def ask(self):
+                if not hasattr(self, "rng_"):
+                    self.rng_ = self.make_rng()
+                return self.space.sample(self.rng_)
+
+            def tell(self, config, outcome):
+                pass
+
+        @parametrize_with_checks([Noisy], budget=6)
+        def test_conformance(optimizer, check):
+            check(optimizer)
+    """)
+    result = pytester.runpytest_inprocess("-v", "-rs", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=9, skipped=1)
+    result.stdout.fnmatch_lines(["*::test_conformance?noisy-check_different_seeds_differ? SKIPPED*", "SKIPPED*check_different_seeds_differ does not "
+                                 "apply: Noisy declares tags.deterministic = False*"])

@@ -20,15 +20,15 @@ def test_example_plugin_is_installed_as_a_distribution():
     assert [ep.name for ep in eps] == ["example_local_search"]
 
 
-def test_example_plugin_runs_and_is_scored(run_cli, tmp_path):
+def test_example_plugin_runs_and_is_scored(cli, tmp_path):
     out = tmp_path / "res"
-    proc = run_cli("run", "-o", "example_local_search", "-o", "random", "-t", "crashy_branin", "--seeds", "2",
+    proc = cli("run", "-o", "example_local_search", "-o", "random", "-t", "crashy_branin", "--seeds", "2",
                    "--budget", "10", "--out", str(out))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "crashy_branin[analytic]::example_local_search[seed=1]" in proc.stdout
     assert (out / "crashy_branin/example_local_search/seed_1.jsonl").exists()
-    plugins = run_cli("plugins")
+    plugins = cli("plugins")
     assert "example_local_search" in plugins.stdout and "deploybench-example-optimizer" in plugins.stdout
-    board = run_cli("leaderboard", str(out), "--format", "csv")
+    board = cli("leaderboard", str(out), "--format", "csv")
     assert board.returncode == 0, board.stderr
     assert "example_local_search" in board.stdout and "random" in board.stdout

@@ -23,9 +23,9 @@ def _records(out: Path) -> dict[str, list[dict]]:
     return found
 
 
-def test_parallel_workers_match_a_serial_run(run_cli, tmp_path):
-    serial = run_cli(*ARGS, "--out", str(tmp_path / "serial"))
-    parallel = run_cli(*ARGS, "-n", "2", "--out", str(tmp_path / "parallel"))
+def test_parallel_workers_match_a_serial_run(cli, tmp_path):
+    serial = cli(*ARGS, "--out", str(tmp_path / "serial"))
+    parallel = cli(*ARGS, "-n", "2", "--out", str(tmp_path / "parallel"))
     assert serial.returncode == 0 and parallel.returncode == 0, serial.stderr + parallel.stderr
     assert "executor: process with 2 workers" in parallel.stdout
     a, b = _records(tmp_path / "serial"), _records(tmp_path / "parallel")

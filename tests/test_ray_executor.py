@@ -48,11 +48,11 @@ def test_resources_one_cpu_per_case_and_one_device_per_live_case():
     assert resources_for(_case("live"), {"CPU": 16}, 4, "auto") == {"num_cpus": 4}
 
 
-def test_plugin_registers_the_executor_and_its_option(run_cli):
+def test_plugin_registers_the_executor_and_its_option(cli):
     dist = md.distribution("deploybench-ray")
     assert [ep.name for ep in dist.entry_points if ep.group == "deploybench"] == ["ray"]
-    assert "ray" in run_cli("list", "executors").stdout
-    assert "--ray-address" in run_cli("run", "--help").stdout
+    assert "ray" in cli("list", "executors").stdout
+    assert "--ray-address" in cli("run", "--help").stdout
 
 
 def test_ray_started_by_the_test_gives_the_serial_records(tmp_path):

@@ -10,23 +10,25 @@ import argparse
 import importlib
 import sys
 import traceback
-from typing import Sequence
+from typing import Any, Sequence
 
-from ..plugins import UsageError, create_plugin_manager
-from ..results import ResultsFormatError
-from ..session import EXIT_INTERNAL, EXIT_USAGE
 
 __all__ = ["main", "build_parser"]
 
-#: modules under deploybench.cli that each add one subcommand: ``add_parser(subparsers)`` and
-#: ``run(args, pm) -> int``
-COMMAND_MODULES = ("run", "listing", "plugins_cmd", "leaderboard", "doctor", "record", "table")
+#: command -> the module under deploybench.cli that adds it: ``add_parser(subparsers, pm)`` and
+#: ``run(args, pm) -> int``. Only the module of the command being run is imported (the leaderboard's
+#: statistics import SciPy, which ``deploybench run`` does not need); ``--help`` imports them all.
+COMMANDS = {"run": "run", "list": "listing", "plugins": "plugins_cmd", "leaderboard": "leaderboard",
+            "doctor": "doctor", "record": "record", "table": "table"}
+COMMAND_MODULES = tuple(COMMANDS.values())
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse, but usage errors raise instead of exiting so the message format is ours."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
+        from ..plugins import UsageError
+
         raise UsageError(f"{self.prog}: {message}")
 
 
@@ -47,19 +49,38 @@ def _early_plugin_args(argv: Sequence[str]) -> list[str]:
     return out
 
 
-def build_parser(pm) -> argparse.ArgumentParser:
-    parser = _Parser(prog="deploybench", description="Benchmark optimizers for constrained, crash-prone ML deployment.")
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The subcommand named on the command line (the first word that is not an option or a ``-p`` value)."""
+    skip = False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a in ("-p", "--plugin"):
+            skip = True
+        elif not a.startswith("-"):
+            return a
+    return None
+
+
+def build_parser(pm: Any | None, commands: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser of ``commands`` (default: every command). With ``pm=None`` (``deploybench --help``,
+    ``--version``) no plugin manager is built and plugins add no options."""
+    from ..reporting import PROGRESS_LEGEND
+
+    parser = _Parser(prog="deploybench", description="Benchmark optimizers for constrained, crash-prone ML deployment.",
+                     epilog=PROGRESS_LEGEND)
     parser.add_argument("-p", "--plugin", action="append", default=[], metavar="MODULE",
                         help="load a plugin module; -p no:NAME blocks the plugin NAME")
     from .. import __version__
 
     parser.add_argument("--version", action="version", version=f"deploybench {__version__}")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    for command in COMMANDS if commands is None else commands:
+        module_name = f"{__package__}.{COMMANDS[command]}"
         try:
-            module = importlib.import_module(f"{__package__}.{name}")
+            module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
-            if exc.name == f"{__package__}.{name}":
+            if exc.name == module_name:
                 continue  # command not built into this version
             raise
         module.add_parser(sub, pm)
@@ -68,9 +89,23 @@ def build_parser(pm) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv == ["--version"]:  # the commonest probe, answered before anything else is imported
+        from .. import __version__
+
+        print(f"deploybench {__version__}")
+        return 0
+    from ..plugins import UsageError, create_plugin_manager
+    from ..results import ResultsFormatError
+    from ..session import EXIT_INTERNAL, EXIT_USAGE
+
     try:
-        pm = create_plugin_manager(_early_plugin_args(argv))
-        parser = build_parser(pm)
+        command = _command_of(argv)
+        if command is None:  # --version, --help or nothing: answered without loading any plugin
+            parser = build_parser(None, commands=() if argv[:1] == ["--version"] else None)
+            pm = None
+        else:
+            pm = create_plugin_manager(_early_plugin_args(argv))
+            parser = build_parser(pm, commands=[command] if command in COMMANDS else None)
         args = parser.parse_args(argv)
         if not getattr(args, "command", None):
             parser.print_help()

@@ -14,7 +14,8 @@ def add_parser(sub: Any, pm: Any) -> None:
 
 
 def run(args: Any, pm: Any) -> int:
-    # building the registries calls every registration hook, so a hook that raises shows up too
+    # building the registries calls every registration hook and imports every optimizer, so a hook
+    # that raises and an optimizer module that cannot be imported show up too
     pm.task_specs(), pm.optimizer_classes(), pm.executors()
     rows = [[p.name, "loaded", p.source, p.module] for p in pm.loaded]
     rows += [[name, "blocked", "-p no:" + name, ""] for name in pm.blocked]

@@ -8,8 +8,10 @@ import os
 from typing import Any
 
 from ..plugins import UsageError
+from ..reporting import PROGRESS_LEGEND
 from ..runner import RunOptions
 from ..session import EXIT_OK, Session, collect
+from .doctor import require_live_dependencies
 
 
 def _seed_list(text: str) -> list[int]:
@@ -58,7 +60,8 @@ def _workers(text: str) -> int:
 
 def add_parser(sub: Any, pm: Any) -> None:
     p = sub.add_parser("run", help="run optimizer × task × seed cases",
-                       description="Run cases and write one JSONL file per case under --out.")
+                       description="Run cases and write one JSONL file per case under --out.",
+                       epilog=PROGRESS_LEGEND)
     p.add_argument("-o", "--optimizer", action="append", default=[], metavar="NAME",
                    help="optimizer to run (repeatable; default: all registered)")
     p.add_argument("-t", "--task", action="append", default=[], metavar="NAME[TARGET]",
@@ -76,7 +79,7 @@ def add_parser(sub: Any, pm: Any) -> None:
     p.add_argument("--collect-only", action="store_true", help="list the cases and exit")
     p.add_argument("-x", "--exitfirst", action="store_true", help="stop after the first errored case")
     p.add_argument("-q", "--quiet", action="count", default=0, help="less output")
-    p.add_argument("-v", "--verbose", action="count", default=0, help="more output (-v: per-trial progress)")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more output (-v: one line per trial; -vv: every metric of each trial)")
     p.add_argument("--out", default="results", help="results directory (default: ./results)")
     p.add_argument("--resume", action="store_true",
                    help="skip finished cases; continue unfinished ones from their recorded trials")
@@ -88,7 +91,8 @@ def add_parser(sub: Any, pm: Any) -> None:
     p.add_argument("--opt-param", type=_opt_param, action="append", default=[], metavar="OPT.PARAM=VALUE",
                    help="set an optimizer parameter, e.g. tba.T_init=0.5 (repeatable)")
     p.add_argument("--fsync", action="store_true", help="fsync every trial line (survives a machine crash)")
-    pm.hook.deploybench_addoption(parser=p)
+    if pm is not None:  # None for the top-level --help, which loads no plugin
+        pm.hook.deploybench_addoption(parser=p)
     p.set_defaults(handler=run)
 
 
@@ -110,6 +114,8 @@ def run(args: argparse.Namespace, pm: Any) -> int:
         return EXIT_OK
     if not cases:
         raise UsageError("no cases selected (check -k, --task and --optimizer)")
+    if any(c.kind == "live" for c in cases):
+        require_live_dependencies("--target live")
     executor = args.executor or ("process" if args.workers > 1 else "serial")
     options = RunOptions(out_dir=os.path.abspath(args.out), plugin_args=tuple(args.plugin), resume=args.resume,
                          ask_timeout_s=args.ask_timeout, fsync=args.fsync)

@@ -17,7 +17,7 @@ import platform
 import sys
 import time
 from importlib import metadata
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from tabulate import tabulate
 
@@ -92,10 +92,12 @@ def _cache_path(cache_dir: str | None, key: str) -> str:
 
 
 def doctor_report(quick: bool = False, devices: Sequence[str] | None = None, time_limit_s: float = 90.0,
-                  cache_dir: str | None = None, use_cache: bool | None = None) -> list[dict[str, Any]]:
+                  cache_dir: str | None = None, use_cache: bool | None = None,
+                  on_row: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
     """One row per device × backend × precision: works, error kind, reason, seconds.
 
     ``quick=True`` reuses a cached report of the same machine and library versions younger than a day.
+    ``on_row`` is called with each row as its probe finishes (probing takes minutes).
     """
     devices = list(devices or probe_devices())
     use_cache = quick if use_cache is None else use_cache
@@ -109,7 +111,13 @@ def doctor_report(quick: bool = False, devices: Sequence[str] | None = None, tim
                 return [dict(r, cached=True) for r in data["rows"]]
         except (OSError, ValueError, KeyError):
             pass
-    rows = [_probe(d, b, p, time_limit_s) for d in devices for b in _BACKENDS for p in _PRECISIONS]
+    rows = []
+    for d in devices:
+        for b in _BACKENDS:
+            for p in _PRECISIONS:
+                rows.append(_probe(d, b, p, time_limit_s))
+                if on_row is not None:
+                    on_row(rows[-1])
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         tmp = f"{path}.{os.getpid()}.tmp"

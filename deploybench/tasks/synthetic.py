@@ -27,7 +27,11 @@ def branin(x1: float, x2: float) -> float:
 
 
 class CrashyBranin(Task):
-    r"""Crashy Branin, exactly as the reference defines it (seed-code §10.1).
+    r"""Crashy Branin: Branin with a categorical mode, crash zones and two linear constraints.
+
+    As defined by the code published with the TBA paper (Lysenstøen 2026, "Feasible-First Exploration
+    for Constrained ML Deployment Optimization in Crash-Prone Hierarchical Search Spaces",
+    github.com/Chrislysen/Constrained-ML-Deployment), exactly.
 
     Space: ``mode`` ∈ {A, B, C}, ``x1``, ``x2`` ∈ [0, 15], ``resolution`` ∈ {1..10}.
 
@@ -69,7 +73,8 @@ class CrashyBranin(Task):
                 best_family=None,  # modes A, B and C all reach the optimum
                 target="analytic",
                 description="Branin with a categorical mode, an integer resolution, crash zones and two linear constraints",
-                reference="seed-code.md §10.1; TBA paper Table 3",
+                reference="Lysenstøen 2026, Feasible-First Exploration for Constrained ML Deployment Optimization in "
+                          "Crash-Prone Hierarchical Search Spaces: synthetic benchmark, Table 3",
             ),
         )
 
@@ -90,7 +95,10 @@ class CrashyBranin(Task):
 
 
 class HierarchicalRosenbrock(Task):
-    r"""Hierarchical Rosenbrock (reference §10.2), with real noise.
+    r"""Hierarchical Rosenbrock: the dimension depends on a categorical mode; crash zone, noise.
+
+    From the code published with the TBA paper (github.com/Chrislysen/Constrained-ML-Deployment),
+    with real (seeded Gaussian) noise in place of its hash-based pseudo-noise.
 
     Space: ``mode`` ∈ {simple, extended, full}; ``x1``, ``x2`` ∈ [−5, 5]; ``x3``, ``x4`` ∈ [−5, 5]
     active when mode ∈ {extended, full}; ``x5`` ∈ [−5, 5] active when mode = full;
@@ -138,7 +146,9 @@ class HierarchicalRosenbrock(Task):
                 family_param="mode",
                 target="analytic",
                 description="Rosenbrock whose dimension depends on a categorical mode, with a crash zone, a sum constraint and noise falling with n_iters",
-                reference="seed-code.md §10.2 (hash pseudo-noise replaced by seeded Gaussian noise)",
+                reference="Lysenstøen 2026, Feasible-First Exploration for Constrained ML Deployment Optimization in "
+                          "Crash-Prone Hierarchical Search Spaces: synthetic benchmark (hash pseudo-noise replaced by "
+                          "seeded Gaussian noise)",
             ),
         )
 

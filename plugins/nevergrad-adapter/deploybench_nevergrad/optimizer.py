@@ -47,7 +47,6 @@ class NevergradOptimizer(Optimizer):
     """
 
     name = "nevergrad"
-    description = "nevergrad ask/tell (NGOpt by default); crashes get worst loss + margin, infeasible uses constraint_violation"
     tags = OptimizerTags(conditional_spaces=True, batch_asks=False, uses_constraints=True, deterministic=True)
 
     def __init__(self, space, *, objective, constraints=(), budget=25, seed=0, family_param=None,

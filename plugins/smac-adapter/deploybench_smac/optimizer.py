@@ -61,7 +61,6 @@ class SMACOptimizer(Optimizer):
     """
 
     name = "smac"
-    description = "SMAC3 random-forest BO (HPO facade) via ask/tell; crash cost for crashes, penalised cost for infeasible"
     tags = OptimizerTags(conditional_spaces=True, batch_asks=False, uses_constraints=True, deterministic=True)
 
     def __init__(self, space, *, objective, constraints=(), budget=25, seed=0, family_param=None,

@@ -1,0 +1,232 @@
+"""What a run tells its user: the answer per task, one line per trial, and what the letters mean.
+
+A user of a deployment optimizer came for a configuration and its measurements, not for a mean over
+seeds; :func:`answers` finds, per task, the best feasible configuration any case of the session
+found, with its measured metrics, the objective's name and direction, the regret to the known
+optimum where there is one, and how many seeds found it. The per-trial lines (``-v``) name the
+constraint that decides each trial's feasibility.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from .results import ResultsFormatError, read_case_file
+from .runner import GLYPHS, CaseResult
+
+__all__ = ["PROGRESS_LEGEND", "Answer", "glyph", "answers", "format_answers", "format_value", "short_config",
+           "binding_constraint", "trial_line", "trial_detail", "next_step_line"]
+
+_GLYPH_MEANINGS = {
+    "ok": "ok (feasible)",
+    "infeasible": "infeasible (a limit was exceeded)",
+    "early_stopped": "early-stopped (cut short: clearly over a limit)",
+    "crashed": "crashed",
+    "timeout": "timed out",
+}
+#: one line explaining the progress letters (printed under the first run in a results folder, and in --help)
+PROGRESS_LEGEND = "progress letters, one per trial: " + ", ".join(
+    f"{GLYPHS[k]} {_GLYPH_MEANINGS[k]}" for k in ("ok", "infeasible", "early_stopped", "crashed", "timeout"))
+
+
+def glyph(outcome: Mapping[str, Any]) -> str:
+    """The progress letter of one trial's outcome (see :data:`PROGRESS_LEGEND`)."""
+    return GLYPHS["early_stopped"] if outcome.get("early_stopped") else GLYPHS[outcome["status"]]
+
+
+def format_value(value: Any) -> str:
+    """Numbers rounded to 4 significant digits (``0.8085800000000001`` → ``0.8086``); others as text."""
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def short_config(config: Mapping[str, Any]) -> str:
+    """``model=resnet50 backend=onnxruntime batch_size=4``, numbers rounded."""
+    return " ".join(f"{k}={format_value(v)}" for k, v in config.items())
+
+
+def _direction_words(direction: str) -> str:
+    return "higher is better" if direction == "maximize" else "lower is better"
+
+
+def binding_constraint(outcome: Mapping[str, Any], constraints: Sequence[Mapping[str, Any]]) -> str:
+    """The constraint that decides this trial: the most violated one when infeasible, the one closest
+    to its cap when feasible (``latency_p95_ms 18.2 <= 20``); for a crash or timeout, its error kind."""
+    if outcome.get("status") in ("crashed", "timeout"):
+        error = outcome.get("error") or {}
+        message = (error.get("message") or "").strip().splitlines()
+        return f"{error.get('kind', outcome['status'])}" + (f": {message[0][:80]}" if message else "")
+    metrics = outcome.get("metrics") or {}
+    violation = outcome.get("violation") or {}
+    measured = [(c, metrics.get(c["metric"])) for c in constraints if metrics.get(c["metric"]) is not None]
+    if not measured:
+        return ""
+    if any(violation.get(c["metric"], 0) > 0 for c, _ in measured):
+        c, value = max(measured, key=lambda cv: violation.get(cv[0]["metric"], 0))
+        return f"{c['metric']} {format_value(value)} > {format_value(c['cap'])}"
+    c, value = max(measured, key=lambda cv: (cv[1] - cv[0]["cap"]) / cv[0]["scale"])
+    return f"{c['metric']} {format_value(value)} <= {format_value(c['cap'])}"
+
+
+def _status_word(outcome: Mapping[str, Any]) -> str:
+    return "early_stopped" if outcome.get("early_stopped") else str(outcome.get("status"))
+
+
+def trial_line(record: Mapping[str, Any], objective_metric: str, constraints: Sequence[Mapping[str, Any]]) -> str:
+    """``-v``: one line per trial: number, short config, status, objective, binding constraint."""
+    o = record["outcome"]
+    objective = "" if o.get("objective") is None else f"{objective_metric}={format_value(o['objective'])}"
+    parts = [f"  {record['trial']:>3}", short_config(record["config"]), "->", _status_word(o), objective,
+             binding_constraint(o, constraints)]
+    return " ".join(p for p in parts if p)
+
+
+def trial_detail(record: Mapping[str, Any], objective_metric: str, constraints: Sequence[Mapping[str, Any]]) -> str:
+    """``-vv``: the trial line, then every metric, violation and the cost, rounded."""
+    o = record["outcome"]
+    lines = [trial_line(record, objective_metric, constraints)]
+    metrics = {k: v for k, v in (o.get("metrics") or {}).items() if not isinstance(v, (dict, list))}
+    if metrics:
+        lines.append("      metrics: " + ", ".join(f"{k}={format_value(v)}" for k, v in metrics.items()))
+    violated = {k: v for k, v in (o.get("violation") or {}).items() if v}
+    extra = [f"cost={format_value(float(o.get('cost_s', 0.0)))}s"]
+    if violated:
+        extra.append("violation: " + ", ".join(f"{k}={format_value(v)}" for k, v in violated.items()))
+    if record.get("duplicate"):
+        extra.append("duplicate of an earlier trial")
+    if o.get("error"):
+        extra.append(f"error {o['error'].get('kind')}: {(o['error'].get('message') or '').strip().splitlines()[0][:200]}"
+                     if (o["error"].get("message") or "").strip() else f"error {o['error'].get('kind')}")
+    lines.append("      " + "; ".join(extra))
+    return "\n".join(lines)
+
+
+@dataclass
+class Answer:
+    """The best feasible configuration the session found for one task."""
+
+    task_label: str
+    objective_metric: str
+    direction: str
+    constraints: list[dict]
+    known_optimum: float | None
+    best: float | None = None
+    config: dict | None = None
+    metrics: dict = field(default_factory=dict)
+    found_by: dict[str, tuple[int, int]] = field(default_factory=dict)  # optimizer -> (seeds reaching best, seeds)
+    source: str = ""  # "path (trial N)" of the trial that measured it
+
+    @property
+    def regret(self) -> float | None:
+        if self.best is None or self.known_optimum is None:
+            return None
+        gap = self.known_optimum - self.best if self.direction == "maximize" else self.best - self.known_optimum
+        return max(0.0, gap)
+
+
+def _key(config: Mapping[str, Any] | None) -> str:
+    return json.dumps(config, sort_keys=True, default=str)
+
+
+def _best_trial(path: str, best: float, config: Mapping[str, Any]) -> tuple[dict, int | None, dict]:
+    """The header and the first feasible trial of a case file that measured ``config`` with ``best``."""
+    try:
+        case = read_case_file(path)
+    except (OSError, ResultsFormatError):
+        return {}, None, {}
+    for t in case.trials:
+        o = t["outcome"]
+        if o["status"] == "ok" and o.get("objective") == best and _key(t["config"]) == _key(config):
+            return case.header, t["trial"], o.get("metrics") or {}
+    return case.header, None, {}
+
+
+def _reached(value: float | None, best: float | None) -> bool:
+    """Whether a seed's best equals the session's best (several configurations can tie: accuracy is
+    a property of the model, whatever the backend or batch size)."""
+    return value is not None and best is not None and abs(value - best) <= 1e-9 * max(1.0, abs(best))
+
+
+def answers(results: Iterable[CaseResult]) -> list[Answer]:
+    """Per task (label), the best feasible configuration over every optimizer and seed of the session."""
+    by_task: dict[str, list[CaseResult]] = defaultdict(list)
+    for r in results:
+        if r.status != "error" and r.path:
+            by_task[r.case.task_label].append(r)
+    out = []
+    for label, rs in sorted(by_task.items()):
+        header = {}
+        try:
+            header = read_case_file(rs[0].path).header
+        except (OSError, ResultsFormatError):
+            pass
+        objective = header.get("objective") or {}
+        answer = Answer(label, objective.get("metric", "objective"), objective.get("direction", "maximize"),
+                        list(header.get("constraints") or []), header.get("known_optimum"))
+        sign = 1.0 if answer.direction == "maximize" else -1.0
+        found = [r for r in rs if r.best is not None and r.best_config is not None]
+        if found:
+            winner = max(found, key=lambda r: sign * r.best)
+            answer.best, answer.config = winner.best, dict(winner.best_config)
+            _, trial, answer.metrics = _best_trial(winner.path, winner.best, winner.best_config)
+            answer.source = winner.path + (f" (trial {trial})" if trial is not None else "")
+        for r in rs:
+            n_with, n = answer.found_by.get(r.case.optimizer, (0, 0))
+            answer.found_by[r.case.optimizer] = (n_with + _reached(r.best, answer.best), n + 1)
+        out.append(answer)
+    return out
+
+
+def _display_path(path: str) -> str:
+    """A path relative to the working directory when it lies below it (shorter, copyable)."""
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:  # another drive (Windows)
+        return path
+    return path if rel.startswith("..") else rel
+
+
+def format_answers(found: Sequence[Answer]) -> list[str]:
+    """Lines of the answer block: per task the objective, the best configuration, its measurements."""
+    lines: list[str] = []
+    for a in found:
+        limits = ", ".join(f"{c['metric']} <= {format_value(c['cap'])}" for c in a.constraints)
+        verb = "maximise" if a.direction == "maximize" else "minimise"
+        lines.append(f"{a.task_label}: {verb} {a.objective_metric} ({_direction_words(a.direction)})"
+                     + (f" subject to {limits}" if limits else ""))
+        if a.best is None:
+            n = sum(n for _, n in a.found_by.values())
+            lines.append(f"  no feasible configuration found in {n} case{'s' if n != 1 else ''}; "
+                         "try a larger --budget or more --seeds")
+            continue
+        best = f"  best {a.objective_metric} = {format_value(a.best)}"
+        if a.known_optimum is not None:
+            regret = a.regret or 0.0
+            best += (f" (the known optimum)" if regret <= 1e-12 * max(1.0, abs(a.known_optimum))
+                     else f" (regret {format_value(regret)} to the known optimum {format_value(a.known_optimum)})")
+        lines.append(best)
+        lines.append(f"  config: {short_config(a.config or {})}")
+        measured = [f"{c['metric']} {format_value(a.metrics[c['metric']])} (limit {format_value(c['cap'])})"
+                    for c in a.constraints if c["metric"] in a.metrics]
+        for key in ("throughput_sps", "device_executed", "precision_executed"):
+            if key in a.metrics and key != a.objective_metric:
+                measured.append(f"{key} {format_value(a.metrics[key])}")
+        if measured:
+            lines.append("  measured: " + ", ".join(measured))
+        lines.append("  reached by: " + ", ".join(
+            f"{opt} in {k}/{n} seed{'s' if n != 1 else ''}" for opt, (k, n) in sorted(a.found_by.items()) if k)
+            + (f"; all metrics in {_display_path(a.source)}" if a.source else ""))
+    return lines
+
+
+def next_step_line(out_dir: str) -> str:
+    return f"next: deploybench leaderboard {shlex.quote(_display_path(out_dir))}   (scores, statistics and plots of these runs)"
