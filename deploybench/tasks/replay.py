@@ -41,6 +41,21 @@ def available_targets() -> tuple[str, ...]:
     return tuple(shipped_tables())
 
 
+def worst_feasible(table: Table, scenario: Scenario) -> float | None:
+    """The worst objective of any recorded repeat that meets the scenario's caps: the task's penalty
+    for a seed that found nothing (derived from the table, so it never depends on who ran)."""
+    caps = [(c.metric, c.cap) for c in scenario.constraints]
+    metric, sign = scenario.objective.metric, scenario.objective.sign
+    values = []
+    for key in table.grid_keys():
+        for m in table.measurements.get(key) or ():
+            measured = m.get("metrics") or {}
+            if m.get("status") == "ok" and measured.get(metric) is not None and all(
+                    measured.get(k) is not None and measured[k] <= cap for k, cap in caps):
+                values.append(float(measured[metric]))
+    return min(values, key=lambda v: sign * v) if values else None
+
+
 def _pick(seed: int, trial: int, key: str, n: int) -> int:
     digest = hashlib.sha256(f"{seed}:{trial}:{key}".encode()).digest()
     return int.from_bytes(digest[:8], "big") % n
@@ -73,6 +88,7 @@ class ReplayTask(Task):
             metadata=TaskMetadata(
                 kind="replay",
                 known_optimum=self.truth.optimum,
+                penalty=worst_feasible(table, scenario),
                 family_param="model",
                 best_family=best_family,
                 target=target,
