@@ -24,7 +24,7 @@ if [ -x "$ROOT/.venv/bin/deploybench" ]; then
   DEPLOYBENCH="$ROOT/.venv/bin/deploybench"
   PYTHON="$ROOT/.venv/bin/python"
 fi
-OPTIMIZERS="${OPTIMIZERS:-random tba tba_tpe tba_tpe_plus tpe cbo}"
+OPTIMIZERS="${OPTIMIZERS:-random tba tba_tpe tba_tpe_plus tpe cbo smac nevergrad}"
 TASKS="${TASKS:-crashy_branin hierarchical_rosenbrock crash_cliff edge_tight server_throughput ultra_low_budget}"
 SEEDS="${SEEDS:-20}"
 JOBS="${JOBS:-2}"
@@ -49,5 +49,7 @@ fi
 rm -rf leaderboard/plots
 "$DEPLOYBENCH" leaderboard leaderboard/runs --references leaderboard/references.json \
   --plots leaderboard/plots --out leaderboard/README.md
+"$DEPLOYBENCH" leaderboard --format html --out leaderboard/index.html  # the same, as a web page
+rm -f leaderboard/plots/*.svg  # the README and the page show the PNGs; SVGs would be unlinked weight
 "$DEPLOYBENCH" leaderboard --check > /dev/null
-echo "leaderboard regenerated: leaderboard/README.md, leaderboard/plots/"
+echo "leaderboard regenerated: leaderboard/README.md, leaderboard/index.html, leaderboard/plots/"

@@ -237,7 +237,9 @@ def test_all_formats_render(tmp_path):
     assert "Friedman test" in md and "penalty" in md
     assert render(board, "github", plots_rel="plots") == md  # deterministic
     assert "\\begin{tabular}" in render(board, "latex") and "\\section*" in render(board, "latex")
-    assert "<table>" in render(board, "html")
+    page = render(board, "html")
+    assert page.startswith("<!DOCTYPE html>") and "<meta charset=\"utf-8\">" in page and "<style>" in page
+    assert page.count("<table class=\"sortable\">") == 3  # the table, the across-task ranking, its tests
     rows = list(csv.DictReader(io.StringIO(render(board, "csv"))))
     assert {r["optimizer"] for r in rows} == {"random", "good", "other"}
     data = json.loads(render(board, "json"))

@@ -1,12 +1,17 @@
 """Statistics across seeds and tasks: bootstrap intervals, ranks, Friedman, Wilcoxon + Holm.
 
-Everything here is deterministic: bootstrap resampling uses a generator seeded from a stable
-text (the row's identity), so a regenerated leaderboard is byte-identical.
+Intervals of a mean over seeds are BCa (bias-corrected and accelerated) bootstrap intervals from
+:func:`scipy.stats.bootstrap`: seeds that found nothing are scored with the task's penalty, which
+makes the distributions skewed, and percentile intervals under-cover there (Efron & Tibshirani,
+*An Introduction to the Bootstrap*, ch. 14). Everything here is deterministic: resampling uses a
+generator seeded from a stable text (the row's identity), so a regenerated leaderboard is
+byte-identical.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 import zlib
 from dataclasses import dataclass
 from typing import Mapping, Sequence
@@ -15,7 +20,7 @@ import numpy as np
 from scipy import stats
 
 __all__ = ["bootstrap_mean_ci", "bootstrap_mean_band", "average_ranks", "friedman", "PairTest",
-           "pairwise_wilcoxon_holm", "holm", "nemenyi_cd", "insignificant_cliques"]
+           "pairwise_wilcoxon_holm", "holm", "nemenyi_cd", "insignificant_cliques", "nemenyi_cliques"]
 
 N_BOOT = 2000
 
@@ -25,22 +30,29 @@ def _rng(seed_text: str) -> np.random.Generator:
 
 
 def bootstrap_mean_ci(values: Sequence[float], *, level: float = 0.95, n_boot: int = N_BOOT,
-                      seed_text: str = "") -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean (one value: a zero-width interval)."""
+                      seed_text: str = "", method: str = "BCa") -> tuple[float, float]:
+    """Bootstrap interval of the mean, BCa by default (``method`` as :func:`scipy.stats.bootstrap`
+    takes it). One value, or all equal: a zero-width interval. Where BCa is undefined (the
+    jackknife is degenerate, e.g. all but one value equal) the percentile interval is returned."""
     x = np.asarray(values, dtype=float)
     if x.size == 0:
         return math.nan, math.nan
     if x.size == 1 or np.all(x == x[0]):
         return float(x[0]), float(x[0])
-    idx = _rng(seed_text).integers(0, x.size, size=(n_boot, x.size))
-    means = x[idx].mean(axis=1)
-    alpha = (1.0 - level) / 2.0
-    return float(np.quantile(means, alpha)), float(np.quantile(means, 1.0 - alpha))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # scipy warns when BCa degenerates; handled below
+        res = stats.bootstrap((x,), np.mean, n_resamples=n_boot, confidence_level=level, method=method,
+                              random_state=_rng(seed_text), vectorized=True)
+    lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
+    if not (math.isfinite(lo) and math.isfinite(hi)) and method.lower() != "percentile":
+        return bootstrap_mean_ci(x, level=level, n_boot=n_boot, seed_text=seed_text, method="percentile")
+    return lo, hi
 
 
 def bootstrap_mean_band(matrix: np.ndarray, *, level: float = 0.95, n_boot: int = 500,
                         seed_text: str = "") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean and bootstrap band of the mean, per column of a (seeds × points) matrix."""
+    """Mean and percentile-bootstrap band of the mean, per column of a (seeds × points) matrix
+    (for curves: a visual guide, hundreds of points; the tables' intervals are BCa)."""
     m = np.asarray(matrix, dtype=float)
     mean = m.mean(axis=0)
     if m.shape[0] < 2:
@@ -157,6 +169,22 @@ def insignificant_cliques(order: Sequence[str], tests: Sequence[PairTest]) -> li
     for i in range(len(order)):
         j = i
         while j + 1 < len(order) and all(frozenset((order[m], order[j + 1])) not in sig for m in range(i, j + 1)):
+            j += 1
+        if j > i and not any(a <= i and j <= b for a, b in runs):
+            runs.append((i, j))
+    return runs
+
+
+def nemenyi_cliques(order: Sequence[str], avg_rank: Mapping[str, float], cd: float) -> list[tuple[int, int]]:
+    """Maximal runs ``(i, j)`` of methods (in rank order) whose average ranks differ by less than the
+    critical difference ``cd``: the bars of Demšar's critical-difference diagram."""
+    if not math.isfinite(cd):
+        return []
+    ranks = [avg_rank[m] for m in order]
+    runs: list[tuple[int, int]] = []
+    for i in range(len(order)):
+        j = i
+        while j + 1 < len(order) and ranks[j + 1] - ranks[i] < cd:
             j += 1
         if j > i and not any(a <= i and j <= b for a, b in runs):
             runs.append((i, j))
