@@ -123,9 +123,18 @@ def _fit_value_axis(ax: Any, use_regret: bool, drawn: list[np.ndarray]) -> None:
     if use_regret:
         positive = values[values > 0]
         if positive.size:
+            from matplotlib import ticker
+
             lo, hi = float(positive.min()), float(positive.max())
             ax.set_yscale("log")
             ax.set_ylim(lo / 1.6, hi * 1.6 if hi > lo else lo * 10)
+            plain = ticker.FuncFormatter(lambda v, _: f"{v:g}")  # 0.3, 2, 100 rather than 3×10⁻¹
+            ax.yaxis.set_major_formatter(plain)
+            if math.log10(hi * 1.6 / (lo / 1.6)) < 2.5:  # few decades: label 2 and 5 of each too
+                ax.yaxis.set_minor_locator(ticker.LogLocator(base=10.0, subs=(2.0, 5.0)))
+                ax.yaxis.set_minor_formatter(plain)
+            else:
+                ax.yaxis.set_minor_formatter(ticker.NullFormatter())
         return
     if values.size:
         lo, hi = float(values.min()), float(values.max())
