@@ -19,6 +19,7 @@ Measurements disturbed by other work (``contaminated``) are never served.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 import statistics
 from pathlib import Path
 from typing import Any, Mapping
@@ -41,19 +42,17 @@ def available_targets() -> tuple[str, ...]:
     return tuple(shipped_tables())
 
 
-def worst_feasible(table: Table, scenario: Scenario) -> float | None:
-    """The worst objective of any recorded repeat that meets the scenario's caps: the task's penalty
-    for a seed that found nothing (derived from the table, so it never depends on who ran)."""
-    caps = [(c.metric, c.cap) for c in scenario.constraints]
-    metric, sign = scenario.objective.metric, scenario.objective.sign
+def worst_feasible(task: "ReplayTask") -> float | None:
+    """The worst objective of any recorded repeat that replay would return as feasible (judged as
+    :meth:`ReplayTask.evaluate` judges it): the task's penalty for a seed that found nothing,
+    derived from the table, so it never depends on which optimizers ran."""
     values = []
-    for key in table.grid_keys():
-        for m in table.measurements.get(key) or ():
-            measured = m.get("metrics") or {}
-            if m.get("status") == "ok" and measured.get(metric) is not None and all(
-                    measured.get(k) is not None and measured[k] <= cap for k, cap in caps):
-                values.append(float(measured[metric]))
-    return min(values, key=lambda v: sign * v) if values else None
+    for key in task.table.grid_keys():
+        for m in task.table.repeats(key):
+            o = measurement_to_outcome(task, m)
+            if o.feasible and o.objective is not None:
+                values.append(float(o.objective))
+    return min(values, key=lambda v: task.objective.sign * v) if values else None
 
 
 def _pick(seed: int, trial: int, key: str, n: int) -> int:
@@ -88,7 +87,6 @@ class ReplayTask(Task):
             metadata=TaskMetadata(
                 kind="replay",
                 known_optimum=self.truth.optimum,
-                penalty=worst_feasible(table, scenario),
                 family_param="model",
                 best_family=best_family,
                 target=target,
@@ -103,6 +101,8 @@ class ReplayTask(Task):
                 },
             ),
         )
+
+        self.metadata = replace(self.metadata, penalty=worst_feasible(self))  # judged like evaluate()
 
     def signature_extra(self) -> Any:
         return {"table_space": self.table.header.get("space_signature"),
