@@ -442,3 +442,5 @@ def test_summarize_gives_the_answer_the_run_summary_and_leaderboard_share(tmp_pa
     assert row.answer.seeds_found == 2 and row.answer.regret == pytest.approx(OPTIMUM - 9.0)
     board = _board(tmp_path)
     assert board.groups[0].row("opt").best == row.best  # the leaderboard shows the same number
+    quick = summarize([tmp_path], statistics=False)[0].row("opt")  # the run summary's call: means only
+    assert quick.best.mean == row.best.mean and math.isnan(quick.best.lo) and quick.answer == row.answer

@@ -19,12 +19,11 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
-from scipy import stats
 
 from .metrics import DEFAULT_DISCOVERY_TOL, GroupResult, loss
 from .reading import iter_summaries
 from .references import ReferenceSet
-from .statistics import PairTest, average_ranks, friedman, nemenyi_cd, pairwise_wilcoxon_holm
+from .statistics import PairTest, scipy_stats, average_ranks, friedman, nemenyi_cd, pairwise_wilcoxon_holm
 from .summary import summarize_cases
 
 __all__ = ["Leaderboard", "Overall", "build_leaderboard", "compare_across"]
@@ -115,7 +114,7 @@ def compare_across(groups: Sequence[GroupResult], *, alpha: float = 0.05) -> Ove
             block_ids.append((gi, seed))
     tests: list[PairTest] = []
     if block_ids:
-        paired = np.array(blocks_norm) if use_norm else stats.rankdata(np.array(blocks_loss), axis=1)
+        paired = np.array(blocks_norm) if use_norm else scipy_stats().rankdata(np.array(blocks_loss), axis=1)
         samples = {lab: {block_ids[b]: float(paired[b, j]) for b in range(len(block_ids))}
                    for j, lab in enumerate(labels)}
         tests = pairwise_wilcoxon_holm(samples, alpha=alpha)

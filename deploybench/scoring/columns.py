@@ -77,6 +77,7 @@ class GroupContext:
     baseline: str
     baseline_regret: float | None
     discovery_tol: float
+    statistics: bool = True  # False: means only, no bootstrap intervals (NaN bounds), for a quick summary
 
     def penalised(self, case: CaseSummary) -> float | None:
         """The case's best feasible objective, or the penalty when it found none."""
@@ -126,17 +127,23 @@ def _num1(v: float | None) -> str:
 
 
 def _ci(v: Interval | None) -> str:
-    return DASH if v is None else f"{fmt_num(v.mean)} [{fmt_num(v.lo)}, {fmt_num(v.hi)}]"
+    if v is None:
+        return DASH
+    if math.isnan(v.lo) and math.isnan(v.hi):
+        return fmt_num(v.mean)
+    return f"{fmt_num(v.mean)} [{fmt_num(v.lo)}, {fmt_num(v.hi)}]"
 
 
 def _mean(values: Sequence[float]) -> float | None:
     return float(np.mean(values)) if len(values) else None
 
 
-def _interval(values: Sequence[float], seed_text: str) -> Interval | None:
+def _interval(values: Sequence[float], context: GroupContext, label: str, what: str) -> Interval | None:
     if not len(values):
         return None
-    lo, hi = bootstrap_mean_ci(values, seed_text=seed_text)
+    if not context.statistics:
+        return Interval(float(np.mean(values)), math.nan, math.nan)
+    lo, hi = bootstrap_mean_ci(values, seed_text=context.seed_text(label, what))
     return Interval(float(np.mean(values)), lo, hi)
 
 
@@ -195,7 +202,7 @@ class BestObjective:
         ctx = cases.context
         if ctx.penalty is None:
             return None
-        return _interval([ctx.penalised(c) for c in cases], ctx.seed_text(cases.label, "best"))
+        return _interval([ctx.penalised(c) for c in cases], ctx, cases.label, "best")
 
     def format(self, value: Interval | None) -> str:
         return _ci(value)
@@ -239,7 +246,7 @@ class Regret:
         ctx = cases.context
         if ctx.known_optimum is None or ctx.penalty is None:
             return None
-        return _interval([ctx.regret(ctx.penalised(c)) for c in cases], ctx.seed_text(cases.label, "regret"))
+        return _interval([ctx.regret(ctx.penalised(c)) for c in cases], ctx, cases.label, "regret")
 
     def format(self, value: Interval | None) -> str:
         return DASH if value is None else fmt_num(value.mean)
@@ -264,7 +271,7 @@ class NormalisedScore:
         if not ctx.baseline_regret or ctx.known_optimum is None or ctx.penalty is None:
             return None
         values = [ctx.regret(ctx.penalised(c)) / ctx.baseline_regret for c in cases]
-        return _interval(values, ctx.seed_text(cases.label, "norm"))
+        return _interval(values, ctx, cases.label, "norm")
 
     def describe(self, context: GroupContext) -> str:
         if context.known_optimum is None:

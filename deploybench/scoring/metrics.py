@@ -210,9 +210,11 @@ def best_found(cases: Sequence[CaseSummary], direction: str, known_optimum: floa
 
 
 def score_group(key: GroupKey, cases: Sequence[CaseSummary], *, extra_metrics: Sequence[Any] = (),
-                discovery_tol: float = DEFAULT_DISCOVERY_TOL, alpha: float = 0.05) -> GroupResult:
+                discovery_tol: float = DEFAULT_DISCOVERY_TOL, alpha: float = 0.05,
+                statistics: bool = True) -> GroupResult:
     """Score every optimizer of one group: each row gets every column of :data:`BUILTIN_COLUMNS`
-    followed by ``extra_metrics`` (plugin columns), all through the same ``Metric`` protocol."""
+    followed by ``extra_metrics`` (plugin columns), all through the same ``Metric`` protocol.
+    ``statistics=False`` skips the bootstrap intervals (NaN bounds) and the Wilcoxon tests."""
     first = cases[0]
     direction = first.direction
     problems = [p for c in cases for p in c.problems]
@@ -235,7 +237,7 @@ def score_group(key: GroupKey, cases: Sequence[CaseSummary], *, extra_metrics: S
     context = GroupContext(key=key, direction=direction, objective_metric=first.objective_metric,
                            known_optimum=first.known_optimum, penalty=penalty, penalty_source=source,
                            family_param=first.family_param, best_family=first.best_family, baseline=BASELINE,
-                           baseline_regret=None, discovery_tol=discovery_tol)
+                           baseline_regret=None, discovery_tol=discovery_tol, statistics=statistics)
     for row in rows.values():
         if penalty is not None:
             row.best_by_seed = {c.seed: context.penalised(c) for c in row.cases}
@@ -263,7 +265,7 @@ def score_group(key: GroupKey, cases: Sequence[CaseSummary], *, extra_metrics: S
 
     ordered = sorted(rows.values(), key=lambda r: (math.inf if r.best is None else loss(r.best.mean, direction), r.label))
     samples = {r.label: {s: loss(v, direction) for s, v in r.best_by_seed.items()} for r in ordered if r.best_by_seed}
-    tests = pairwise_wilcoxon_holm(samples, alpha=alpha) if len(samples) > 1 else []
+    tests = pairwise_wilcoxon_holm(samples, alpha=alpha) if statistics and len(samples) > 1 else []
     for t in tests:
         if t.winner is not None:
             rows[t.winner].wins.append(t.b if t.winner == t.a else t.a)

@@ -17,12 +17,19 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import numpy as np
-from scipy import stats
 
 __all__ = ["bootstrap_mean_ci", "bootstrap_mean_band", "average_ranks", "friedman", "PairTest",
            "pairwise_wilcoxon_holm", "holm", "nemenyi_cd", "insignificant_cliques", "nemenyi_cliques"]
 
 N_BOOT = 2000
+
+
+def scipy_stats():
+    """scipy.stats, imported when a statistic is first computed (it takes most of a second to import,
+    which the run summary, computed without intervals, never pays)."""
+    from scipy import stats
+
+    return stats
 
 
 def _rng(seed_text: str) -> np.random.Generator:
@@ -41,7 +48,7 @@ def bootstrap_mean_ci(values: Sequence[float], *, level: float = 0.95, n_boot: i
         return float(x[0]), float(x[0])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # scipy warns when BCa degenerates; handled below
-        res = stats.bootstrap((x,), np.mean, n_resamples=n_boot, confidence_level=level, method=method,
+        res = scipy_stats().bootstrap((x,), np.mean, n_resamples=n_boot, confidence_level=level, method=method,
                               random_state=_rng(seed_text), vectorized=True)
     lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
     if not (math.isfinite(lo) and math.isfinite(hi)) and method.lower() != "percentile":
@@ -70,7 +77,7 @@ def average_ranks(losses: np.ndarray) -> np.ndarray:
     m = np.asarray(losses, dtype=float)
     if m.size == 0:
         return np.full(m.shape[1] if m.ndim == 2 else 0, math.nan)
-    return stats.rankdata(m, axis=1).mean(axis=0)
+    return scipy_stats().rankdata(m, axis=1).mean(axis=0)
 
 
 def friedman(losses: np.ndarray) -> tuple[float, float] | None:
@@ -81,7 +88,7 @@ def friedman(losses: np.ndarray) -> tuple[float, float] | None:
         return None
     if np.all(m == m[:, :1]):
         return None
-    res = stats.friedmanchisquare(*[m[:, j] for j in range(m.shape[1])])
+    res = scipy_stats().friedmanchisquare(*[m[:, j] for j in range(m.shape[1])])
     if not math.isfinite(res.statistic) or not math.isfinite(res.pvalue):
         return None
     return float(res.statistic), float(res.pvalue)
@@ -120,7 +127,7 @@ def _wilcoxon_p(x: np.ndarray, y: np.ndarray) -> float:
     if d.size == 0 or np.all(d == 0):
         return 1.0
     try:
-        res = stats.wilcoxon(x, y, zero_method="wilcox", alternative="two-sided")
+        res = scipy_stats().wilcoxon(x, y, zero_method="wilcox", alternative="two-sided")
     except ValueError:
         return 1.0
     p = float(res.pvalue)
@@ -157,7 +164,7 @@ def nemenyi_cd(k: int, n_blocks: int, alpha: float = 0.05) -> float:
     """Nemenyi critical difference of average ranks (Demšar 2006), from the studentized range."""
     if k < 2 or n_blocks < 1:
         return math.nan
-    q = stats.studentized_range.ppf(1.0 - alpha, k, 1e6) / math.sqrt(2.0)
+    q = scipy_stats().studentized_range.ppf(1.0 - alpha, k, 1e6) / math.sqrt(2.0)
     return float(q * math.sqrt(k * (k + 1) / (6.0 * n_blocks)))
 
 

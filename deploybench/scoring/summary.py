@@ -17,14 +17,17 @@ __all__ = ["summarize", "summarize_cases"]
 
 
 def summarize_cases(cases: Iterable[CaseSummary], *, extra_metrics: Sequence[Any] = (),
-                    discovery_tol: float = DEFAULT_DISCOVERY_TOL, alpha: float = 0.05) -> list[GroupResult]:
+                    discovery_tol: float = DEFAULT_DISCOVERY_TOL, alpha: float = 0.05,
+                    statistics: bool = True) -> list[GroupResult]:
     """Score case summaries: one :class:`GroupResult` per task label, task signature and budget."""
-    return [score_group(key, items, extra_metrics=extra_metrics, discovery_tol=discovery_tol, alpha=alpha)
+    return [score_group(key, items, extra_metrics=extra_metrics, discovery_tol=discovery_tol, alpha=alpha,
+                        statistics=statistics)
             for key, items in group_summaries(cases).items()]
 
 
 def summarize(paths: Iterable[Path | str], *, extra_metrics: Sequence[Any] = (),
-              discovery_tol: float = DEFAULT_DISCOVERY_TOL, alpha: float = 0.05) -> list[GroupResult]:
+              discovery_tol: float = DEFAULT_DISCOVERY_TOL, alpha: float = 0.05,
+              statistics: bool = True) -> list[GroupResult]:
     """Read and score case files: the one summary behind the run summary and the leaderboard.
 
     ``paths`` are results folders or single case files (``seed_N.jsonl`` or ``.jsonl.gz``). Returns
@@ -42,6 +45,10 @@ def summarize(paths: Iterable[Path | str], *, extra_metrics: Sequence[Any] = (),
       seed and trial that found it, how many seeds' best is that same configuration, and its regret
       to the known optimum (``group.known_optimum``) where there is one;
     - ``group.objective_metric`` and ``group.direction`` name what "best" means.
+
+    ``statistics=False`` (for the run summary, which prints means): no bootstrap intervals (their
+    bounds are NaN) and no significance tests, so scipy is not even imported; every mean, count and
+    answer is the same as with statistics.
     """
     return summarize_cases(iter_summaries(paths), extra_metrics=extra_metrics, discovery_tol=discovery_tol,
-                           alpha=alpha)
+                           alpha=alpha, statistics=statistics)
