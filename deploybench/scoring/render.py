@@ -57,8 +57,11 @@ def _provenance(g: GroupResult) -> str:
             f"`{g.key.task_signature}`, budget {g.key.budget} trials")
     software = g.software
     if software:
+        by_text: dict[str, list[str]] = {}
+        for label in sorted(software):
+            by_text.setdefault(software[label], []).append(f"`{label}`")
         text += "; optimizer software as recorded in the case headers: " + "; ".join(
-            f"`{label}` {software[label]}" for label in sorted(software))
+            f"{', '.join(labels)}: {sw}" for sw, labels in sorted(by_text.items(), key=lambda kv: kv[1]))
     return text + "."
 
 
