@@ -444,3 +444,23 @@ def test_summarize_gives_the_answer_the_run_summary_and_leaderboard_share(tmp_pa
     assert board.groups[0].row("opt").best == row.best  # the leaderboard shows the same number
     quick = summarize([tmp_path], statistics=False)[0].row("opt")  # the run summary's call: means only
     assert quick.best.mean == row.best.mean and math.isnan(quick.best.lo) and quick.answer == row.answer
+
+
+def test_plot_axes_fit_the_plotted_statistics_and_styles_stay_distinct():
+    """The value axis spans the means and bands drawn (the issue: a regret axis cut at per-seed
+    values hid final means of 0.003); eight optimizers get eight distinct colour/style pairs."""
+    from deploybench.scoring.plots import _fit_value_axis, _pyplot, optimizer_styles
+
+    plt = _pyplot()
+    fig, ax = plt.subplots()
+    means = np.array([0.07, 0.02, 0.003])
+    _fit_value_axis(ax, True, [means, means * 0.5, means * 2.0])
+    lo, hi = ax.get_ylim()
+    assert ax.get_yscale() == "log" and lo < 0.0015 and hi > 0.14
+    _fit_value_axis(ax2 := plt.subplots()[1], False, [np.array([-3.0, -1.0]), np.array([-4.0, -0.5])])
+    lo, hi = ax2.get_ylim()
+    assert lo < -4.0 and -0.5 < hi < 0.0
+    plt.close("all")
+    styles = optimizer_styles([f"opt{i}" for i in range(8)])
+    assert len({(s["color"], str(s["linestyle"])) for s in styles.values()}) == 8
+    assert len({s["color"] for s in styles.values()}) == 8
