@@ -79,6 +79,10 @@ def deploybench_leaderboard_metrics() -> "list[Any]":
     (``n_trials``, ``n_ok``, ``n_crashed``, ``error_kinds``, ...), ``best``, ``best_config``,
     ``first_feasible_trial``, ``total_cost``, and the per-trial ``best_curve`` / ``cost_curve``.
     Return ``None`` where the metric is undefined. A metric that raises is reported, not fatal.
+    The built-in columns are written against the same protocol; a metric may also define ``key``,
+    ``header(context)``, ``describe(context)`` and ``format(value)``, and read the table's context
+    (the task's penalty, known optimum, ...) from ``cases.context`` (see
+    :mod:`deploybench.scoring.columns`).
 
     Example::
 

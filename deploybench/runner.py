@@ -256,6 +256,7 @@ def run_case(
         "objective": {"metric": task.objective.metric, "direction": direction},
         "constraints": [c.to_json() for c in task.constraints],
         "known_optimum": task.metadata.known_optimum,
+        "penalty": task.metadata.penalty,
         "family_param": task.metadata.family_param,
         "best_family": task.metadata.best_family,
         "optimizer": case.optimizer,

@@ -73,10 +73,17 @@ class TaskMetadata:
     ``known_optimum`` is the best feasible objective where it is known; ``family_param`` names the
     parameter whose values are model "families" (for the discovery metric and diversity gates);
     ``target`` names the device or table the task measures.
+
+    ``penalty`` is the objective a seed that found no feasible configuration is scored with on the
+    leaderboard: the task's worst feasible objective (declared, or derived from its ground truth),
+    so no seed that found nothing scores better than one that found something, and the score never
+    depends on which other optimizers ran. ``None``: the task declares none (scoring then falls back
+    to the worst feasible objective observed in the table, and says so).
     """
 
     kind: str = "analytic"
     known_optimum: float | None = None
+    penalty: float | None = None
     family_param: str | None = None
     best_family: Any = None
     target: str = "analytic"

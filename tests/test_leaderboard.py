@@ -114,3 +114,190 @@ def test_usage_errors(cli, tmp_path):
     assert code == 2 and "no case files" in err
     code, _, err = cli("leaderboard", str(tmp_path / "empty"), "--check")
     assert code == 2 and "--out" in err
+
+
+# -- the web page, opened in a real browser ----------------------------------------------------------
+#: what Debian's chromium needs to run headless here (no sandbox in a container, no GPU, no network)
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    import shutil
+
+    path = next((p for p in (shutil.which(n) for n in ("chromium", "chromium-browser")) if p), None)
+    if path is None:
+        pytest.skip("chromium is not installed (apt-get install -y chromium), so the leaderboard page cannot be "
+                    "opened in a real browser")
+    return path
+
+
+def _browser(chromium, tmp_path, *args: str) -> str:
+    """Run headless chromium with a fresh profile; returns its standard output."""
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory(dir=tmp_path) as profile:
+        done = subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
+                              capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+class _Dom:
+    """The parts of a dumped DOM the checks need: tables (header and body cells) and figures."""
+
+    def __init__(self, text: str) -> None:
+        from html.parser import HTMLParser
+
+        self.tables: list[dict] = []
+        self.images: list[dict] = []
+        self.missing = 0
+        dom = self
+
+        class Parser(HTMLParser):
+            cell: list[str] | None = None
+            section = ""
+
+            def handle_starttag(self, tag, attrs):
+                a = dict(attrs)
+                if tag == "table":
+                    dom.tables.append({"head": [], "rows": []})
+                elif tag in ("thead", "tbody"):
+                    self.section = tag
+                elif tag == "tr" and self.section == "tbody":
+                    dom.tables[-1]["rows"].append([])
+                elif tag in ("th", "td"):
+                    self.cell = []
+                elif tag == "img":
+                    dom.images.append(a)
+                elif tag == "figure" and "missing" in (a.get("class") or ""):
+                    dom.missing += 1
+
+            def handle_data(self, data):
+                if self.cell is not None:
+                    self.cell.append(data)
+
+            def handle_endtag(self, tag):
+                if tag in ("th", "td") and self.cell is not None:
+                    text = "".join(self.cell).strip()
+                    if tag == "th":
+                        dom.tables[-1]["head"].append(text)
+                    else:
+                        dom.tables[-1]["rows"][-1].append(text)
+                    self.cell = None
+
+        Parser().feed(text)
+
+
+def test_published_page_renders_in_a_browser(chromium, tmp_path):
+    """leaderboard/index.html in headless chromium: every table of the README is there with its rows,
+    every figure loads (the page marks a figure it could not load), and a screenshot is not blank."""
+    page = PUBLISHED / "index.html"
+    if not page.is_file():
+        pytest.skip("no published page in this checkout")
+    dom = _Dom(_browser(chromium, tmp_path, "--dump-dom", page.as_uri()))
+    readme = (PUBLISHED / "README.md").read_text(encoding="utf-8")
+    md_headers = [line for line in readme.splitlines() if line.startswith("| ") and "---" not in line]
+    md_tables = [line for i, line in enumerate(readme.splitlines())
+                 if line.startswith("|") and i + 1 < len(readme.splitlines())
+                 and readme.splitlines()[i + 1].startswith("|-")]
+    assert len(dom.tables) == len(md_tables) >= 7  # six task tables, the ranking, its tests (and references)
+    first = dom.tables[0]
+    assert first["head"][0] == "optimizer" and any(h.startswith("best ") for h in first["head"])
+    assert all(len(row) == len(first["head"]) for row in first["rows"])
+    md_rows = sum(1 for line in md_headers) - len(md_tables)
+    assert sum(len(t["rows"]) for t in dom.tables) == md_rows  # every table row of the README is in the page
+    images = [line.split("](")[1].rstrip(")") for line in readme.splitlines() if line.startswith("![")]
+    assert [img["src"] for img in dom.images] == images
+    assert dom.missing == 0 and all(int(img.get("data-natural-width", 0)) > 300 for img in dom.images)
+
+    shot = tmp_path / "page.png"
+    _browser(chromium, tmp_path, "--window-size=1280,2400", "--hide-scrollbars", f"--screenshot={shot}", page.as_uri())
+    from matplotlib import image
+
+    pixels = image.imread(str(shot))
+    assert pixels.shape[:2] == (2400, 1280)
+    ink = (pixels[..., :3].mean(axis=2) < 0.85).mean()  # share of pixels darker than the page background
+    assert 0.02 < ink < 0.6, f"the screenshot looks blank or broken ({ink:.3f} of it is ink)"
+
+
+def test_page_tables_sort_by_a_clicked_column(chromium, tmp_path):
+    """Clicking a header sorts its table by that column's numbers (the page's inline script); a
+    second click reverses the order."""
+    page = PUBLISHED / "index.html"
+    if not page.is_file():
+        pytest.skip("no published page in this checkout")
+    text = page.read_text(encoding="utf-8")
+
+    def sorted_by(header: str, clicks: int) -> list[list[str]]:
+        click = ("<script>var t = document.querySelectorAll('table.sortable')[0];"
+                 "var h = Array.prototype.find.call(t.tHead.rows[0].cells, c => c.textContent.trim() === "
+                 f"'{header}');" + "h.click();" * clicks + "</script>")
+        copy = tmp_path / f"sorted-{clicks}.html"
+        copy.write_text(text.replace("</body>", click + "</body>"), encoding="utf-8")
+        return _Dom(_browser(chromium, tmp_path, "--dump-dom", copy.as_uri())).tables[0]
+
+    original = _Dom(text).tables[0]
+    col = original["head"].index("waste")
+    waste = lambda rows: [float(r[col].rstrip("%")) for r in rows]  # noqa: E731
+    up, down = sorted_by("waste", 1)["rows"], sorted_by("waste", 2)["rows"]
+    assert waste(up) == sorted(waste(original["rows"])) and waste(down) == sorted(waste(original["rows"]), reverse=True)
+    assert sorted(map(tuple, up)) == sorted(map(tuple, original["rows"]))  # the same rows, reordered
+    assert waste(original["rows"]) != waste(up)  # the published order (by best objective) is not by waste
+
+
+def test_html_format_is_a_standalone_page(cli, small_runs, tmp_path):
+    code, out, err = cli("leaderboard", *small_runs, "--format", "html", "--plots", str(tmp_path / "plots"))
+    assert code == 0, err
+    assert out.startswith("<!DOCTYPE html>\n<html lang=\"en\">") and '<meta charset="utf-8">' in out
+    assert "<style>" in out and "<script>" in out and "http" not in out.split("<main>")[0]  # nothing fetched
+    assert out.count('<table class="sortable">') == 2 and "Provenance" in out
+    for src in [part.split('"')[0] for part in out.split('<img src="')[1:]]:
+        assert (Path(src) if Path(src).is_absolute() else Path.cwd() / src).is_file()
+
+
+# -- reproducing published cases ------------------------------------------------------------------------
+def test_reproduce_reports_identical_then_the_first_diverging_trial(cli, small_runs, tmp_path):
+    import gzip
+    import shutil
+
+    runs = tmp_path / "runs"
+    shutil.copytree(small_runs[0], runs)
+    code, out, err = cli("leaderboard", str(runs), "--reproduce", "2")
+    assert code == 0, out + err
+    assert "2 identical, 0 diverged or not rerun, of 2 cases" in out
+
+    path = next(runs.rglob("seed_1.jsonl"))
+    lines = path.read_text(encoding="utf-8").splitlines()
+    trial = json.loads(lines[3])  # the header is line 0: this is trial 2
+    trial["config"]["x1"] = trial["config"]["x1"] + 1e-12  # one ulp-sized change, as another CPU might make
+    lines[3] = json.dumps(trial)
+    with gzip.open(path.with_name("seed_1.jsonl.gz"), "wt", encoding="utf-8") as fh:  # compressed, like published
+        fh.write("\n".join(lines) + "\n")
+    path.unlink()
+    code, out, err = cli("leaderboard", str(runs), "--reproduce", "3")
+    assert code == 1, out + err
+    assert "crashy_branin[analytic]::random[seed=1]: diverged at trial 2 (config.x1: recorded" in out
+    assert "2 identical, 1 diverged or not rerun, of 3 cases" in out
+
+
+def test_reproduce_chooses_cases_across_tasks_and_optimizers():
+    from deploybench.scoring.reproduce import CaseRecord, choose_cases
+
+    records = [CaseRecord(Path(f"{t}/{o}/{s}"), {"task_label": t, "optimizer": o, "seed": s}, [])
+               for t in ("a", "b", "c") for o in ("x", "y", "z", "w") for s in range(5)]
+    chosen = choose_cases(records, 6)
+    assert len({(r.task_label, r.optimizer) for r in chosen}) == 6
+    assert {r.task_label for r in chosen} == {"a", "b", "c"} and {r.optimizer for r in chosen} == {"x", "y", "z", "w"}
+    assert len({r.seed for r in chosen}) > 1
+    assert choose_cases(records, 6) == chosen  # deterministic
+    assert len(choose_cases(records, 100)) == len(records)
+
+
+def test_reproduce_usage_errors(cli, tmp_path):
+    code, _, err = cli("leaderboard", str(tmp_path), "--reproduce", "0")
+    assert code == 2 and "positive number of cases" in err
+    code, _, err = cli("leaderboard", str(tmp_path), "--reproduce", "1")
+    assert code == 2 and "no case files" in err

@@ -38,12 +38,14 @@ def outcome(status: str, objective: float | None = None, cost: float = 1.0, kind
 
 def write_case(root: Path, optimizer: str, seed: int, outcomes: list[dict], *, task: str = "toy", budget: int | None = None,
                signature: str = "sig1", direction: str = "maximize", best_family=None, configs=None,
-               params: dict | None = None, end: bool = True, torn: bool = False, known_optimum=OPTIMUM) -> Path:
+               params: dict | None = None, end: bool = True, torn: bool = False, known_optimum=OPTIMUM,
+               penalty: float | None = None) -> Path:
     budget = budget if budget is not None else len(outcomes)
     path = case_path(root, task, optimizer, seed)
     header = {"node_id": f"{task}[x]::{optimizer}[seed={seed}]", "task": task, "target": "x", "task_label": task,
               "task_version": "1", "task_signature": signature, "task_kind": "analytic",
               "objective": {"metric": "f", "direction": direction}, "constraints": [], "known_optimum": known_optimum,
+              "penalty": penalty,
               "family_param": "fam", "best_family": best_family, "optimizer": optimizer,
               "optimizer_params": params or {}, "seed": seed, "budget": budget, "budget_seconds": None}
     cum = 0.0
@@ -115,7 +117,8 @@ def test_seeds_without_feasible_are_penalised_not_dropped(tmp_path):
     write_case(tmp_path, "opt", 0, [outcome("crashed", kind="runtime"), outcome("infeasible", 50.0)])
     write_case(tmp_path, "opt", 1, [outcome("ok", 9.0), outcome("ok", 8.0)])
     g = _board(tmp_path).groups[0]
-    assert g.penalty == 2.0  # the worst feasible objective any run observed
+    assert g.penalty == 2.0  # no penalty in these headers: the worst feasible objective any run observed
+    assert g.context.penalty_source == "observed"
     opt = g.row("opt")
     assert opt.seeds == 2 and opt.success == 0.5
     assert opt.best_by_seed == {0: 2.0, 1: 9.0}
@@ -237,7 +240,9 @@ def test_all_formats_render(tmp_path):
     assert "Friedman test" in md and "penalty" in md
     assert render(board, "github", plots_rel="plots") == md  # deterministic
     assert "\\begin{tabular}" in render(board, "latex") and "\\section*" in render(board, "latex")
-    assert "<table>" in render(board, "html")
+    page = render(board, "html")
+    assert page.startswith("<!DOCTYPE html>") and "<meta charset=\"utf-8\">" in page and "<style>" in page
+    assert page.count("<table class=\"sortable\">") == 3  # the table, the across-task ranking, its tests
     rows = list(csv.DictReader(io.StringIO(render(board, "csv"))))
     assert {r["optimizer"] for r in rows} == {"random", "good", "other"}
     data = json.loads(render(board, "json"))
@@ -268,3 +273,194 @@ def test_plots_are_written(tmp_path):
     assert sum(n.endswith("-trials.png") for n in names) == 1
     assert all(p.stat().st_size > 1000 for p in written)
     assert "<dc:date>" not in (tmp_path / "plots" / "critical-difference.svg").read_text()
+
+
+# -- the task's penalty ---------------------------------------------------------------------------
+def test_penalty_is_the_tasks_and_never_moves_with_other_optimizers(tmp_path):
+    """A seed that found nothing scores the penalty its task declared (recorded in the header):
+    adding an unrelated optimizer, however bad, changes no other row."""
+    def board_with(extra: bool):
+        root = tmp_path / ("with" if extra else "without")
+        write_case(root, "random", 0, [outcome("ok", 2.0)], penalty=-50.0)
+        write_case(root, "opt", 0, [outcome("crashed", kind="runtime")], penalty=-50.0)
+        write_case(root, "opt", 1, [outcome("ok", 9.0)], penalty=-50.0)
+        if extra:
+            write_case(root, "awful", 0, [outcome("ok", -40.0)], penalty=-50.0)
+        return _board(root)
+
+    before, after = board_with(False).groups[0], board_with(True).groups[0]
+    assert before.penalty == after.penalty == -50.0 and after.context.penalty_source == "task"
+    assert before.row("opt").best_by_seed == after.row("opt").best_by_seed == {0: -50.0, 1: 9.0}
+    assert before.row("opt").best.mean == after.row("opt").best.mean == pytest.approx(-20.5)
+    md = render(board_with(True), "github")
+    assert "the task's penalty, -50" in md and "does not depend on which optimizers" in md
+
+
+def test_records_without_a_penalty_fall_back_and_say_so(tmp_path):
+    write_case(tmp_path, "opt", 0, [outcome("ok", 3.0), outcome("ok", 5.0)])
+    write_case(tmp_path, "opt", 1, [outcome("crashed", kind="oom")], budget=2)
+    board = _board(tmp_path)
+    g = board.groups[0]
+    assert g.context.penalty_source == "observed" and g.row("opt").best_by_seed == {0: 5.0, 1: 3.0}
+    md = render(board, "github")
+    assert "(observed, not declared)" in md and "do not carry the task's penalty" in md
+
+
+@pytest.mark.parametrize("name, witness, noise", [
+    ("crashy_branin", {"mode": "B", "x1": 15.0, "x2": 0.0, "resolution": 10}, 0.0),
+    ("crash_cliff", {"accelerator": "none", "x": 0.0, "y": 0.0, "unroll": 8}, 0.0),
+    ("hierarchical_rosenbrock", {"mode": "full", "x1": -5.0, "x2": -5.0, "x3": -5.0, "x4": -5.0, "x5": -5.0,
+                                 "n_iters": 1}, 0.5),
+])
+def test_synthetic_penalties_are_the_worst_feasible_objective(name, witness, noise):
+    """The declared penalty is reached (within ten noise sd) by a feasible witness, and no feasible
+    configuration of 3000 sampled ones scores below it."""
+    from deploybench.task import EvalContext
+    from deploybench.tasks.synthetic import CrashCliff, CrashyBranin, HierarchicalRosenbrock
+
+    task = {"crashy_branin": CrashyBranin, "crash_cliff": CrashCliff,
+            "hierarchical_rosenbrock": HierarchicalRosenbrock}[name]()
+    penalty = task.metadata.penalty
+    o = task.evaluate(witness, EvalContext(seed=0, trial=0))
+    assert o.status == "ok" and penalty <= o.objective <= penalty + 20 * noise + 1e-9
+    rng = np.random.default_rng(0)
+    for i in range(3000):
+        o = task.evaluate(task.space.sample(rng), EvalContext(seed=1, trial=i))
+        if o.status == "ok":
+            assert o.objective >= penalty
+
+
+def test_replay_penalty_is_below_every_feasible_measurement():
+    from deploybench.tasks.replay import build_replay_task
+
+    task = build_replay_task("edge_tight", "cpu")
+    medians = [t.objective for t in task.truth.configs.values() if t.objective is not None]
+    assert task.metadata.penalty is not None and task.metadata.penalty <= min(medians)
+    assert task.metadata.penalty < task.metadata.known_optimum
+
+
+# -- BCa intervals, comparisons over tables ---------------------------------------------------------
+def test_intervals_are_scipy_bca_with_a_percentile_fallback():
+    from scipy import stats
+
+    from deploybench.scoring.statistics import _rng
+
+    skewed = [5.0] * 15 + [-60.0, -80.0, 4.0, 6.0, 5.5]  # a few penalised seeds: a long lower tail
+    ours = bootstrap_mean_ci(skewed, seed_text="row")
+    ref = stats.bootstrap((np.array(skewed),), np.mean, n_resamples=2000, method="BCa", random_state=_rng("row"))
+    assert ours == pytest.approx((ref.confidence_interval.low, ref.confidence_interval.high))
+    percentile = bootstrap_mean_ci(skewed, seed_text="row", method="percentile")
+    assert ours != pytest.approx(percentile)  # BCa corrects for the skew
+    lo, hi = bootstrap_mean_ci([5.0] * 19 + [-273.0], seed_text="x")  # BCa's jackknife degenerates here
+    assert math.isfinite(lo) and math.isfinite(hi) and lo < np.mean([5.0] * 19 + [-273.0]) <= hi
+
+
+def test_ranks_friedman_and_cd_are_over_tables(tmp_path):
+    from deploybench.scoring.statistics import nemenyi_cd
+
+    for t, signature in enumerate(["s1", "s2", "s3", "s4"]):
+        for seed in range(5):
+            for name, value in (("random", 1.0), ("good", 8.0), ("mid", 4.0 + (t == 0) * 10)):
+                write_case(tmp_path, name, seed, [outcome("ok", value + 0.01 * seed)], task=f"t{t}",
+                           signature=signature, penalty=-1.0)
+    o = _board(tmp_path).overall
+    assert o.n_tables == 4 and o.n_blocks == 20  # ranks over 4 tables; the Wilcoxon pairs over 20 (table, seed)
+    assert o.avg_rank == {"good": pytest.approx(1.25), "mid": pytest.approx(1.75), "random": pytest.approx(3.0)}
+    assert o.cd == pytest.approx(nemenyi_cd(3, 4))
+    md = render(_board(tmp_path), "github")
+    assert "Friedman test over the 4 tables" in md and "over 4 tables" in md and "(20 pairs)" in md
+
+
+def test_nemenyi_cliques_join_ranks_closer_than_cd():
+    from deploybench.scoring.statistics import nemenyi_cliques
+
+    ranks = {"a": 1.0, "b": 1.5, "c": 3.2, "d": 3.4}
+    assert nemenyi_cliques(list(ranks), ranks, 1.0) == [(0, 1), (2, 3)]
+    assert nemenyi_cliques(list(ranks), ranks, 5.0) == [(0, 3)]
+
+
+# -- columns are Metric classes -----------------------------------------------------------------------
+def test_every_builtin_column_is_a_metric_and_one_class_adds_a_column(tmp_path):
+    from deploybench.scoring import BUILTIN_COLUMNS, Interval, Metric
+
+    assert all(isinstance(m, Metric) for m in BUILTIN_COLUMNS)
+
+    class MedianBest:  # what adding a built-in column takes: this class, listed once
+        name = "median best"
+        key = "median_best"
+        description = "median over seeds of the penalised best objective"
+
+        def compute(self, cases):
+            return Interval(float(np.median([cases.context.penalised(c) for c in cases])), 0.0, 0.0)
+
+        def describe(self, context):
+            return f"**median best**: median of the best {context.objective_metric} over seeds."
+
+    for seed in range(3):
+        write_case(tmp_path, "opt", seed, [outcome("ok", 1.0 + seed)], penalty=0.0)
+    board = _board(tmp_path, extra_metrics=[MedianBest()])
+    md = render(board, "github")
+    header = next(line for line in md.splitlines() if line.startswith("| optimizer"))
+    assert "median best" in header and "**median best**: median of the best f over seeds." in md
+    row = next(csv.DictReader(io.StringIO(render(board, "csv"))))
+    assert float(row["median_best_mean"]) == 2.0 and float(row["best_mean"]) == 2.0
+    data = json.loads(render(board, "json"))
+    assert data["groups"][0]["rows"][0]["median_best"]["mean"] == 2.0
+    assert "median_best" in data["groups"][0]["columns"]
+
+
+# -- reading compressed records and variant folders ---------------------------------------------------
+def test_gzipped_case_files_and_variant_folders_are_read(tmp_path):
+    import gzip
+    import shutil
+
+    plain = write_case(tmp_path / "a", "opt", 0, [outcome("crashed", kind="oom"), outcome("ok", 4.0)])
+    variant = tmp_path / "b" / "toy" / "opt[T_init=0.9]"
+    variant.mkdir(parents=True)
+    with open(plain, "rb") as src, gzip.open(variant / "seed_0.jsonl.gz", "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    paths = list(iter_summaries([tmp_path / "b"]))
+    assert len(paths) == 1
+    a, b = summarize_case_file(plain), paths[0]
+    assert (b.n_trials, b.best, b.n_crashed, list(b.best_curve)[1:]) == (a.n_trials, a.best, a.n_crashed,
+                                                                          list(a.best_curve)[1:])
+
+
+# -- the one summary ----------------------------------------------------------------------------------
+def test_summarize_gives_the_answer_the_run_summary_and_leaderboard_share(tmp_path):
+    from deploybench.scoring import summarize
+
+    best = {"fam": "b", "x": 1.0}
+    write_case(tmp_path, "opt", 0, [outcome("ok", 6.0), outcome("ok", 9.0)], configs=[{"fam": "a", "x": 0.0}, best],
+               penalty=-5.0)
+    write_case(tmp_path, "opt", 1, [outcome("ok", 9.0)], configs=[best], penalty=-5.0, budget=2)
+    write_case(tmp_path, "opt", 2, [outcome("crashed", kind="oom")], penalty=-5.0, budget=2)
+    (group,) = summarize([tmp_path])
+    row = group.row("opt")
+    assert row.best.mean == pytest.approx((9.0 + 9.0 - 5.0) / 3) and row.success == pytest.approx(2 / 3)
+    assert (row.answer.config, row.answer.objective, row.answer.seed, row.answer.trial) == (best, 9.0, 0, 2)
+    assert row.answer.seeds_found == 2 and row.answer.regret == pytest.approx(OPTIMUM - 9.0)
+    board = _board(tmp_path)
+    assert board.groups[0].row("opt").best == row.best  # the leaderboard shows the same number
+    quick = summarize([tmp_path], statistics=False)[0].row("opt")  # the run summary's call: means only
+    assert quick.best.mean == row.best.mean and math.isnan(quick.best.lo) and quick.answer == row.answer
+
+
+def test_plot_axes_fit_the_plotted_statistics_and_styles_stay_distinct():
+    """The value axis spans the means and bands drawn (the issue: a regret axis cut at per-seed
+    values hid final means of 0.003); eight optimizers get eight distinct colour/style pairs."""
+    from deploybench.scoring.plots import _fit_value_axis, _pyplot, optimizer_styles
+
+    plt = _pyplot()
+    fig, ax = plt.subplots()
+    means = np.array([0.07, 0.02, 0.003])
+    _fit_value_axis(ax, True, [means, means * 0.5, means * 2.0])
+    lo, hi = ax.get_ylim()
+    assert ax.get_yscale() == "log" and lo < 0.0015 and hi > 0.14
+    _fit_value_axis(ax2 := plt.subplots()[1], False, [np.array([-3.0, -1.0]), np.array([-4.0, -0.5])])
+    lo, hi = ax2.get_ylim()
+    assert lo < -4.0 and -0.5 < hi < 0.0
+    plt.close("all")
+    styles = optimizer_styles([f"opt{i}" for i in range(8)])
+    assert len({(s["color"], str(s["linestyle"])) for s in styles.values()}) == 8
+    assert len({s["color"] for s in styles.values()}) == 8

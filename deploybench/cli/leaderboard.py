@@ -1,8 +1,10 @@
 """``deploybench leaderboard``: score run records into tables, statistics and plots.
 
 With no RESULTS_DIR, it works on the published leaderboard of this checkout (``leaderboard/runs``,
-``leaderboard/references.json``, ``leaderboard/plots``, ``leaderboard/README.md``), so
-``deploybench leaderboard --check`` verifies that the committed README matches its records.
+``leaderboard/references.json``, ``leaderboard/plots``, ``leaderboard/README.md`` and
+``leaderboard/index.html``), so ``deploybench leaderboard --check`` verifies that the committed
+README and web page match their records, and ``deploybench leaderboard --reproduce N`` reruns N of
+the published cases and compares them trial by trial.
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from ..plugins import UsageError
-from ..scoring import FORMATS, build_leaderboard, load_references, render
+from ..scoring import BUILTIN_COLUMNS, FORMATS, build_leaderboard, load_references, render
+from ..scoring.columns import column_key
 from ..scoring.metrics import DEFAULT_DISCOVERY_TOL
 
 __all__ = ["add_parser", "run", "PUBLISHED"]
 
 #: the published leaderboard's layout, relative to the working directory
-PUBLISHED = {"runs": "leaderboard/runs", "readme": "leaderboard/README.md",
+PUBLISHED = {"runs": "leaderboard/runs", "readme": "leaderboard/README.md", "page": "leaderboard/index.html",
              "references": "leaderboard/references.json", "plots": "leaderboard/plots"}
 
 
@@ -38,14 +41,27 @@ def add_parser(sub: Any, pm: Any) -> None:
     p.add_argument("--references", default=None, metavar="FILE",
                    help="JSON file of reference rows (numbers printed by papers), shown apart from measured rows")
     p.add_argument("--check", action="store_true",
-                   help="regenerate the text and compare it with --out (default leaderboard/README.md); "
-                        "exit 1 with a diff when they differ")
+                   help="regenerate the text and compare it with --out (default: the published "
+                        "leaderboard/README.md and leaderboard/index.html); exit 1 with a diff when they differ")
+    p.add_argument("--reproduce", type=_count, default=None, metavar="N",
+                   help="rerun N of the recorded cases (chosen across tasks and optimizers) and compare them with "
+                        "their records trial by trial; exit 1 when any diverges")
     p.add_argument("--discovery-tol", type=float, default=DEFAULT_DISCOVERY_TOL, metavar="X",
                    help="for tasks without a best family: discovery = regret <= X × random search's mean regret "
                         f"(default {DEFAULT_DISCOVERY_TOL:g})")
     p.add_argument("--alpha", type=float, default=0.05, help="significance level of the tests (default 0.05)")
     p.add_argument("--title", default="DeployBench leaderboard", help="document title")
     p.set_defaults(handler=run)
+
+
+def _count(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"--reproduce takes a positive number of cases, got {text!r}")
+    return n
 
 
 def _posix_rel(target: str, start: Path) -> str:
@@ -62,13 +78,59 @@ def _metrics(pm: Any) -> list[Any]:
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise UsageError(f"leaderboard metric names registered twice: {', '.join(dupes)}")
+    builtin = {column_key(m) for m in BUILTIN_COLUMNS} | {m.name for m in BUILTIN_COLUMNS}
+    clashes = sorted(m.name for m in metrics if m.name in builtin or column_key(m) in builtin)
+    if clashes:
+        raise UsageError(f"leaderboard metric names clash with built-in columns: {', '.join(clashes)}; "
+                         f"built-in: {', '.join(sorted(column_key(m) for m in BUILTIN_COLUMNS))}")
     return metrics
+
+
+def _check(path: Path, text: str, n_cases: int) -> bool:
+    """Compare ``text`` with the file at ``path``; print a diff when they differ."""
+    if not path.exists():
+        print(f"deploybench leaderboard --check: {path} does not exist", file=sys.stderr)
+        return False
+    committed = path.read_text(encoding="utf-8")
+    if committed == text:
+        print(f"leaderboard up to date: {path} matches {n_cases} case files")
+        return True
+    diff = difflib.unified_diff(committed.splitlines(keepends=True), text.splitlines(keepends=True),
+                                fromfile=f"{path} (committed)", tofile=f"{path} (regenerated)")
+    sys.stdout.writelines(diff)
+    print(f"\nleaderboard out of date: {path} differs from what its records give; "
+          f"regenerate it (leaderboard/regenerate.sh)", file=sys.stderr)
+    return False
+
+
+def _reproduce(results: list[str], n: int) -> int:
+    from ..scoring.reproduce import choose_cases, load_records, reproduce_case
+    from .main import main
+
+    records = load_records(results)
+    if not records:
+        raise UsageError(f"no case files (seed_*.jsonl or seed_*.jsonl.gz) under {', '.join(results)}")
+    chosen = choose_cases(records, n)
+    pairs = {(r.task_label, r.optimizer) for r in chosen}
+    print(f"reproducing {len(chosen)} of {len(records)} recorded cases ({len({p[0] for p in pairs})} tasks, "
+          f"{len({p[1] for p in pairs})} optimizers), trial by trial", flush=True)
+    verdicts = []
+    for record in chosen:
+        verdict = reproduce_case(record, main)
+        verdicts.append(verdict)
+        print(verdict.line(), flush=True)
+    same = sum(v.status == "identical" for v in verdicts)
+    print(f"{same} identical, {len(verdicts) - same} diverged or not rerun, of {len(verdicts)} cases")
+    return 0 if same == len(verdicts) else 1
 
 
 def run(args: argparse.Namespace, pm: Any) -> int:
     results = list(args.results)
     out, plots, references = args.out, args.plots, args.references
     links = plots  # the folder image links point to (figures are drawn only with --plots)
+    checks: list[tuple[Path, str]] = []  # (file, format) that --check compares
+    if args.reproduce is not None and args.check:
+        raise UsageError("--reproduce reruns cases and --check compares rendered text: give one of them")
     if not results:
         if not Path(PUBLISHED["runs"]).is_dir():
             raise UsageError(f"no RESULTS_DIR given and no published records at {PUBLISHED['runs']} "
@@ -77,42 +139,37 @@ def run(args: argparse.Namespace, pm: Any) -> int:
         references = references or (PUBLISHED["references"] if Path(PUBLISHED["references"]).exists() else None)
         links = links or PUBLISHED["plots"]  # the published README shows the published figures
         if args.check and out is None:
-            out = PUBLISHED["readme"]
-    if args.check and out is None:
+            checks = [(Path(PUBLISHED["readme"]), "github"), (Path(PUBLISHED["page"]), "html")]
+    if args.check and out is None and not checks:
         raise UsageError("--check compares with a file: give --out FILE")
     for r in results:
         if not Path(r).exists():
             raise UsageError(f"results path {r} does not exist")
     if not 0 < args.alpha < 1:
         raise UsageError(f"--alpha must be between 0 and 1, got {args.alpha}")
+    if args.reproduce is not None:
+        return _reproduce(results, args.reproduce)
+    if args.check and not checks:
+        checks = [(Path(out), args.format)]
 
     board = build_leaderboard(results, extra_metrics=_metrics(pm), references=load_references(references),
                               discovery_tol=args.discovery_tol, alpha=args.alpha)
     if not board.groups:
-        raise UsageError(f"no case files (seed_*.jsonl) under {', '.join(results)}")
-    base = Path(out).parent if out else Path(".")
-    plots_rel = _posix_rel(links, base) if links else None
-    sources = ", ".join(f"`{_posix_rel(r, base)}`" for r in results)
-    preamble = (f"Generated by `deploybench leaderboard` from the run records in {sources}; do not edit by hand. "
-                f"Regenerating from the same records gives the same text, and `deploybench leaderboard --check` "
-                f"fails when this file and the records disagree.")
-    text = render(board, args.format, plots_rel=plots_rel, preamble=preamble)
+        raise UsageError(f"no case files (seed_*.jsonl or seed_*.jsonl.gz) under {', '.join(results)}")
+
+    def text_for(target: str | None, fmt: str) -> str:
+        base = Path(target).parent if target else Path(".")
+        plots_rel = _posix_rel(links, base) if links else None
+        sources = ", ".join(f"`{_posix_rel(r, base)}`" for r in results)
+        preamble = (f"Generated by `deploybench leaderboard` from the run records in {sources}; do not edit by "
+                    f"hand. Regenerating from the same records gives the same text, and `deploybench leaderboard "
+                    f"--check` fails when this file and the records disagree.")
+        return render(board, fmt, plots_rel=plots_rel, preamble=preamble, title=args.title)
 
     if args.check:
-        path = Path(out)
-        if not path.exists():
-            print(f"deploybench leaderboard --check: {path} does not exist", file=sys.stderr)
-            return 1
-        committed = path.read_text(encoding="utf-8")
-        if committed == text:
-            print(f"leaderboard up to date: {path} matches {board.n_cases} case files")
-            return 0
-        diff = difflib.unified_diff(committed.splitlines(keepends=True), text.splitlines(keepends=True),
-                                    fromfile=f"{path} (committed)", tofile=f"{path} (regenerated)")
-        sys.stdout.writelines(diff)
-        print(f"\nleaderboard out of date: {path} differs from what its records give; "
-              f"regenerate it (leaderboard/regenerate.sh)", file=sys.stderr)
-        return 1
+        ok = [_check(path, text_for(str(path), fmt), board.n_cases) for path, fmt in checks]
+        return 0 if all(ok) else 1
+    text = text_for(out, args.format)
 
     if plots and not args.check:
         from ..scoring.plots import write_plots

@@ -1,10 +1,15 @@
-"""Building a leaderboard: read → group → score each group → rank across groups.
+"""Building a leaderboard: read → group → score each group (:func:`.summary.summarize`) → rank across groups.
 
-Across groups, only optimizers present in every group are compared. Blocks are (group, seed)
-pairs that every compared optimizer ran: ranks are taken within each block, the Friedman test runs
-over the blocks, and the pairwise Wilcoxon signed-rank tests (Holm-corrected) pair the blocks. The
-paired quantity is the normalised score when every group has one (scale-free across tasks), and
-otherwise the rank within the block.
+Across groups, only optimizers present in every group are compared, in two ways that say what
+they are over:
+
+- **over tables** (Demšar 2006, the blocks are data sets): in each table the optimizers are ranked
+  by their mean best objective (seeds that found nothing at the task's penalty); the average rank,
+  the Friedman test and the Nemenyi critical difference (the CD diagram) are over the tables;
+- **over (table, seed) pairs**: pairwise Wilcoxon signed-rank tests, Holm-corrected, on the
+  normalised score (scale-free across tasks) when every table has one, else on the rank within
+  the pair. Seeds give these tests their power, at the price of treating the seeds of different
+  tables as exchangeable blocks.
 """
 
 from __future__ import annotations
@@ -14,14 +19,14 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
-from scipy import stats
 
-from .metrics import DEFAULT_DISCOVERY_TOL, GroupResult, loss, score_group
-from .reading import group_summaries, iter_summaries
+from .metrics import DEFAULT_DISCOVERY_TOL, GroupResult, loss
+from .reading import iter_summaries
 from .references import ReferenceSet
-from .statistics import PairTest, average_ranks, friedman, nemenyi_cd, pairwise_wilcoxon_holm
+from .statistics import PairTest, scipy_stats, average_ranks, friedman, nemenyi_cd, pairwise_wilcoxon_holm
+from .summary import summarize_cases
 
-__all__ = ["Leaderboard", "Overall", "build_leaderboard"]
+__all__ = ["Leaderboard", "Overall", "build_leaderboard", "compare_across"]
 
 
 @dataclass
@@ -30,12 +35,13 @@ class Overall:
 
     labels: list[str]  # in average-rank order
     excluded: list[str]
-    n_blocks: int
-    avg_rank: dict[str, float]
-    friedman: tuple[float, float] | None
+    n_tables: int
+    avg_rank: dict[str, float]  # over tables
+    friedman: tuple[float, float] | None  # over tables
+    cd: float  # Nemenyi critical difference over tables
+    n_blocks: int  # (table, seed) pairs of the pairwise tests
     paired_on: str  # "normalised score" | "rank within block"
     tests: list[PairTest]
-    cd: float
     groups_best: dict[str, int]
     mean_normalised: dict[str, float | None]
     mean_success: dict[str, float]
@@ -58,15 +64,20 @@ class Leaderboard:
     def references_for(self, group: GroupResult) -> list[ReferenceSet]:
         return [r for r in self.references if r.task_label == group.key.task_label and r.budget == group.key.budget]
 
+    def optimizer_order(self) -> list[str]:
+        """Every row label, in one order for every figure and table: the across-task order, then
+        the optimizers not in every table, alphabetically."""
+        labels = sorted({r.label for g in self.groups for r in g.rows})
+        first = list(self.overall.labels) if self.overall else []
+        return first + [lab for lab in labels if lab not in first]
+
 
 def build_leaderboard(paths: Iterable[Path | str], *, extra_metrics: Sequence[Any] = (),
                       references: Sequence[ReferenceSet] = (), discovery_tol: float = DEFAULT_DISCOVERY_TOL,
                       alpha: float = 0.05) -> Leaderboard:
     """Score every case file under ``paths``."""
     summaries = list(iter_summaries(paths))
-    grouped = group_summaries(summaries)
-    groups = [score_group(k, v, extra_metrics=extra_metrics, discovery_tol=discovery_tol, alpha=alpha)
-              for k, v in grouped.items()]
+    groups = summarize_cases(summaries, extra_metrics=extra_metrics, discovery_tol=discovery_tol, alpha=alpha)
     board = Leaderboard(groups=groups, overall=None, references=list(references), extra_metrics=list(extra_metrics),
                         discovery_tol=discovery_tol, alpha=alpha, n_cases=len(summaries),
                         n_trials=sum(s.n_trials for s in summaries))
@@ -76,7 +87,7 @@ def build_leaderboard(paths: Iterable[Path | str], *, extra_metrics: Sequence[An
 
 
 def compare_across(groups: Sequence[GroupResult], *, alpha: float = 0.05) -> Overall | None:
-    """Average ranks, Friedman and pairwise Wilcoxon–Holm over (group, seed) blocks."""
+    """Ranks, Friedman and Nemenyi CD over tables; pairwise Wilcoxon–Holm over (table, seed) pairs."""
     if not groups:
         return None
     per_group = [{r.label for r in g.rows if r.best_by_seed} for g in groups]
@@ -85,6 +96,10 @@ def compare_across(groups: Sequence[GroupResult], *, alpha: float = 0.05) -> Ove
     excluded = sorted(set.union(*per_group) - everywhere)
     if len(labels) < 2:
         return None
+    # over tables: one block per table, each optimizer's mean penalised best objective
+    table_losses = np.array([[loss(g.row(lab).best.mean, g.direction) for lab in labels] for g in groups])
+    avg = average_ranks(table_losses)
+
     use_norm = all(r.normalised is not None for g in groups for r in g.rows if r.label in everywhere)
     blocks_loss: list[list[float]] = []
     blocks_norm: list[list[float]] = []
@@ -97,19 +112,16 @@ def compare_across(groups: Sequence[GroupResult], *, alpha: float = 0.05) -> Ove
             if use_norm:
                 blocks_norm.append([r.regret_by_seed[seed] / g.baseline_regret for r in rows])
             block_ids.append((gi, seed))
-    if not blocks_loss:
-        return None
-    losses = np.array(blocks_loss)
-    ranks_by_block = stats.rankdata(losses, axis=1)
-    avg = average_ranks(losses)
-    paired = np.array(blocks_norm) if use_norm else ranks_by_block
-    samples = {lab: {block_ids[b]: float(paired[b, j]) for b in range(len(block_ids))} for j, lab in enumerate(labels)}
-    tests = pairwise_wilcoxon_holm(samples, alpha=alpha)
+    tests: list[PairTest] = []
+    if block_ids:
+        paired = np.array(blocks_norm) if use_norm else scipy_stats().rankdata(np.array(blocks_loss), axis=1)
+        samples = {lab: {block_ids[b]: float(paired[b, j]) for b in range(len(block_ids))}
+                   for j, lab in enumerate(labels)}
+        tests = pairwise_wilcoxon_holm(samples, alpha=alpha)
     order = [labels[j] for j in np.lexsort((np.array(labels), avg))]
     best_count = {lab: 0 for lab in labels}
     for g in groups:
-        candidates = [g.row(lab) for lab in labels]
-        top = min(candidates, key=lambda r: (loss(r.best.mean, g.direction), r.label))
+        top = min((g.row(lab) for lab in labels), key=lambda r: (loss(r.best.mean, g.direction), r.label))
         best_count[top.label] += 1
 
     def mean_of(values: list[float | None]) -> float | None:
@@ -117,10 +129,11 @@ def compare_across(groups: Sequence[GroupResult], *, alpha: float = 0.05) -> Ove
         return float(np.mean(vals)) if vals else None
 
     return Overall(
-        labels=order, excluded=excluded, n_blocks=len(block_ids),
+        labels=order, excluded=excluded, n_tables=len(groups),
         avg_rank={lab: float(avg[j]) for j, lab in enumerate(labels)},
-        friedman=friedman(losses), paired_on="normalised score" if use_norm else "rank within block",
-        tests=tests, cd=nemenyi_cd(len(labels), len(block_ids), alpha), groups_best=best_count,
+        friedman=friedman(table_losses), cd=nemenyi_cd(len(labels), len(groups), alpha),
+        n_blocks=len(block_ids), paired_on="normalised score" if use_norm else "rank within block",
+        tests=tests, groups_best=best_count,
         mean_normalised={lab: mean_of([g.row(lab).normalised.mean if g.row(lab).normalised else None for g in groups])
                          for lab in labels},
         mean_success={lab: float(np.mean([g.row(lab).success for g in groups])) for lab in labels},

@@ -6,7 +6,6 @@ README, a LaTeX table for a paper and an HTML page say exactly the same thing.
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass
 from typing import Any, Sequence, Union
 
@@ -15,7 +14,7 @@ from tabulate import tabulate
 __all__ = ["Heading", "Table", "Paragraph", "Bullets", "Image", "Block", "render_blocks", "TEXT_FORMATS"]
 
 TEXT_FORMATS = ("github", "markdown", "latex", "html")
-_TABLEFMT = {"github": "github", "markdown": "pipe", "latex": "latex_booktabs", "html": "html"}
+_TABLEFMT = {"github": "github", "markdown": "pipe", "latex": "latex_booktabs"}
 
 
 @dataclass(frozen=True)
@@ -71,9 +70,14 @@ def _table(block: Table, fmt: str) -> str:
 
 
 def render_blocks(blocks: Sequence[Block], fmt: str) -> str:
-    """Render blocks as github/markdown, latex or html text (ends with one newline)."""
+    """Render blocks as github/markdown or latex text, or a standalone html page (ends with one newline)."""
     if fmt not in TEXT_FORMATS:
         raise ValueError(f"unknown text format {fmt!r}; choose from {', '.join(TEXT_FORMATS)}")
+    if fmt == "html":  # a standalone page, not a fragment
+        from .html_page import html_page
+
+        title = next((b.text for b in blocks if isinstance(b, Heading)), "DeployBench")
+        return html_page(blocks, title=_plain(title))
     parts: list[str] = []
     for b in blocks:
         if isinstance(b, Table):
@@ -98,14 +102,4 @@ def render_blocks(blocks: Sequence[Block], fmt: str) -> str:
                 parts.append(f"\\begin{{itemize}}\n{items}\n\\end{{itemize}}")
             elif isinstance(b, Image):
                 parts.append(f"% figure: {b.path}")
-        else:  # html
-            if isinstance(b, Heading):
-                parts.append(f"<h{b.level}>{html.escape(_plain(b.text))}</h{b.level}>")
-            elif isinstance(b, Paragraph):
-                parts.append(f"<p>{html.escape(_plain(b.text))}</p>")
-            elif isinstance(b, Bullets):
-                items = "\n".join(f"<li>{html.escape(_plain(i))}</li>" for i in b.items)
-                parts.append(f"<ul>\n{items}\n</ul>")
-            elif isinstance(b, Image):
-                parts.append(f'<img src="{html.escape(b.path)}" alt="{html.escape(b.alt)}">')
     return "\n\n".join(parts).rstrip() + "\n"

@@ -1,17 +1,16 @@
 """Per task × optimizer metrics over seeds (one leaderboard row each).
 
-Conventions (also printed under every table, see :data:`DEFINITIONS`):
+Conventions (also printed under every table, by each column's ``describe``):
 
-- a seed that found no feasible configuration is never dropped: its best objective is the
-  *penalty*, the worst feasible objective any run of the same group (task, signature, budget)
-  observed; its time to first feasible is ``budget + 1`` trials and its total cost in seconds;
-- simple regret is measured against the task's known optimum and clipped at 0 (a noisy
-  measurement can land above the noise-free optimum);
+- a seed that found no feasible configuration is never dropped: its best objective is the task's
+  *penalty*, its worst feasible objective (declared by the task or derived from its ground truth,
+  and recorded in every case header), so a score never depends on which other optimizers are in
+  the table; records written before headers carried it fall back to the worst feasible objective
+  observed in the table, and the notes say so;
+- simple regret is measured against the task's known optimum and clipped at 0;
 - the normalised score divides each seed's regret by the random optimizer's mean regret in the
-  same group (Bayesmark: 0 = optimum, 1 = random search);
-- discovery: the seed's final best configuration is in the task's best family; for tasks whose
-  families all reach the optimum (``best_family`` null), it means reaching the optimum within a
-  tolerance of ``discovery_tol`` × random search's mean regret.
+  same table (Bayesmark: 0 = optimum, 1 = random search);
+- every column is a :class:`~deploybench.scoring.columns.Metric` (see :mod:`.columns`).
 """
 
 from __future__ import annotations
@@ -21,12 +20,12 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-import numpy as np
-
+from .columns import BUILTIN_COLUMNS, GroupContext, Interval, RowCases, column_key, discovery_rule
 from .reading import CaseSummary, GroupKey
-from .statistics import PairTest, bootstrap_mean_ci, pairwise_wilcoxon_holm
+from .statistics import PairTest, pairwise_wilcoxon_holm
 
-__all__ = ["RowMetrics", "GroupResult", "score_group", "row_label", "loss", "DEFAULT_DISCOVERY_TOL", "BASELINE"]
+__all__ = ["RowMetrics", "GroupResult", "Answer", "score_group", "row_label", "loss", "DEFAULT_DISCOVERY_TOL",
+           "BASELINE", "Interval"]
 
 #: the optimizer the normalised score is relative to
 BASELINE = "random"
@@ -35,57 +34,129 @@ DEFAULT_DISCOVERY_TOL = 0.05
 
 
 @dataclass
-class Interval:
-    mean: float
-    lo: float
-    hi: float
+class Answer:
+    """The best configuration a row found over its seeds: what a user of the optimizer came for."""
+
+    config: dict
+    objective: float
+    metrics: dict
+    seed: int
+    trial: int  # 1-based
+    seeds_found: int  # how many seeds' best configuration is this same configuration
+    regret: float | None
 
 
 @dataclass
 class RowMetrics:
-    """One leaderboard row: an optimizer (with one parameter set) on one group, over its seeds."""
+    """One leaderboard row: an optimizer (with one parameter set) on one group, over its seeds.
+
+    ``values`` holds every column's value by its key (``best``, ``success``, ``normalised``, ...,
+    and plugin columns); the properties below read the built-in ones."""
 
     label: str
     optimizer: str
     cases: list[CaseSummary]
-    seeds: int = 0
-    n_errors: int = 0
-    n_unfinished: int = 0
-    best: Interval | None = None
+    values: dict[str, Any] = field(default_factory=dict)
     best_by_seed: dict[int, float] = field(default_factory=dict)  # penalised best objective per seed
-    success: float = 0.0
-    regret: Interval | None = None
     regret_by_seed: dict[int, float] = field(default_factory=dict)
-    normalised: Interval | None = None
-    waste: float | None = None
-    duplicates: float | None = None
-    ttff_trials: float | None = None
-    ttff_cost: float | None = None
-    discovery: float | None = None
-    cost: float = 0.0
-    extras: dict[str, float | None] = field(default_factory=dict)
     wins: list[str] = field(default_factory=list)
+    answer: Answer | None = None
+
+    @property
+    def seeds(self) -> int:
+        return len(self.cases)
+
+    @property
+    def n_errors(self) -> int:
+        return sum(c.status == "error" for c in self.cases)
+
+    @property
+    def n_unfinished(self) -> int:
+        return sum(c.status == "unfinished" for c in self.cases)
+
+    @property
+    def best(self) -> Interval | None:
+        return self.values.get("best")
+
+    @property
+    def regret(self) -> Interval | None:
+        return self.values.get("regret")
+
+    @property
+    def normalised(self) -> Interval | None:
+        return self.values.get("normalised")
+
+    @property
+    def success(self) -> float:
+        return self.values.get("success") or 0.0
+
+    @property
+    def waste(self) -> float | None:
+        return self.values.get("waste")
+
+    @property
+    def duplicates(self) -> float | None:
+        return self.values.get("duplicates")
+
+    @property
+    def ttff_trials(self) -> float | None:
+        return self.values.get("ttff_trials")
+
+    @property
+    def ttff_cost(self) -> float | None:
+        return self.values.get("ttff_cost_s")
+
+    @property
+    def discovery(self) -> float | None:
+        return self.values.get("discovery")
+
+    @property
+    def cost(self) -> float:
+        return self.values.get("cost_s") or 0.0
 
 
 @dataclass
 class GroupResult:
     """Every row of one group plus the group-wide quantities the rows were scored with."""
 
-    key: GroupKey
-    direction: str
-    objective_metric: str
-    known_optimum: float | None
-    family_param: str | None
-    best_family: Any
-    penalty: float | None
-    baseline_regret: float | None
-    discovery_rule: str
+    context: GroupContext
     rows: list[RowMetrics]
+    columns: list[Any]
     tests: list[PairTest] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
+    key = property(lambda self: self.context.key)
+    direction = property(lambda self: self.context.direction)
+    objective_metric = property(lambda self: self.context.objective_metric)
+    known_optimum = property(lambda self: self.context.known_optimum)
+    family_param = property(lambda self: self.context.family_param)
+    best_family = property(lambda self: self.context.best_family)
+    penalty = property(lambda self: self.context.penalty)
+    baseline_regret = property(lambda self: self.context.baseline_regret)
+
+    @property
+    def discovery_rule(self) -> str:
+        return discovery_rule(self.context)
+
+    @property
+    def software(self) -> dict[str, str]:
+        """Per row label: the optimizer's package and library versions, as the case headers record them."""
+        out = {}
+        for r in self.rows:
+            texts = sorted({_software_text(c) for c in r.cases} - {""})
+            if texts:
+                out[r.label] = "; ".join(texts)
+        return out
+
     def row(self, label: str) -> RowMetrics | None:
         return next((r for r in self.rows if r.label == label), None)
+
+
+def _software_text(c: CaseSummary) -> str:
+    libs = ", ".join(f"{k} {v}" for k, v in sorted(c.optimizer_libraries.items()))
+    if not c.optimizer_version:
+        return f"({libs})" if libs else ""
+    return c.optimizer_version + (f" ({libs})" if libs else "")
 
 
 def loss(value: float, direction: str) -> float:
@@ -107,33 +178,47 @@ def row_label(optimizer: str, params: dict, variants: Sequence[dict]) -> str:
     return f"{optimizer}[{inner}]"
 
 
-def _regret(value: float, optimum: float, direction: str) -> float:
-    r = optimum - value if direction == "maximize" else value - optimum
-    return max(0.0, r)
+def _group_penalty(cases: Sequence[CaseSummary], direction: str, problems: list[str]) -> tuple[float | None, str | None]:
+    """The task's declared penalty (the worst if headers disagree), else the worst observed feasible value."""
+    worst = min if direction == "maximize" else max
+    declared = {c.penalty for c in cases if c.penalty is not None}
+    if declared:
+        if len(declared) > 1:
+            problems.append(f"case headers of one table declare different penalties {sorted(declared)}; "
+                            f"scored with the worst")
+        return worst(declared), "task"
+    observed = [v for c in cases for v in (c.best, c.worst_feasible) if v is not None]
+    if observed:
+        return worst(observed), "observed"
+    return None, None
 
 
-def _interval(values: Sequence[float], seed_text: str) -> Interval | None:
-    if not values:
+def best_found(cases: Sequence[CaseSummary], direction: str, known_optimum: float | None = None) -> Answer | None:
+    """The best feasible configuration over ``cases`` (ties: the lowest seed), and how many seeds'
+    best configuration is the same one."""
+    found = [c for c in cases if c.best is not None and c.best_config is not None]
+    if not found:
         return None
-    lo, hi = bootstrap_mean_ci(values, seed_text=seed_text)
-    return Interval(float(np.mean(values)), lo, hi)
-
-
-def _mean(values: Sequence[float]) -> float | None:
-    return float(np.mean(values)) if values else None
+    top = min(found, key=lambda c: (loss(c.best, direction), c.seed))
+    key = _params_key(top.best_config)
+    regret = None
+    if known_optimum is not None:
+        regret = max(0.0, known_optimum - top.best if direction == "maximize" else top.best - known_optimum)
+    return Answer(config=dict(top.best_config), objective=top.best, metrics=dict(top.best_metrics or {}),
+                  seed=top.seed, trial=top.best_trial or 0,
+                  seeds_found=sum(_params_key(c.best_config) == key for c in found), regret=regret)
 
 
 def score_group(key: GroupKey, cases: Sequence[CaseSummary], *, extra_metrics: Sequence[Any] = (),
-                discovery_tol: float = DEFAULT_DISCOVERY_TOL, alpha: float = 0.05) -> GroupResult:
-    """Score every optimizer of one group. ``extra_metrics`` are plugin metric objects."""
+                discovery_tol: float = DEFAULT_DISCOVERY_TOL, alpha: float = 0.05,
+                statistics: bool = True) -> GroupResult:
+    """Score every optimizer of one group: each row gets every column of :data:`BUILTIN_COLUMNS`
+    followed by ``extra_metrics`` (plugin columns), all through the same ``Metric`` protocol.
+    ``statistics=False`` skips the bootstrap intervals (NaN bounds) and the Wilcoxon tests."""
     first = cases[0]
     direction = first.direction
-    optimum = first.known_optimum
-    feasible_values = [v for c in cases for v in (c.best, c.worst_feasible) if v is not None]
-    penalty = None
-    if feasible_values:
-        penalty = min(feasible_values) if direction == "maximize" else max(feasible_values)
     problems = [p for c in cases for p in c.problems]
+    penalty, source = _group_penalty(cases, direction, problems)
 
     by_opt: dict[str, list[dict]] = {}
     for c in cases:
@@ -149,72 +234,42 @@ def score_group(key: GroupKey, cases: Sequence[CaseSummary], *, extra_metrics: S
             continue
         row.cases.append(c)
 
+    context = GroupContext(key=key, direction=direction, objective_metric=first.objective_metric,
+                           known_optimum=first.known_optimum, penalty=penalty, penalty_source=source,
+                           family_param=first.family_param, best_family=first.best_family, baseline=BASELINE,
+                           baseline_regret=None, discovery_tol=discovery_tol, statistics=statistics)
     for row in rows.values():
-        _fill_basic(row, key, penalty, direction, optimum)
+        if penalty is not None:
+            row.best_by_seed = {c.seed: context.penalised(c) for c in row.cases}
+            if context.known_optimum is not None:
+                row.regret_by_seed = {s: context.regret(v) for s, v in row.best_by_seed.items()}
+        row.answer = best_found(row.cases, direction, context.known_optimum)
     baseline = rows.get(BASELINE)
-    baseline_regret = baseline.regret.mean if baseline is not None and baseline.regret is not None else None
+    if baseline is not None and baseline.regret_by_seed:
+        regrets = list(baseline.regret_by_seed.values())
+        context = GroupContext(**{**context.__dict__, "baseline_regret": sum(regrets) / len(regrets)})
 
-    if first.best_family is not None and first.family_param:
-        rule = (f"share of seeds whose best feasible configuration has {first.family_param} = "
-                f"{first.best_family}")
-    elif baseline_regret is not None and baseline_regret > 0:
-        rule = (f"share of seeds whose simple regret is at most {discovery_tol:g} × random search's mean regret "
-                f"(= {discovery_tol * baseline_regret:.3g}); every {first.family_param or 'family'} reaches the optimum")
-    else:
-        rule = "not defined (no best family, and no random-search regret to set a tolerance)"
-
+    columns = [*BUILTIN_COLUMNS, *extra_metrics]
     for row in rows.values():
-        seed_text = f"{key.task_label}|{key.task_signature}|{key.budget}|{row.label}"
-        if baseline_regret is not None and baseline_regret > 0 and row.regret_by_seed:
-            row.normalised = _interval([r / baseline_regret for r in row.regret_by_seed.values()], seed_text + "|norm")
-        if first.best_family is not None and first.family_param:
-            row.discovery = _mean([float(str(c.best_family_value) == str(first.best_family)) for c in row.cases])
-        elif baseline_regret is not None and baseline_regret > 0 and row.regret_by_seed:
-            tol = discovery_tol * baseline_regret
-            row.discovery = _mean([float(c.found_feasible and row.regret_by_seed[c.seed] <= tol) for c in row.cases])
-        for metric in extra_metrics:
+        view = RowCases(row.cases, context, row.label)
+        for metric in columns:
             try:
-                value = metric.compute(list(row.cases))
+                value = metric.compute(view)
             except Exception as exc:  # noqa: BLE001 - a plugin's bug is reported, not fatal
                 problems.append(f"leaderboard metric {getattr(metric, 'name', metric)!r} failed: "
                                 f"{type(exc).__name__}: {exc}")
                 value = None
-            row.extras[metric.name] = None if value is None else float(value)
+            if value is not None and not isinstance(value, Interval):
+                value = float(value)
+            row.values[column_key(metric)] = value
 
     ordered = sorted(rows.values(), key=lambda r: (math.inf if r.best is None else loss(r.best.mean, direction), r.label))
     samples = {r.label: {s: loss(v, direction) for s, v in r.best_by_seed.items()} for r in ordered if r.best_by_seed}
-    tests = pairwise_wilcoxon_holm(samples, alpha=alpha) if len(samples) > 1 else []
+    tests = pairwise_wilcoxon_holm(samples, alpha=alpha) if statistics and len(samples) > 1 else []
     for t in tests:
         if t.winner is not None:
-            loser = t.b if t.winner == t.a else t.a
-            rows[t.winner].wins.append(loser)
+            rows[t.winner].wins.append(t.b if t.winner == t.a else t.a)
     order = {r.label: i for i, r in enumerate(ordered)}
     for r in ordered:
         r.wins.sort(key=order.get)
-    return GroupResult(key=key, direction=direction, objective_metric=first.objective_metric, known_optimum=optimum,
-                       family_param=first.family_param, best_family=first.best_family, penalty=penalty,
-                       baseline_regret=baseline_regret, discovery_rule=rule, rows=ordered, tests=tests,
-                       problems=problems)
-
-
-def _fill_basic(row: RowMetrics, key: GroupKey, penalty: float | None, direction: str, optimum: float | None) -> None:
-    cases = row.cases
-    seed_text = f"{key.task_label}|{key.task_signature}|{key.budget}|{row.label}"
-    row.seeds = len(cases)
-    row.n_errors = sum(c.status == "error" for c in cases)
-    row.n_unfinished = sum(c.status == "unfinished" for c in cases)
-    row.success = float(np.mean([c.found_feasible for c in cases]))
-    if penalty is not None:
-        row.best_by_seed = {c.seed: (c.best if c.best is not None else penalty) for c in cases}
-        row.best = _interval(list(row.best_by_seed.values()), seed_text + "|best")
-        if optimum is not None:
-            row.regret_by_seed = {s: _regret(v, optimum, direction) for s, v in row.best_by_seed.items()}
-            row.regret = _interval(list(row.regret_by_seed.values()), seed_text + "|regret")
-    with_trials = [c for c in cases if c.n_trials]
-    row.waste = _mean([c.n_wasted / c.n_trials for c in with_trials])
-    row.duplicates = _mean([c.n_duplicates / c.n_trials for c in with_trials])
-    row.ttff_trials = _mean([c.first_feasible_trial if c.first_feasible_trial is not None else key.budget + 1
-                             for c in cases])
-    row.ttff_cost = _mean([c.first_feasible_cost if c.first_feasible_cost is not None else c.total_cost
-                           for c in cases])
-    row.cost = float(np.mean([c.total_cost for c in cases]))
+    return GroupResult(context=context, rows=ordered, columns=columns, tests=tests, problems=problems)

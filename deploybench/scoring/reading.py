@@ -9,16 +9,21 @@ versions or budgets never mix in one table.
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import IO, Any, Iterable, Iterator
 
-from ..results import FORMAT_VERSION, ResultsFormatError, iter_case_files
+from ..results import FORMAT_VERSION, ResultsFormatError
 
-__all__ = ["GroupKey", "CaseSummary", "summarize_case_file", "iter_summaries", "group_summaries"]
+__all__ = ["GroupKey", "CaseSummary", "summarize_case_file", "iter_summaries", "group_summaries",
+           "iter_case_paths", "open_case_text", "CASE_PATTERNS"]
+
+#: case file names the leaderboard reads: plain, or gzip-compressed as the published records are
+CASE_PATTERNS = ("seed_*.jsonl", "seed_*.jsonl.gz")
 
 #: outcome statuses that waste a trial (early-stopped trials are infeasible)
 WASTED = ("infeasible", "crashed", "timeout")
@@ -71,9 +76,14 @@ class CaseSummary:
     family_param: str | None
     best_family: Any
     status: str  # completed | error | unfinished
+    penalty: float | None = None  # the task's declared score for a seed that found nothing
+    optimizer_version: str | None = None
+    optimizer_libraries: dict = field(default_factory=dict)
     n_trials: int = 0
     best: float | None = None
     best_config: dict | None = None
+    best_metrics: dict | None = None  # everything measured on the best feasible trial
+    best_trial: int | None = None  # 1-based
     worst_feasible: float | None = None
     first_feasible_trial: int | None = None  # 1-based
     first_feasible_cost: float | None = None  # cumulative cost_s at that trial
@@ -110,15 +120,16 @@ def _better(a: float, b: float, direction: str) -> bool:
 
 
 def summarize_case_file(path: Path | str) -> CaseSummary:
-    """Stream one case file into a :class:`CaseSummary`. A torn or corrupt line is skipped and
-    noted in ``problems``; a missing header or a newer format raises :class:`ResultsFormatError`."""
+    """Stream one case file (``.jsonl`` or ``.jsonl.gz``) into a :class:`CaseSummary`. A torn or
+    corrupt line is skipped and noted in ``problems``; a missing header or a newer format raises
+    :class:`ResultsFormatError`."""
     path = Path(path)
     summary: CaseSummary | None = None
     direction = "maximize"
     end: dict | None = None
     problems: list[str] = []
     best = worst = None
-    with open(path, "r", encoding="utf-8", errors="replace") as fh:
+    with open_case_text(path) as fh:
         for lineno, raw in enumerate(fh, start=1):
             if not raw.strip():
                 continue
@@ -150,6 +161,8 @@ def summarize_case_file(path: Path | str) -> CaseSummary:
                         if best is None or _better(v, best, direction):
                             best = v
                             summary.best_config = record.get("config")
+                            summary.best_metrics = o.get("metrics")
+                            summary.best_trial = summary.n_trials
                         if worst is None or _better(worst, v, direction):
                             worst = v
                 elif status == "infeasible":
@@ -186,6 +199,19 @@ def summarize_case_file(path: Path | str) -> CaseSummary:
     return summary
 
 
+def open_case_text(path: Path | str) -> IO[str]:
+    """A case file opened as text, decompressing ``.gz`` files (undecodable bytes are replaced, so a
+    damaged line is reported as corrupt rather than stopping the reader)."""
+    path = Path(path)
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", encoding="utf-8", errors="replace")
+    return open(path, "r", encoding="utf-8", errors="replace")
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
 def _from_header(path: Path, h: dict) -> CaseSummary:
     objective = h.get("objective") or {}
     label = h.get("task_label") or h.get("task") or "?"
@@ -196,15 +222,29 @@ def _from_header(path: Path, h: dict) -> CaseSummary:
         optimizer=str(h.get("optimizer") or "?"), optimizer_params=dict(h.get("optimizer_params") or {}),
         seed=int(h.get("seed") or 0), direction=str(objective.get("direction") or "maximize"),
         objective_metric=str(objective.get("metric") or "objective"), known_optimum=h.get("known_optimum"),
-        family_param=h.get("family_param"), best_family=h.get("best_family"), status="unfinished")
+        family_param=h.get("family_param"), best_family=h.get("best_family"), status="unfinished",
+        penalty=_number(h.get("penalty")), optimizer_version=h.get("optimizer_version"),
+        optimizer_libraries=dict(h.get("optimizer_libraries") or {}))
+
+
+def iter_case_paths(root: Path | str) -> Iterator[Path]:
+    """Every case file (``seed_*.jsonl`` or ``seed_*.jsonl.gz``) under ``root``, in sorted order,
+    whatever the folder names between (``<task>/<optimizer>`` or a parameter variant's
+    ``<task>/<optimizer>[params]``); ``root`` may also be one case file."""
+    root = Path(root)
+    if root.is_file():
+        yield root
+        return
+    found = {p for pattern in CASE_PATTERNS for p in root.rglob(pattern) if p.is_file()}
+    yield from sorted(found)
 
 
 def iter_summaries(roots: Iterable[Path | str]) -> Iterator[CaseSummary]:
-    """Summaries of every ``seed_*.jsonl`` under each root (a directory or a single file)."""
+    """Summaries of every case file under each root (a directory or a single file)."""
     for root in roots:
         if not Path(root).exists():
             raise FileNotFoundError(f"results path {root} does not exist")
-        for path in iter_case_files(root):
+        for path in iter_case_paths(root):
             yield summarize_case_file(path)
 
 

@@ -13,94 +13,56 @@ import math
 from typing import Any
 
 from .board import Leaderboard
+from .columns import DASH, Interval, column_header, column_key, column_note, column_text, fmt_num
 from .document import Block, Bullets, Heading, Image, Paragraph, Table, render_blocks
-from .metrics import BASELINE, GroupResult, RowMetrics
+from .html_page import html_page
+from .metrics import GroupResult, RowMetrics
 from .plots import CD_STEM, plot_stems
 
 __all__ = ["render", "FORMATS", "fmt_num", "leaderboard_blocks", "to_json_data"]
 
 FORMATS = ("github", "markdown", "latex", "html", "csv", "json")
-DASH = "—"
-
-
-def fmt_num(v: float | None) -> str:
-    """Three significant digits, without exponent notation for ordinary magnitudes."""
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return DASH
-    if v == 0:
-        return "0"
-    mag = math.floor(math.log10(abs(v)))
-    if mag < -3:
-        return f"{v:.2e}"
-    text = f"{v:.{max(0, 2 - mag)}f}"
-    return "0" if float(text) == 0 else text
-
-
-def _pct(v: float | None) -> str:
-    return DASH if v is None else f"{100 * v:.0f}%"
-
-
-def _ci(interval: Any) -> str:
-    if interval is None:
-        return DASH
-    return f"{fmt_num(interval.mean)} [{fmt_num(interval.lo)}, {fmt_num(interval.hi)}]"
-
-
-def _num1(v: float | None) -> str:
-    return DASH if v is None else f"{v:.1f}"
 
 
 def _p(p: float) -> str:
     return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
-def _group_table(g: GroupResult, extra: list[Any]) -> Table:
-    headers = ["optimizer", "seeds", f"best {g.objective_metric} (95% CI)", "success", "regret",
-               "norm. score (95% CI)", "waste", "dup.", "TTFF trials", "TTFF cost s", "discovery", "cost s"]
-    headers += [m.name for m in extra] + ["significantly better than"]
+def _group_table(g: GroupResult) -> Table:
+    """One row per optimizer: every column (built-in and plugin) through the ``Metric`` protocol."""
+    ctx = g.context
+    headers = ["optimizer"] + [column_header(m, ctx) for m in g.columns] + ["significantly better than"]
     rows = []
     for r in g.rows:
         label = r.label + (f" ({r.n_errors} errored)" if r.n_errors else "") + \
             (f" ({r.n_unfinished} unfinished)" if r.n_unfinished else "")
-        row = [label, r.seeds, _ci(r.best), _pct(r.success), fmt_num(r.regret.mean) if r.regret else DASH,
-               _ci(r.normalised), _pct(r.waste), _pct(r.duplicates), _num1(r.ttff_trials), _num1(r.ttff_cost),
-               _pct(r.discovery), _num1(r.cost)]
-        row += [fmt_num(r.extras.get(m.name)) for m in extra]
-        row.append(", ".join(r.wins) or DASH)
-        rows.append(row)
-    align = ["left"] + ["right"] * (len(headers) - 2) + ["left"]
+        rows.append([label] + [column_text(m, r.values.get(column_key(m))) for m in g.columns]
+                    + [", ".join(r.wins) or DASH])
+    align = ["left"] + ["right"] * len(g.columns) + ["left"]
     return Table(headers, rows, align)
 
 
 def _definitions(g: GroupResult, board: Leaderboard) -> list[str]:
-    worst = "lowest" if g.direction == "maximize" else "highest"
-    items = [
-        f"**best {g.objective_metric}** ({g.direction}): mean over seeds of each seed's best feasible objective, "
-        f"with a 95% percentile-bootstrap interval of the mean (2000 resamples). Seeds that found no feasible "
-        f"configuration are counted with a penalty: the {worst} feasible objective any run in this table observed"
-        f" ({fmt_num(g.penalty)}).",
-        "**success**: share of seeds that found at least one feasible configuration.",
-    ]
-    if g.known_optimum is not None:
-        items.append(f"**regret**: mean simple regret, |known optimum ({fmt_num(g.known_optimum)}) − best feasible|, "
-                     f"clipped at 0 (noisy measurements can land above the optimum).")
-        items.append(f"**norm. score**: regret ÷ the mean regret of `{BASELINE}` in this table "
-                     f"({fmt_num(g.baseline_regret)}); 0 = optimum, 1 = random search (as Bayesmark)."
-                     if g.baseline_regret else f"**norm. score**: not available (no `{BASELINE}` rows to normalise by).")
-    else:
-        items.append("**regret**, **norm. score**: not available (the task's optimum is unknown).")
-    items += [
-        "**waste**: mean share of trials that crashed, timed out or were infeasible (early-stopped included).",
-        "**dup.**: mean share of trials that re-evaluated a configuration already measured in the same run.",
-        "**TTFF**: time to first feasible, in trials (1-based) and in seconds of charged cost; seeds that found "
-        "nothing count as budget + 1 trials and their total cost.",
-        f"**discovery**: {g.discovery_rule}.",
-        "**cost s**: mean total seconds of cost charged per seed (modelled on analytic tasks).",
-    ]
-    items += [f"**{m.name}** (plugin): {getattr(m, 'description', '')}" for m in board.extra_metrics]
+    items = [note for m in g.columns if (note := column_note(m, g.context))]
     items.append(f"**significantly better than**: two-sided Wilcoxon signed-rank test on the best objective, "
                  f"paired by seed, Holm-corrected over all pairs in this table, α = {board.alpha:g}.")
     return items
+
+
+def _provenance(g: GroupResult) -> str:
+    seeds = sorted({c.seed for r in g.rows for c in r.cases})
+    seed_text = f"seeds {seeds[0]}–{seeds[-1]}" if seeds == list(range(seeds[0], seeds[-1] + 1)) and len(seeds) > 1 \
+        else "seeds " + ", ".join(map(str, seeds))
+    text = (f"**Provenance**: {sum(len(r.cases) for r in g.rows)} case files ({seed_text}) of task signature "
+            f"`{g.key.task_signature}`, budget {g.key.budget} trials")
+    software = g.software
+    if software:
+        by_text: dict[str, list[str]] = {}
+        for label in sorted(software):
+            by_text.setdefault(software[label], []).append(f"`{label}`")
+        text += "; optimizer software as recorded in the case headers: " + "; ".join(
+            f"{', '.join(labels)}: {sw}" for sw, labels in sorted(by_text.items(), key=lambda kv: kv[1]))
+    return text + "."
 
 
 def _reference_blocks(g: GroupResult, board: Leaderboard) -> list[Block]:
@@ -122,6 +84,10 @@ def _reference_blocks(g: GroupResult, board: Leaderboard) -> list[Block]:
     return blocks
 
 
+def _pct(v: float | None) -> str:
+    return DASH if v is None else f"{100 * v:.0f}%"
+
+
 def _overall_blocks(board: Leaderboard, plots_rel: str | None) -> list[Block]:
     o = board.overall
     if o is None:
@@ -132,39 +98,67 @@ def _overall_blocks(board: Leaderboard, plots_rel: str | None) -> list[Block]:
             wins[t.winner].append(t.b if t.winner == t.a else t.a)
     rows = []
     for i, lab in enumerate(o.labels, start=1):
-        rows.append([i, lab, f"{o.avg_rank[lab]:.2f}", f"{o.groups_best[lab]}/{len(board.groups)}",
+        rows.append([i, lab, f"{o.avg_rank[lab]:.2f}", f"{o.groups_best[lab]}/{o.n_tables}",
                      ", ".join(sorted(wins[lab], key=o.labels.index)) or DASH, fmt_num(o.mean_normalised[lab]),
                      _pct(o.mean_success[lab]), _pct(o.mean_waste[lab]), _pct(o.mean_discovery[lab])])
     blocks: list[Block] = [
         Heading(2, "Across tasks"),
-        Table(["#", "optimizer", "avg rank", "best mean", "significantly better than", "mean norm. score",
-               "mean success", "mean waste", "mean discovery"], rows,
+        Table(["#", "optimizer", "avg rank over tables", "best mean", "significantly better than (seed pairs)",
+               "mean norm. score", "mean success", "mean waste", "mean discovery"], rows,
               ["right", "left", "right", "right", "left", "right", "right", "right", "right"]),
     ]
     if o.friedman is None:
-        fr = "Friedman test: not defined (fewer than three optimizers, or all tied)."
+        fr = "Friedman test over the tables: not defined (fewer than three optimizers or two tables, or all tied)."
     else:
-        fr = (f"Friedman test over {o.n_blocks} blocks: χ² = {o.friedman[0]:.2f}, p = {_p(o.friedman[1])} "
+        fr = (f"Friedman test over the {o.n_tables} tables: χ² = {o.friedman[0]:.2f}, p = {_p(o.friedman[1])} "
               f"({'the optimizers differ' if o.friedman[1] < board.alpha else 'no evidence that the optimizers differ'}"
               f" at α = {board.alpha:g}).")
     notes = [
-        f"Blocks are (table, seed) pairs that every compared optimizer ran ({o.n_blocks}); each block ranks the "
-        f"optimizers by best feasible objective (1 = best, ties share the mean rank). **avg rank** is the mean over "
-        f"blocks; **best mean**: tables where the optimizer has the best mean objective.",
+        f"**avg rank over tables**: in each of the {o.n_tables} tables the optimizers are ranked by their mean best "
+        f"objective (the table's **best** column: seeds that found nothing at the task's penalty; 1 = best, ties share "
+        f"the mean rank), then the ranks are averaged over the tables, which are the blocks of the Friedman test and "
+        f"of the critical difference (Demšar 2006, *Statistical comparisons of classifiers over multiple data sets*, "
+        f"JMLR 7). **best mean**: tables where the optimizer has the best mean objective.",
         fr,
-        f"Pairwise: two-sided Wilcoxon signed-rank tests on the {o.paired_on}, paired by block, Holm-corrected over "
-        f"all {len(o.tests)} pairs, α = {board.alpha:g}. Nemenyi critical difference of average ranks: "
-        f"{o.cd:.3f} (for reference; the diagram's bars join optimizers the Wilcoxon–Holm tests do not separate).",
+        f"Nemenyi critical difference of the average ranks over {o.n_tables} tables: {o.cd:.3f}; the diagram's bars "
+        f"join optimizers whose average ranks differ by less than it.",
+        f"**significantly better than (seed pairs)**: two-sided Wilcoxon signed-rank tests on the {o.paired_on}, "
+        f"paired by (table, seed) pair ({o.n_blocks} pairs), Holm-corrected over all {len(o.tests)} pairs of "
+        f"optimizers, α = {board.alpha:g}. These tests are over seeds, not tables: they treat the seeds of different "
+        f"tables as exchangeable blocks, which gives them more power than the tests over tables.",
     ]
     if o.excluded:
         notes.append(f"Not in every table, so left out of this comparison: {', '.join(o.excluded)}.")
     blocks.append(Bullets(notes))
     test_rows = [[t.a, t.b, t.n, _p(t.p), _p(t.p_holm), t.winner or DASH] for t in o.tests]
-    blocks.append(Table(["a", "b", "blocks", "p", "p (Holm)", "better"], test_rows,
+    blocks.append(Table(["a", "b", "seed pairs", "p", "p (Holm)", "better"], test_rows,
                         ["left", "left", "right", "right", "right", "left"]))
     if plots_rel is not None:
         blocks.append(Image("critical-difference diagram", f"{plots_rel}/{CD_STEM}.png"))
     return blocks
+
+
+def _reproducibility_blocks() -> list[Block]:
+    return [Heading(2, "Reproducing these results"), Bullets([
+        "`deploybench leaderboard RESULTS_DIR --reproduce N` reruns N of the recorded cases, chosen across tasks and "
+        "optimizers, exactly as their headers describe them (task and target, optimizer and every parameter, seed, "
+        "budget), compares each trial's configuration, outcome and duplicate flag with the record, prints "
+        "`identical` or `diverged at trial T` per case and exits 1 when any case diverges.",
+        "**Bitwise reproducible on any machine** with the versions the case headers record (deploybench, the "
+        "optimizer's package and its libraries): the tasks' outcomes (analytic tasks are functions of the "
+        "configuration, the seed and the trial index; replay tasks pick the recorded repeat by a hash of the same), "
+        "the seeded random numbers every optimizer draws (numpy's PCG64 streams are the same everywhere), and so "
+        "random search.",
+        "**Not guaranteed bitwise across machines**: the model-based optimizers (cbo's Gaussian processes, TPE and "
+        "the TBA hybrids, SMAC's random forest, Nevergrad's strategies) and TBA's annealing acceptance use "
+        "floating-point libraries (BLAS/LAPACK through numpy, scipy and scikit-learn; the C library's exp and log) "
+        "whose last bits can depend on the CPU's instruction set (AVX2, AVX-512, FMA), the library build and the "
+        "thread count. A last-bit difference that changes which candidate wins makes the rest of that run differ "
+        "(a published cbo case rerun on another x86 CPU diverged at trial 15); the scores of such reruns agree "
+        "statistically, not digit for digit. On the machine and software that recorded them, reruns are identical.",
+        "**Never bitwise**: live measurements (`--target live`: latency, memory and their crashes are measured "
+        "anew) and the per-trial timings (`ask_s`, `eval_s`, `tell_s`), which the published records leave out.",
+    ])]
 
 
 def leaderboard_blocks(board: Leaderboard, *, plots_rel: str | None = None, title: str = "DeployBench leaderboard",
@@ -185,11 +179,15 @@ def leaderboard_blocks(board: Leaderboard, *, plots_rel: str | None = None, titl
         facts = [f"task signature `{k.task_signature}`", f"{g.direction} `{g.objective_metric}`"]
         if g.known_optimum is not None:
             facts.append(f"known optimum {fmt_num(g.known_optimum)}")
+        if g.penalty is not None:
+            facts.append(f"penalty for a seed that found nothing {fmt_num(g.penalty)}"
+                         + (" (observed, not declared)" if g.context.penalty_source == "observed" else ""))
         if g.family_param:
             facts.append(f"families: `{g.family_param}`" + (f", best family `{g.best_family}`" if g.best_family is not None else ""))
         blocks.append(Paragraph("; ".join(facts) + "."))
-        blocks.append(_group_table(g, board.extra_metrics))
+        blocks.append(_group_table(g))
         blocks.append(Bullets(_definitions(g, board)))
+        blocks.append(Paragraph(_provenance(g)))
         blocks += _reference_blocks(g, board)
         if plots_rel is not None:
             stems = plot_stems(k)
@@ -197,21 +195,22 @@ def leaderboard_blocks(board: Leaderboard, *, plots_rel: str | None = None, titl
             blocks.append(Image(f"{k.task_label}: best so far against seconds of cost", f"{plots_rel}/{stems['cost']}.png"))
             blocks.append(Image(f"{k.task_label}: waste by outcome kind", f"{plots_rel}/{stems['waste']}.png"))
     blocks += _overall_blocks(board, plots_rel)
+    blocks += _reproducibility_blocks()
     if board.problems:
         blocks.append(Heading(2, "Problems found while reading"))
         blocks.append(Bullets([p.replace("\\", "/") for p in board.problems[:50]]))
     return blocks
 
 
-def _row_data(r: RowMetrics) -> dict:
-    def iv(x: Any) -> dict | None:
-        return None if x is None else {"mean": x.mean, "lo": x.lo, "hi": x.hi}
+def _json_value(v: Any) -> Any:
+    return {"mean": v.mean, "lo": v.lo, "hi": v.hi} if isinstance(v, Interval) else v
 
-    return {"optimizer": r.label, "seeds": r.seeds, "errored": r.n_errors, "unfinished": r.n_unfinished,
-            "best": iv(r.best), "success": r.success, "regret": iv(r.regret), "normalised": iv(r.normalised),
-            "waste": r.waste, "duplicates": r.duplicates, "ttff_trials": r.ttff_trials, "ttff_cost_s": r.ttff_cost,
-            "discovery": r.discovery, "cost_s": r.cost, "extras": dict(r.extras), "better_than": list(r.wins),
-            "best_by_seed": {str(s): v for s, v in sorted(r.best_by_seed.items())}}
+
+def _row_data(r: RowMetrics) -> dict:
+    answer = None if r.answer is None else dict(r.answer.__dict__)
+    return {"optimizer": r.label, "errored": r.n_errors, "unfinished": r.n_unfinished,
+            **{k: _json_value(v) for k, v in r.values.items()}, "better_than": list(r.wins),
+            "best_by_seed": {str(s): v for s, v in sorted(r.best_by_seed.items())}, "best_found": answer}
 
 
 def to_json_data(board: Leaderboard) -> dict:
@@ -222,50 +221,64 @@ def to_json_data(board: Leaderboard) -> dict:
             "task_label": g.key.task_label, "task_signature": g.key.task_signature, "budget": g.key.budget,
             "budget_seconds": g.key.budget_seconds, "direction": g.direction, "objective": g.objective_metric,
             "known_optimum": g.known_optimum, "family_param": g.family_param, "best_family": g.best_family,
-            "penalty": g.penalty, "baseline_regret": g.baseline_regret, "discovery_rule": g.discovery_rule,
-            "rows": [_row_data(r) for r in g.rows],
+            "penalty": g.penalty, "penalty_source": g.context.penalty_source, "baseline_regret": g.baseline_regret,
+            "discovery_rule": g.discovery_rule, "columns": [column_key(m) for m in g.columns],
+            "software": g.software, "rows": [_row_data(r) for r in g.rows],
             "tests": [t.__dict__ for t in g.tests],
             "references": [{"source": ref.source, "note": ref.note, "rows": [r.__dict__ for r in ref.rows]}
                            for ref in board.references_for(g)],
         })
     o = board.overall
     overall = None if o is None else {
-        "optimizers": o.labels, "excluded": o.excluded, "blocks": o.n_blocks, "avg_rank": o.avg_rank,
-        "friedman": None if o.friedman is None else {"chi2": o.friedman[0], "p": o.friedman[1]},
-        "paired_on": o.paired_on, "tests": [t.__dict__ for t in o.tests], "nemenyi_cd": o.cd,
-        "best_mean_count": o.groups_best, "mean_normalised": o.mean_normalised, "mean_success": o.mean_success,
-        "mean_waste": o.mean_waste, "mean_discovery": o.mean_discovery}
+        "optimizers": o.labels, "excluded": o.excluded, "tables": o.n_tables, "avg_rank_over_tables": o.avg_rank,
+        "friedman_over_tables": None if o.friedman is None else {"chi2": o.friedman[0], "p": o.friedman[1]},
+        "nemenyi_cd_over_tables": o.cd, "seed_pairs": o.n_blocks, "paired_on": o.paired_on,
+        "tests": [t.__dict__ for t in o.tests], "best_mean_count": o.groups_best, "mean_normalised": o.mean_normalised,
+        "mean_success": o.mean_success, "mean_waste": o.mean_waste, "mean_discovery": o.mean_discovery}
     return {"cases": board.n_cases, "trials": board.n_trials, "alpha": board.alpha,
             "discovery_tol": board.discovery_tol, "groups": groups, "overall": overall, "problems": board.problems}
 
 
 def _csv(board: Leaderboard) -> str:
+    """One line per table row; an interval column gives three fields (``<key>_mean``, ``_lo``, ``_hi``)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    extra = [m.name for m in board.extra_metrics]
-    w.writerow(["task_label", "task_signature", "budget", "budget_seconds", "optimizer", "seeds", "best_mean",
-                "best_lo", "best_hi", "success", "regret_mean", "normalised_mean", "normalised_lo", "normalised_hi",
-                "waste", "duplicates", "ttff_trials", "ttff_cost_s", "discovery", "cost_s", *extra, "better_than"])
+    columns: list[tuple[str, bool]] = []  # (key, is interval), in first-seen order over the tables
+    for g in board.groups:
+        for m in g.columns:
+            key = column_key(m)
+            is_iv = any(isinstance(r.values.get(key), Interval) for gg in board.groups for r in gg.rows)
+            if key not in [c[0] for c in columns]:
+                columns.append((key, is_iv))
+    header = ["task_label", "task_signature", "budget", "budget_seconds", "optimizer"]
+    for key, is_iv in columns:
+        header += [f"{key}_mean", f"{key}_lo", f"{key}_hi"] if is_iv else [key]
+    w.writerow(header + ["better_than"])
 
     def num(v: Any) -> str:
         return "" if v is None else repr(float(v))
 
     for g in board.groups:
         for r in g.rows:
-            w.writerow([g.key.task_label, g.key.task_signature, g.key.budget, num(g.key.budget_seconds), r.label,
-                        r.seeds, num(r.best and r.best.mean), num(r.best and r.best.lo), num(r.best and r.best.hi),
-                        num(r.success), num(r.regret and r.regret.mean), num(r.normalised and r.normalised.mean),
-                        num(r.normalised and r.normalised.lo), num(r.normalised and r.normalised.hi), num(r.waste),
-                        num(r.duplicates), num(r.ttff_trials), num(r.ttff_cost), num(r.discovery), num(r.cost),
-                        *[num(r.extras.get(n)) for n in extra], " ".join(r.wins)])
+            line = [g.key.task_label, g.key.task_signature, g.key.budget, num(g.key.budget_seconds), r.label]
+            for key, is_iv in columns:
+                v = r.values.get(key)
+                if is_iv:
+                    line += [num(v.mean), num(v.lo), num(v.hi)] if isinstance(v, Interval) else ["", "", ""]
+                else:
+                    line.append(num(v))
+            w.writerow(line + [" ".join(r.wins)])
     return buf.getvalue()
 
 
 def render(board: Leaderboard, fmt: str = "github", *, plots_rel: str | None = None,
-           preamble: str | None = None) -> str:
-    """The leaderboard in one of :data:`FORMATS`."""
+           preamble: str | None = None, title: str = "DeployBench leaderboard") -> str:
+    """The leaderboard in one of :data:`FORMATS` (``html``: a standalone page)."""
     if fmt == "json":
         return json.dumps(to_json_data(board), indent=2, sort_keys=True, default=str, allow_nan=False) + "\n"
     if fmt == "csv":
         return _csv(board)
-    return render_blocks(leaderboard_blocks(board, plots_rel=plots_rel, preamble=preamble), fmt)
+    blocks = leaderboard_blocks(board, plots_rel=plots_rel, preamble=preamble, title=title)
+    if fmt == "html":
+        return html_page(blocks, title=title)
+    return render_blocks(blocks, fmt)

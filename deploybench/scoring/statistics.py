@@ -1,23 +1,35 @@
 """Statistics across seeds and tasks: bootstrap intervals, ranks, Friedman, Wilcoxon + Holm.
 
-Everything here is deterministic: bootstrap resampling uses a generator seeded from a stable
-text (the row's identity), so a regenerated leaderboard is byte-identical.
+Intervals of a mean over seeds are BCa (bias-corrected and accelerated) bootstrap intervals from
+:func:`scipy.stats.bootstrap`: seeds that found nothing are scored with the task's penalty, which
+makes the distributions skewed, and percentile intervals under-cover there (Efron & Tibshirani,
+*An Introduction to the Bootstrap*, ch. 14). Everything here is deterministic: resampling uses a
+generator seeded from a stable text (the row's identity), so a regenerated leaderboard is
+byte-identical.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 import zlib
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import numpy as np
-from scipy import stats
 
 __all__ = ["bootstrap_mean_ci", "bootstrap_mean_band", "average_ranks", "friedman", "PairTest",
-           "pairwise_wilcoxon_holm", "holm", "nemenyi_cd", "insignificant_cliques"]
+           "pairwise_wilcoxon_holm", "holm", "nemenyi_cd", "insignificant_cliques", "nemenyi_cliques"]
 
 N_BOOT = 2000
+
+
+def scipy_stats():
+    """scipy.stats, imported when a statistic is first computed (it takes most of a second to import,
+    which the run summary, computed without intervals, never pays)."""
+    from scipy import stats
+
+    return stats
 
 
 def _rng(seed_text: str) -> np.random.Generator:
@@ -25,22 +37,29 @@ def _rng(seed_text: str) -> np.random.Generator:
 
 
 def bootstrap_mean_ci(values: Sequence[float], *, level: float = 0.95, n_boot: int = N_BOOT,
-                      seed_text: str = "") -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean (one value: a zero-width interval)."""
+                      seed_text: str = "", method: str = "BCa") -> tuple[float, float]:
+    """Bootstrap interval of the mean, BCa by default (``method`` as :func:`scipy.stats.bootstrap`
+    takes it). One value, or all equal: a zero-width interval. Where BCa is undefined (the
+    jackknife is degenerate, e.g. all but one value equal) the percentile interval is returned."""
     x = np.asarray(values, dtype=float)
     if x.size == 0:
         return math.nan, math.nan
     if x.size == 1 or np.all(x == x[0]):
         return float(x[0]), float(x[0])
-    idx = _rng(seed_text).integers(0, x.size, size=(n_boot, x.size))
-    means = x[idx].mean(axis=1)
-    alpha = (1.0 - level) / 2.0
-    return float(np.quantile(means, alpha)), float(np.quantile(means, 1.0 - alpha))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # scipy warns when BCa degenerates; handled below
+        res = scipy_stats().bootstrap((x,), np.mean, n_resamples=n_boot, confidence_level=level, method=method,
+                              random_state=_rng(seed_text), vectorized=True)
+    lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
+    if not (math.isfinite(lo) and math.isfinite(hi)) and method.lower() != "percentile":
+        return bootstrap_mean_ci(x, level=level, n_boot=n_boot, seed_text=seed_text, method="percentile")
+    return lo, hi
 
 
 def bootstrap_mean_band(matrix: np.ndarray, *, level: float = 0.95, n_boot: int = 500,
                         seed_text: str = "") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean and bootstrap band of the mean, per column of a (seeds × points) matrix."""
+    """Mean and percentile-bootstrap band of the mean, per column of a (seeds × points) matrix
+    (for curves: a visual guide, hundreds of points; the tables' intervals are BCa)."""
     m = np.asarray(matrix, dtype=float)
     mean = m.mean(axis=0)
     if m.shape[0] < 2:
@@ -58,7 +77,7 @@ def average_ranks(losses: np.ndarray) -> np.ndarray:
     m = np.asarray(losses, dtype=float)
     if m.size == 0:
         return np.full(m.shape[1] if m.ndim == 2 else 0, math.nan)
-    return stats.rankdata(m, axis=1).mean(axis=0)
+    return scipy_stats().rankdata(m, axis=1).mean(axis=0)
 
 
 def friedman(losses: np.ndarray) -> tuple[float, float] | None:
@@ -69,7 +88,7 @@ def friedman(losses: np.ndarray) -> tuple[float, float] | None:
         return None
     if np.all(m == m[:, :1]):
         return None
-    res = stats.friedmanchisquare(*[m[:, j] for j in range(m.shape[1])])
+    res = scipy_stats().friedmanchisquare(*[m[:, j] for j in range(m.shape[1])])
     if not math.isfinite(res.statistic) or not math.isfinite(res.pvalue):
         return None
     return float(res.statistic), float(res.pvalue)
@@ -108,7 +127,7 @@ def _wilcoxon_p(x: np.ndarray, y: np.ndarray) -> float:
     if d.size == 0 or np.all(d == 0):
         return 1.0
     try:
-        res = stats.wilcoxon(x, y, zero_method="wilcox", alternative="two-sided")
+        res = scipy_stats().wilcoxon(x, y, zero_method="wilcox", alternative="two-sided")
     except ValueError:
         return 1.0
     p = float(res.pvalue)
@@ -145,7 +164,7 @@ def nemenyi_cd(k: int, n_blocks: int, alpha: float = 0.05) -> float:
     """Nemenyi critical difference of average ranks (Demšar 2006), from the studentized range."""
     if k < 2 or n_blocks < 1:
         return math.nan
-    q = stats.studentized_range.ppf(1.0 - alpha, k, 1e6) / math.sqrt(2.0)
+    q = scipy_stats().studentized_range.ppf(1.0 - alpha, k, 1e6) / math.sqrt(2.0)
     return float(q * math.sqrt(k * (k + 1) / (6.0 * n_blocks)))
 
 
@@ -157,6 +176,22 @@ def insignificant_cliques(order: Sequence[str], tests: Sequence[PairTest]) -> li
     for i in range(len(order)):
         j = i
         while j + 1 < len(order) and all(frozenset((order[m], order[j + 1])) not in sig for m in range(i, j + 1)):
+            j += 1
+        if j > i and not any(a <= i and j <= b for a, b in runs):
+            runs.append((i, j))
+    return runs
+
+
+def nemenyi_cliques(order: Sequence[str], avg_rank: Mapping[str, float], cd: float) -> list[tuple[int, int]]:
+    """Maximal runs ``(i, j)`` of methods (in rank order) whose average ranks differ by less than the
+    critical difference ``cd``: the bars of Demšar's critical-difference diagram."""
+    if not math.isfinite(cd):
+        return []
+    ranks = [avg_rank[m] for m in order]
+    runs: list[tuple[int, int]] = []
+    for i in range(len(order)):
+        j = i
+        while j + 1 < len(order) and ranks[j + 1] - ranks[i] < cd:
             j += 1
         if j > i and not any(a <= i and j <= b for a, b in runs):
             runs.append((i, j))

@@ -19,6 +19,7 @@ Measurements disturbed by other work (``contaminated``) are never served.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 import statistics
 from pathlib import Path
 from typing import Any, Mapping
@@ -39,6 +40,19 @@ _BEFORE_TIMING = ("prepare_s", "spawn_teardown_s", "import_s", "load_s", "compil
 def available_targets() -> tuple[str, ...]:
     """Names of the tables shipped with the package (``cpu``, ``h100`` when recorded)."""
     return tuple(shipped_tables())
+
+
+def worst_feasible(task: "ReplayTask") -> float | None:
+    """The worst objective of any recorded repeat that replay would return as feasible (judged as
+    :meth:`ReplayTask.evaluate` judges it): the task's penalty for a seed that found nothing,
+    derived from the table, so it never depends on which optimizers ran."""
+    values = []
+    for key in task.table.grid_keys():
+        for m in task.table.repeats(key):
+            o = measurement_to_outcome(task, m)
+            if o.feasible and o.objective is not None:
+                values.append(float(o.objective))
+    return min(values, key=lambda v: task.objective.sign * v) if values else None
 
 
 def _pick(seed: int, trial: int, key: str, n: int) -> int:
@@ -87,6 +101,8 @@ class ReplayTask(Task):
                 },
             ),
         )
+
+        self.metadata = replace(self.metadata, penalty=worst_feasible(self))  # judged like evaluate()
 
     def signature_extra(self) -> Any:
         return {"table_space": self.table.header.get("space_signature"),

@@ -49,6 +49,10 @@ class CrashyBranin(Task):
 
     SHIFTS = {"A": 0.0, "B": 2.0, "C": -2.0}
     OPTIMUM = -(0.397887357729738 + 0.1)
+    #: the worst feasible objective (the leaderboard's penalty for a seed that found nothing): mode B
+    #: at the feasible corner (x1, x2) = (15, 0) with resolution 10, about -273.3 (found by a dense grid
+    #: over the feasible region; tests check no sampled feasible configuration is worse)
+    WORST_FEASIBLE = -(branin(15.0 + 2.0, 0.0) + 0.1 * 10)
 
     def __init__(self) -> None:
         space = SearchSpace(
@@ -69,6 +73,7 @@ class CrashyBranin(Task):
             metadata=TaskMetadata(
                 kind="analytic",
                 known_optimum=self.OPTIMUM,
+                penalty=self.WORST_FEASIBLE,
                 family_param="mode",
                 best_family=None,  # modes A, B and C all reach the optimum
                 target="analytic",
@@ -118,6 +123,10 @@ class HierarchicalRosenbrock(Task):
     """
 
     NOISE_AT_ONE_ITER = 0.5
+    #: the leaderboard's penalty for a seed that found nothing: the worst noise-free feasible objective
+    #: (every active x at -5 in full mode maximises each Rosenbrock term: 4 × 90036 = 360144; feasible,
+    #: no crash), lowered by ten standard deviations of the largest noise so no measurement falls below it
+    WORST_FEASIBLE = -(4 * (100.0 * (-5.0 - 25.0) ** 2 + 36.0) + 10 * NOISE_AT_ONE_ITER)
 
     def __init__(self) -> None:
         ext = Condition("mode", ("extended", "full"))
@@ -143,6 +152,7 @@ class HierarchicalRosenbrock(Task):
             metadata=TaskMetadata(
                 kind="analytic",
                 known_optimum=0.0,
+                penalty=self.WORST_FEASIBLE,
                 family_param="mode",
                 target="analytic",
                 description="Rosenbrock whose dimension depends on a categorical mode, with a crash zone, a sum constraint and noise falling with n_iters",
@@ -195,6 +205,9 @@ class CrashCliff(Task):
     GAIN = {"none": 0.0, "simd": 0.5, "gpu": 1.0}
     CLIFF = {"none": 0.95, "simd": 0.85, "gpu": 0.70}
     OPTIMUM = 0.5 + 4 * (0.85 - 0.02 * 2) - 0.05  # simd at its cliff edge with unroll 3
+    #: the worst feasible objective (the leaderboard's penalty for a seed that found nothing):
+    #: accelerator none, x = 0, y at 0 or 1, unroll 8: -6 · 0.25 - 0.05 · 16 = -2.3
+    WORST_FEASIBLE = 0.0 + 4 * 0.0 - 6.0 * 0.25 - 0.05 * (8 - 4) ** 2
 
     def __init__(self) -> None:
         space = SearchSpace(
@@ -215,6 +228,7 @@ class CrashCliff(Task):
             metadata=TaskMetadata(
                 kind="analytic",
                 known_optimum=self.OPTIMUM,
+                penalty=self.WORST_FEASIBLE,
                 family_param="accelerator",
                 best_family="simd",
                 target="analytic",
