@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 BUDGETS = (10, 15, 20, 25, 30, 40, 50)
-PAPER_TABLE3 = {  # seed-papers.md §1.5, Table 3: best feasible objective / waste, 10 seeds
+PAPER_TABLE3 = {  # the TBA paper (Lysenstøen 2026), Table 3: best feasible objective / waste, 10 seeds
     "tba_tpe": {10: (-5.83, 34), 15: (-5.54, 25), 20: (-3.18, 30), 25: (-2.29, 28), 30: (-2.05, 30), 40: (-1.57, 26), 50: (-1.45, 23)},
     "tba": {10: (-5.65, 40), 15: (-4.71, 32), 20: (-4.62, 27), 25: (-3.68, 28), 30: (-2.93, 27), 40: (-3.95, 24), 50: (-2.66, 20)},
     "tpe": {10: (-7.29, 54), 15: (-2.59, 42), 20: (-4.19, 40), 25: (-2.14, 35), 30: (-1.97, 31), 40: (-1.38, 30), 50: (-1.15, 29)},

@@ -86,7 +86,7 @@ def _mix(task, n=20000, seed=0):
 def test_crashy_branin_matches_the_reference_definition_and_mix():
     task = CrashyBranin()
     mix = _mix(task)
-    # reference (seed-code.md §10.1): about 20.7 % crashed, 45.1 % infeasible under uniform sampling
+    # the TBA paper's published code: about 20.7 % crashed, 45.1 % infeasible under uniform sampling
     assert mix[Status.CRASHED] == pytest.approx(0.207, abs=0.012)
     assert mix[Status.INFEASIBLE] == pytest.approx(0.451, abs=0.015)
     assert branin(-math.pi, 12.275) == pytest.approx(0.397887, abs=1e-6)

@@ -1,7 +1,8 @@
 """Top-1 accuracy with the correct mapping from dataset folders to ImageNet-1K class indices.
 
-The reference compared ImageFolder labels 0..9 with argmax over 1000 ImageNet logits, so only the
-first class could ever be right, and it took the first 500 images in folder order (seed-code §16 B1).
+Comparing ImageFolder labels 0..9 with the argmax over 1000 ImageNet logits (as the TBA paper's
+published code did) makes only the first class ever right, and taking the first 500 images in folder
+order is not a sample of the classes.
 Here:
 
 - class folders are ImageNet synset ids (wnids). ``imagenet_wnids.txt`` (package data) lists the

@@ -1,6 +1,6 @@
 """Classify why a live evaluation failed: ``oom``, ``unsupported``, ``environment``, ``timeout``, ``runtime``.
 
-The distinction matters for the benchmark (DESIGN.md, seed-code §13.2, §16 B3): an *environment*
+The distinction matters for the benchmark: an *environment*
 failure (no Triton, no C compiler, a missing execution provider, a driver mismatch, the backend
 library not importable) is a property of the machine, not of the configuration, and must never be
 presented as the search space's crash structure. *unsupported* means the configuration asks for an

@@ -1,4 +1,4 @@
-"""Peak memory of a deployment, defined per device and never silently zero (seed-code §16 B5).
+"""Peak memory of a deployment, defined per device and never silently zero.
 
 CPU: the resident-set high-water mark above the idle worker's baseline taken after imports. On Linux
 the kernel's high-water mark (``VmHWM``) is reset at the baseline (``/proc/self/clear_refs``), so the

@@ -1,8 +1,8 @@
 """Warm-up, then timed iterations, with an early stop decided only on timed iterations.
 
-The reference decided its early stop on the third *warm-up* iteration, so cold-start overheads
-(lazy kernel loading, allocator growth, kernel selection) aborted configurations that were feasible
-(seed-code §7, §16 B7). Here warm-up iterations are never judged: the early stop compares the median
+Deciding an early stop on warm-up iterations (as the TBA paper's published profiler did, on the third
+one) lets cold-start overheads (lazy kernel loading, allocator growth, kernel selection) abort
+configurations that are feasible. Here warm-up iterations are never judged: the early stop compares the median
 of the timed post-warm-up iterations so far (from ``early_stop_min_iters`` on) with the threshold, and
 a median above it implies that every upper percentile (p95, p99) is above it too.
 

@@ -166,7 +166,7 @@ class LiveTask(Task):
                 family_param="model",
                 target="live",
                 description=scenario.description + " (measured live on this machine)",
-                reference="seed-code.md §3, §7, §11",
+                reference="docs/device-tables.md",
                 extra={"device": self.device, "weights": self.weights, "data_dir": self.data_dir,
                        "header": self._header()},
             ),

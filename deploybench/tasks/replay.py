@@ -179,8 +179,8 @@ class RecommendationTrulyFeasible:
     feasible observation) is feasible in truth, i.e. the table's feasibility probability of that
     configuration under the scenario (share of its recorded repeats that meet every cap), averaged over
     seeds; a seed that recommends nothing counts 0. A lucky repeat of a configuration that is usually
-    too slow scores low here even though the run saw it as feasible (seed-papers §3: stochastic
-    feasibility). ``None`` for tasks that are not replayed from a table."""
+    too slow scores low here even though the run saw it as feasible (stochastic feasibility near a cap,
+    as described in "Hidden Device Heterogeneity in Constrained ML Deployment", Lysenstøen 2026). ``None`` for tasks that are not replayed from a table."""
 
     name = "rec. truly feasible"
     description = ("mean over seeds of P(feasible) of the recommended configuration, from the recorded repeats "
