@@ -35,7 +35,7 @@ def bare_loop(pm, n: int) -> float:
 def harness_loop(pm, n: int, out: str) -> float:
     case = Case(task="crashy_branin", target="analytic", task_label="crashy_branin", optimizer="random", seed=0, budget=n)
     t0 = time.perf_counter()
-    result = run_case(case, RunOptions(out_dir=out), pm=pm)
+    result = run_case(case, RunOptions(out_dir=out, overwrite=True), pm=pm)  # each repeat replaces the last
     elapsed = time.perf_counter() - t0
     assert result.status == "completed" and result.n_trials == n
     return elapsed

@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 
 #: public name -> the module that defines it
 _EXPORTS = {
+    "ExitCode": "exit_codes",
     "hookimpl": "hookspecs",
     "hookspec": "hookspecs",
     "Optimizer": "optimizer",
@@ -56,6 +57,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
+    from .exit_codes import ExitCode
     from .hookspecs import hookimpl, hookspec
     from .optimizer import Optimizer, OptimizerTags
     from .outcome import ErrorKind, Outcome, Status, TrialError, outcome_rank_key

@@ -11,20 +11,89 @@ lane on a CPU-only machine, so at most one live case runs per GPU, or one at all
 from __future__ import annotations
 
 import concurrent.futures as cf
+import dataclasses
 import functools
 import importlib.util
 import multiprocessing as mp
 import os
 import signal
 import traceback
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Protocol, Sequence, runtime_checkable
 
 from .hookspecs import hookimpl
-from .plugins import DeployBenchPluginManager, UsageError, create_plugin_manager
-from .results import ResultsFormatError
-from .runner import Case, CaseResult, RunOptions, run_case
+from .lifeline import ORPHAN_EXIT_CODE, bind_to_parent, parent_is_gone
+from .plugins import DeployBenchPluginManager, create_plugin_manager
+from .runner import SESSION_ERRORS, Case, CaseResult, RunOptions, run_case
 
-__all__ = ["SerialExecutor", "ProcessExecutor", "LaneScheduler", "visible_gpus"]
+__all__ = ["Executor", "SerialExecutor", "ProcessExecutor", "LaneScheduler", "visible_gpus", "run_case_in_worker",
+           "prepare_worker_process", "rerun_options"]
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """What an executor plugin provides (register instances with ``deploybench_register_executors``).
+
+    ``run`` runs every case once and yields each :class:`~deploybench.runner.CaseResult` as the case
+    finishes, in any order. It must:
+
+    - run each case with :func:`run_case_in_worker` (or :func:`~deploybench.runner.run_case` in this
+      process), which writes the case file and turns the case's own faults into its error result;
+    - let the session's exceptions through (:data:`deploybench.runner.SESSION_ERRORS`: interrupted,
+      refused, results disk failed), after stopping the cases still running (each leaves its file
+      resumable);
+    - never leave a process running after ``run`` returns or raises, nor after the runner is killed:
+      call :func:`prepare_worker_process` first thing in every worker process it starts.
+
+    ``pm`` is the session's plugin manager for executors that run in this process (serial); others
+    build their own in each worker from ``options.plugin_args``. ``on_trial(case, record)`` and
+    ``on_case_start(case)`` are progress callbacks an executor may call (the serial one does);
+    ``session`` is the running :class:`~deploybench.session.Session` (its ``cli_options`` carry the
+    options the plugin added). An optional ``describe(cases, workers, session=None) -> str`` gives the
+    run header's executor line.
+    """
+
+    name: str
+
+    def run(self, cases: Sequence[Case], options: RunOptions, *, pm: Any = None, workers: int = 1,
+            on_trial: Callable[[Case, dict], None] | None = None,
+            on_case_start: Callable[[Case], None] | None = None, session: Any = None) -> Iterator[CaseResult]:
+        ...  # pragma: no cover - a protocol
+
+
+@functools.lru_cache(maxsize=8)
+def _plugin_manager(plugin_args: tuple[str, ...]) -> DeployBenchPluginManager:
+    """One plugin manager per worker process and plugin set: building one scans every installed entry
+    point (~50 ms), which would otherwise be paid again for every case."""
+    return create_plugin_manager(plugin_args)
+
+
+def run_case_in_worker(case: Case, options: RunOptions, *, parent_pid: int | None = None,
+                       stage: str = "worker") -> CaseResult:
+    """Run one case in a worker process (of any executor) and return its result.
+
+    Anything unexpected becomes that case's error (``stage`` names where it ran); the session's
+    exceptions (:data:`~deploybench.runner.SESSION_ERRORS`) propagate, so the executor can stop and
+    the session can refuse or report. A worker whose runner died (``parent_pid`` no longer its
+    parent, see :func:`prepare_worker_process`) leaves the case file resumable and exits at once,
+    since nobody is left to take the result."""
+    try:
+        return run_case(case, options, pm=_plugin_manager(options.plugin_args))
+    except KeyboardInterrupt:
+        if parent_pid is not None and parent_is_gone(parent_pid):
+            os._exit(ORPHAN_EXIT_CODE)
+        raise
+    except SESSION_ERRORS:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - the case's error; the session must go on
+        return CaseResult(case=case, status="error", path=str(case.path(options.out_dir)),
+                          error={"stage": stage, "type": type(exc).__name__, "message": str(exc),
+                                 "traceback": traceback.format_exc()})
+
+
+def rerun_options(options: RunOptions) -> RunOptions:
+    """Options to run a case again after its worker died: continue it (``--resume``) or start it
+    afresh, replacing the partial file this same session wrote."""
+    return options if options.resume else dataclasses.replace(options, overwrite=True)
 
 
 class SerialExecutor:
@@ -98,14 +167,31 @@ class LaneScheduler:
 
 
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
-def _init_worker() -> None:
+def _stop_quietly(signum: int, frame: Any) -> None:
+    os._exit(128 + signum)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def prepare_worker_process(parent_pid: int | None = None) -> None:
+    """Call first in every worker process an executor starts: the worker stops when its runner dies
+    (even by SIGKILL; see :mod:`deploybench.lifeline`), and an idle worker exits quietly on SIGINT,
+    SIGTERM or SIGHUP (Ctrl-C and ``kill`` of a process group reach every worker)."""
+    bind_to_parent(parent_pid)
+    for signum in _STOP_SIGNALS:
+        signal.signal(signum, _stop_quietly)
+
+
+def _init_worker(parent_pid: int) -> None:
     """Each worker owns one core: math libraries get one thread (as Ray does for a one-CPU task),
     unless the user set a thread count; N workers each spawning a thread per core oversubscribe the
-    machine. Live evaluations are unaffected (their fresh processes set their own thread counts).
-    An idle worker stops quietly on SIGINT (Ctrl-C reaches the whole process group)."""
-    signal.signal(signal.SIGINT, lambda *_: os._exit(130))
+    machine. Live evaluations are unaffected (their fresh processes set their own thread counts)."""
+    prepare_worker_process(parent_pid)
     if not any(v in os.environ for v in _THREAD_VARS):
         for var in _THREAD_VARS:
             os.environ[var] = "1"  # libraries loaded from now on
@@ -115,30 +201,18 @@ def _init_worker() -> None:
             threadpool_limits(1)  # libraries already loaded (numpy's BLAS)
 
 
-@functools.lru_cache(maxsize=8)
-def _plugin_manager(plugin_args: tuple[str, ...]) -> DeployBenchPluginManager:
-    """One plugin manager per worker process and plugin set: building one scans every installed entry
-    point (~50 ms), which would otherwise be paid again for every case."""
-    return create_plugin_manager(plugin_args)
-
-
-def _worker(case: Case, options: RunOptions, gpu: str | None = None) -> CaseResult:
-    """Run a case in a worker process; anything unexpected becomes that case's error. While it runs,
-    SIGINT raises KeyboardInterrupt, so the case leaves its file resumable."""
-    idle_handler = signal.signal(signal.SIGINT, signal.default_int_handler)
+def _worker(case: Case, options: RunOptions, gpu: str | None, parent_pid: int) -> CaseResult:
+    """Run a case in a pool process. While it runs, SIGINT, SIGTERM and SIGHUP raise
+    KeyboardInterrupt, so the case leaves its file resumable."""
+    idle = {signum: signal.signal(signum, _interrupt) for signum in _STOP_SIGNALS}
     saved = os.environ.get("CUDA_VISIBLE_DEVICES")
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu  # inherited by the live profiler's fresh processes
     try:
-        return run_case(case, options, pm=_plugin_manager(options.plugin_args))
-    except (KeyboardInterrupt, UsageError, ResultsFormatError):
-        raise  # the session's to handle: stop, or refuse with exit 2
-    except BaseException as exc:  # noqa: BLE001 - the session must go on
-        return CaseResult(case=case, status="error", path=str(case.path(options.out_dir)),
-                          error={"stage": "worker", "type": type(exc).__name__, "message": str(exc),
-                                 "traceback": traceback.format_exc()})
+        return run_case_in_worker(case, options, parent_pid=parent_pid)
     finally:
-        signal.signal(signal.SIGINT, idle_handler)
+        for signum, handler in idle.items():
+            signal.signal(signum, handler)
         if gpu is not None:
             if saved is None:
                 os.environ.pop("CUDA_VISIBLE_DEVICES", None)
@@ -185,16 +259,18 @@ class ProcessExecutor:
             on_trial: Callable[[Case, dict], None] | None = None,
             on_case_start: Callable[[Case], None] | None = None, **_: Any) -> Iterator[CaseResult]:
         ctx = mp.get_context("spawn")
+        me = os.getpid()
         gpus = visible_gpus() if any(c.kind == "live" for c in cases) else []
         sched = LaneScheduler(cases, workers, gpus)
         suspects: list[tuple[Case, str | None]] = []
         while sched.pending:
-            pool = cf.ProcessPoolExecutor(max_workers=sched.workers, mp_context=ctx, initializer=_init_worker)
+            pool = cf.ProcessPoolExecutor(max_workers=sched.workers, mp_context=ctx, initializer=_init_worker,
+                                          initargs=(me,))
             futures: dict[cf.Future, tuple[Case, str | None]] = {}
             try:
                 while True:
                     for case, lane in sched.take():
-                        futures[pool.submit(_worker, case, options, lane)] = (case, lane)
+                        futures[pool.submit(_worker, case, options, lane, me)] = (case, lane)
                     if not futures:
                         break
                     done, _ = cf.wait(list(futures), return_when=cf.FIRST_COMPLETED)
@@ -220,9 +296,10 @@ class ProcessExecutor:
                 raise
             pool.shutdown(wait=True)
             for case, lane in suspects:  # alone in a fresh process: a second death is the case's own
-                with cf.ProcessPoolExecutor(max_workers=1, mp_context=ctx, initializer=_init_worker) as solo:
+                with cf.ProcessPoolExecutor(max_workers=1, mp_context=ctx, initializer=_init_worker,
+                                            initargs=(me,)) as solo:
                     try:
-                        yield solo.submit(_worker, case, options, lane).result()
+                        yield solo.submit(_worker, case, rerun_options(options), lane, me).result()
                     except cf.process.BrokenProcessPool as exc:
                         yield _died(case, options, exc)
                     except BaseException:

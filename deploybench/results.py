@@ -14,22 +14,29 @@ the command line, the machine and the task signatures.
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import os
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Iterator
+
+from .outcome import ErrorKind
 
 __all__ = [
     "FORMAT_VERSION",
     "CaseFile",
     "CaseWriter",
     "read_case_file",
+    "scan_case_file",
+    "MAX_LINE_BYTES",
     "iter_case_files",
     "case_path",
     "write_manifest",
     "ResultsFormatError",
+    "ResultsWriteError",
     "dumps",
 ]
 
@@ -38,6 +45,15 @@ FORMAT_VERSION = 1
 
 class ResultsFormatError(Exception):
     """A results file this version cannot read (written by a newer format, or not a case file)."""
+
+
+class ResultsWriteError(Exception):
+    """The results folder cannot be written (read-only, full disk, not a directory). The session
+    stops cleanly: every line written before stays, and ``--resume`` continues once it is fixed."""
+
+
+def _write_error(path: Path, exc: OSError) -> ResultsWriteError:
+    return ResultsWriteError(f"cannot write {path}: {exc.strerror or exc}")
 
 
 def _reject_nonfinite(value: Any) -> Any:
@@ -74,37 +90,57 @@ def case_path(out_dir: Path | str, task_label: str, optimizer: str, seed: int) -
 
 class CaseWriter:
     """Appends the lines of one case's file. Every write is flushed to the OS (a killed process
-    loses nothing written); ``fsync=True`` also forces it to disk (survives a machine crash, costs ~ms)."""
+    loses nothing written); ``fsync=True`` also forces it to disk (survives a machine crash, costs ~ms).
+
+    An OS error (read-only or full disk) raises :class:`ResultsWriteError`; the lines before it stay.
+    While it is open the file is locked (see :func:`deploybench.locking.hold_case_file`), so a later
+    session waits for a writer that is still finishing instead of racing it."""
 
     def __init__(self, path: Path, *, fsync: bool = False) -> None:
         self.path = Path(path)
         self.fsync = fsync
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fh: IO[str] | None = None
 
     def start(self, header: dict, trials: list[dict] | None = None) -> None:
         """Start the file afresh: the case header, then any trials kept from an earlier session."""
+        from .locking import hold_case_file
+
         tmp = self.path.with_suffix(".jsonl.tmp")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(dumps({"type": "case", "format_version": FORMAT_VERSION, **header}) + "\n")
-            for t in trials or []:
-                fh.write(dumps(t) + "\n")
-            fh.flush()
-            if self.fsync:
-                os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
-        self._fh = open(self.path, "a", encoding="utf-8")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "w", encoding="utf-8") as fh:
+                fh.write(dumps({"type": "case", "format_version": FORMAT_VERSION, **header}) + "\n")
+                for t in trials or []:
+                    fh.write(dumps(t) + "\n")
+                fh.flush()
+                if self.fsync:
+                    os.fsync(fh.fileno())
+            os.replace(tmp, self.path)
+            self._fh = open(self.path, "a", encoding="utf-8")
+        except OSError as exc:
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
+            raise _write_error(self.path, exc) from None
+        hold_case_file(self._fh)
 
     def write(self, record: dict) -> None:
         assert self._fh is not None, "start() first"
-        self._fh.write(dumps(record) + "\n")
-        self._fh.flush()
-        if self.fsync:
-            os.fsync(self._fh.fileno())
+        try:
+            self._fh.write(dumps(record) + "\n")
+            self._fh.flush()
+            if self.fsync:
+                os.fsync(self._fh.fileno())
+        except OSError as exc:
+            raise _write_error(self.path, exc) from None
 
     def close(self) -> None:
         if self._fh is not None:
-            self._fh.close()
+            try:
+                self._fh.close()
+            except OSError:
+                pass  # the failed write was reported already; closing releases the lock
             self._fh = None
 
     def __enter__(self) -> "CaseWriter":
@@ -112,6 +148,13 @@ class CaseWriter:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+#: a longer line is not a trial record (a trial line is a few kB); it is skipped unread
+MAX_LINE_BYTES = 8 * 1024 * 1024
+_STATUSES = ("ok", "infeasible", "crashed", "timeout")
+_END_STATUSES = ("completed", "error")
+_ERROR_KINDS = tuple(kind.value for kind in ErrorKind)
 
 
 @dataclass
@@ -133,61 +176,199 @@ class CaseFile:
     def completed(self) -> bool:
         return self.end is not None and self.end.get("status") == "completed"
 
+    @property
+    def intact(self) -> bool:
+        """True unless the end line counts more trials than survived (a corrupt line lost some)."""
+        return self.end is None or self.end.get("n_trials") in (None, len(self.trials))
 
-def read_case_file(path: Path | str) -> CaseFile:
-    """Read a case file. A torn or corrupt line is skipped and reported in ``problems``; a file
-    from a newer format version raises :class:`ResultsFormatError`."""
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _header_problem(h: dict) -> str | None:
+    """What is wrong with a case header, or None. Only fields a reader relies on are checked;
+    unknown fields are kept (newer writers of the same format version may add some)."""
+    typed = {"task": str, "task_label": str, "target": str, "optimizer": str, "task_signature": str,
+             "node_id": str, "optimizer_params": dict, "objective": dict}
+    for key, kind in typed.items():
+        if key in h and h[key] is not None and not isinstance(h[key], kind):
+            return f"{key!r} must be a {'string' if kind is str else 'JSON object'}, got {h[key]!r:.60}"
+    for key in ("seed", "budget"):
+        if key in h and h[key] is not None and (not isinstance(h[key], int) or isinstance(h[key], bool) or h[key] < 0):
+            return f"{key!r} must be a non-negative integer, got {h[key]!r:.60}"
+    if h.get("budget_seconds") is not None and not _is_number(h["budget_seconds"]):
+        return f"'budget_seconds' must be a number or null, got {h['budget_seconds']!r:.60}"
+    direction = (h.get("objective") or {}).get("direction", "maximize")
+    if direction not in ("maximize", "minimize"):
+        return f"objective direction must be 'maximize' or 'minimize', got {direction!r:.60}"
+    if h.get("known_optimum") is not None and not _is_number(h["known_optimum"]):
+        return f"'known_optimum' must be a number or null, got {h['known_optimum']!r:.60}"
+    return None
+
+
+def _trial_problem(t: dict) -> str | None:
+    """What is wrong with a trial record, or None (the fields every reader uses)."""
+    if not isinstance(t.get("trial"), int) or isinstance(t.get("trial"), bool) or t["trial"] < 0:
+        return "'trial' must be a non-negative integer"
+    if not isinstance(t.get("config"), dict):
+        return "'config' must be a JSON object"
+    o = t.get("outcome")
+    if not isinstance(o, dict):
+        return "'outcome' must be a JSON object"
+    if o.get("status") not in _STATUSES:
+        return f"outcome status must be one of {', '.join(_STATUSES)}"
+    if not _is_number(o.get("cost_s")) or o["cost_s"] < 0:
+        return "outcome cost_s must be a non-negative number"
+    if o.get("objective") is not None and not _is_number(o["objective"]):
+        return "outcome objective must be a number or null"
+    error = o.get("error")
+    if error is not None and not (isinstance(error, dict) and error.get("kind") in _ERROR_KINDS
+                                  and isinstance(error.get("message", ""), str)):
+        return f"outcome error must be an object with a kind among {', '.join(_ERROR_KINDS)} and a message"
+    if o.get("metrics") is not None and not isinstance(o["metrics"], dict):
+        return "outcome metrics must be a JSON object"
+    violation = o.get("violation")
+    if violation is not None and not (isinstance(violation, dict)
+                                      and all(_is_number(v) and v >= 0 for v in violation.values())):
+        return "outcome violation must map constraint names to non-negative numbers"
+    return None
+
+
+def _end_problem(e: dict) -> str | None:
+    if e.get("status") not in _END_STATUSES:
+        return f"end status must be one of {', '.join(_END_STATUSES)}"
+    n = e.get("n_trials")
+    if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 0):
+        return "end n_trials must be a non-negative integer"
+    if e.get("error") is not None and not isinstance(e["error"], dict):
+        return "end error must be a JSON object"
+    return None
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str, bool]]:
+    """(line number, text, complete) for each line, never holding more than MAX_LINE_BYTES of one."""
+    try:
+        if path.suffix == ".gz":  # published records are compressed
+            fh = gzip.open(path, "rt", encoding="utf-8", errors="replace")
+        else:
+            fh = open(path, "r", encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise ResultsFormatError(f"cannot read {path}: {exc.strerror or exc}") from None
+    with fh:
+        lineno = 0
+        while True:
+            try:
+                raw = fh.readline(MAX_LINE_BYTES)
+            except (OSError, EOFError, zlib.error) as exc:  # unreadable, or a damaged .gz stream
+                raise ResultsFormatError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+            if not raw:
+                return
+            lineno += 1
+            if len(raw) >= MAX_LINE_BYTES and not raw.endswith("\n"):
+                while raw and not raw.endswith("\n"):  # skip the rest of the over-long line
+                    raw = fh.readline(MAX_LINE_BYTES)
+                yield lineno, "", False
+                continue
+            yield lineno, raw, raw.endswith("\n")
+
+
+def scan_case_file(path: Path | str, problems: list[str], skipped: list[int] | None = None) -> Iterator[tuple[str, dict]]:
+    """Stream a case file strictly, one record at a time: ``("case", header)`` first, then
+    ``("trial", record)`` for each trial in order (numbered 0, 1, 2, ...) and ``("end", record)``.
+
+    This is the one reader of the format: the runner, ``--resume`` and the leaderboard all use it.
+    What can be skipped is skipped and described in ``problems`` (a torn last line, a corrupt or
+    over-long line, a trial record with missing or mistyped fields, duplicate or out-of-order trial
+    numbers: only the first contiguous run 0..n-1 is trusted). What makes the file unusable raises
+    :class:`ResultsFormatError` with the file, the line and what was expected: no case header, a
+    newer format version, a header with mistyped fields, a path that cannot be read. ``skipped``
+    receives the numbers of torn and corrupt lines.
+    """
+    skipped = skipped if skipped is not None else []
     path = Path(path)
-    header: dict | None = None
-    trials: list[dict] = []
-    end = None
-    problems: list[str] = []
-    torn = None
-    with open(path, "r", encoding="utf-8", errors="replace") as fh:
-        lines = fh.readlines()
-    for i, raw in enumerate(lines, start=1):
-        line = raw.strip()
-        if not line:
+    header_seen = False
+    expected = 0
+    gap_noted = False
+    for lineno, raw, complete in _lines(path):
+        where = f"{path}:{lineno}"
+        if complete and not raw.strip():
+            continue
+        if not raw:
+            problems.append(f"{where}: line longer than {MAX_LINE_BYTES} bytes, skipped")
             continue
         try:
-            record = loads(line)
-        except (ValueError, json.JSONDecodeError) as exc:
-            last = i == len(lines)
-            kind = "torn last line (the run was probably killed while writing it)" if last and not raw.endswith("\n") else "corrupt line"
-            problems.append(f"{path}:{i}: {kind}, skipped ({exc.__class__.__name__})")
-            torn = i
+            record = loads(raw)
+            if not isinstance(record, dict):
+                raise ValueError("not a JSON object")
+        except (ValueError, RecursionError) as exc:
+            kind = ("torn last line (the run was probably killed while writing it)" if not complete
+                    else "corrupt line")
+            problems.append(f"{where}: {kind}, skipped ({exc.__class__.__name__})")
+            skipped.append(lineno)
             continue
         rtype = record.get("type")
         if rtype == "case":
             version = record.get("format_version")
-            if not isinstance(version, int) or version > FORMAT_VERSION:
+            if not isinstance(version, int) or isinstance(version, bool) or version > FORMAT_VERSION:
                 raise ResultsFormatError(
-                    f"{path} was written by results format version {version!r}; this deploybench reads versions "
-                    f"up to {FORMAT_VERSION}. Upgrade deploybench to read it."
-                )
+                    f"{path} was written by results format version {version!r:.40}; this deploybench reads versions "
+                    f"up to {FORMAT_VERSION}. Upgrade deploybench to read it.")
+            if header_seen:
+                problems.append(f"{where}: a second case header, skipped")
+                continue
+            bad = _header_problem(record)
+            if bad:
+                raise ResultsFormatError(f"{where}: case header: {bad}")
+            header_seen = True
+            yield "case", record
+        elif not header_seen:
+            raise ResultsFormatError(f"{path} is not a deploybench case file (no case header line before line {lineno})")
+        elif rtype == "trial":
+            bad = _trial_problem(record)
+            if bad:
+                problems.append(f"{where}: corrupt trial record ({bad}), skipped")
+                skipped.append(lineno)
+            elif record["trial"] < expected:
+                problems.append(f"{where}: trial {record['trial']} recorded twice; kept the first")
+            elif record["trial"] > expected:
+                if not gap_noted:
+                    problems.append(f"{where}: trial numbers have gaps (expected {expected}, found "
+                                    f"{record['trial']}); kept the first contiguous run")
+                    gap_noted = True
+            else:
+                expected += 1
+                yield "trial", record
+        elif rtype == "end":
+            bad = _end_problem(record)
+            if bad:
+                problems.append(f"{where}: corrupt end record ({bad}), skipped")
+            else:
+                yield "end", record
+        else:
+            problems.append(f"{where}: unknown record type {rtype!r:.40}, skipped")
+    if not header_seen:
+        raise ResultsFormatError(f"{path} is not a deploybench case file (no case header line)")
+
+
+def read_case_file(path: Path | str) -> CaseFile:
+    """Read a whole case file with :func:`scan_case_file`. A torn or corrupt line is skipped and
+    reported in ``problems``; an unusable file raises :class:`ResultsFormatError`."""
+    path = Path(path)
+    problems: list[str] = []
+    header: dict = {}
+    trials: list[dict] = []
+    end = None
+    skipped: list[int] = []
+    for rtype, record in scan_case_file(path, problems, skipped):
+        if rtype == "case":
             header = record
         elif rtype == "trial":
             trials.append(record)
-        elif rtype == "end":
-            end = record
         else:
-            problems.append(f"{path}:{i}: unknown record type {rtype!r}, skipped")
-    if header is None:
-        raise ResultsFormatError(f"{path} is not a deploybench case file (no case header line)")
-    # trials must be numbered 0..n-1; a duplicate index (e.g. a resumed write) keeps the first
-    seen: dict[int, dict] = {}
-    for t in trials:
-        seen.setdefault(int(t["trial"]), t)
-    ordered = [seen[i] for i in sorted(seen)]
-    if [t["trial"] for t in ordered] != list(range(len(ordered))):
-        problems.append(f"{path}: trial numbers have gaps; kept the first contiguous run")
-        contiguous = []
-        for i, t in enumerate(ordered):
-            if t["trial"] != i:
-                break
-            contiguous.append(t)
-        ordered = contiguous
-    return CaseFile(path=path, header=header, trials=ordered, end=end, torn_line=torn, problems=problems)
+            end = record
+    return CaseFile(path=path, header=header, trials=trials, end=end, torn_line=skipped[-1] if skipped else None,
+                    problems=problems)
 
 
 def iter_case_files(root: Path | str) -> Iterator[Path]:
@@ -202,9 +383,12 @@ def iter_case_files(root: Path | str) -> Iterator[Path]:
 def write_manifest(out_dir: Path | str, manifest: dict) -> None:
     """Write ``manifest.json`` (this session) and append it to ``sessions.jsonl`` (all sessions)."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     tmp = out / "manifest.json.tmp"
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str, allow_nan=False) + "\n")
-    os.replace(tmp, out / "manifest.json")
-    with open(out / "sessions.jsonl", "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(manifest, sort_keys=True, default=str, allow_nan=False) + "\n")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str, allow_nan=False) + "\n")
+        os.replace(tmp, out / "manifest.json")
+        with open(out / "sessions.jsonl", "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(manifest, sort_keys=True, default=str, allow_nan=False) + "\n")
+    except OSError as exc:
+        raise _write_error(out / "manifest.json", exc) from None

@@ -2,9 +2,15 @@
 
 The harness never dies. An optimizer that raises (in its constructor, ``ask`` or ``tell``), hangs
 past the per-ask limit, or suggests an invalid configuration ends *its own case* as an error with
-the traceback kept in the case file; an evaluation that raises becomes a crashed outcome. Every
-trial is written and flushed as it ends, and ``resume=True`` replays an unfinished case's recorded
-trials into a fresh optimizer (same seed) instead of measuring them again.
+the traceback kept in the case file; an evaluation that raises becomes a crashed outcome, and an
+in-process evaluation past its time limit a ``timeout`` trial that ends the case. Every trial is
+written and flushed as it ends, and ``resume=True`` replays an unfinished case's recorded trials
+into a fresh optimizer (same seed) instead of measuring them again.
+
+:func:`run_case` reads as its steps: build the task and optimizer (:func:`_build`,
+:func:`_construct`), write the identity into the header (:func:`_header`), look at what an earlier
+session left (:func:`_previous_session`: skip, continue or refuse), replay kept trials
+(:func:`_replay`), then run the loop (:class:`_TrialLoop`) and write the end line (:func:`_run_prepared`).
 """
 
 from __future__ import annotations
@@ -17,13 +23,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from . import __version__
+from .identity import case_identity, identity_changes, variant_name
+from .locking import ResultsFolderBusy, wait_for_case_file
 from .outcome import ErrorKind, Outcome, Status
 from .plugins import DeployBenchPluginManager, UsageError, create_plugin_manager
-from .results import CaseWriter, ResultsFormatError, case_path, read_case_file
+from .results import CaseWriter, ResultsFormatError, ResultsWriteError, case_path, read_case_file
 from .space import InvalidConfigError
 from .task import EvalContext, Task
 
-__all__ = ["Case", "CaseResult", "RunOptions", "run_case", "summarize_trials", "GLYPHS"]
+__all__ = ["Case", "CaseResult", "RunOptions", "run_case", "summarize_trials", "GLYPHS", "SESSION_ERRORS",
+           "CaseIdentityError", "ResultsExistError", "task_time_limit", "AskTimeout", "EvaluationTimeout"]
 
 #: one character per trial in progress lines, like pytest's dots
 GLYPHS = {"ok": ".", "infeasible": "i", "early_stopped": "e", "crashed": "C", "timeout": "T"}
@@ -44,11 +54,17 @@ class Case:
     kind: str = "analytic"
 
     @property
+    def variant(self) -> str:
+        """The optimizer with its non-default parameters, e.g. ``tba[T_init=0.9]`` (see
+        :func:`deploybench.identity.variant_name`): each variant has its own folder."""
+        return variant_name(self.optimizer, dict(self.optimizer_params))
+
+    @property
     def node_id(self) -> str:
-        return f"{self.task}[{self.target}]::{self.optimizer}[seed={self.seed}]"
+        return f"{self.task}[{self.target}]::{self.variant}[seed={self.seed}]"
 
     def path(self, out_dir: Path | str) -> Path:
-        return case_path(out_dir, self.task_label, self.optimizer, self.seed)
+        return case_path(out_dir, self.task_label, self.variant, self.seed)
 
 
 @dataclass(frozen=True)
@@ -60,6 +76,9 @@ class RunOptions:
     resume: bool = False
     ask_timeout_s: float | None = None
     fsync: bool = False
+    overwrite: bool = False
+    #: evaluation time limit for in-process tasks (None: the task's own ``time_limit_s``, if any)
+    eval_timeout_s: float | None = None
 
 
 @dataclass
@@ -113,7 +132,7 @@ def summarize_trials(trials: list[dict], direction: str = "maximize") -> dict:
         if o["status"] == "ok":
             if ttff is None:
                 ttff = t["trial"] + 1
-            v = o["objective"]
+            v = o.get("objective")
             if v is not None and (best is None or (v > best if direction == "maximize" else v < best)):
                 best, best_config = v, t["config"]
         else:
@@ -134,11 +153,16 @@ def summarize_trials(trials: list[dict], direction: str = "maximize") -> dict:
     }
 
 
-class _AskTimeout(Exception):
-    pass
+class AskTimeout(Exception):
+    """The optimizer's ``ask()`` did not return within ``--ask-timeout``."""
 
 
-def _call_with_timeout(fn: Callable[[], Any], timeout: float | None) -> Any:
+class EvaluationTimeout(Exception):
+    """An in-process ``evaluate()`` did not return within its time limit."""
+
+
+def _call_with_timeout(fn: Callable[[], Any], timeout: float | None, what: str = "ask()",
+                       error: type[Exception] = AskTimeout) -> Any:
     """Run ``fn``; with a timeout, run it in a daemon thread and give up waiting after ``timeout`` s."""
     if timeout is None:
         return fn()
@@ -152,9 +176,11 @@ def _call_with_timeout(fn: Callable[[], Any], timeout: float | None) -> Any:
 
     thread = threading.Thread(target=target, daemon=True, name="deploybench-ask")
     thread.start()
-    thread.join(timeout)
+    deadline = time.monotonic() + timeout
+    while thread.is_alive() and time.monotonic() < deadline:
+        thread.join(min(0.1, max(0.0, deadline - time.monotonic())))  # short joins: signals stay responsive
     if thread.is_alive():
-        raise _AskTimeout(f"ask() did not return within {timeout:g} s")
+        raise error(f"{what} did not return within {timeout:g} s")
     if "error" in box:
         raise box["error"]
     return box["value"]
@@ -191,11 +217,30 @@ def evaluate_safely(task: Task, config: dict, context: EvalContext) -> tuple[Out
     return outcome, time.perf_counter() - t0
 
 
-def _build(case: Case, pm: DeployBenchPluginManager) -> tuple[Task, Any]:
-    spec = pm.get_task_spec(case.task)
-    task = spec.build(case.target)
-    cls = pm.get_optimizer_class(case.optimizer)
-    return task, cls
+class CaseIdentityError(UsageError):
+    """``--resume`` found a case file written by a different case identity (see
+    :mod:`deploybench.identity`); continuing it would mix results, so the session refuses."""
+
+
+class ResultsExistError(UsageError):
+    """A case file already exists and neither ``resume`` nor ``overwrite`` was asked for."""
+
+
+#: exceptions a case must not swallow: they stop the session (interrupted, refused, disk failed).
+#: Executors re-raise these from their workers and turn anything else into that case's error.
+SESSION_ERRORS: tuple[type[BaseException], ...] = (
+    KeyboardInterrupt, UsageError, ResultsFormatError, ResultsWriteError, ResultsFolderBusy)
+
+
+@dataclass
+class _Prepared:
+    """A case ready to run: its task, optimizer, header and the trials an earlier session recorded."""
+
+    task: Task
+    optimizer: Any
+    header: dict
+    replayed: list[dict]
+    problems: list[str]
 
 
 def run_case(
@@ -205,193 +250,288 @@ def run_case(
     on_trial: Callable[[Case, dict], None] | None = None,
 ) -> CaseResult:
     """Run one case to its budget and write its JSONL file. Never raises for optimizer or task
-    faults (they end the case as ``error``); ``KeyboardInterrupt`` propagates after the file is
-    left resumable."""
+    faults (they end the case as ``error``); the :data:`SESSION_ERRORS` propagate (after the file
+    is left resumable): interrupted, refused (identity changed, newer format), disk failure."""
     pm = pm or create_plugin_manager(options.plugin_args)
     started = time.perf_counter()
     path = case.path(options.out_dir)
-    result = CaseResult(case=case, status="error", path=str(path))
-
     try:
         task, optimizer_cls = _build(case, pm)
     except UsageError:
         raise
-    except Exception as exc:  # noqa: BLE001
-        result.error = _error_record("task", exc)
-        _write_error_only(path, case, result.error, options)
-        return result
-
-    direction = task.objective.direction
-    kept: list[dict] = []
-    problems: list[str] = []
-    if options.resume and path.exists():
+    except Exception as exc:  # noqa: BLE001 - a task that cannot be built is this case's error
+        return _error_case(case, path, options, _error_record("task", exc))
+    try:
         try:
-            previous = read_case_file(path)
-        except ResultsFormatError:
-            raise
-        problems += previous.problems
-        # a completed file that lost trial lines (corrupt line) is continued from its intact trials
-        intact = previous.end is None or previous.end.get("n_trials") in (None, len(previous.trials))
-        if previous.completed and intact and previous.header.get("task_signature") == task.signature() \
-                and previous.header.get("budget") == case.budget \
-                and previous.header.get("budget_seconds") == case.budget_seconds:
-            summary = summarize_trials(previous.trials, direction)
-            result = CaseResult(case=case, status="completed", path=str(path), skipped=True,
-                                problems=problems, **{k: summary[k] for k in (
-                                    "n_trials", "best", "best_config", "waste", "ttff", "cost_s", "glyphs",
-                                    "duplicates", "env_errors")})
-            task.close()
-            return result
-        if previous.header.get("task_signature") == task.signature() and not (previous.finished and intact):
-            kept = previous.trials
+            optimizer = _construct(case, task, optimizer_cls)
+        except Exception as exc:  # noqa: BLE001
+            return _error_case(case, path, options, _error_record("optimizer constructor", exc),
+                               _header(case, task, optimizer_cls, {}))
+        header = _header(case, task, optimizer_cls, optimizer.get_params())
+        previous = _previous_session(case, path, options, header)
+        if previous is not None and previous.skip is not None:
+            return previous.skip
+        kept = previous.trials if previous is not None else []
+        problems = previous.problems if previous is not None else []
+        optimizer, replayed = _replay(case, task, optimizer_cls, optimizer, kept, problems)
+        if replayed:
+            header["resumed_from_trial"] = len(replayed)
+        prepared = _Prepared(task, optimizer, header, replayed, problems)
+        return _run_prepared(case, options, prepared, pm, on_trial, started, path)
+    finally:
+        task.close()
 
-    header = {
+
+def _build(case: Case, pm: DeployBenchPluginManager) -> tuple[Task, Any]:
+    spec = pm.get_task_spec(case.task)
+    task = spec.build(case.target)
+    cls = pm.get_optimizer_class(case.optimizer)
+    return task, cls
+
+
+def _construct(case: Case, task: Task, optimizer_cls: Any) -> Any:
+    return optimizer_cls(task.space, objective=task.objective, constraints=task.constraints, budget=case.budget,
+                         seed=case.seed, family_param=task.metadata.family_param, **dict(case.optimizer_params))
+
+
+def _header(case: Case, task: Task, optimizer_cls: Any, params: Mapping[str, Any]) -> dict:
+    """The case line: what ran (the identity fields), on what, with which budget and versions."""
+    identity = case_identity(task.signature(), case.optimizer, optimizer_cls, params)
+    return {
         "node_id": case.node_id,
         "task": case.task,
         "target": case.target,
         "task_label": case.task_label,
         "task_version": task.version,
-        "task_signature": task.signature(),
         "task_kind": task.metadata.kind,
-        "objective": {"metric": task.objective.metric, "direction": direction},
+        "objective": {"metric": task.objective.metric, "direction": task.objective.direction},
         "constraints": [c.to_json() for c in task.constraints],
         "known_optimum": task.metadata.known_optimum,
         "penalty": task.metadata.penalty,
         "family_param": task.metadata.family_param,
         "best_family": task.metadata.best_family,
-        "optimizer": case.optimizer,
-        "optimizer_params": {},
+        "variant": case.variant,
+        **identity,
+        "deploybench_version": __version__,
         "seed": case.seed,
         "budget": case.budget,
         "budget_seconds": case.budget_seconds,
         "started_at": _now(),
     }
 
-    try:
-        optimizer = optimizer_cls(
-            task.space,
-            objective=task.objective,
-            constraints=task.constraints,
-            budget=case.budget,
-            seed=case.seed,
-            family_param=task.metadata.family_param,
-            **dict(case.optimizer_params),
-        )
-        header["optimizer_params"] = optimizer.get_params()
-        header["optimizer_class"] = f"{optimizer_cls.__module__}.{optimizer_cls.__qualname__}"
-    except Exception as exc:  # noqa: BLE001
-        result.error = _error_record("optimizer constructor", exc)
-        _write_error_only(path, case, result.error, options, header)
-        task.close()
-        return result
 
-    # -- replay kept trials (resume) -----------------------------------------------------------------
+@dataclass
+class _Previous:
+    """What an earlier session left for this case: a finished result to skip, or trials to keep."""
+
+    skip: CaseResult | None
+    trials: list[dict]
+    problems: list[str]
+
+
+def _previous_session(case: Case, path: Path, options: RunOptions, header: dict) -> _Previous | None:
+    """Read the case file an earlier session wrote (waiting for a writer still finishing). With
+    ``resume``: skip a finished case, keep the trials of an unfinished one, refuse a file of another
+    identity. With ``overwrite``: start afresh. Neither: refuse to touch the file."""
+    if not path.exists():
+        return None
+    wait_for_case_file(path)
+    if options.overwrite and not options.resume:
+        return None
+    if not options.resume:
+        raise ResultsExistError(f"{path} already exists; use --resume to continue it or --overwrite to replace it")
+    previous = read_case_file(path)
+    changes = identity_changes(previous.header, header)
+    if changes:
+        if options.overwrite:
+            return _Previous(None, [], [f"resume: {path} was written by another case identity "
+                                        f"({'; '.join(changes)}); --overwrite: the case was rerun"])
+        raise CaseIdentityError(identity_message(path, changes))
+    problems = list(previous.problems)
+    same_budget = (previous.header.get("budget") == case.budget
+                   and previous.header.get("budget_seconds") == case.budget_seconds)
+    if previous.completed and previous.intact and same_budget:
+        summary = summarize_trials(previous.trials, header["objective"]["direction"])
+        return _Previous(CaseResult(case=case, status="completed", path=str(path), skipped=True, problems=problems,
+                                    **{k: summary[k] for k in _SUMMARY_FIELDS}), [], problems)
+    if previous.finished and previous.intact:
+        if not same_budget:
+            problems.append(f"resume: {path} was run with budget {previous.header.get('budget')}; "
+                            f"rerun with budget {case.budget}")
+        return _Previous(None, [], problems)  # a finished case (error, other budget) is run again
+    return _Previous(None, previous.trials, problems)
+
+
+def identity_message(path: Path | str, changes: list[str]) -> str:
+    return (f"{path} belongs to a different case ({'; '.join(changes)}); --resume would mix their results. "
+            "Use another --out, or --overwrite to replace it")
+
+
+def _replay(case: Case, task: Task, optimizer_cls: Any, optimizer: Any, kept: list[dict],
+            problems: list[str]) -> tuple[Any, list[dict]]:
+    """Tell a fresh optimizer (same seed) the trials an earlier session recorded, checking that it
+    asks for the same configurations; an optimizer that cannot replay starts the case over."""
     replayed: list[dict] = []
-    if kept:
-        try:
-            for record in kept:
-                suggestion = optimizer.ask()
-                if task.space.key(suggestion) != task.space.key(record["config"]):
-                    raise RuntimeError(f"replay diverged at trial {record['trial']}")
-                optimizer.tell(dict(record["config"]), Outcome.from_dict(record["outcome"]))
-                replayed.append(record)
-        except Exception as exc:  # noqa: BLE001 - an optimizer that cannot replay starts over
-            problems.append(f"resume: could not replay the recorded trials ({exc}); the case was restarted")
-            replayed = []
-            optimizer = optimizer_cls(task.space, objective=task.objective, constraints=task.constraints,
-                                      budget=case.budget, seed=case.seed, family_param=task.metadata.family_param,
-                                      **dict(case.optimizer_params))
-    if replayed:
-        header["resumed_from_trial"] = len(replayed)
-
-    writer = CaseWriter(path, fsync=options.fsync)
-    writer.start(header, replayed)
-    trials: list[dict] = list(replayed)
-    seen = {task.space.key(t["config"]) for t in trials}
-    cum_cost = sum(t["outcome"]["cost_s"] for t in trials)
-    feasible_found = any(t["outcome"]["status"] == "ok" for t in trials)
-    best = summarize_trials(trials, direction)["best"]
-    error: dict | None = None
-    hook = pm.hook
-    hook.deploybench_case_start(case=case)
-
+    if not kept:
+        return optimizer, replayed
     try:
-        while len(trials) < case.budget and (case.budget_seconds is None or cum_cost < case.budget_seconds):
-            i = len(trials)
-            t0 = time.perf_counter()
-            try:
-                suggestion = _call_with_timeout(optimizer.ask, options.ask_timeout_s)
-            except Exception as exc:  # noqa: BLE001
-                error = _error_record("ask", exc)
-                break
-            t1 = time.perf_counter()
-            try:
-                task.space.validate(suggestion)
-            except InvalidConfigError as exc:
-                error = _error_record("validate", exc)
-                error["suggestion"] = repr(suggestion)[:500]
-                break
-            config = dict(suggestion)
-            key = task.space.key(config)
-            duplicate = key in seen
-            seen.add(key)
-            context = EvalContext(seed=case.seed, trial=i, feasible_found=feasible_found)
-            outcome, eval_wall = evaluate_safely(task, config, context)
-            cum_cost += outcome.cost_s
-            if outcome.status is Status.OK:
-                feasible_found = True
-                if outcome.objective is not None and (best is None or task.objective.better(outcome.objective, best)):
-                    best = outcome.objective
-            t2 = time.perf_counter()
-            tell_error = None
-            try:
-                optimizer.tell(dict(config), outcome)
-            except Exception as exc:  # noqa: BLE001
-                tell_error = _error_record("tell", exc)
-            t3 = time.perf_counter()
-            record = {
-                "type": "trial",
-                "trial": i,
-                "config": config,
-                "outcome": outcome.to_dict(),
-                "duplicate": duplicate,
-                "best": best,
-                "cum_cost_s": cum_cost,
-                "ask_s": round(t1 - t0, 6),
-                "eval_s": round(eval_wall, 6),
-                "tell_s": round(t3 - t2, 6),
-            }
+        for record in kept:
+            suggestion = optimizer.ask()
+            if task.space.key(suggestion) != task.space.key(record["config"]):
+                raise RuntimeError(f"replay diverged at trial {record['trial']}")
+            optimizer.tell(dict(record["config"]), Outcome.from_dict(record["outcome"]))
+            replayed.append(record)
+    except Exception as exc:  # noqa: BLE001 - an optimizer that cannot replay starts over
+        problems.append(f"resume: could not replay the recorded trials ({exc}); the case was restarted")
+        return _construct(case, task, optimizer_cls), []
+    return optimizer, replayed
+
+
+def _run_prepared(case: Case, options: RunOptions, prepared: _Prepared, pm: DeployBenchPluginManager,
+                  on_trial: Callable[[Case, dict], None] | None, started: float, path: Path) -> CaseResult:
+    """Write the header and kept trials, run the remaining trials, write the end line."""
+    task = prepared.task
+    writer = CaseWriter(path, fsync=options.fsync)
+    try:
+        writer.start(prepared.header, prepared.replayed)
+        pm.hook.deploybench_case_start(case=case)
+        loop = _TrialLoop(case, options, task, prepared.optimizer, prepared.replayed)
+
+        def record_trial(record: dict) -> None:
             writer.write(record)
-            trials.append(record)
-            hook.deploybench_trial_end(case=case, record=record)
+            pm.hook.deploybench_trial_end(case=case, record=record)
             if on_trial is not None:
                 on_trial(case, record)
-            if tell_error is not None:
-                error = tell_error
-                break
-    except KeyboardInterrupt:
-        writer.close()
-        task.close()
-        raise
 
-    summary = summarize_trials(trials, direction)
-    status = "error" if error else "completed"
-    writer.write({"type": "end", "status": status, "error": error, "n_trials": len(trials),
-                  "finished_at": _now()})
-    writer.close()
-    task.close()
-    result = CaseResult(case=case, status=status, error=error, path=str(path), replayed=len(replayed),
-                        wall_s=time.perf_counter() - started, problems=problems,
-                        **{k: summary[k] for k in ("n_trials", "best", "best_config", "waste", "ttff", "cost_s",
-                                                   "glyphs", "duplicates", "env_errors")})
-    hook.deploybench_case_finish(case=case, result=result)
+        error = loop.run(record_trial)
+        status = "error" if error else "completed"
+        writer.write({"type": "end", "status": status, "error": error, "n_trials": len(loop.trials),
+                      "finished_at": _now()})
+    finally:
+        writer.close()
+    summary = summarize_trials(loop.trials, task.objective.direction)
+    result = CaseResult(case=case, status=status, error=error, path=str(path), replayed=len(prepared.replayed),
+                        wall_s=time.perf_counter() - started, problems=prepared.problems,
+                        **{k: summary[k] for k in _SUMMARY_FIELDS})
+    pm.hook.deploybench_case_finish(case=case, result=result)
     return result
 
 
-def _write_error_only(path: Path, case: Case, error: dict, options: RunOptions, header: dict | None = None) -> None:
+_SUMMARY_FIELDS = ("n_trials", "best", "best_config", "waste", "ttff", "cost_s", "glyphs", "duplicates", "env_errors")
+
+
+class _TrialLoop:
+    """The ask → validate → evaluate → tell loop of one case, from its kept trials to its budget."""
+
+    def __init__(self, case: Case, options: RunOptions, task: Task, optimizer: Any, kept: list[dict]) -> None:
+        self.case, self.options, self.task, self.optimizer = case, options, task, optimizer
+        self.trials: list[dict] = list(kept)
+        self.seen = {task.space.key(t["config"]) for t in kept}
+        self.cum_cost = sum(t["outcome"]["cost_s"] for t in kept)
+        self.feasible_found = any(t["outcome"]["status"] == "ok" for t in kept)
+        self.best = summarize_trials(kept, task.objective.direction)["best"]
+        self.time_limit = options.eval_timeout_s if options.eval_timeout_s is not None else task_time_limit(task)
+
+    def _budget_left(self) -> bool:
+        case = self.case
+        return len(self.trials) < case.budget and (case.budget_seconds is None or self.cum_cost < case.budget_seconds)
+
+    def run(self, record_trial: Callable[[dict], None]) -> dict | None:
+        """Run trials until the budget is spent; returns the error that ended the case, or None."""
+        while self._budget_left():
+            record, error = self._trial()
+            if record is not None:
+                record_trial(record)
+                self.trials.append(record)
+            if error is not None:
+                return error
+        return None
+
+    def _trial(self) -> tuple[dict | None, dict | None]:
+        task, i = self.task, len(self.trials)
+        t0 = time.perf_counter()
+        try:
+            suggestion = _call_with_timeout(self.optimizer.ask, self.options.ask_timeout_s)
+        except Exception as exc:  # noqa: BLE001
+            return None, _error_record("ask", exc)
+        t1 = time.perf_counter()
+        try:
+            task.space.validate(suggestion)
+        except InvalidConfigError as exc:
+            error = _error_record("validate", exc)
+            error["suggestion"] = repr(suggestion)[:500]
+            return None, error
+        config = dict(suggestion)
+        key = task.space.key(config)
+        duplicate = key in self.seen
+        self.seen.add(key)
+        context = EvalContext(seed=self.case.seed, trial=i, feasible_found=self.feasible_found,
+                              time_limit_s=self.time_limit)
+        outcome, eval_wall, eval_error = self._evaluate(config, context)
+        self.cum_cost += outcome.cost_s
+        if outcome.status is Status.OK:
+            self.feasible_found = True
+            if outcome.objective is not None and (self.best is None or task.objective.better(outcome.objective, self.best)):
+                self.best = outcome.objective
+        t2 = time.perf_counter()
+        error = eval_error
+        if error is None:
+            try:
+                self.optimizer.tell(dict(config), outcome)
+            except Exception as exc:  # noqa: BLE001
+                error = _error_record("tell", exc)
+        t3 = time.perf_counter()
+        record = {
+            "type": "trial", "trial": i, "config": config, "outcome": outcome.to_dict(), "duplicate": duplicate,
+            "best": self.best, "cum_cost_s": self.cum_cost,
+            "ask_s": round(t1 - t0, 6), "eval_s": round(eval_wall, 6), "tell_s": round(t3 - t2, 6),
+        }
+        return record, error
+
+    def _evaluate(self, config: dict, context: EvalContext) -> tuple[Outcome, float, dict | None]:
+        """Evaluate; an in-process evaluation past its time limit becomes a ``timeout`` trial and
+        ends the case (it may still be running in a thread of this process, so no further trial
+        may share the task with it). Tasks that evaluate in a subprocess (live) enforce the limit
+        themselves, through ``context.time_limit_s``."""
+        in_process = self.task.metadata.kind != "live"
+        if self.time_limit is None or not in_process:
+            outcome, wall = evaluate_safely(self.task, config, context)
+            return outcome, wall, None
+        try:
+            outcome, wall = _call_with_timeout(lambda: evaluate_safely(self.task, config, context),
+                                               self.time_limit, "evaluate()", EvaluationTimeout)
+            return outcome, wall, None
+        except EvaluationTimeout as exc:
+            message = (f"{exc}; the evaluation may still be running in this process, so the case stopped "
+                       "(--resume continues it after this trial; raise the limit with --eval-timeout)")
+            outcome = Outcome.timed_out(f"evaluation exceeded its {self.time_limit:g} s limit", cost_s=self.time_limit)
+            return outcome, self.time_limit, {"stage": "evaluate", "type": "EvaluationTimeout", "message": message,
+                                              "traceback": ""}
+
+
+def task_time_limit(task: Task) -> float | None:
+    """The evaluation time limit a task declares (``time_limit_s`` attribute), if any."""
+    value = getattr(task, "time_limit_s", None)
+    return float(value) if value is not None else None
+
+
+def _error_case(case: Case, path: Path, options: RunOptions, error: dict, header: dict | None = None) -> CaseResult:
+    """A case that could not start: record the error in its file, unless that would replace trials
+    an earlier session recorded (then the error is only reported)."""
+    result = CaseResult(case=case, status="error", error=error, path=str(path))
+    if path.exists() and not options.overwrite:
+        try:
+            if read_case_file(path).trials:
+                return result
+        except ResultsFormatError:
+            return result
     writer = CaseWriter(path, fsync=options.fsync)
-    writer.start(header or {"node_id": case.node_id, "task": case.task, "target": case.target,
-                            "task_label": case.task_label, "optimizer": case.optimizer, "seed": case.seed,
-                            "budget": case.budget, "budget_seconds": case.budget_seconds, "started_at": _now()})
-    writer.write({"type": "end", "status": "error", "error": error, "n_trials": 0, "finished_at": _now()})
-    writer.close()
+    try:
+        writer.start(header or {"node_id": case.node_id, "task": case.task, "target": case.target,
+                                "task_label": case.task_label, "optimizer": case.optimizer, "variant": case.variant,
+                                "seed": case.seed, "budget": case.budget, "budget_seconds": case.budget_seconds,
+                                "started_at": _now()})
+        writer.write({"type": "end", "status": "error", "error": error, "n_trials": 0, "finished_at": _now()})
+    finally:
+        writer.close()
+    return result

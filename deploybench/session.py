@@ -3,34 +3,72 @@
 Collection builds cases (task × optimizer × seed) with node ids such as
 ``crashy_branin[analytic]::tba[seed=3]``; ``-k`` filters them. The session prints a header,
 one progress line per case (per trial for slow tasks with ``-v``), a summary table and returns
-an exit code: 0 every case ran, 1 some case errored, 2 usage error or interrupted, 3 internal error.
+an :class:`~deploybench.exit_codes.ExitCode`.
+
+A session holds its results folder alone (:class:`~deploybench.locking.ResultsFolderLock`) and checks
+it before any work: case files it would replace need ``--resume`` or ``--overwrite``, and a folder
+holding results of another case identity is refused. SIGTERM and SIGHUP stop it like Ctrl-C: the
+case in flight leaves its file resumable, the partial summary is printed, the exit code is
+``INTERRUPTED``. A results disk that fails mid-run stops it the same way, saying why.
 """
 
 from __future__ import annotations
 
+import contextlib
+import inspect
+import json
 import os
 import re
+import signal
 import sys
+import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Sequence, TextIO
+from typing import Any, Iterator, Sequence, TextIO
 
 from tabulate import tabulate
 
 from . import __version__
+from .exit_codes import ExitCode
+from .identity import identity_changes
 from .keyword import KeywordError, compile_keyword
+from .locking import ResultsFolderBusy, ResultsFolderLock
 from .machine import library_versions, machine_info
 from .plugins import DeployBenchPluginManager, UsageError, unknown_name_message
-from .results import FORMAT_VERSION, write_manifest
+from .results import FORMAT_VERSION, ResultsFormatError, ResultsWriteError, scan_case_file, write_manifest
 from .reporting import PROGRESS_LEGEND, answers, format_answers, glyph, next_step_line, trial_detail, trial_line
-from .runner import Case, CaseResult, RunOptions
+from .runner import Case, CaseResult, RunOptions, identity_message
 
-__all__ = ["EXIT_OK", "EXIT_CASE_ERRORS", "EXIT_USAGE", "EXIT_INTERNAL", "collect", "Session", "parse_task_arg"]
+__all__ = ["ExitCode", "EXIT_OK", "EXIT_CASE_ERRORS", "EXIT_USAGE", "EXIT_INTERNAL", "EXIT_INTERRUPTED", "collect",
+           "Session", "parse_task_arg", "stop_signals_interrupt"]
 
-EXIT_OK, EXIT_CASE_ERRORS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+#: aliases of :class:`ExitCode` members, for code written before it existed
+EXIT_OK, EXIT_CASE_ERRORS, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = (
+    ExitCode.OK, ExitCode.CASE_ERRORS, ExitCode.USAGE_ERROR, ExitCode.INTERNAL_ERROR, ExitCode.INTERRUPTED)
+_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+@contextlib.contextmanager
+def stop_signals_interrupt() -> Iterator[None]:
+    """While inside, SIGTERM and SIGHUP raise ``KeyboardInterrupt`` in the main thread, as Ctrl-C
+    does: what a scheduler, ``timeout``, a closed terminal or a container stop sends is handled the
+    same way (the case in flight leaves its file resumable, the summary is printed)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    saved = {signum: signal.signal(signum, interrupt) for signum in _STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
 _TASK_ARG = re.compile(r"^(?P<name>[^\[\]]+)(\[(?P<target>[^\]]+)\])?$")
 
 
@@ -74,11 +112,8 @@ def collect(
     for name in optimizer_params:
         if name not in opt_names:
             raise UsageError(f"--opt-param names optimizer {name!r}, which is not selected; selected: {', '.join(opt_names)}")
-    for name, params in optimizer_params.items():
-        allowed = classes[name]._param_names()
-        for key in params:
-            if key not in allowed:
-                raise UsageError(unknown_name_message(f"parameter of optimizer {name!r}", key, allowed))
+    optimizer_params = {name: check_optimizer_params(name, classes[name], params)
+                        for name, params in optimizer_params.items()}
     try:
         match = compile_keyword(keyword)
     except KeywordError as exc:
@@ -118,6 +153,75 @@ def collect(
     return cases
 
 
+def check_optimizer_params(name: str, cls: type, params: dict[str, Any]) -> dict[str, Any]:
+    """Validate ``--opt-param`` values against the optimizer's constructor defaults before any work:
+    unknown names and values of the wrong type are usage errors. Returns the parameters that differ
+    from the defaults (so ``tba.T_init=<its default>`` is the plain ``tba`` case, not a variant), with
+    integers given for float parameters turned into floats (``1`` and ``1.0`` are one variant)."""
+    allowed = cls._param_names()
+    defaults = _param_defaults(cls)
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        if key not in allowed:
+            raise UsageError(unknown_name_message("parameter", key, allowed, where=f" of optimizer {name!r}"))
+        default = defaults.get(key, inspect.Parameter.empty)
+        value = _coerce_param(name, key, value, default)
+        if default is inspect.Parameter.empty or value != default or type(value) is not type(default):
+            out[key] = value
+    return out
+
+
+def _param_defaults(cls: type) -> dict[str, Any]:
+    defaults: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__):
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        try:
+            parameters = inspect.signature(init).parameters.values()
+        except (TypeError, ValueError):
+            continue
+        for p in parameters:
+            if p.default is not inspect.Parameter.empty:
+                defaults[p.name] = p.default
+    return defaults
+
+
+def _coerce_param(optimizer: str, key: str, value: Any, default: Any) -> Any:
+    """The value in the default's type where that is unambiguous; a usage error where it cannot be."""
+    def bad(expected: str) -> UsageError:
+        return UsageError(f"--opt-param {optimizer}.{key}={json.dumps(value)}: expected {expected} "
+                          f"(the default is {default!r})")
+
+    if default is inspect.Parameter.empty or default is None:
+        return value
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise bad("true or false")
+        return value
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad("an integer")
+        return value
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad("a number")
+        return float(value)
+    if isinstance(default, str):
+        if isinstance(value, (int, float, bool)):
+            return json.dumps(value)  # `mode=1` was read as JSON; the parameter is text
+        if not isinstance(value, str):
+            raise bad("a string")
+        return value
+    if isinstance(default, (tuple, list)):
+        if not isinstance(value, list):
+            raise bad("a JSON list such as [1, 2]")
+        return value
+    if isinstance(default, dict) and not isinstance(value, dict):
+        raise bad("a JSON object")
+    return value
+
+
 @dataclass
 class Session:
     """One ``deploybench run``: what was asked, what ran, what to report."""
@@ -134,6 +238,7 @@ class Session:
     out: TextIO = field(default_factory=lambda: sys.stdout)
     results: list[CaseResult] = field(default_factory=list)
     interrupted: bool = False
+    stopped_by: str | None = None
     started: float = field(default_factory=time.time)
     first_in_folder: bool = False
     _task_facts: dict = field(default_factory=dict, repr=False)
@@ -206,6 +311,82 @@ class Session:
 
     # -- running ---------------------------------------------------------------------------------
     def run(self) -> int:
+        """Check, lock and run; returns the exit code. Bad input raises :class:`UsageError` before
+        the header is printed and before anything is written."""
+        executors = self.pm.executors()
+        if self.executor not in executors:
+            raise UsageError(unknown_name_message("executor", self.executor, executors))
+        if Path(self.options.out_dir).exists() and not Path(self.options.out_dir).is_dir():
+            raise UsageError(f"--out {self.options.out_dir} is a file, not a folder; choose a folder for the results")
+        lock = ResultsFolderLock(self.options.out_dir)
+        try:
+            lock.acquire(self.argv)
+        except ResultsFolderBusy as exc:
+            raise UsageError(str(exc)) from None
+        except OSError as exc:
+            raise UsageError(f"cannot write results to {self.options.out_dir}: {exc.strerror or exc} "
+                             "(choose a writable folder with --out)") from None
+        try:
+            self.check_results_folder()
+            with stop_signals_interrupt():
+                return self._run(executors[self.executor])
+        except ResultsFolderBusy as exc:
+            raise UsageError(str(exc)) from None
+        finally:
+            lock.release()
+
+    def check_results_folder(self) -> None:
+        """Refuse, before any work, a folder whose case files this run would replace without
+        ``--resume`` or ``--overwrite``, or whose variant folders hold results of another identity."""
+        existing = [c for c in self.cases if c.path(self.options.out_dir).exists()]
+        if existing and not (self.options.resume or self.options.overwrite):
+            first = existing[0].path(self.options.out_dir).relative_to(self.options.out_dir)
+            raise UsageError(
+                f"results folder {self.options.out_dir} already holds {len(existing)} of the {len(self.cases)} cases "
+                f"this run would write (e.g. {first}); add --resume to continue them, --overwrite to replace "
+                "them, or choose another --out")
+        folders = {}
+        for case in self.cases:
+            folders.setdefault(case.path(self.options.out_dir).parent, case)
+        identities: dict[tuple, dict | None] = {}
+        selected = {c.path(self.options.out_dir) for c in self.cases}
+        for folder, case in folders.items():
+            if not folder.is_dir():
+                continue
+            key = (case.task, case.target, case.optimizer, case.optimizer_params)
+            if key not in identities:
+                identities[key] = self._identity(case)
+            identity = identities[key]
+            if identity is None:
+                continue  # the case cannot be built; running it reports why
+            for path in sorted(folder.glob("seed_*.jsonl")):
+                if self.options.overwrite and path in selected:
+                    continue  # replaced anyway
+                header = _read_header(path)
+                changes = identity_changes(header, identity)
+                if changes and path in selected:
+                    raise UsageError(identity_message(path, changes))
+                if changes:  # a seed this run does not select: scored beside the new ones, it would mix
+                    raise UsageError(
+                        f"{path} belongs to a different case ({'; '.join(changes)}) and sits beside the cases this "
+                        "run would write, so their results would be mixed; move it away, or choose another --out")
+
+    def _identity(self, case: Case) -> dict | None:
+        from .identity import case_identity
+        from .runner import _construct
+
+        try:
+            task = self.pm.get_task_spec(case.task).build(case.target)
+            try:
+                cls = self.pm.get_optimizer_class(case.optimizer)
+                optimizer = _construct(case, task, cls)
+                return case_identity(task.signature(), case.optimizer, cls, optimizer.get_params())
+            finally:
+                task.close()
+        except Exception:  # noqa: BLE001 - reported by the case itself when it runs
+            return None
+
+    def _run(self, executor: Any) -> int:
         info = self.header()
         manifest = {
             "deploybench_version": __version__,
@@ -222,12 +403,33 @@ class Session:
             "tasks": self._task_descriptions(),
         }
         self.first_in_folder = not (Path(self.options.out_dir) / "sessions.jsonl").exists()
-        write_manifest(self.options.out_dir, manifest)
+        try:
+            write_manifest(self.options.out_dir, manifest)
+        except ResultsWriteError as exc:
+            raise UsageError(f"{exc} (choose a writable folder with --out)") from None
         self.pm.hook.deploybench_sessionstart(session=self)
-        executors = self.pm.executors()
-        if self.executor not in executors:
-            raise UsageError(unknown_name_message("executor", self.executor, executors))
-        executor = executors[self.executor]
+        try:
+            self._execute(executor)
+        except KeyboardInterrupt as exc:
+            self.interrupted = True
+            cause = f" by {exc.args[0]}" if exc.args and str(exc.args[0]).startswith("SIG") else ""
+            self.write("")
+            self.write(f"!!! interrupted{cause}: finished cases are kept; the case in flight is resumable with --resume")
+        except ResultsWriteError as exc:
+            self.interrupted = True
+            self.stopped_by = str(exc)
+            self.write("")
+            self.write(f"!!! stopped: {exc}. Finished cases and every trial written before are kept; "
+                       "fix the disk (free space, permissions) and rerun with --resume")
+        except (UsageError, ResultsFormatError, ResultsFolderBusy) as exc:
+            self._finish(manifest, ExitCode.USAGE_ERROR)
+            raise UsageError(str(exc)) from None
+        exitstatus = self.exit_status()
+        self.summary()
+        self._finish(manifest, exitstatus)
+        return exitstatus
+
+    def _execute(self, executor: Any) -> None:
         serial = self.executor == "serial"
         stream_all = self.verbosity >= 1 and serial
         slow = stream_all or (serial and self.verbosity >= 0 and any(c.kind == "live" for c in self.cases))
@@ -246,31 +448,31 @@ class Session:
                 self.out.write(glyph(record["outcome"]))
                 self.out.flush()
 
-        try:
-            for result in executor.run(self.cases, self.options, pm=self.pm if self.executor == "serial" else None,
-                                       workers=self.workers, on_trial=on_trial, on_case_start=on_case_start,
-                                       session=self):
-                self.results.append(result)
-                if not stream_all and slow and result.case.kind == "live":
-                    self.write("")
-                for p in result.problems:
-                    self.write(f"  note: {p}")
-                self.write(self._case_line(result, len(self.results)))
-                if self.exitfirst and result.status == "error":
-                    self.write("stopping after the first error (-x)")
-                    break
-        except KeyboardInterrupt:
-            self.interrupted = True
-            self.write("")
-            self.write("!!! interrupted: finished cases are kept; the case in flight is resumable with --resume")
-        exitstatus = self.exit_status()
-        self.summary()
+        for result in executor.run(self.cases, self.options, pm=self.pm if serial else None,
+                                   workers=self.workers, on_trial=on_trial, on_case_start=on_case_start,
+                                   session=self):
+            self.results.append(result)
+            if not stream_all and slow and result.case.kind == "live":
+                self.write("")
+            for p in result.problems:
+                self.write(f"  note: {p}")
+            self.write(self._case_line(result, len(self.results)))
+            if self.exitfirst and result.status == "error":
+                self.write("stopping after the first error (-x)")
+                break
+
+    def _finish(self, manifest: dict, exitstatus: int) -> None:
+        """Record how the session ended (also when it was interrupted or its disk failed)."""
         manifest["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        manifest["exit_status"] = exitstatus
+        manifest["exit_status"] = int(exitstatus)
+        if self.stopped_by:
+            manifest["stopped_by"] = self.stopped_by
         manifest["results"] = [{"node_id": r.case.node_id, "status": r.status, "n_trials": r.n_trials} for r in self.results]
-        write_manifest(self.options.out_dir, manifest)
-        self.pm.hook.deploybench_sessionfinish(session=self, exitstatus=exitstatus)
-        return exitstatus
+        try:
+            write_manifest(self.options.out_dir, manifest)
+        except ResultsWriteError as exc:
+            self.write(f"note: the session manifest was not updated ({exc})")
+        self.pm.hook.deploybench_sessionfinish(session=self, exitstatus=int(exitstatus))
 
     def _trial_report(self, case: Case, record: dict) -> None:
         """``-v``: one line per trial; ``-vv``: with every metric, rounded."""
@@ -294,12 +496,12 @@ class Session:
             task.close()
         return out
 
-    def exit_status(self) -> int:
+    def exit_status(self) -> ExitCode:
         if self.interrupted:
-            return EXIT_USAGE
+            return ExitCode.INTERRUPTED
         if any(r.status == "error" for r in self.results):
-            return EXIT_CASE_ERRORS
-        return EXIT_OK
+            return ExitCode.CASE_ERRORS
+        return ExitCode.OK
 
     def summary(self) -> None:
         if not self.results:
@@ -308,7 +510,7 @@ class Session:
         self.rule("summary", "-")
         groups: dict[tuple[str, str], list[CaseResult]] = defaultdict(list)
         for r in self.results:
-            groups[(r.case.task_label, r.case.optimizer)].append(r)
+            groups[(r.case.task_label, r.case.variant)].append(r)
         rows = []
         for (label, opt), rs in sorted(groups.items()):
             ran = [r for r in rs if r.status != "error"]
@@ -352,3 +554,11 @@ class Session:
             self.write(next_step_line(self.options.out_dir))
         if self.first_in_folder and self.verbosity >= 0:
             self.write(PROGRESS_LEGEND)
+
+
+def _read_header(path: Path) -> dict:
+    """A case file's header line only (no trials): enough to compare identities."""
+    for rtype, record in scan_case_file(path, []):
+        if rtype == "case":
+            return record
+    return {}  # pragma: no cover - scan_case_file raises without a header

@@ -57,7 +57,7 @@ def test_unknown_names_exit_2_with_known_names_and_closest(cli, tmp_path):
     proc = cli("run", "-o", "random", "-t", "crashy_branin", "--budget", "0", "--out", str(tmp_path))
     assert proc.returncode == 2 and "--budget must be a positive" in proc.stderr
     proc = cli("run", "--seeds", "x")
-    assert proc.returncode == 2 and "invalid int value" in proc.stderr
+    assert proc.returncode == 2 and "--seeds takes a number of seeds" in proc.stderr
     proc = cli("frobnicate")
     assert proc.returncode == 2 and "invalid choice" in proc.stderr
 

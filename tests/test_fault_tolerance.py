@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from conftest import cli_env
+from deploybench import ExitCode
 from deploybench.plugins import create_plugin_manager
 from deploybench.results import read_case_file
 from deploybench.runner import Case, RunOptions, run_case
@@ -65,7 +66,7 @@ def test_optimizer_faults_end_only_their_own_case(run_cli, tmp_path):
         "ft_raise_in_ask": ("ask", "RuntimeError", 2),
         "ft_raise_in_tell": ("tell", "ValueError", 3),  # the trial whose tell raised is kept
         "ft_invalid": ("validate", "InvalidConfigError", 1),
-        "ft_hang_in_ask": ("ask", "_AskTimeout", 2),
+        "ft_hang_in_ask": ("ask", "AskTimeout", 2),
     }
     for opt, (stage, kind, kept) in expected.items():
         case = read_case_file(out / f"ft_faulty@ok/{opt}/seed_0.jsonl")
@@ -170,16 +171,28 @@ def test_sigkill_with_workers_then_resume_loses_nothing_finished(tmp_path, refer
     assert _all_records(out) == reference
 
 
-@pytest.mark.parametrize("workers", ["1", "2"])
-def test_ctrl_c_stops_cleanly_and_resume_completes(tmp_path, reference, workers):
+@pytest.mark.parametrize("workers, how", [("1", "SIGINT group"), ("2", "SIGINT group"), ("1", "SIGTERM runner"),
+                                          ("2", "SIGTERM runner"), ("2", "SIGHUP runner"), ("2", "SIGTERM group")])
+def test_ctrl_c_sigterm_sighup_stop_cleanly_and_resume_completes(tmp_path, reference, workers, how):
+    """Ctrl-C reaches the whole process group; a scheduler, ``timeout`` or a container stop sends
+    SIGTERM (to the runner or its group); a closed terminal SIGHUP. All end the same way."""
     out = tmp_path / "r"
     proc = _popen([*SLOW, "-n", workers, "--out", str(out)], cli_env(FT_SLEEP="0.5"))
     _wait_for_trials(out / "ft_faulty@slow/random/seed_0.jsonl", 2, proc)
-    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in a terminal reaches the whole process group
-    stdout, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 2, stdout + stderr
-    assert "!!! interrupted" in stdout and "not run (interrupted)" in stdout or "no cases ran" in stdout
+    name, target = how.split()
+    signum = getattr(signal, name)
+    if target == "group":
+        os.killpg(proc.pid, signum)
+    else:
+        proc.send_signal(signum)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == ExitCode.INTERRUPTED, stdout + stderr
+    assert "!!! interrupted" in stdout and ("not run (interrupted)" in stdout or "no cases ran" in stdout)
+    if name != "SIGINT":
+        assert f"interrupted by {name}" in stdout
     assert "Traceback" not in stderr
+    sessions = [json.loads(line) for line in (out / "sessions.jsonl").read_text().splitlines()]
+    assert sessions[-1]["exit_status"] == ExitCode.INTERRUPTED
     partial = {p: read_case_file(p) for p in out.rglob("seed_*.jsonl")}
     assert partial and not all(c.completed for c in partial.values())
 

@@ -1,7 +1,7 @@
 """``deploybench`` command line: run, list, plugins (and the commands other modules add).
 
-Exit codes: 0 success, 1 some case errored, 2 usage error (bad name, bad option, interrupted),
-3 internal error.
+Exit codes: :class:`deploybench.exit_codes.ExitCode` (0 success, 1 some case errored, 2 usage
+error, 3 internal error, 4 interrupted).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import sys
 import traceback
 from typing import Any, Sequence
 
+from ..exit_codes import ExitCode
 
 __all__ = ["main", "build_parser"]
 
@@ -29,7 +30,10 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         from ..plugins import UsageError
 
-        raise UsageError(f"{self.prog}: {message}")
+        command = self.prog.split(" ", 1)[1] if " " in self.prog else ""  # "deploybench run" -> "run"
+        if "unrecognized arguments" in message and any(a in message.split() for a in ("-p", "--plugin")):
+            message += " (-p/--plugin goes before the command: deploybench -p MODULE run ...)"
+        raise UsageError(f"{command}: {message}" if command else message)
 
 
 def _early_plugin_args(argv: Sequence[str]) -> list[str]:
@@ -96,7 +100,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     from ..plugins import UsageError, create_plugin_manager
     from ..results import ResultsFormatError
-    from ..session import EXIT_INTERNAL, EXIT_USAGE
 
     try:
         command = _command_of(argv)
@@ -109,24 +112,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         if not getattr(args, "command", None):
             parser.print_help()
-            return EXIT_USAGE
+            return ExitCode.USAGE_ERROR
         args.argv = ["deploybench", *argv]
         return int(args.handler(args, pm) or 0)
-    except UsageError as exc:
+    except (UsageError, ResultsFormatError) as exc:
         print(f"deploybench: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except ResultsFormatError as exc:
-        print(f"deploybench: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE_ERROR
     except KeyboardInterrupt:
         print("deploybench: interrupted", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.INTERRUPTED
     except BrokenPipeError:  # pragma: no cover - output piped into head
         return 0
     except Exception:  # noqa: BLE001
         print("deploybench: internal error (please report it):", file=sys.stderr)
         traceback.print_exc()
-        return EXIT_INTERNAL
+        return ExitCode.INTERNAL_ERROR
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Iterable, Iterator
 
-from ..results import FORMAT_VERSION, ResultsFormatError
+from ..results import ResultsFormatError, scan_case_file
 
 __all__ = ["GroupKey", "CaseSummary", "summarize_case_file", "iter_summaries", "group_summaries",
            "iter_case_paths", "open_case_text", "CASE_PATTERNS"]
@@ -120,75 +120,57 @@ def _better(a: float, b: float, direction: str) -> bool:
 
 
 def summarize_case_file(path: Path | str) -> CaseSummary:
-    """Stream one case file (``.jsonl`` or ``.jsonl.gz``) into a :class:`CaseSummary`. A torn or
-    corrupt line is skipped and noted in ``problems``; a missing header or a newer format raises
-    :class:`ResultsFormatError`."""
+    """Stream one case file (``.jsonl`` or ``.jsonl.gz``) into a :class:`CaseSummary` through the one strict case-file reader,
+    :func:`deploybench.results.scan_case_file` (the runner and ``--resume`` use it too): a torn,
+    corrupt or mistyped line is skipped and noted in ``problems``; an unusable file (no header, a
+    newer format, a mistyped header) raises :class:`ResultsFormatError`."""
     path = Path(path)
     summary: CaseSummary | None = None
     direction = "maximize"
     end: dict | None = None
     problems: list[str] = []
     best = worst = None
-    with open_case_text(path) as fh:
-        for lineno, raw in enumerate(fh, start=1):
-            if not raw.strip():
-                continue
-            try:
-                record = json.loads(raw)
-            except ValueError:
-                kind = "torn last line" if not raw.endswith("\n") else "corrupt line"
-                problems.append(f"{path}:{lineno}: {kind}, skipped")
-                continue
-            rtype = record.get("type")
-            if rtype == "trial":
-                if summary is None:
-                    raise ResultsFormatError(f"{path}: trial line {lineno} before the case header")
-                if record.get("trial") != summary.n_trials:
-                    problems.append(f"{path}:{lineno}: trial {record.get('trial')} out of order, skipped")
-                    continue
-                o = record["outcome"]
-                status = o["status"]
-                summary.n_trials += 1
-                summary.total_cost += float(o.get("cost_s") or 0.0)
-                summary.n_duplicates += bool(record.get("duplicate"))
-                if status == "ok":
-                    summary.n_ok += 1
-                    v = o.get("objective")
-                    if v is not None and math.isfinite(v):
-                        if summary.first_feasible_trial is None:
-                            summary.first_feasible_trial = summary.n_trials
-                            summary.first_feasible_cost = summary.total_cost
-                        if best is None or _better(v, best, direction):
-                            best = v
-                            summary.best_config = record.get("config")
-                            summary.best_metrics = o.get("metrics")
-                            summary.best_trial = summary.n_trials
-                        if worst is None or _better(worst, v, direction):
-                            worst = v
-                elif status == "infeasible":
-                    summary.n_infeasible += 1
-                    summary.n_early_stopped += bool(o.get("early_stopped"))
-                else:
-                    if status == "timeout":
-                        summary.n_timeout += 1
-                    else:
-                        summary.n_crashed += 1
-                    kind = (o.get("error") or {}).get("kind") or status
-                    summary.error_kinds[kind] = summary.error_kinds.get(kind, 0) + 1
-                summary.best_curve.append(math.nan if best is None else best)
-                summary.cost_curve.append(summary.total_cost)
-            elif rtype == "case":
-                version = record.get("format_version")
-                if not isinstance(version, int) or version > FORMAT_VERSION:
-                    raise ResultsFormatError(
-                        f"{path} was written by results format version {version!r}; this deploybench reads "
-                        f"versions up to {FORMAT_VERSION}. Upgrade deploybench to read it.")
-                summary = _from_header(path, record)
-                direction = summary.direction
-            elif rtype == "end":
-                end = record
-    if summary is None:
-        raise ResultsFormatError(f"{path} is not a deploybench case file (no case header line)")
+    for rtype, record in scan_case_file(path, problems):
+        if rtype == "case":
+            summary = _from_header(path, record)
+            direction = summary.direction
+            continue
+        assert summary is not None  # scan_case_file yields the header first
+        if rtype == "end":
+            end = record
+            continue
+        o = record["outcome"]
+        status = o["status"]
+        summary.n_trials += 1
+        summary.total_cost += float(o.get("cost_s") or 0.0)
+        summary.n_duplicates += bool(record.get("duplicate"))
+        if status == "ok":
+            summary.n_ok += 1
+            v = o.get("objective")
+            if v is not None and math.isfinite(v):
+                if summary.first_feasible_trial is None:
+                    summary.first_feasible_trial = summary.n_trials
+                    summary.first_feasible_cost = summary.total_cost
+                if best is None or _better(v, best, direction):
+                    best = v
+                    summary.best_config = record.get("config")
+                    summary.best_metrics = o.get("metrics")
+                    summary.best_trial = summary.n_trials
+                if worst is None or _better(worst, v, direction):
+                    worst = v
+        elif status == "infeasible":
+            summary.n_infeasible += 1
+            summary.n_early_stopped += bool(o.get("early_stopped"))
+        else:
+            if status == "timeout":
+                summary.n_timeout += 1
+            else:
+                summary.n_crashed += 1
+            kind = (o.get("error") or {}).get("kind") or status
+            summary.error_kinds[kind] = summary.error_kinds.get(kind, 0) + 1
+        summary.best_curve.append(math.nan if best is None else best)
+        summary.cost_curve.append(summary.total_cost)
+    assert summary is not None  # scan_case_file raises without a header
     summary.best, summary.worst_feasible = best, worst
     summary.problems = problems
     if end is None:

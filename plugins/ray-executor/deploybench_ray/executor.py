@@ -1,6 +1,7 @@
 """``deploybench run --executor ray [--ray-address ADDR]``: every case is a Ray task.
 
-Each task calls :func:`deploybench.runner.run_case` on the worker, so results are written into the
+Each task calls :func:`deploybench.executors.run_case_in_worker` on the worker (the public function
+every executor uses, see the :class:`deploybench.executors.Executor` protocol), so results are written into the
 same results directory (it must be on a filesystem the workers share) and stream back as the cases
 finish. Analytic and replay cases ask for one CPU. Live cases never share a device: they ask for one
 GPU when the cluster has GPUs and live runs on the GPU, else for every CPU of a node.
@@ -11,35 +12,21 @@ stopped for the run; ``auto`` or ``HOST:PORT`` connects to a running cluster (``
 
 from __future__ import annotations
 
-import functools
 import os
-import traceback
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from deploybench import hookimpl
-from deploybench.plugins import DeployBenchPluginManager, UsageError, create_plugin_manager
-from deploybench.results import ResultsFormatError
-from deploybench.runner import Case, CaseResult, RunOptions, run_case
+from deploybench.executors import run_case_in_worker
+from deploybench.runner import SESSION_ERRORS, Case, CaseResult, RunOptions
 
 ADDRESS_ENV = "DEPLOYBENCH_RAY_ADDRESS"
 
 
-@functools.lru_cache(maxsize=8)
-def _plugin_manager(plugin_args: tuple[str, ...]) -> DeployBenchPluginManager:
-    """One plugin manager per Ray worker process (building one scans every entry point, ~50 ms)."""
-    return create_plugin_manager(plugin_args)
-
-
 def _run_remote(case: Case, options: RunOptions) -> CaseResult:
-    """Body of the Ray task: one case, its file written where the task runs."""
-    try:
-        return run_case(case, options, pm=_plugin_manager(options.plugin_args))
-    except (KeyboardInterrupt, UsageError, ResultsFormatError):
-        raise  # cancelled, or the session must refuse (exit 2)
-    except BaseException as exc:  # noqa: BLE001 - the case's error, not the session's
-        return CaseResult(case=case, status="error", path=str(case.path(options.out_dir)),
-                          error={"stage": "ray worker", "type": type(exc).__name__, "message": str(exc),
-                                 "traceback": traceback.format_exc()})
+    """Body of the Ray task: one case, its file written where the task runs. Ray workers belong to
+    Ray (a local instance is shut down with the session; a cluster's outlive it by design), so they
+    are not bound to the runner; a cancelled task stops its case resumably."""
+    return run_case_in_worker(case, options, stage="ray worker")
 
 
 def resources_for(case: Case, cluster: Mapping[str, float], node_cpus: float,
@@ -101,7 +88,7 @@ class RayExecutor:
                     try:
                         yield ray.get(ref)
                     except RayTaskError as exc:
-                        if isinstance(exc.cause, (UsageError, ResultsFormatError)):
+                        if isinstance(exc.cause, SESSION_ERRORS):
                             raise exc.cause from None
                         raise
         except BaseException:
