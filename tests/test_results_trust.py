@@ -2,7 +2,9 @@
 bad input and exit codes. Each test here is a row of docs/fault-matrix.md.
 
 Faults come from the ``ft_faults`` fixture plugin (tests/fixtures/ft_faults.py, loaded with ``-p``).
-Runs happen in real subprocesses; every wait polls for a condition with a generous deadline.
+Runs that are about processes (signals, locks, rlimits, hung threads) happen in real subprocesses
+(``run_cli``); the others call the CLI in-process (``cli``). Every wait polls for a condition with a
+generous deadline.
 """
 
 from __future__ import annotations
@@ -50,12 +52,12 @@ def _n_trials(path: Path) -> int:
 
 # -- 1. case identity ------------------------------------------------------------------------------
 
-def test_parameter_variants_get_their_own_readable_paths(run_cli, tmp_path):
+def test_parameter_variants_get_their_own_readable_paths(cli, tmp_path):
     out = tmp_path / "r"
     base = ("run", "-t", "crashy_branin", "-o", "tba", "--budget", "4", "--out", str(out))
-    assert run_cli(*base).returncode == ExitCode.OK
-    assert run_cli(*base, "--resume", "--opt-param", "tba.T_init=0.9").returncode == ExitCode.OK
-    assert run_cli(*base, "--resume", "--opt-param", "tba.T_init=0.9", "--opt-param", "tba.patience=2").returncode == 0
+    assert cli(*base).returncode == ExitCode.OK
+    assert cli(*base, "--resume", "--opt-param", "tba.T_init=0.9").returncode == ExitCode.OK
+    assert cli(*base, "--resume", "--opt-param", "tba.T_init=0.9", "--opt-param", "tba.patience=2").returncode == 0
     folders = sorted(p.name for p in (out / "crashy_branin").iterdir())
     assert folders == ["tba", "tba[T_init=0.9,patience=2]", "tba[T_init=0.9]"]
     variant = read_case_file(out / "crashy_branin/tba[T_init=0.9]/seed_0.jsonl").header
@@ -66,7 +68,7 @@ def test_parameter_variants_get_their_own_readable_paths(run_cli, tmp_path):
         assert header["deploybench_version"] and header["optimizer_version"].startswith("deploybench ")
         assert header["optimizer_class"] == "deploybench_optimizers.tba.TBA"
     # a parameter set to its default is the plain case (no second copy of the same identity)
-    again = run_cli(*base, "--resume", "--opt-param", f"tba.T_init={plain['optimizer_params']['T_init']}")
+    again = cli(*base, "--resume", "--opt-param", f"tba.T_init={plain['optimizer_params']['T_init']}")
     assert again.returncode == 0 and "SKIPPED (finished earlier)" in again.stdout
 
 
@@ -83,10 +85,10 @@ def test_variant_names_are_stable_and_safe():
     ("task_signature", "0123456789abcdef", "task signature 0123456789abcdef ->"),
     ("optimizer_params", {"T_init": 0.5}, "optimizer params"),
 ])
-def test_resume_refuses_a_case_file_of_another_identity(run_cli, tmp_path, field, value, words):
+def test_resume_refuses_a_case_file_of_another_identity(cli, tmp_path, field, value, words):
     out = tmp_path / "r"
     args = ("run", "-t", "crashy_branin", "-o", "tba", "--seeds", "2", "--budget", "4", "--out", str(out))
-    assert run_cli(*args).returncode == 0
+    assert cli(*args).returncode == 0
     path = out / "crashy_branin/tba/seed_1.jsonl"
     lines = path.read_text().splitlines(keepends=True)
     header = json.loads(lines[0])
@@ -96,62 +98,62 @@ def test_resume_refuses_a_case_file_of_another_identity(run_cli, tmp_path, field
     path.write_text("".join(lines))
     before = path.read_bytes()
 
-    proc = run_cli(*args, "--resume")
+    proc = cli(*args, "--resume")
     assert proc.returncode == ExitCode.USAGE_ERROR, proc.stdout + proc.stderr
     assert words in proc.stderr and "--overwrite" in proc.stderr and "Traceback" not in proc.stderr
     assert proc.stdout == ""  # refused before the header: nothing ran
     assert path.read_bytes() == before
 
-    replaced = run_cli(*args, "--overwrite")
+    replaced = cli(*args, "--overwrite")
     assert replaced.returncode == 0, replaced.stdout + replaced.stderr
     assert read_case_file(path).completed and read_case_file(path).header[field] != value
 
 
-def test_seeds_of_another_identity_beside_the_selected_ones_are_refused(run_cli, tmp_path):
+def test_seeds_of_another_identity_beside_the_selected_ones_are_refused(cli, tmp_path):
     """Seeds left by an older version would be scored with the new ones: refused, even with --overwrite
     (which replaces only the cases this run selects)."""
     out = tmp_path / "r"
     args = ("run", "-t", "crashy_branin", "-o", "random", "--budget", "4", "--out", str(out))
-    assert run_cli(*args, "--seeds", "2").returncode == 0
+    assert cli(*args, "--seeds", "2").returncode == 0
     old = out / "crashy_branin/random/seed_1.jsonl"
     lines = old.read_text().splitlines(keepends=True)
     header = json.loads(lines[0])
     header["optimizer_version"] = "deploybench 0.0.1"
     old.write_text(json.dumps(header) + "\n" + "".join(lines[1:]))
     for flag in ("--resume", "--overwrite"):
-        proc = run_cli(*args, "--seed", "0", flag)
+        proc = cli(*args, "--seed", "0", flag)
         assert proc.returncode == ExitCode.USAGE_ERROR, proc.stdout + proc.stderr
         assert "seed_1.jsonl belongs to a different case" in proc.stderr and "move it away" in proc.stderr
 
 
-def test_an_explicit_out_holding_cases_needs_resume_or_overwrite(run_cli, tmp_path):
+def test_an_explicit_out_holding_cases_needs_resume_or_overwrite(cli, tmp_path):
     out = tmp_path / "r"
     args = ("run", "-t", "crashy_branin", "-o", "random", "--seeds", "2", "--budget", "4", "--out", str(out))
-    assert run_cli(*args).returncode == 0
+    assert cli(*args).returncode == 0
     before = {p: p.read_bytes() for p in out.rglob("seed_*.jsonl")}
-    proc = run_cli(*args)
+    proc = cli(*args)
     assert proc.returncode == ExitCode.USAGE_ERROR
     assert "already holds 2 of the 2 cases" in proc.stderr
     assert "--resume" in proc.stderr and "--overwrite" in proc.stderr and proc.stdout == ""
     assert {p: p.read_bytes() for p in out.rglob("seed_*.jsonl")} == before
-    overwritten = run_cli(*args, "--overwrite")
+    overwritten = cli(*args, "--overwrite")
     assert overwritten.returncode == 0
     assert all(read_case_file(p).completed for p in before)
 
 
-def test_without_out_every_session_writes_a_new_run_folder(run_cli, tmp_path):
+def test_without_out_every_session_writes_a_new_run_folder(cli, tmp_path):
     """The README's main command, run twice, keeps both runs; --resume continues the newest."""
     args = ("run", "-t", "crashy_branin", "-o", "random", "--budget", "4")
-    first = run_cli(*args, cwd=tmp_path)
-    second = run_cli(*args, cwd=tmp_path)
+    first = cli(*args, cwd=tmp_path)
+    second = cli(*args, cwd=tmp_path)
     assert first.returncode == 0 and second.returncode == 0, second.stdout + second.stderr
     runs = sorted((tmp_path / "results").iterdir())
     assert len(runs) == 2 and all(p.name.startswith("run-") for p in runs)
     assert all((p / "crashy_branin/random/seed_0.jsonl").exists() for p in runs)
-    resumed = run_cli(*args, "--resume", cwd=tmp_path)
+    resumed = cli(*args, "--resume", cwd=tmp_path)
     assert resumed.returncode == 0 and f"results: {runs[-1]}" in resumed.stdout
     assert "SKIPPED (finished earlier)" in resumed.stdout
-    nothing = run_cli(*args, "--resume", cwd=tmp_path / "results")
+    nothing = cli(*args, "--resume", cwd=tmp_path / "results")
     assert nothing.returncode == ExitCode.USAGE_ERROR and "--out" in nothing.stderr
 
 
@@ -257,8 +259,8 @@ BAD_INPUT = [
 
 
 @pytest.mark.parametrize("args, words", BAD_INPUT, ids=[" ".join(a[1:]) for a, _ in BAD_INPUT])
-def test_bad_input_is_one_line_and_the_usage_code_before_any_work(run_cli, tmp_path, args, words):
-    proc = run_cli(*args, env=cli_env(), cwd=tmp_path)
+def test_bad_input_is_one_line_and_the_usage_code_before_any_work(cli, tmp_path, args, words):
+    proc = cli(*args, env=cli_env(), cwd=tmp_path)
     assert proc.returncode == ExitCode.USAGE_ERROR, proc.stdout + proc.stderr
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("deploybench: error: ")
     assert words in proc.stderr, proc.stderr
@@ -266,10 +268,10 @@ def test_bad_input_is_one_line_and_the_usage_code_before_any_work(run_cli, tmp_p
     assert proc.stdout == "" and not (tmp_path / "results").exists()  # no header, nothing written
 
 
-def test_an_out_that_is_a_file_is_refused(run_cli, tmp_path):
+def test_an_out_that_is_a_file_is_refused(cli, tmp_path):
     target = tmp_path / "a-file"
     target.write_text("keep me")
-    proc = run_cli("run", "-o", "random", "-t", "crashy_branin", "--out", str(target))
+    proc = cli("run", "-o", "random", "-t", "crashy_branin", "--out", str(target))
     assert proc.returncode == ExitCode.USAGE_ERROR and "is a file, not a folder" in proc.stderr
     assert target.read_text() == "keep me" and proc.stdout == ""
 
