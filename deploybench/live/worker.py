@@ -253,6 +253,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", required=True)
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from ..lifeline import bind_to_parent
+
+    bind_to_parent(grace_s=5.0)  # a killed runner leaves no measuring orphan behind (it would disturb the next run)
     rec = _Recorder(args.result)
     try:
         req = json.loads(sys.stdin.read())

@@ -93,3 +93,30 @@ def deploybench_sessionstart(session: Any) -> None:
     for line in format_report(doctor_report(quick=True)).splitlines():
         write("  " + line)
     write()
+
+
+@hookimpl
+def deploybench_sessionfinish(session: Any, exitstatus: int) -> None:
+    """After a session with live cases, say how many measurements the contention guard redid and how
+    many stayed disturbed (marked ``contaminated`` in their trial's metrics): a figure measured beside
+    other work is never presented as clean."""
+    results = [r for r in getattr(session, "results", ()) or () if getattr(r.case, "target", None) == LIVE_TARGET]
+    if not results:
+        return
+    from ..results import ResultsFormatError, read_case_file
+
+    out_dir = session.options.out_dir
+    trials = redone = contaminated = 0
+    for r in results:
+        try:
+            case_file = read_case_file(r.case.path(out_dir))
+        except (OSError, ResultsFormatError):
+            continue
+        for record in case_file.trials:
+            metrics = (record.get("outcome") or {}).get("metrics") or {}
+            trials += 1
+            redone += int(metrics.get("measurement_attempts", 1) or 1) > 1
+            contaminated += bool(metrics.get("contaminated"))
+    write = getattr(session, "write", None) or print
+    write(f"live measurements: {trials} trials; {redone} redone by the contention guard (other work disturbed "
+          f"them); {contaminated} still disturbed after every retry (marked contaminated in their metrics)")
