@@ -14,12 +14,13 @@ On systems without ``fcntl`` (Windows) the locks are no-ops.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Any, Sequence
+from typing import IO, Any, Iterator, Sequence
 
 try:
     import fcntl
@@ -117,3 +118,23 @@ def wait_for_case_file(path: Path | str, timeout_s: float = 60.0, poll_s: float 
                         f"{path} is still being written by another process after {timeout_s:g} s "
                         "(a worker of an earlier session?); stop it, then rerun with --resume") from None
                 time.sleep(poll_s)
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | os.PathLike[str] | None) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created, with its folder, if needed) for the block;
+    ``None`` holds nothing. Other holders wait: a job started as ``flock FILE command`` waits for the
+    block in flight (a measurement, an artefact being prepared) and holds back the next one."""
+    if path is None:
+        yield
+        return
+    import fcntl
+
+    os.makedirs(os.path.dirname(os.fspath(path)) or ".", exist_ok=True)
+    with open(path, "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+

@@ -21,17 +21,17 @@ the live trials' limit.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from .deployment_grid import DeploymentGrid
-from .tables import TableError, load_table, open_table_for_append
+from .locking import exclusive_lock
+from .tables import load_table, open_table_for_append
 
 __all__ = ["Recorder", "RecordingSummary", "NEAR_CAP", "DEFAULT_REPEATS_NEAR_CAP", "LIVE_TIME_LIMIT_S",
            "near_a_cap", "recording_order"]
@@ -99,21 +99,8 @@ class RecordingSummary:
         return out
 
 
-@contextlib.contextmanager
-def measurement_lock(path: str | None) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``path`` for one measurement: a job started as ``flock FILE cmd``
-    waits for the measurement in flight and holds back the next one."""
-    if path is None:
-        yield
-        return
-    import fcntl
-
-    with open(path, "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+#: hold an flock for one measurement (see :func:`deploybench.locking.exclusive_lock`)
+measurement_lock = exclusive_lock
 
 
 class Recorder:

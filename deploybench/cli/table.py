@@ -9,7 +9,7 @@ from typing import Any
 from tabulate import tabulate
 
 from ..plugins import UsageError
-from ..tables import Table, TableError, ground_truth, load_table, pack_tables, resolve_table, write_table
+from ..tables import Table, TableError, load_table, pack_tables, resolve_table, write_table
 
 NEAR = 0.3
 

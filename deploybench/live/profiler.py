@@ -24,8 +24,6 @@ recorder stores ``Measurement.to_dict()`` lines and replay tasks read them back.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import math
 import os
@@ -35,8 +33,9 @@ import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
+from ..locking import exclusive_lock
 from .errors import classify_error
 
 __all__ = ["ProfileRequest", "Measurement", "profile", "MEASUREMENT_FORMAT", "STATUSES", "TESTING_ENV",
@@ -386,17 +385,6 @@ def _failure(run: dict, what: str, limit_s: float, memory_limit_mb: float | None
             "info": {"exit_code": code}}
 
 
-@contextlib.contextmanager
-def _locked(path: str) -> Iterator[None]:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def _artefact(request: ProfileRequest, workdir: str) -> dict:
     """The prepared artefact of the request's configuration: from the cache, or prepared now.
 
@@ -411,7 +399,7 @@ def _artefact(request: ProfileRequest, workdir: str) -> dict:
     if cache:
         slot = os.path.join(cache, f"{model}-{family}-{precision}-{request.weights}")
         record_path = os.path.join(slot, "artefact.json")
-        with _locked(slot + ".lock"):
+        with exclusive_lock(slot + ".lock"):
             try:
                 with open(record_path, encoding="utf-8") as fh:
                     record = json.load(fh)
