@@ -99,10 +99,6 @@ class RecordingSummary:
         return out
 
 
-#: hold an flock for one measurement (see :func:`deploybench.locking.exclusive_lock`)
-measurement_lock = exclusive_lock
-
-
 class Recorder:
     """Record ``grid`` on the device profile ``device_profile`` into the chunk ``out`` (``.jsonl``).
 
@@ -225,7 +221,7 @@ class Recorder:
                             summary.stopped = (f"at the time box of {self.stop_after_s:g} s: the next measurement "
                                                "could run past it")
                             return summary
-                        with measurement_lock(self.lock):
+                        with exclusive_lock(self.lock):
                             m = measure(self._request(config))
                         data = m.to_dict() if hasattr(m, "to_dict") else dict(m)
                         fh.write(json.dumps({"type": "measurement", "key": key, "config": config,

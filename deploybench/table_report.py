@@ -13,11 +13,11 @@ import statistics
 from collections import Counter, defaultdict
 from typing import Any, Mapping
 
+from .recording import NEAR_CAP
 from .tables import Table, ground_truth
 
-__all__ = ["table_summary", "clopper_pearson", "NEAR"]
+__all__ = ["table_summary", "clopper_pearson"]
 
-NEAR = 0.3
 _TIE_TOLERANCE = 1e-9
 
 
@@ -45,7 +45,7 @@ def _noise_near_cap(table: Table, scenario: Any) -> list[float]:
         vals = [(m.get("metrics") or {}).get(scenario.latency_metric) for m in table.measurements.get(key) or []
                 if m.get("status") == "ok"]
         vals = [v for v in vals if v is not None]
-        if len(vals) >= 2 and abs(statistics.median(vals) - scenario.latency_cap_ms) <= NEAR * scenario.latency_cap_ms:
+        if len(vals) >= 2 and abs(statistics.median(vals) - scenario.latency_cap_ms) <= NEAR_CAP * scenario.latency_cap_ms:
             out.append(statistics.pstdev(vals) / statistics.mean(vals))
     return out
 

@@ -9,9 +9,9 @@ from typing import Any
 from tabulate import tabulate
 
 from ..plugins import UsageError
+from ..recording import NEAR_CAP
 from ..tables import Table, TableError, load_table, pack_tables, resolve_table, write_table
 
-NEAR = 0.3
 
 
 def _csv(kind: type = str):
@@ -168,7 +168,7 @@ def _info(args: Any) -> int:
     print()
     print(tabulate(rows, headers=["scenario", "caps", "feasible share", "0<P(feasible)<1", "optimum", "ties",
                                   "best configuration (P(feasible) >= 0.5)", "P(feasible) 95 % CI",
-                                  f"latency CV within ±{30} % of the cap"]))
+                                  f"latency CV within ±{int(NEAR_CAP * 100)} % of the cap"]))
     for sc in summary["scenarios"]:
         if sc["uncertain"]:
             print(f"\n{sc['scenario']}: configurations with 0 < P(feasible) < 1 (Clopper-Pearson 95 %)")

@@ -213,8 +213,7 @@ def _flop_share(model: Any, is_quantised: Callable[[Any], bool]) -> float:
     return min(1.0, selected / total)
 
 
-def _prepare_torch(model_name: str, model: Any, precision: str, workdir: str, info: dict,
-                   weights: str, allow_test_models: bool) -> str:
+def _prepare_torch(model_name: str, model: Any, precision: str, workdir: str, info: dict) -> str:
     import torch
 
     from .models import QUANTIZABLE, build_quantizable
@@ -320,7 +319,7 @@ def prepare_artefact(model_name: str, family: str, precision: str, workdir: str,
         info["format"] = "onnx"
         info["checks"] = _ort_checks(path, precision, workdir)
     elif family == "torch":
-        path = _prepare_torch(model_name, model, precision, workdir, info, weights, allow_test_models)
+        path = _prepare_torch(model_name, model, precision, workdir, info)
     else:
         raise ValueError(f"unknown artefact family {family!r}")
     info["path"] = path
