@@ -1,7 +1,7 @@
 """The deployment space, the three scenarios, and the live task that measures on this machine.
 
 The grid is defined once in :mod:`deploybench.deployment_grid` (models, backends, precisions, batch
-sizes 1-32, threads and runtime knobs, each active only where it applies). Scenarios are immutable
+sizes 1, 4 and 16, threads and runtime knobs, each active only where it applies). Scenarios are immutable
 :class:`Scenario` records returned by :func:`scenarios` (no module-level registry); replay tasks share
 them. The memory constraint judges the deployment footprint (``memory_peak_mb``: the artefact loaded
 alone in a fresh worker), below the device's memory (a device profile: exceeding it is an ``oom``
