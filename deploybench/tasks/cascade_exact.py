@@ -72,7 +72,7 @@ class CascadeInstance:
     branches: tuple[Branch, ...]
     chains: Mapping[str, tuple[tuple[int, ...], ...]]
     n_classes: int = 10
-    confusion: float = 0.6
+    confusion: float = 0.85
     full_chain: str = ""
     notes: Mapping[str, float] = field(default_factory=dict)
 
