@@ -27,6 +27,7 @@ and serving ``N_EVAL_SAMPLES`` samples at the policy's mean latency.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
@@ -151,6 +152,8 @@ class Scenario:
     budget: int = 40
     time_limit_s: float = 60.0
     description: str = ""
+    #: recorded sources: caps are multiples of the full model's latency and of all members' memory
+    relative: bool = False
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -168,6 +171,15 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("cascade_line_latency", "line", "mean_latency_ms", None, 32.0, 1200.0, 1600.0, accuracy_drop=1.0,
                  description="minimise mean latency with at most 1 accuracy point below the full model (Apparate's "
                              "form)"),
+        Scenario("cascade_digits_ee", "digits_ee", "accuracy", 0.7, 1.5, 0.8, 1.0, relative=True,
+                 description="early-exit MLP on scikit-learn's digits: maximise validation accuracy under 70 % of "
+                             "the full network's mean latency"),
+        Scenario("cascade_synth_ee", "synth_ee", "accuracy", 0.7, 1.5, 0.8, 1.0, relative=True,
+                 description="early-exit MLP on make_classification data: maximise validation accuracy under 70 % "
+                             "of the full network's mean latency"),
+        Scenario("cascade_sklearn", "sklearn", "mean_latency_ms", None, 1.5, 0.8, 0.95, accuracy_drop=0.3,
+                 relative=True, description="cascade of five scikit-learn classifiers ordered by measured cost: "
+                                            "minimise mean latency within 0.3 accuracy points of the costliest model"),
     )
 }
 
@@ -235,7 +247,7 @@ class CascadeTask(Task):
 
     # -- model pieces ---------------------------------------------------------------------------
     def loaded_memory(self, chain: str) -> float:
-        return float(sum(self.source.memory_mb[m] for m in self.source.members(chain)))
+        return chain_memory(self.source, chain)
 
     def chain_length(self, chain: str) -> int:
         return max(len(p) for p in self.source.chains[chain])
@@ -442,7 +454,38 @@ def stored_optima() -> dict[str, Any]:
 
 
 def _source(name: str) -> CascadeSource:
+    from .cascade_records import RECORDS, RecordSource, load_records
+
+    if name in RECORDS:
+        return RecordSource(load_records(name))
     return ExactSource(get_instance(name))
+
+
+def _resolve(scenario: Scenario, source: CascadeSource) -> Scenario:
+    """Absolute caps for a relative scenario: latency caps × the full model's latency, memory caps ×
+    every member's memory together."""
+    if not scenario.relative:
+        return scenario
+    full = source.evaluate(source.full_model_chain, "single", {}).latency.mean_latency
+    total = chain_memory(source, max(source.chains, key=lambda c: len(source.members(c))))
+    def scale(x: float | None, by: float) -> float | None:  # six significant digits, rounded up
+        if x is None:
+            return None
+        digits = 5 - math.floor(math.log10(abs(x * by)))
+        return math.ceil(x * by * 10 ** digits) / 10 ** digits
+
+    return dataclasses.replace(scenario, mean_latency_ms=scale(scenario.mean_latency_ms, full),
+                               p95_latency_ms=scale(scenario.p95_latency_ms, full),
+                               memory_mb=scale(scenario.memory_mb, total),
+                               device_memory_mb=scale(scenario.device_memory_mb, total), relative=False)
+
+
+def chain_memory(source: CascadeSource, chain: str) -> float:
+    """Memory of a chain's loaded members (a shared backbone counts once, up to the deepest exit)."""
+    own = getattr(source, "chain_memory_mb", None)
+    if own is not None:
+        return float(own(chain))
+    return float(sum(source.memory_mb[m] for m in source.members(chain)))
 
 
 def build_cascade_task(name: str, *, with_optimum: bool = True) -> CascadeTask:
@@ -455,7 +498,9 @@ def build_cascade_task(name: str, *, with_optimum: bool = True) -> CascadeTask:
         raise KeyError(f"unknown cascade task {name!r}; known: {', '.join(SCENARIOS)}"
                        + (f"; did you mean {hint!r}?" if hint else ""))
     scenario = SCENARIOS[name]
-    task = CascadeTask(scenario, _source(scenario.source))
+    source = _source(scenario.source)
+    scenario = _resolve(scenario, source)
+    task = CascadeTask(scenario, source)
     if with_optimum:
         stored = stored_optima().get(name)
         if stored and stored.get("signature") == task.signature():

@@ -6,10 +6,12 @@ from ..hookspecs import hookimpl
 from ..task import TaskSpec
 
 
-def _factory(name: str):
+def _factory(name: str, source: str):
     def build(target: str):
         from .cascade import build_cascade_task
 
+        if target != source:
+            raise ValueError(f"task {name!r} runs only on its own records, target {source!r}; got {target!r}")
         return build_cascade_task(name)
 
     return build
@@ -19,5 +21,8 @@ def _factory(name: str):
 def deploybench_register_tasks() -> list[TaskSpec]:
     from .cascade import SCENARIOS
 
-    return [TaskSpec(name, _factory(name), targets=(s.source,), description=s.description, kind="analytic")
+    from .cascade_records import RECORDS
+
+    return [TaskSpec(name, _factory(name, s.source), targets=(s.source,), description=s.description,
+                     kind="replay" if s.source in RECORDS else "analytic")
             for name, s in SCENARIOS.items()]

@@ -1,0 +1,80 @@
+"""Recorded cascade instances: fixed disjoint splits, uncensored records, masked policies, regeneration."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from deploybench.tasks import cascade_records
+from deploybench.tasks.cascade import build_cascade_task
+from deploybench.tasks.cascade_policies import ObservedRecords, Threshold
+from deploybench.tasks.cascade_records import RECORDS, SPLITS, RecordSource, load_records
+
+
+@pytest.mark.parametrize("name", list(RECORDS))
+def test_splits_are_fixed_disjoint_and_cover_every_sample(name):
+    r = load_records(name)
+    ids = {s: set(r.ids(s).tolist()) for s in SPLITS}
+    assert all(ids[s] for s in SPLITS)
+    for i, a in enumerate(SPLITS):
+        for b in SPLITS[i + 1:]:
+            assert not ids[a] & ids[b], f"{name}: {a} and {b} share samples"
+    assert sum(len(v) for v in ids.values()) == r.conf.shape[1]
+    # uncensored: every member has an output for every sample
+    assert r.conf.shape == r.pred.shape == r.correct.shape == (len(r.members), r.conf.shape[1])
+    assert np.all((r.conf > 0) & (r.conf <= 1))
+    assert np.all(r.head_ms > 0) and np.all(r.block_ms >= 0)
+
+
+def test_sklearn_members_are_ordered_by_measured_cost():
+    r = load_records("sklearn")
+    assert list(r.head_ms) == sorted(r.head_ms)
+
+
+def test_policies_on_records_see_only_the_masked_view(monkeypatch):
+    """Every policy call during a recorded evaluation receives proxy losses only; the spy sees no
+    correctness, and the view handed to replay is an ObservedRecords."""
+    seen = []
+    original = cascade_records.replay
+
+    def spy(policy, observed):
+        seen.append(observed)
+        return original(policy, observed)
+
+    monkeypatch.setattr(cascade_records, "replay", spy)
+    source = RecordSource(load_records("digits_ee"))
+    for policy, params in [("threshold", {"tau_1": 0.9}), ("threshold_recall", {"tau_1": 0.9}),
+                           ("patience", {"patience": 1}), ("dynamic_index", {"latency_weight": 0.05, "bins": 8})]:
+        ev = source.evaluate("exit1>exit2", policy, params)
+        assert 0 < ev.accuracy <= 1 and 0 < ev.extra["test_accuracy"] <= 1
+    assert seen and all(type(v) is ObservedRecords for v in seen)
+
+
+def test_test_split_is_reported_apart_from_the_objective():
+    task = build_cascade_task("cascade_synth_ee")
+    o = task.evaluate({"members": "exit1>exit4", "policy": "threshold_recall", "tau_1": 0.9, "tau_2": 0.5,
+                       "tau_3": 0.5})
+    r = load_records("synth_ee")
+    assert o.objective == pytest.approx(o.metrics["accuracy"])
+    assert "test_accuracy" in o.metrics and o.metrics["test_accuracy"] != o.metrics["accuracy"]
+    val = r.ids("val")
+    # the objective is computed on validation samples: recompute it directly
+    view = r.observed([0, 3], val)
+    from deploybench.tasks.cascade_policies import replay
+    res = replay(Threshold((0.9,), recall=True), view)
+    served = np.array([0, 3])[res.served]
+    assert o.objective == pytest.approx(r.correct[served, val].mean())
+
+
+def test_early_exit_records_regenerate_from_the_seed():
+    """The stored digits records (predictions and confidences) regenerate from the seed; the latency
+    columns are measured and are not compared."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    stored = load_records("digits_ee")
+    fresh = cascade_records.record_early_exit("digits_ee", d.data, d.target, width=96, blocks=4, epochs=40, seed=17,
+                                              description="")
+    assert np.array_equal(fresh.split, stored.split)
+    assert np.array_equal(fresh.pred, stored.pred)
+    assert np.allclose(fresh.conf, stored.conf, atol=1e-5)
