@@ -387,12 +387,13 @@ def _overthink_instance(seed: int) -> CascadeInstance:
     v = LEVEL_VALUES
     stages = [Stage("m1", v, 1.0, 40.0), Stage("m2", v, 3.0, 120.0), Stage("m3", v, 8.0, 350.0),
               Stage("m4", v, 20.0, 900.0)]
-    worse = 0.35
-    last = (1 - worse) * _kernel(-_jitter(rng, 2.0), 1.5) + worse * _kernel(_jitter(rng, 6.0), 2.0)
-    trans = [_kernel(-_jitter(rng, 3.0), _jitter(rng, 2.0)), _kernel(-_jitter(rng, 3.0), _jitter(rng, 2.0)), last]
-    return _line("overthink", f"like line, but the deepest member over-thinks: on {worse:.0%} of inputs its loss "
-                 "jumps up, so serving the best member consulted so far beats serving the last", stages,
-                 _start(10.0, 3.0), trans)
+    worse = 0.3
+    # the deepest member is much better on most inputs and much worse on the rest (bimodal transition)
+    last = (1 - worse) * _kernel(-6.0, 1.5) + worse * _kernel(8.0, 2.0)
+    trans = [_kernel(-_jitter(rng, 3.0, 0.05), 2.0), _kernel(-_jitter(rng, 2.0, 0.05), 2.0), last]
+    return _line("overthink", f"like line, but the deepest member over-thinks: much better on most inputs, on "
+                 f"{worse:.0%} of them its loss jumps up, so serving the best member consulted so far beats "
+                 "serving the last", stages, _start(10.0, 3.0), trans)
 
 
 def _skip_instance(seed: int) -> CascadeInstance:

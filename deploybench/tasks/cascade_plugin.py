@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..hookspecs import hookimpl
 from ..task import TaskSpec
 
@@ -26,3 +28,11 @@ def deploybench_register_tasks() -> list[TaskSpec]:
     return [TaskSpec(name, _factory(name, s.source), targets=(s.source,), description=s.description,
                      kind="replay" if s.source in RECORDS else "analytic")
             for name, s in SCENARIOS.items()]
+
+
+@hookimpl
+def deploybench_leaderboard_metrics() -> list[Any]:
+    """Recorded cascade tasks add "held-out test": the test-split score of the configuration chosen on validation."""
+    from .cascade_records import HeldOutTestScore
+
+    return [HeldOutTestScore()]
