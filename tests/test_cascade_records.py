@@ -78,3 +78,20 @@ def test_early_exit_records_regenerate_from_the_seed():
     assert np.array_equal(fresh.split, stored.split)
     assert np.array_equal(fresh.pred, stored.pred)
     assert np.allclose(fresh.conf, stored.conf, atol=1e-5)
+
+
+def test_held_out_test_column_scores_the_validation_choice_on_test():
+    from types import SimpleNamespace
+
+    from deploybench.plugins import create_plugin_manager
+    from deploybench.tasks.cascade_records import HeldOutTestScore
+
+    metric = HeldOutTestScore()
+    assert any(isinstance(m, HeldOutTestScore) for m in create_plugin_manager().leaderboard_metrics())
+    case = lambda m, metrics: SimpleNamespace(objective_metric=m, best_metrics=metrics)
+    cases = [case("accuracy", {"accuracy": 0.9, "test_accuracy": 0.8}),
+             case("accuracy", {"accuracy": 0.95, "test_accuracy": 0.9}),
+             case("accuracy", None)]  # a seed that found nothing
+    assert metric.compute(cases) == pytest.approx(0.85)
+    assert metric.compute([case("mean_latency_ms", {"mean_latency_ms": 2.0, "test_mean_latency_ms": 2.5})]) == 2.5
+    assert metric.compute([case("neg_branin", {"neg_branin": -1.0, "g1": 0.0})]) is None

@@ -35,8 +35,6 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence
 
-import numpy as np
-
 from ..outcome import ErrorKind, Outcome
 from ..space import Categorical, Condition, Ordinal, SearchSpace
 from ..task import Constraint, EvalContext, Objective, Task, TaskMetadata

@@ -32,7 +32,7 @@ import numpy as np
 from .cascade_policies import ExitPolicy, IndexModel, ObservedRecords, Patience, replay
 
 __all__ = ["Stage", "CascadeInstance", "Branch", "ExactResult", "instances", "get_instance", "exact_evaluate",
-           "exact_index_model", "monte_carlo", "prophet", "TRAP_ALPHA"]
+           "exact_index_model", "monte_carlo", "simulate", "prophet", "line_chains", "TRAP_ALPHA"]
 
 TRAP_ALPHA = 10.0
 
@@ -345,14 +345,12 @@ def _start(centre: float, sd: float, n: int = LEVELS) -> np.ndarray:
     return w / w.sum()
 
 
-def _line_chains(names: Sequence[str], last_required: bool = False) -> dict[str, tuple[tuple[int, ...], ...]]:
-    """Every non-empty ordered subset of the stages, named ``m1>m3>m4``."""
+def line_chains(names: Sequence[str]) -> dict[str, tuple[tuple[int, ...], ...]]:
+    """Every non-empty ordered subset of the stages, named ``m1>m3>m4`` (one branch)."""
     n = len(names)
     out = {}
     for mask in range(1, 2 ** n):
         idx = tuple(i for i in range(n) if mask >> i & 1)
-        if last_required and idx[-1] != n - 1:
-            continue
         out[">".join(names[i] for i in idx)] = (idx,)
     return out
 
@@ -360,7 +358,7 @@ def _line_chains(names: Sequence[str], last_required: bool = False) -> dict[str,
 def _line(name: str, description: str, stages: list[Stage], p_root: np.ndarray, trans: list[np.ndarray]
           ) -> CascadeInstance:
     n = len(stages)
-    chains = _line_chains([s.name for s in stages])
+    chains = line_chains([s.name for s in stages])
     return CascadeInstance(name=name, description=description, stages=tuple(stages),
                            parent=tuple(range(-1, n - 1)), p_root=p_root, trans=(None, *trans),
                            branches=(Branch(tuple(range(n)), 1.0),), chains=chains,

@@ -29,8 +29,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from .cascade_exact import ExactResult
-from .cascade_policies import IndexPolicy, ObservedRecords, fit_index_model, lam_from_weight, replay
+from .cascade_exact import ExactResult, line_chains
+from .cascade_policies import ObservedRecords, fit_index_model, replay
 
 __all__ = ["SPLITS", "Records", "train_early_exit", "record_early_exit", "record_sklearn_cascade", "RecordSource",
            "load_records", "RECORDS", "HeldOutTestScore"]
@@ -257,14 +257,6 @@ def make_all(out_dir: Path) -> None:
 
 
 # -- a cascade source over records ---------------------------------------------------------------
-def _line_chains(n: int, names: Sequence[str]) -> dict[str, tuple[tuple[int, ...], ...]]:
-    out = {}
-    for mask in range(1, 2 ** n):
-        idx = tuple(i for i in range(n) if mask >> i & 1)
-        out[">".join(names[i] for i in idx)] = (idx,)
-    return out
-
-
 class RecordSource:
     """Recorded per-sample outputs as a cascade source: policies are fitted on ``calib``, replayed on
     ``val`` (the objective) and on ``test`` (reported as ``test_accuracy`` and ``test_mean_latency_ms``)."""
@@ -277,7 +269,7 @@ class RecordSource:
         self.member_names = records.members
         self.memory_mb = tuple(float(k) / 1024 for k in records.param_kb)
         self.unsupported = tuple("" for _ in records.members)
-        self.chains = _line_chains(len(records.members), records.members)
+        self.chains = line_chains(records.members)
         self.full_model_chain = records.members[-1]
         self.description = str(records.meta.get("description", ""))
         self._cache: dict[tuple, Any] = {}
