@@ -4,7 +4,8 @@ Part 1 (no runs, from the enumerated optima in the task metadata): per cascade s
 optimum, the best recall-free configuration (single model, threshold, patience), the best with
 recall (threshold with recall, T-Tamer index), their gap, and the labelled reference rows (prophet
 bound, best single shared threshold, T-Tamer's index and the recall-free Markov-optimal policy at the
-mean-latency cap, on the optimum's chain).
+mean-latency cap, on the optimum's chain), and for recorded tasks the largest conditional mutual
+information between non-adjacent members' proxy-loss bins given the member between them (0 = Markov).
 
 Part 2: ``deploybench run`` of every built-in optimizer on every cascade scenario over ``--seeds``
 seeds (the real runner, one results folder), scored with the leaderboard code: mean best objective,
@@ -55,10 +56,11 @@ def recall_table(names: list[str]) -> str:
         rows.append([name, metric, _fmt(task.metadata.known_optimum), task.metadata.extra["witness"]["policy"],
                      _fmt(free), _fmt(rec), _fmt(gap, 3), _fmt(err_ratio, 3),
                      _fmt(ref.get("best single shared threshold", {}).get("objective")),
-                     _fmt(markov), _fmt(at_cap), _fmt(ref.get("prophet bound", {}).get("accuracy"))])
+                     _fmt(markov), _fmt(at_cap), _fmt(ref.get("prophet bound", {}).get("accuracy")),
+                     _fmt(max(task.metadata.extra.get("markov_violation_bits", {}).values(), default=None), 3)])
     headers = ["task", "objective", "optimum", "optimum's policy", "best recall-free", "best with recall",
                "recall gain", "error ratio free/recall", "best shared threshold", "Markov no-recall @cap",
-               "T-Tamer @cap", "prophet acc."]
+               "T-Tamer @cap", "prophet acc.", "Markov violation (bits, max)"]
     return tabulate(rows, headers=headers, tablefmt="github")
 
 

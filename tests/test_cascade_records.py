@@ -95,3 +95,33 @@ def test_held_out_test_column_scores_the_validation_choice_on_test():
     assert metric.compute(cases) == pytest.approx(0.85)
     assert metric.compute([case("mean_latency_ms", {"mean_latency_ms": 2.0, "test_mean_latency_ms": 2.5})]) == 2.5
     assert metric.compute([case("neg_branin", {"neg_branin": -1.0, "g1": 0.0})]) is None
+
+
+def test_markov_violation_is_small_on_a_markov_chain_and_large_off_it():
+    from deploybench.tasks.cascade_exact import get_instance, monte_carlo
+    from deploybench.tasks.cascade_records import markov_violation_bits
+
+    inst = get_instance("line")
+    observed, _ = monte_carlo(inst, 0, inst.full_chain, 40_000, 3)
+    markov = markov_violation_bits(observed.u, bins=4)
+    rng = np.random.default_rng(0)
+    a = rng.random(40_000)
+    skip_dependent = np.vstack([a, rng.random(40_000), a])  # the third depends on the first, not the second
+    assert max(markov) < 0.02 and markov_violation_bits(skip_dependent, bins=4)[0] > 1.0
+    task = build_cascade_task("cascade_synth_ee")
+    assert set(task.metadata.extra["markov_violation_bits"]) == {"exit1|exit2|exit3", "exit2|exit3|exit4"}
+
+
+@pytest.mark.parametrize("name", list(RECORDS))
+def test_index_policy_fitted_on_records_has_threshold_stop_sets(name):
+    from deploybench.tasks.cascade_policies import fit_index_model, lam_from_weight, solve_index
+
+    r = load_records(name)
+    cal = r.ids("calib")
+    members = list(range(len(r.members)))
+    for bins in (4, 16):
+        model = fit_index_model(1.0 - r.conf[np.ix_(members, cal)], r.correct[np.ix_(members, cal)],
+                                np.ones(len(members)) / len(members), bins)
+        for weight in (0.01, 0.3):
+            for table in solve_index(model, lam_from_weight(weight)).stop:
+                assert np.all(np.diff(table.astype(int), axis=0) <= 0)

@@ -208,6 +208,19 @@ def _policy_params(config: Mapping[str, Any], chain_len: int) -> dict[str, Any]:
     return {}
 
 
+def _diagnostics(source: CascadeSource) -> dict[str, Any]:
+    """Recorded sources: how far the calibration records are from the Markov assumption."""
+    records = getattr(source, "records", None)
+    if records is None:
+        return {}
+    from .cascade_records import markov_violation_bits
+
+    cal = records.ids("calib")
+    bits = markov_violation_bits(1.0 - records.conf[:, cal])
+    return {"markov_violation_bits": {f"{records.members[i]}|{records.members[i + 1]}|{records.members[i + 2]}": b
+                                      for i, b in enumerate(bits)}}
+
+
 class CascadeTask(Task):
     """One cascade scenario. See the module docstring for the space, crashes and costs."""
 
@@ -236,7 +249,8 @@ class CascadeTask(Task):
                 description=scenario.description or source.description,
                 reference="T-Tamer (arXiv 2509.22992, ICLR 2026): multi-model serving as sequential stop-or-continue "
                           "decisions; the dynamic-index policy with recall",
-                extra={"device_memory_mb": scenario.device_memory_mb, "time_limit_s": scenario.time_limit_s,
+                extra={**_diagnostics(source),
+                       "device_memory_mb": scenario.device_memory_mb, "time_limit_s": scenario.time_limit_s,
                        "witness": optimum.get("witness"), "reference_rows": optimum.get("reference_rows", []),
                        "optimum_grid": "the whole finite space, enumerated exhaustively",
                        "source": source.description},

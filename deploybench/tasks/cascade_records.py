@@ -33,7 +33,7 @@ from .cascade_exact import ExactResult, line_chains
 from .cascade_policies import ObservedRecords, fit_index_model, replay
 
 __all__ = ["SPLITS", "Records", "train_early_exit", "record_early_exit", "record_sklearn_cascade", "RecordSource",
-           "load_records", "RECORDS", "HeldOutTestScore"]
+           "load_records", "RECORDS", "HeldOutTestScore", "markov_violation_bits"]
 
 SPLITS = ("train", "calib", "val", "test")
 RECORDS = {"digits_ee": "cascade_digits_ee.npz", "synth_ee": "cascade_synth_ee.npz",
@@ -254,6 +254,28 @@ def make_all(out_dir: Path) -> None:
                                n_clusters_per_class=2, class_sep=0.9, flip_y=0.03, random_state=18)
     record_sklearn_cascade(X, y, seed=18, description="five scikit-learn classifiers on make_classification data "
                            "(6,000 samples, 30 features, 5 classes)").save(out_dir / RECORDS["sklearn"])
+
+
+def markov_violation_bits(u: np.ndarray, bins: int = 8) -> list[float]:
+    """Per interior member i of a chain: the conditional mutual information I(B_{i-1}; B_{i+1} | B_i)
+    of the members' proxy-loss bins (calibration quantiles), in bits. Zero when the bins form a Markov
+    chain, the assumption T-Tamer's index policy plans with; the plug-in estimate is biased upward on
+    small samples, so compare instances of similar size."""
+    from .cascade_policies import quantile_edges
+
+    b = np.vstack([np.searchsorted(quantile_edges(row, bins), row, side="right") for row in np.asarray(u)])
+    out = []
+    for i in range(1, b.shape[0] - 1):
+        joint = np.zeros((bins + 1,) * 3)
+        np.add.at(joint, (b[i - 1], b[i], b[i + 1]), 1.0)
+        joint /= joint.sum()
+        p_mid = joint.sum(axis=(0, 2))
+        p_prev_mid = joint.sum(axis=2)
+        p_mid_next = joint.sum(axis=0)
+        nz = joint > 0
+        ratio = (joint * p_mid[None, :, None]) / (p_prev_mid[:, :, None] * p_mid_next[None, :, :] + 1e-300)
+        out.append(float((joint[nz] * np.log2(ratio[nz])).sum()))
+    return out
 
 
 # -- a cascade source over records ---------------------------------------------------------------
