@@ -47,7 +47,7 @@ def recall_table(names: list[str]) -> str:
         ref = {r["label"]: r for r in task.metadata.extra["reference_rows"]}
         metric = task.objective.metric
         free, rec = ref["best recall-free configuration"]["objective"], ref["best with recall"]["objective"]
-        gap = None if free is None or rec is None else (rec - free) * task.objective.sign
+        gap = None if free is None or rec is None else (rec - free) * task.objective.sign + 0.0
         at_cap = ref.get("T-Tamer index at the cap", {}).get("accuracy")
         markov = ref.get("recall-free Markov-optimal at the cap", {}).get("accuracy")
         err_ratio = None
