@@ -80,7 +80,8 @@ def deploybench_leaderboard_metrics() -> "list[Any]":
     ``first_feasible_trial``, ``total_cost``, and the per-trial ``best_curve`` / ``cost_curve``.
     Return ``None`` where the metric is undefined. A metric that raises is reported, not fatal.
     The built-in columns are written against the same protocol; a metric may also define ``key``,
-    ``header(context)``, ``describe(context)`` and ``format(value)``, and read the table's context
+    ``header(context)``, ``describe(context)``, ``format(value)`` and ``applies(cases)`` (leave the column
+    out of tables it does not apply to), and read the table's context
     (the task's penalty, known optimum, ...) from ``cases.context`` (see
     :mod:`deploybench.scoring.columns`).
 

@@ -125,3 +125,18 @@ def test_index_policy_fitted_on_records_has_threshold_stop_sets(name):
         for weight in (0.01, 0.3):
             for table in solve_index(model, lam_from_weight(weight)).stop:
                 assert np.all(np.diff(table.astype(int), axis=0) <= 0)
+
+
+def test_held_out_test_column_appears_only_on_recorded_cascade_tables(tmp_path, cli):
+    from deploybench.plugins import create_plugin_manager
+    from deploybench.scoring import build_leaderboard
+
+    out = tmp_path / "r"
+    proc = cli("run", "-o", "random", "-t", "cascade_digits_ee", "-t", "crash_cliff", "--seeds", "2", "--budget", "6",
+               "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    board = build_leaderboard([out], extra_metrics=create_plugin_manager().leaderboard_metrics())
+    keys = {g.key.task_label: [getattr(m, "key", None) for m in g.columns] for g in board.groups}
+    assert "held_out_test" in keys["cascade_digits_ee"] and "held_out_test" not in keys["crash_cliff"]
+    row = next(g for g in board.groups if g.key.task_label == "cascade_digits_ee").rows[0]
+    assert 0 < row.values["held_out_test"] <= 1

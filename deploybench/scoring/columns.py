@@ -13,6 +13,8 @@ A column may also define, and built-ins do:
 - ``header(context) -> str``: a header that depends on the table (default: ``name``);
 - ``describe(context) -> str``: the note under the table (default: ``**name** (plugin): description``);
 - ``format(value) -> str``: the cell text (default: three significant digits).
+- ``applies(cases) -> bool``: whether the column belongs in this table at all, given every case of
+  the table (default: always); a column that applies only to some tasks stays out of the others.
 
 Adding a built-in column is writing one class here and listing an instance in
 :data:`BUILTIN_COLUMNS`; the markdown, LaTeX, HTML, CSV and JSON outputs all follow.

@@ -209,6 +209,20 @@ def best_found(cases: Sequence[CaseSummary], direction: str, known_optimum: floa
                   seeds_found=sum(_params_key(c.best_config) == key for c in found), regret=regret)
 
 
+def _applies(metric: Any, cases: Sequence[CaseSummary], problems: list[str]) -> bool:
+    """A column that defines ``applies(cases)`` is left out of tables it returns False for (a
+    plugin's bug there is reported and the column kept)."""
+    check = getattr(metric, "applies", None)
+    if check is None:
+        return True
+    try:
+        return bool(check(cases))
+    except Exception as exc:  # noqa: BLE001 - a plugin's bug is reported, not fatal
+        problems.append(f"leaderboard metric {getattr(metric, 'name', metric)!r}: applies() failed: "
+                        f"{type(exc).__name__}: {exc}")
+        return True
+
+
 def score_group(key: GroupKey, cases: Sequence[CaseSummary], *, extra_metrics: Sequence[Any] = (),
                 discovery_tol: float = DEFAULT_DISCOVERY_TOL, alpha: float = 0.05,
                 statistics: bool = True) -> GroupResult:
@@ -249,7 +263,7 @@ def score_group(key: GroupKey, cases: Sequence[CaseSummary], *, extra_metrics: S
         regrets = list(baseline.regret_by_seed.values())
         context = GroupContext(**{**context.__dict__, "baseline_regret": sum(regrets) / len(regrets)})
 
-    columns = [*BUILTIN_COLUMNS, *extra_metrics]
+    columns = [m for m in (*BUILTIN_COLUMNS, *extra_metrics) if _applies(m, cases, problems)]
     for row in rows.values():
         view = RowCases(row.cases, context, row.label)
         for metric in columns:

@@ -368,6 +368,13 @@ class HeldOutTestScore:
                    "test mean latency for latency objectives) of the configuration chosen on validation; recorded "
                    "cascade tasks only")
 
+    def applies(self, cases: Any) -> bool:
+        """Only tables of recorded cascade tasks get the column."""
+        from .cascade import SCENARIOS
+
+        recorded = {name for name, s in SCENARIOS.items() if s.source in RECORDS}
+        return any(getattr(c, "task", None) in recorded for c in cases)
+
     def compute(self, cases: Any) -> float | None:
         values = []
         for case in cases:
