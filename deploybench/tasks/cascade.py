@@ -111,7 +111,7 @@ class ExactSource:
         self.memory_mb = tuple(float(s.memory_mb) for s in instance.stages)
         self.unsupported = tuple(s.unsupported for s in instance.stages)
         self.chains = instance.chains
-        self.full_model_chain = instance.full_chain.split(">")[-1] if len(instance.branches) == 1 else "router"
+        self.full_model_chain = instance.full_chain  # with policy single: the deepest member of each branch
         self.description = instance.description
         self._cache: dict[tuple, Evaluation] = {}
 
