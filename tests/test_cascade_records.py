@@ -8,7 +8,8 @@ import pytest
 from deploybench.tasks import cascade_records
 from deploybench.tasks.cascade import build_cascade_task
 from deploybench.tasks.cascade_policies import ObservedRecords, Threshold
-from deploybench.tasks.cascade_records import RECORDS, SPLITS, RecordSource, load_records
+from deploybench.tasks.cascade_records import SPLITS, RecordSource, load_records
+from deploybench.tasks.cascade_scenarios import RECORDS
 
 
 @pytest.mark.parametrize("name", list(RECORDS))
@@ -84,7 +85,7 @@ def test_held_out_test_column_scores_the_validation_choice_on_test():
     from types import SimpleNamespace
 
     from deploybench.plugins import create_plugin_manager
-    from deploybench.tasks.cascade_records import HeldOutTestScore
+    from deploybench.tasks.cascade_scenarios import HeldOutTestScore
 
     metric = HeldOutTestScore()
     assert any(isinstance(m, HeldOutTestScore) for m in create_plugin_manager().leaderboard_metrics())

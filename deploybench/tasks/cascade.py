@@ -40,6 +40,7 @@ from ..space import Categorical, Condition, Ordinal, SearchSpace
 from ..task import Constraint, EvalContext, Objective, Task, TaskMetadata
 from .cascade_exact import CascadeInstance, ExactResult, exact_evaluate, exact_index_model, get_instance, prophet
 from .cascade_policies import (IndexPolicy, MarkovNoRecallPolicy, Patience, SingleMember, Threshold, lam_from_weight)
+from .cascade_scenarios import SCENARIOS, Scenario
 
 __all__ = ["POLICIES", "TAU_GRID", "WEIGHT_GRID", "BINS_GRID", "PATIENCE_GRID", "Scenario", "SCENARIOS",
            "CascadeTask", "ExactSource", "Evaluation", "cascade_space", "effective_configs", "enumerate_space",
@@ -133,53 +134,6 @@ class ExactSource:
             r = exact_evaluate(inst, chain, pols, single=policy == "single")
             self._cache[key] = Evaluation(r.accuracy, r)
         return self._cache[key]
-
-
-@dataclass(frozen=True)
-class Scenario:
-    """One task: a source, the objective, the caps and the device memory (above it: ``oom``)."""
-
-    name: str
-    source: str
-    objective: str  # "accuracy" (maximise) or "mean_latency_ms" (minimise)
-    mean_latency_ms: float | None
-    p95_latency_ms: float | None
-    memory_mb: float
-    device_memory_mb: float
-    accuracy_drop: float | None = None  # points below the full model
-    budget: int = 40
-    time_limit_s: float = 60.0
-    description: str = ""
-    #: recorded sources: caps are multiples of the full model's latency and of all members' memory
-    relative: bool = False
-
-
-SCENARIOS: dict[str, Scenario] = {
-    s.name: s for s in (
-        Scenario("cascade_line", "line", "accuracy", 16.0, 32.0, 1200.0, 1600.0,
-                 description="maximise accuracy under a 16 ms mean latency cap on a benign four-member line"),
-        Scenario("cascade_overthink", "overthink", "accuracy", 16.0, 32.0, 1200.0, 1600.0,
-                 description="maximise accuracy under a 16 ms mean latency cap; the deepest member over-thinks"),
-        Scenario("cascade_skip", "skip", "accuracy", 20.0, 60.0, 2200.0, 2800.0,
-                 description="maximise accuracy under a 20 ms mean latency cap; the best chains skip a member"),
-        Scenario("cascade_tree", "tree", "accuracy", 10.0, 24.0, 1300.0, 1700.0,
-                 description="maximise accuracy under a 10 ms mean latency cap on a router-to-specialists tree"),
-        Scenario("cascade_trap", "trap", "accuracy", 2.5, 2.5, 100.0, 120.0,
-                 description="the necessity-of-recall trap: recall-free policies are 10x worse in error"),
-        Scenario("cascade_line_latency", "line", "mean_latency_ms", None, 32.0, 1200.0, 1600.0, accuracy_drop=1.0,
-                 description="minimise mean latency with at most 1 accuracy point below the full model (Apparate's "
-                             "form)"),
-        Scenario("cascade_digits_ee", "digits_ee", "accuracy", 0.7, 1.5, 0.8, 1.0, relative=True,
-                 description="early-exit MLP on scikit-learn's digits: maximise validation accuracy under 70 % of "
-                             "the full network's mean latency"),
-        Scenario("cascade_synth_ee", "synth_ee", "accuracy", 0.7, 1.5, 0.8, 1.0, relative=True,
-                 description="early-exit MLP on make_classification data: maximise validation accuracy under 70 % "
-                             "of the full network's mean latency"),
-        Scenario("cascade_sklearn", "sklearn", "mean_latency_ms", None, 1.5, 0.8, 0.95, accuracy_drop=0.3,
-                 relative=True, description="cascade of five scikit-learn classifiers ordered by measured cost: "
-                                            "minimise mean latency within 0.3 accuracy points of the costliest model"),
-    )
-}
 
 
 def cascade_space(source: CascadeSource) -> SearchSpace:
@@ -466,7 +420,8 @@ def stored_optima() -> dict[str, Any]:
 
 
 def _source(name: str) -> CascadeSource:
-    from .cascade_records import RECORDS, RecordSource, load_records
+    from .cascade_records import RecordSource, load_records
+    from .cascade_scenarios import RECORDS
 
     if name in RECORDS:
         return RecordSource(load_records(name))

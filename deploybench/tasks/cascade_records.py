@@ -30,14 +30,13 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from .cascade_exact import ExactResult, line_chains
+from .cascade_scenarios import RECORDS
 from .cascade_policies import ObservedRecords, fit_index_model, replay
 
 __all__ = ["SPLITS", "Records", "train_early_exit", "record_early_exit", "record_sklearn_cascade", "RecordSource",
-           "load_records", "RECORDS", "HeldOutTestScore", "markov_violation_bits"]
+           "load_records", "RECORDS", "markov_violation_bits"]
 
 SPLITS = ("train", "calib", "val", "test")
-RECORDS = {"digits_ee": "cascade_digits_ee.npz", "synth_ee": "cascade_synth_ee.npz",
-           "sklearn": "cascade_sklearn.npz"}
 
 
 @dataclass(frozen=True)
@@ -355,34 +354,3 @@ class RecordSource:
 
 if __name__ == "__main__":
     make_all(Path(__file__).parent)
-
-
-class HeldOutTestScore:
-    """Leaderboard column for recorded cascade tasks: the optimizer chose its configuration on the
-    validation split; this scores that choice on the held-out test split (like Bayesmark's hidden
-    generalisation objective). ``None`` for tasks without test metrics."""
-
-    name = "held-out test"
-    key = "held_out_test"
-    description = ("mean over seeds that found a feasible configuration of the test-split value (test accuracy, or "
-                   "test mean latency for latency objectives) of the configuration chosen on validation; recorded "
-                   "cascade tasks only")
-
-    def applies(self, cases: Any) -> bool:
-        """Only tables of recorded cascade tasks get the column."""
-        from .cascade import SCENARIOS
-
-        recorded = {name for name, s in SCENARIOS.items() if s.source in RECORDS}
-        return any(getattr(c, "task", None) in recorded for c in cases)
-
-    def compute(self, cases: Any) -> float | None:
-        values = []
-        for case in cases:
-            metrics = getattr(case, "best_metrics", None) or {}
-            key = f"test_{getattr(case, 'objective_metric', '')}"
-            if key not in metrics:
-                if metrics:
-                    return None  # a task without test metrics: the column does not apply
-                continue
-            values.append(float(metrics[key]))
-        return sum(values) / len(values) if values else None
