@@ -204,6 +204,11 @@ def _header_problem(h: dict) -> str | None:
         return f"objective direction must be 'maximize' or 'minimize', got {direction!r:.60}"
     if h.get("known_optimum") is not None and not _is_number(h["known_optimum"]):
         return f"'known_optimum' must be a number or null, got {h['known_optimum']!r:.60}"
+    constraints = h.get("constraints")
+    if constraints is not None and not (isinstance(constraints, list) and all(
+            isinstance(c, dict) and isinstance(c.get("metric"), str) and _is_number(c.get("cap"))
+            for c in constraints)):
+        return f"'constraints' must be a list of objects with a metric name and a numeric cap, got {constraints!r:.60}"
     return None
 
 
