@@ -1,116 +1,98 @@
-"""Small, fast models over the space's shared encoding, shared by ``cbo`` and ``tba_tpe_plus``.
+"""Feasibility models over the space's shared encoding, shared by ``cbo``, ``cbo_plus`` and ``tba_tpe_plus``.
 
-- :class:`WarmGP`: a Gaussian process (Matern 5/2 with ARD, standardised targets) whose kernel
-  hyper-parameters are refitted by a capped L-BFGS-B run started from the previous fit, so a refit
-  after one new point costs a few milliseconds instead of a full multi-start search.
-- :class:`FeasibilityModel`: P(no crash) from a random-forest classifier of failed (crashed or timed
-  out) versus ran, and P(every constraint met) from one :class:`WarmGP` per constraint metric fitted
-  on the configurations that ran. Both are computed on the same encoding every model-based
-  optimizer uses (``space.encode_many``).
+:class:`FeasibilityModel` estimates, for candidate configurations, P(no crash) and P(every constraint
+met), both from :class:`~deploybench_optimizers.gp.GaussianProcess` models on the same encoding every
+model-based optimizer uses (``space.encode_many``):
+
+- crashes: a GP fitted to the crash indicator (1 crashed or timed out, 0 ran), read as a probability
+  (least-squares GP classification, Rasmussen and Williams 2006, section 6.5). It is smooth, costs a
+  Cholesky factor extension per new point and, with one length scale per column, ties a crash to a
+  single one-hot column (a backend) or to a region of a numeric one (``x1 > 8``) alike;
+- constraints: one GP per constraint metric on the configurations that ran,
+  P(metric ≤ cap) = Φ((cap − μ) / σ). With ``log_metrics`` a metric that is positive everywhere it was
+  measured (latency, memory) is modelled on a log scale, where its effects are additive.
+
+Both probabilities are floored (0.02 + 0.96·p) so an overconfident model never rules a candidate out
+completely nor makes a probable crash look better than a probable violation.
 """
 
 from __future__ import annotations
 
-import warnings
+import math
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-from scipy.optimize import minimize
-from scipy.stats import norm
-from sklearn.ensemble import RandomForestClassifier
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.gaussian_process import GaussianProcessRegressor
-from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
+from scipy.special import log_ndtr
 
 from deploybench import Constraint, Outcome, SearchSpace
 
-__all__ = ["WarmGP", "FeasibilityModel"]
+from .gp import GaussianProcess
+
+__all__ = ["FeasibilityModel", "p_floor"]
+
+History = Sequence[tuple[Mapping[str, Any], Outcome]]
 
 
-def _capped_lbfgs(maxiter: int):
-    def optimizer(obj_func, initial_theta, bounds):
-        res = minimize(obj_func, initial_theta, method="L-BFGS-B", jac=True, bounds=bounds,
-                       options={"maxiter": maxiter})
-        return res.x, res.fun
-
-    return optimizer
-
-
-class WarmGP:
-    """A GP regressor refitted cheaply: hyper-parameters start from the previous fit."""
-
-    def __init__(self, maxiter: int = 40, refit_every: int = 3) -> None:
-        self.maxiter = maxiter
-        self.refit_every = refit_every
-        self._kernel = None
-        self._n_fits = 0
-        self._gp: GaussianProcessRegressor | None = None
-
-    def fit(self, X: np.ndarray, y: np.ndarray) -> "WarmGP":
-        dim = X.shape[1]
-        kernel = self._kernel
-        if kernel is None:
-            kernel = ConstantKernel(1.0, (1e-2, 1e2)) * Matern(np.full(dim, 0.5), (1e-2, 1e2), nu=2.5) \
-                + WhiteKernel(1e-4, (1e-6, 1e-1))
-        # hyper-parameters are re-optimised on the first fits and then every ``refit_every`` fits;
-        # in between the previous kernel is kept (a new point rarely moves them much)
-        optimize = self._n_fits < 3 or self._n_fits % self.refit_every == 0
-        self._n_fits += 1
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            warnings.simplefilter("ignore", UserWarning)
-            self._gp = GaussianProcessRegressor(kernel=kernel, normalize_y=True,
-                                                optimizer=_capped_lbfgs(self.maxiter) if optimize else None,
-                                                n_restarts_optimizer=0).fit(X, y)
-        self._kernel = self._gp.kernel_
-        return self
-
-    def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        assert self._gp is not None, "fit first"
-        mu, sd = self._gp.predict(X, return_std=True)
-        return mu, np.maximum(sd, 1e-9)
+def p_floor(p: np.ndarray) -> np.ndarray:
+    """A probability kept away from 0 and 1 (0.02 + 0.96·p)."""
+    return 0.02 + 0.96 * np.clip(p, 0.0, 1.0)
 
 
 class FeasibilityModel:
-    """log P(no crash) + log P(every constraint met) for candidate configurations."""
+    """log P(no crash) + log P(every constraint met) for candidate configurations (encoded rows)."""
 
-    def __init__(self, space: SearchSpace, constraints: Sequence[Constraint], seed: int = 0, n_trees: int = 25) -> None:
+    def __init__(self, space: SearchSpace, constraints: Sequence[Constraint], *, log_metrics: bool = False,
+                 lengthscale_prior: tuple[float, float] | None = None) -> None:
         self.space = space
         self.constraints = tuple(constraints)
-        self.seed = seed
-        self.n_trees = n_trees
-        self._gps = {c.metric: WarmGP() for c in self.constraints}
+        self.log_metrics = log_metrics
+        self._crash_gp = GaussianProcess(lengthscale_prior=lengthscale_prior)
+        self._gps = {c.metric: GaussianProcess(lengthscale_prior=lengthscale_prior) for c in self.constraints}
+        self._cache: tuple[int, np.ndarray] | None = None
 
-    def log_p_no_crash(self, history: Sequence[tuple[Mapping[str, Any], Outcome]], Xc: np.ndarray) -> np.ndarray:
-        failed = np.array([o.failed for _, o in history], dtype=int)
+    def _encoded(self, history: History) -> np.ndarray:
+        """The encoding of the history's configs, extended row by row as the history grows."""
+        n = len(history)
+        if self._cache is None or self._cache[0] > n:
+            self._cache = (0, np.zeros((0, self.space.encoding_width)))
+        done, X = self._cache
+        if done < n:
+            X = np.vstack([X, self.space.encode_many([c for c, _ in history[done:]])])
+            self._cache = (n, X)
+        return X[:n]
+
+    def log_p_no_crash(self, history: History, Xc: np.ndarray) -> np.ndarray:
+        failed = np.array([o.failed for _, o in history], dtype=float)
         if not failed.any():
             return np.zeros(len(Xc))
         if failed.all():
-            return np.full(len(Xc), np.log(0.5))
-        X = self.space.encode_many([c for c, _ in history])
-        # every feature is considered at each split: with a few dozen points a crash is often tied to
-        # a single one-hot column, which random feature subsets would miss in most trees
-        clf = RandomForestClassifier(n_estimators=self.n_trees, max_features=None, random_state=self.seed).fit(X, failed)
-        p_ok = clf.predict_proba(Xc)[:, list(clf.classes_).index(0)]
-        # smoothed: a forest says 0 or 1 far from data; never rule a candidate out completely
-        return np.log(0.02 + 0.96 * p_ok)
+            return np.full(len(Xc), math.log(0.5))
+        mean, _ = self._crash_gp.fit(self._encoded(history), failed).predict(Xc)
+        return np.log(p_floor(1.0 - mean))
 
-    def log_p_constraints(self, history: Sequence[tuple[Mapping[str, Any], Outcome]], Xc: np.ndarray) -> np.ndarray:
-        ran = [(c, o) for c, o in history if o.ran]
+    def log_p_constraints(self, history: History, Xc: np.ndarray) -> np.ndarray:
         out = np.zeros(len(Xc))
+        if not self.constraints:
+            return out
+        X = self._encoded(history)
         for con in self.constraints:
-            pairs = [(c, o.metrics.get(con.metric)) for c, o in ran]
-            pairs = [(c, float(v)) for c, v in pairs if v is not None]
-            if len(pairs) < 3:
+            rows, values = [], []
+            for i, (_, o) in enumerate(history):
+                v = o.metrics.get(con.metric) if o.ran else None
+                if v is not None and math.isfinite(float(v)):
+                    rows.append(i)
+                    values.append(float(v))
+            if len(values) < 3:
                 continue
-            X = self.space.encode_many([c for c, _ in pairs])
-            y = np.array([v for _, v in pairs]) / con.effective_scale
-            mu, sd = self._gps[con.metric].fit(X, y).predict(Xc)
-            out += norm.logcdf((con.cap / con.effective_scale - mu) / sd)
+            y, cap = np.asarray(values), float(con.cap)
+            if self.log_metrics and cap > 0 and y.min() > 0:
+                y, cap = np.log(y), math.log(cap)
+            else:
+                y, cap = y / con.effective_scale, cap / con.effective_scale
+            mu, sd = self._gps[con.metric].fit(X[rows], y).predict(Xc)
+            out += np.log(p_floor(np.exp(log_ndtr((cap - mu) / sd))))
         return out
 
-    def log_p_feasible(self, history: Sequence[tuple[Mapping[str, Any], Outcome]], Xc: np.ndarray) -> np.ndarray:
-        """log P(no crash) + log P(constraints met), each floored (0.02 + 0.96·p) so that a GP that is
-        overconfident about a violation never makes a probable crash look better than it."""
-        p_constraints = np.exp(self.log_p_constraints(history, Xc))
-        return self.log_p_no_crash(history, Xc) + np.log(0.02 + 0.96 * p_constraints)
+    def log_p_feasible(self, history: History, Xc: np.ndarray) -> np.ndarray:
+        """log P(no crash) + log P(every constraint met), each floored."""
+        return self.log_p_no_crash(history, Xc) + self.log_p_constraints(history, Xc)

@@ -11,6 +11,7 @@ import numpy as np
 import optuna
 
 from .optuna_policy import suggest_config
+from .gp import single_blas_thread
 from .surrogates import FeasibilityModel
 from .tba_tpe import TBATPE
 
@@ -49,7 +50,11 @@ class TBATPEPlus(TBATPE):
                          cooldown_trials=cooldown_trials, multivariate=multivariate, group=group)
         self.n_proposals = n_proposals
         self.feasibility_threshold = feasibility_threshold
-        self._feasibility = FeasibilityModel(space, self.constraints, seed=seed)
+        self._feasibility = FeasibilityModel(space, self.constraints)
+
+    @single_blas_thread
+    def ask(self) -> dict[str, Any]:
+        return super().ask()
 
     def _screen(self, configs: list[dict]) -> int:
         """Index of the first config with P(feasible) ≥ threshold, else of the most probably feasible."""
