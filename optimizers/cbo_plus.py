@@ -13,7 +13,6 @@ from deploybench import Outcome
 from .acquisition import log_expected_improvement
 from .annealing import unseen_sample
 from .cbo import ConstrainedBO
-from .design import initial_design_size
 from .gp import GaussianProcess, single_blas_thread
 from .surrogates import FeasibilityModel
 
@@ -23,7 +22,9 @@ class ConstrainedBOPlus(ConstrainedBO):
 
     What it knows and uses: the constraint caps and each measured constraint metric (of
     configurations that ran, infeasible ones included); which trials crashed or timed out (the crash
-    kind is not used); the objective of configurations that ran. It does not use ``cost_s``.
+    kind is not used); the objective of configurations that ran. It uses ``cost_s`` only with
+    ``cost_aware=True``: expected improvement is then divided by the predicted cost of a run (a GP on
+    log ``cost_s``; EI per second, Snoek, Larochelle and Adams 2012), for budgets in seconds.
 
     - Initial design: ``n_initial`` configurations (default: the shared initial-design size,
       ``design.initial_design_size``) from a scrambled Latin hypercube over the parameters
@@ -52,7 +53,7 @@ class ConstrainedBOPlus(ConstrainedBO):
                  n_initial: int | None = None, n_candidates: int = 384, n_local: int = 384, refine_rounds: int = 2,
                  refine_size: int = 128, feasibility_threshold: float = 0.85, xi: float = 0.0,
                  warp: bool = True, log_metrics: bool = True, lengthscale_prior: tuple | None = (0.0, 1.0),
-                 feasibility_prior: tuple | None = (0.0, 1.0)):
+                 feasibility_prior: tuple | None = (0.0, 1.0), cost_aware: bool = False):
         super().__init__(space, objective=objective, constraints=constraints, budget=budget, seed=seed,
                          family_param=family_param, n_candidates=n_candidates, n_local=n_local, xi=xi)
         self.n_initial = n_initial
@@ -68,11 +69,11 @@ class ConstrainedBOPlus(ConstrainedBO):
         self._feasibility = FeasibilityModel(space, self.constraints, log_metrics=log_metrics, lengthscale_prior=fprior)
         self._objective_gp = GaussianProcess(lengthscale_prior=prior)
         self._design: list[dict] | None = None
+        self.cost_aware = cost_aware
+        self._cost_gp = GaussianProcess()
+        self._log_cost: np.ndarray | None = None
 
     # -- initial design ----------------------------------------------------------------------------
-    def _n_initial(self) -> int:
-        return self.n_initial if self.n_initial is not None else initial_design_size(self.budget)
-
     def _initial_design(self) -> list[dict]:
         n = self._n_initial()
         unit = qmc.LatinHypercube(d=len(self._codec.params), seed=self.make_rng(1)).random(max(n, 1))
@@ -95,6 +96,8 @@ class ConstrainedBOPlus(ConstrainedBO):
         mu, sd = self._objective_gp.predict(Xc)
         best = self._targets[feasible_mask].max()
         acq = log_expected_improvement(mu - best - self.xi, sd) + log_feasible
+        if self._log_cost is not None:  # expected improvement per second of evaluation
+            acq = acq - self._cost_gp.predict(Xc)[0]
         if self.feasibility_threshold > 0:
             passing = log_feasible >= np.log(self.feasibility_threshold)
             if passing.any():
@@ -119,6 +122,7 @@ class ConstrainedBOPlus(ConstrainedBO):
         if feasible_mask.any() and len(ran) >= 3:
             self._targets = self._objective_targets(ran)
             self._objective_gp.fit(self.space.encode_many([c for c, _ in ran]), self._targets)
+        self._fit_cost()
         raw, active = self._candidates()
         if len(raw) == 0:
             return unseen_sample(self.space, self._rng, self._seen)
@@ -133,6 +137,17 @@ class ConstrainedBOPlus(ConstrainedBO):
             raw, active = np.vstack([raw, more]), np.vstack([active, more_active])
             acq = np.concatenate([acq, self._acquisition(more, more_active, ran, feasible_mask)])
         return self._pick(raw, acq)
+
+    def _fit_cost(self) -> None:
+        """With ``cost_aware``: a GP on log ``cost_s`` of the trials that ran (a crash stops part-way,
+        so its cost says little about a run's)."""
+        self._log_cost = None
+        if not self.cost_aware:
+            return
+        ran = [(c, o) for c, o in self._history if o.ran]
+        if len(ran) >= 3:
+            self._log_cost = np.log(np.maximum([o.cost_s for _, o in ran], 1e-3))
+            self._cost_gp.fit(self.space.encode_many([c for c, _ in ran]), self._log_cost)
 
     def _local_centres(self) -> list[dict]:
         """The best feasible configs (the incumbent twice as often), else the least violating ones."""

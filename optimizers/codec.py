@@ -131,10 +131,14 @@ class MixedCodec:
         step for integers and ordinals)."""
         rows = centres[np.arange(n) % len(centres)].copy()
         scale = np.asarray(scales, dtype=float)[rng.integers(len(scales), size=n)]
+        first = np.full(n, -1)
         for move in range(2):
             act = self.active(rows)
+            if move:
+                act[np.arange(n), first] = False  # the second move changes another parameter
             pick = np.where(act, rng.random(rows.shape), -1.0).argmax(axis=1)
-            chosen = np.ones(n, dtype=bool) if move == 0 else rng.random(n) < p_second
+            chosen = np.ones(n, dtype=bool) if move == 0 else (rng.random(n) < p_second) & act.any(axis=1)
+            first = pick
             for j, p in enumerate(self.params):
                 idx = np.flatnonzero(chosen & (pick == j))
                 if idx.size == 0:

@@ -5,10 +5,12 @@ in parameter validation); here a refit after one new point costs a few hundred m
 
 - Matern 5/2 kernel with one length scale per input column (ARD), a signal variance and a noise
   variance, on standardised targets;
+- optionally (``linear=True``) a linear term σ²_lin·(x − ½)·(x′ − ½), so that far from the data the
+  prediction follows the measured trend instead of reverting to the mean (a latency that grows with
+  the batch size, a linear constraint ``x1 + x2 ≤ 16``);
 - hyper-parameters by maximum a posteriori: the log marginal likelihood (analytic gradient) plus a
-  log-normal prior on the length scales whose median grows with the square root of the input
-  dimension (Hvarfner, Hellsten and Nardi, "Vanilla Bayesian Optimization Performs Great in High
-  Dimensions", ICML 2024), so a GP fitted on five points neither interpolates wildly nor flattens out;
+  log-normal prior on the length scales (median 1, the width of the unit cube the inputs live in,
+  log-sd 1), so a GP fitted on five points neither interpolates wildly nor flattens out;
   L-BFGS-B (scipy) warm-started from the previous fit, re-run only every ``refit_every`` fits once
   there are ``always_refit_below`` points;
 - between hyper-parameter refits the Cholesky factor is *extended* with the new rows (a block
@@ -70,14 +72,19 @@ class GaussianProcess:
     """
 
     def __init__(self, *, refit_every: int = 3, always_refit_below: int = 12, maxiter: int = 60,
-                 min_noise: float = 1e-6, max_noise: float = 0.5, lengthscale_prior: tuple[float, float] | None = None) -> None:
+                 min_noise: float = 1e-6, max_noise: float = 0.5, lengthscale_prior: tuple[float, float] | None = None,
+                 min_y_std: float = 1e-12, linear: bool = False, min_signal_var: float = 5e-2) -> None:
         self.refit_every = refit_every
         self.always_refit_below = always_refit_below
         self.maxiter = maxiter
         self.min_noise = min_noise
         self.max_noise = max_noise
         self.lengthscale_prior = lengthscale_prior
-        self.theta: np.ndarray | None = None  # log length scales..., log signal variance, log noise variance
+        self.min_y_std = min_y_std
+        self.linear = linear
+        self.min_signal_var = min_signal_var
+        # log length scales..., log signal variance, [log linear-term variance,] log noise variance
+        self.theta: np.ndarray | None = None
         self._n_fits = 0
         self._X: np.ndarray | None = None
         self._L: np.ndarray | None = None
@@ -87,27 +94,36 @@ class GaussianProcess:
 
     # -- hyper-parameters ------------------------------------------------------------------------
     def _prior(self, dim: int) -> tuple[float, float]:
-        """(mean, sd) of the log length scales: the dimension-scaled prior unless given."""
+        """(mean, sd) of the log length scales: median 1 (the width of the unit cube) unless given."""
         if self.lengthscale_prior is not None:
-            return self.lengthscale_prior
-        return math.sqrt(2.0) + 0.5 * math.log(dim), math.sqrt(3.0)
+            return tuple(self.lengthscale_prior)
+        return 0.0, 1.0
+
+    def _n_hyper(self, dim: int) -> int:
+        return dim + (3 if self.linear else 2)
 
     def _bounds(self, dim: int) -> list[tuple[float, float]]:
-        return [(math.log(1e-2), math.log(1e3))] * dim + [(math.log(5e-2), math.log(20.0)),
-                                                         (math.log(self.min_noise), math.log(self.max_noise))]
+        linear = [(math.log(1e-4), math.log(10.0))] if self.linear else []
+        return ([(math.log(1e-2), math.log(1e3))] * dim + [(math.log(self.min_signal_var), math.log(20.0))] + linear
+                + [(math.log(self.min_noise), math.log(self.max_noise))])
 
     def _initial_theta(self, dim: int) -> np.ndarray:
         mu, _ = self._prior(dim)
-        return np.concatenate([np.full(dim, mu - 1.0), [0.0, math.log(1e-3)]])
+        linear = [math.log(0.1)] if self.linear else []
+        return np.concatenate([np.full(dim, mu - 1.0), [max(0.0, math.log(self.min_signal_var))], linear,
+                               [math.log(1e-3)]])
 
     def _neg_log_posterior(self, theta: np.ndarray, X: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
         n, dim = X.shape
-        ls, var, noise = np.exp(theta[:dim]), math.exp(theta[dim]), math.exp(theta[dim + 1])
+        ls, var, noise = np.exp(theta[:dim]), math.exp(theta[dim]), math.exp(theta[-1])
         Xs = X / ls
         r = np.sqrt(_sqdist(Xs, Xs))
         e = np.exp(-_SQRT5 * r)
         Kf = var * (1.0 + _SQRT5 * r + (5.0 / 3.0) * r * r) * e
         K = Kf + (noise + _JITTER) * np.eye(n)
+        if self.linear:
+            Klin = math.exp(theta[dim + 1]) * (X - 0.5) @ (X - 0.5).T
+            K = K + Klin
         try:
             L = cholesky(K, lower=True, check_finite=False)
         except LinAlgError:
@@ -117,7 +133,8 @@ class GaussianProcess:
         W = cho_solve((L, True), np.eye(n), check_finite=False) - np.outer(alpha, alpha)
         M = W * (var * (5.0 / 3.0) * (1.0 + _SQRT5 * r) * e)
         grad_ls = 0.5 * 2.0 * ((Xs * Xs).T @ M.sum(1) - ((M @ Xs) * Xs).sum(0))
-        grad = np.concatenate([grad_ls, [0.5 * (W * Kf).sum(), 0.5 * noise * np.trace(W)]])
+        linear = [0.5 * (W * Klin).sum()] if self.linear else []
+        grad = np.concatenate([grad_ls, [0.5 * (W * Kf).sum()], linear, [0.5 * noise * np.trace(W)]])
         mu, sd = self._prior(dim)
         z = (theta[:dim] - mu) / sd
         nll += 0.5 * (z * z).sum()
@@ -126,7 +143,7 @@ class GaussianProcess:
 
     def _optimise(self, X: np.ndarray, y: np.ndarray) -> np.ndarray:
         dim = X.shape[1]
-        start = self.theta if self.theta is not None and len(self.theta) == dim + 2 else self._initial_theta(dim)
+        start = self.theta if self.theta is not None and len(self.theta) == self._n_hyper(dim) else self._initial_theta(dim)
         res = minimize(self._neg_log_posterior, start, args=(X, y), jac=True, method="L-BFGS-B",
                        bounds=self._bounds(dim), options={"maxiter": self.maxiter})
         return res.x if np.all(np.isfinite(res.x)) else start
@@ -134,7 +151,10 @@ class GaussianProcess:
     # -- fitting ---------------------------------------------------------------------------------
     def _kernel(self, A: np.ndarray, B: np.ndarray) -> np.ndarray:
         dim = A.shape[1]
-        return matern52(A, B, np.exp(self.theta[:dim]), math.exp(self.theta[dim]))
+        K = matern52(A, B, np.exp(self.theta[:dim]), math.exp(self.theta[dim]))
+        if self.linear:
+            K += math.exp(self.theta[dim + 1]) * (A - 0.5) @ (B - 0.5).T
+        return K
 
     def _noise(self) -> float:
         return math.exp(self.theta[-1]) + _JITTER
@@ -143,11 +163,11 @@ class GaussianProcess:
         X = np.asarray(X, dtype=float)
         y = np.asarray(y, dtype=float)
         self._y_mean = float(y.mean())
-        self._y_std = float(y.std()) if y.std() > 1e-12 else 1.0
+        self._y_std = max(float(y.std()), self.min_y_std) if y.std() > 1e-12 else max(1.0, self.min_y_std)
         ys = (y - self._y_mean) / self._y_std
         n = len(X)
         refit = (self.theta is None or n < self.always_refit_below or self._n_fits % self.refit_every == 0
-                 or len(self.theta) != X.shape[1] + 2)
+                 or len(self.theta) != self._n_hyper(X.shape[1]))
         self._n_fits += 1
         if refit:
             self.theta = self._optimise(X, ys)
@@ -194,5 +214,9 @@ class GaussianProcess:
         Ks = self._kernel(np.asarray(Xc, dtype=float), self._X)
         mean = Ks @ self._alpha
         v = solve_triangular(self._L, Ks.T, lower=True, check_finite=False)
-        var = np.maximum(math.exp(self.theta[len(self.theta) - 2]) - (v * v).sum(0), 1e-12)
+        dim = self._X.shape[1]
+        prior = math.exp(self.theta[dim]) * np.ones(len(Ks))
+        if self.linear:
+            prior += math.exp(self.theta[dim + 1]) * ((np.asarray(Xc, dtype=float) - 0.5) ** 2).sum(1)
+        var = np.maximum(prior - (v * v).sum(0), 1e-12)
         return mean * self._y_std + self._y_mean, np.sqrt(var) * self._y_std

@@ -8,12 +8,15 @@ model-based optimizer uses (``space.encode_many``):
   (least-squares GP classification, Rasmussen and Williams 2006, section 6.5). It is smooth, costs a
   Cholesky factor extension per new point and, with one length scale per column, ties a crash to a
   single one-hot column (a backend) or to a region of a numeric one (``x1 > 8``) alike;
-- constraints: one GP per constraint metric on the configurations that ran,
+- constraints: one GP per constraint metric on the configurations that ran, with a linear term (far
+  from the data a metric follows its measured trend) and at least one cap of prior uncertainty,
   P(metric ≤ cap) = Φ((cap − μ) / σ). With ``log_metrics`` a metric that is positive everywhere it was
   measured (latency, memory) is modelled on a log scale, where its effects are additive.
 
-Both probabilities are floored (0.02 + 0.96·p) so an overconfident model never rules a candidate out
-completely nor makes a probable crash look better than a probable violation.
+P(no crash) is floored (0.02 + 0.96·p): a least-squares classifier is not calibrated, and should
+never rule a candidate out completely. log P(constraint met) is only clipped (``LOG_P_MIN``), so that
+while nothing feasible is known the candidates still rank by how close to feasible they are
+(a floor there made every candidate of an infeasible region tie, and the search stalled in it).
 """
 
 from __future__ import annotations
@@ -28,7 +31,11 @@ from deploybench import Constraint, Outcome, SearchSpace
 
 from .gp import GaussianProcess
 
-__all__ = ["FeasibilityModel", "p_floor"]
+__all__ = ["FeasibilityModel", "p_floor", "LOG_P_MIN"]
+
+#: log P(constraint met) is clipped here (about 2e-22): low enough to keep ranking candidates by how
+#: unlikely they are to meet a cap when nothing feasible is known yet, high enough to stay finite
+LOG_P_MIN = -50.0
 
 History = Sequence[tuple[Mapping[str, Any], Outcome]]
 
@@ -47,7 +54,11 @@ class FeasibilityModel:
         self.constraints = tuple(constraints)
         self.log_metrics = log_metrics
         self._crash_gp = GaussianProcess(lengthscale_prior=lengthscale_prior)
-        self._gps = {c.metric: GaussianProcess(lengthscale_prior=lengthscale_prior) for c in self.constraints}
+        # targets in units of the cap (or its log): far from the data a constraint stays uncertain by at
+        # least one cap, however alike the few measured values are (else a handful of near-identical
+        # infeasible results would make every unexplored region look certainly infeasible too)
+        self._gps = {c.metric: GaussianProcess(lengthscale_prior=lengthscale_prior, min_y_std=1.0, min_signal_var=0.5,
+                                               linear=True) for c in self.constraints}
         self._cache: tuple[int, np.ndarray] | None = None
 
     def _encoded(self, history: History) -> np.ndarray:
@@ -82,7 +93,7 @@ class FeasibilityModel:
                 if v is not None and math.isfinite(float(v)):
                     rows.append(i)
                     values.append(float(v))
-            if len(values) < 3:
+            if len(values) < 2:
                 continue
             y, cap = np.asarray(values), float(con.cap)
             if self.log_metrics and cap > 0 and y.min() > 0:
@@ -90,7 +101,7 @@ class FeasibilityModel:
             else:
                 y, cap = y / con.effective_scale, cap / con.effective_scale
             mu, sd = self._gps[con.metric].fit(X[rows], y).predict(Xc)
-            out += np.log(p_floor(np.exp(log_ndtr((cap - mu) / sd))))
+            out += np.maximum(log_ndtr((cap - mu) / sd), LOG_P_MIN)
         return out
 
     def log_p_feasible(self, history: History, Xc: np.ndarray) -> np.ndarray:

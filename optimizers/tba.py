@@ -25,6 +25,10 @@ class TBA(AnnealingDriver, Optimizer):
     12 trials within the first 70 % of the budget; decaying snap-back 0.4·(1 − n/B); subspace
     blacklisting (3 failures, cooldown 8) with success reset and safety valve.
 
+    What it knows and uses: the status of each result (crash, timeout, early stop, infeasible, ok), the
+    total unitless violation of infeasible ones and the objective of feasible ones; neither the
+    individual constraint metrics nor crash kinds nor ``cost_s``.
+
     Defects of the reference fixed here:
 
     - violations are unitless (fractions of each cap), so σ_V = 0.1 means the same on every task;

@@ -28,6 +28,10 @@ class TBATPE(AnnealingDriver, OptunaStudyMixin, Optimizer):
     Phase 2 injects every result (crashes included) into an Optuna study with the shared crash policy
     (``optuna_policy``) and asks TPE with ``n_startup_trials=0``.
 
+    What it knows and uses: in the SA phase what ``tba`` uses; in the TPE phase the shared crash policy
+    (status, total unitless violation, objective; see ``optuna_policy``); neither individual constraint
+    metrics nor crash kinds nor ``cost_s``.
+
     Defects of the reference fixed here:
 
     - the handoff gate works on spaces without a family parameter (the diversity term is skipped

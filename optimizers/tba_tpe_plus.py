@@ -23,12 +23,15 @@ class TBATPEPlus(TBATPE):
     a constraint, because univariate TPE cannot represent a constraint that couples parameters
     (x1 + x2 ≤ 16) and learns crash zones only from its "bad" density. Here, after the handoff,
     TPE (multivariate by default) draws ``n_proposals`` candidates per trial; a
-    :class:`~deploybench_optimizers.surrogates.FeasibilityModel` (random-forest crash classifier +
+    :class:`~deploybench_optimizers.surrogates.FeasibilityModel` (GP crash classifier +
     one GP per constraint, on the shared encoding) estimates P(runs and meets every constraint) for
     each, and the first candidate in TPE's own order with P ≥ ``feasibility_threshold`` is
     evaluated (else the most probably feasible one). The unused proposals are closed as FAIL, which
     TPE ignores, so its densities are built from measured trials only. Phase 1 is ``tba_tpe``'s
     unchanged; every fix listed there applies.
+
+    What it knows and uses: what ``tba_tpe`` uses, plus (for the screen) each measured constraint
+    metric and which trials crashed or timed out; not crash kinds, not ``cost_s``.
     """
 
     name = "tba_tpe_plus"
