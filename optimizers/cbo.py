@@ -27,8 +27,9 @@ class ConstrainedBO(Optimizer):
     - Models (``gp.GaussianProcess``, ``surrogates.FeasibilityModel``): a GP (Matern 5/2, ARD,
       standardised targets) on the objective of configurations that ran; one GP per constraint on its
       measured metric; a GP classifier of crashed (or timed out) versus ran.
-    - Acquisition: expected improvement over the best feasible value × P(every constraint met) ×
-      P(no crash). Before any feasible result: P(feasible) × P(no crash).
+    - Acquisition: (expected improvement over the best feasible value + 0.1 % of the objective's
+      spread) × P(every constraint met) × P(no crash). Before any feasible result: P(feasible) ×
+      P(no crash).
     - Acquisition optimisation: ``n_candidates`` random configurations plus local moves
       around the best configurations seen, scored as matrices (``codec.MixedCodec``): real
       configurations only, never gradient steps on rounded category codes. Measured configurations
@@ -125,7 +126,11 @@ class ConstrainedBO(Optimizer):
             mu, sd = self._objective_gp.fit(Xo, y).predict(Xc)
             best = max(feasible)
             shift = self.xi * max(float(np.std(y)), 1e-9)
-            log_acq = log_acq + log_expected_improvement(mu - best - shift, sd)
+            # improvements below 0.1 % of the observed spread are worth no more than none: once nothing
+            # better is expected anywhere, the feasibility models rank the candidates (otherwise the
+            # objective model's ignorance about a region that always crashed would win)
+            floor = np.log(1e-3 * max(float(np.std(y)), 1e-12))
+            log_acq = log_acq + np.logaddexp(log_expected_improvement(mu - best - shift, sd), floor)
         return self._pick(raw, log_acq)
 
     def tell(self, config: Mapping[str, Any], outcome: Outcome) -> None:

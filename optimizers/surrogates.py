@@ -5,7 +5,8 @@ met), both from :class:`~deploybench_optimizers.gp.GaussianProcess` models on th
 model-based optimizer uses (``space.encode_many``):
 
 - crashes: a GP fitted to the crash indicator (1 crashed or timed out, 0 ran), read as a probability
-  (least-squares GP classification, Rasmussen and Williams 2006, section 6.5). It is smooth, costs a
+  (least-squares GP classification, Rasmussen and Williams 2006, section 6.5):
+  P(no crash) = Φ((½ − μ) / √(σ² + 0.1²)). It is smooth, costs a
   Cholesky factor extension per new point and, with one length scale per column, ties a crash to a
   single one-hot column (a backend) or to a region of a numeric one (``x1 > 8``) alike;
 - constraints: one GP per constraint metric on the configurations that ran, with a linear term (far
@@ -13,10 +14,10 @@ model-based optimizer uses (``space.encode_many``):
   P(metric ≤ cap) = Φ((cap − μ) / σ). With ``log_metrics`` a metric that is positive everywhere it was
   measured (latency, memory) is modelled on a log scale, where its effects are additive.
 
-P(no crash) is floored (0.02 + 0.96·p): a least-squares classifier is not calibrated, and should
-never rule a candidate out completely. log P(constraint met) is only clipped (``LOG_P_MIN``), so that
-while nothing feasible is known the candidates still rank by how close to feasible they are
-(a floor there made every candidate of an infeasible region tie, and the search stalled in it).
+Both log-probabilities are clipped (``LOG_P_MIN``), not floored: while nothing feasible is known the
+candidates still rank by how close to feasible they are (a floor made every candidate of an
+infeasible region tie, and the search stalled in it), and once the optimum is found a region that
+always crashed never wins on the objective model's uncertainty about it.
 """
 
 from __future__ import annotations
@@ -31,18 +32,15 @@ from deploybench import Constraint, Outcome, SearchSpace
 
 from .gp import GaussianProcess
 
-__all__ = ["FeasibilityModel", "p_floor", "LOG_P_MIN"]
+__all__ = ["FeasibilityModel", "LOG_P_MIN", "CRASH_LABEL_SD"]
 
 #: log P(constraint met) is clipped here (about 2e-22): low enough to keep ranking candidates by how
 #: unlikely they are to meet a cap when nothing feasible is known yet, high enough to stay finite
 LOG_P_MIN = -50.0
+#: the spread of the crash indicator around the GP's mean when P(no crash) is read from it
+CRASH_LABEL_SD = 0.1
 
 History = Sequence[tuple[Mapping[str, Any], Outcome]]
-
-
-def p_floor(p: np.ndarray) -> np.ndarray:
-    """A probability kept away from 0 and 1 (0.02 + 0.96·p)."""
-    return 0.02 + 0.96 * np.clip(p, 0.0, 1.0)
 
 
 class FeasibilityModel:
@@ -78,8 +76,10 @@ class FeasibilityModel:
             return np.zeros(len(Xc))
         if failed.all():
             return np.full(len(Xc), math.log(0.5))
-        mean, _ = self._crash_gp.fit(self._encoded(history), failed).predict(Xc)
-        return np.log(p_floor(1.0 - mean))
+        mean, sd = self._crash_gp.fit(self._encoded(history), failed).predict(Xc)
+        # P(the latent crash indicator is below one half), with a label noise of 0.1 so that a
+        # prediction close to the data is not taken as certainty
+        return np.maximum(log_ndtr((0.5 - mean) / np.sqrt(sd * sd + CRASH_LABEL_SD**2)), LOG_P_MIN)
 
     def log_p_constraints(self, history: History, Xc: np.ndarray) -> np.ndarray:
         out = np.zeros(len(Xc))
