@@ -10,7 +10,7 @@ from scipy.stats import qmc, yeojohnson
 
 from deploybench import Outcome
 
-from .acquisition import log_expected_improvement
+from .acquisition import log_expected_improvement, rounded
 from .annealing import unseen_sample
 from .cbo import ConstrainedBO
 from .gp import GaussianProcess, single_blas_thread
@@ -128,7 +128,7 @@ class ConstrainedBOPlus(ConstrainedBO):
             return unseen_sample(self.space, self._rng, self._seen)
         acq = self._acquisition(raw, active, ran, feasible_mask)
         for r in range(self.refine_rounds):
-            top = np.argsort(-acq, kind="stable")[:5]
+            top = np.lexsort((np.arange(len(acq)), -rounded(acq)))[:5]
             scales = (0.005, 0.02, 0.05) if r else (0.01, 0.05, 0.1)
             more, more_active = self._unique_unmeasured(self._codec.neighbours(raw[top], self.refine_size, scales,
                                                                                  self._rng))
