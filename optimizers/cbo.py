@@ -22,7 +22,7 @@ class ConstrainedBO(Optimizer):
     - Inputs: the space's shared encoding (one-hot categoricals, numerics in [0, 1] with log scale
       honoured, inactive flags), identical for every model-based optimizer.
     What it knows and uses: the constraint caps and each measured constraint metric, which trials
-    crashed or timed out (not the crash kind), the objective of configurations that ran; not ``cost_s``.
+    crashed, timed out or were stopped early (not the crash kind), the objective of configurations that ran; not ``cost_s``.
 
     - Models (``gp.GaussianProcess``, ``surrogates.FeasibilityModel``): a GP (Matern 5/2, ARD,
       standardised targets) on the objective of configurations that ran; one GP per constraint on its

@@ -21,8 +21,8 @@ class ConstrainedBOPlus(ConstrainedBO):
     """Constrained BO that spends its trials where they are likely to run, be feasible and improve.
 
     What it knows and uses: the constraint caps and each measured constraint metric (of
-    configurations that ran, infeasible ones included); which trials crashed or timed out (the crash
-    kind is not used); the objective of configurations that ran. It uses ``cost_s`` only with
+    configurations that ran, infeasible ones included); which trials crashed, timed out or were
+    stopped early (the crash kind is not used); the objective of configurations that ran. It uses ``cost_s`` only with
     ``cost_aware=True``: expected improvement is then divided by the predicted cost of a run (a GP on
     log ``cost_s``; EI per second, Snoek, Larochelle and Adams 2012), for budgets in seconds.
 

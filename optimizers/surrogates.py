@@ -4,7 +4,9 @@
 met), both from :class:`~deploybench_optimizers.gp.GaussianProcess` models on the same encoding every
 model-based optimizer uses (``space.encode_many``):
 
-- crashes: a GP fitted to the crash indicator (1 crashed or timed out, 0 ran), read as a probability
+- crashes: a GP fitted to the hard-failure indicator (1 crashed, timed out or stopped early as clearly
+  infeasible; 0 otherwise; an early stop carries no constraint metric, so this is the only model that
+  learns from it), read as a probability
   (least-squares GP classification, Rasmussen and Williams 2006, section 6.5):
   P(no crash) = Φ((½ − μ) / √(σ² + 0.1²)). It is smooth, costs a
   Cholesky factor extension per new point and, with one length scale per column, ties a crash to a
@@ -71,7 +73,7 @@ class FeasibilityModel:
         return X[:n]
 
     def log_p_no_crash(self, history: History, Xc: np.ndarray) -> np.ndarray:
-        failed = np.array([o.failed for _, o in history], dtype=float)
+        failed = np.array([o.failed or o.early_stopped for _, o in history], dtype=float)
         if not failed.any():
             return np.zeros(len(Xc))
         if failed.all():

@@ -31,7 +31,7 @@ class TBATPEPlus(TBATPE):
     unchanged; every fix listed there applies.
 
     What it knows and uses: what ``tba_tpe`` uses, plus (for the screen) each measured constraint
-    metric and which trials crashed or timed out; not crash kinds, not ``cost_s``.
+    metric and which trials crashed, timed out or were stopped early; not crash kinds, not ``cost_s``.
     """
 
     name = "tba_tpe_plus"
