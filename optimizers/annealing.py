@@ -17,7 +17,7 @@ from deploybench import Categorical, Outcome, SearchSpace, Status
 
 from .subspace import SubspaceTracker
 
-__all__ = ["Temperature", "AnnealingState", "propose_neighbor", "unseen_sample"]
+__all__ = ["Temperature", "AnnealingState", "AnnealingDriver", "propose_neighbor", "unseen_sample"]
 
 
 @dataclass
@@ -162,3 +162,54 @@ class AnnealingState:
         if self.snap_back and self.best is not None and self.current_value < self.best[0]:
             if self.rng.random() < 0.4 * (1.0 - n_told / self.budget):
                 self.current_value, self.current = self.best[0], dict(self.best[1])
+
+
+class AnnealingDriver:
+    """What ``tba`` and the annealing phase of ``tba_tpe`` share: the blacklist check, the random
+    unmeasured fallback and the bookkeeping half of ``tell`` (history, blacklist counts, acceptance).
+
+    The owner sets ``space``, ``n_initial_random``, ``_rng``, ``_sa`` (an :class:`AnnealingState`),
+    ``_tracker`` (a :class:`SubspaceTracker` or None), ``_history``, ``_seen``, ``_initialized``,
+    ``_from_annealer`` and ``blacklist_overrides``; it decides what to ask.
+    """
+
+    def _allowed(self, config: Mapping[str, Any]) -> bool:
+        return not self._tracker or not self._tracker.blocked(config, len(self._history) + 1)
+
+    def _random_unmeasured(self) -> dict[str, Any]:
+        """A random unmeasured config outside the blacklist; when none can be found (every unmeasured
+        sample drawn was blacklisted) the blacklisted one is returned and the override is recorded in
+        ``blacklist_overrides`` (never silently)."""
+        config = unseen_sample(self.space, self._rng, self._seen, self._allowed)
+        if self._tracker and not self._allowed(config):
+            hits = self._tracker.blocked(config, len(self._history) + 1)
+            self.blacklist_overrides.append({"trial": len(self._history), "blacklisted": [repr(h) for h in hits],
+                                             "why": "no unmeasured config outside the blacklist was found"})
+        return config
+
+    def _start_annealing(self) -> None:
+        """Place the annealer on the history once the random trials are done (idempotent)."""
+        if not self._initialized:
+            self._sa.initialize(self._history)
+            self._initialized = True
+
+    def _anneal_tell(self, config: Mapping[str, Any], outcome: Outcome) -> None:
+        """Record a result and, for a proposal of the annealer, apply the acceptance rule; a random
+        fallback counts only when it gives the annealer its first state or first feasible result."""
+        key = self.space.key(config)
+        self._seen.add(key)
+        self._history.append((dict(config), outcome))
+        n = len(self._history)
+        if self._tracker:
+            self._tracker.record(config, outcome, n)
+        self._sa.observe(config, outcome)
+        if n <= self.n_initial_random:
+            return
+        if not self._initialized:
+            self._start_annealing()
+            return
+        if key in self._from_annealer:
+            self._from_annealer.discard(key)
+            self._sa.step(config, outcome, n)
+        elif self._sa.current is None or (outcome.feasible and self._sa.phase == "feasibility"):
+            self._sa.step(config, outcome, n)

@@ -10,6 +10,8 @@ from deploybench import Optimizer, Outcome
 class RandomSearch(Optimizer):
     """Samples the space uniformly (log-uniformly on log-scaled numerics) with a seeded generator.
 
+    What it knows and uses: nothing but the space (it ignores every outcome).
+
     Parameters
     ----------
     avoid_duplicates:

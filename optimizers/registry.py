@@ -42,3 +42,7 @@ tba_tpe_plus = BuiltinOptimizer(
 cbo = BuiltinOptimizer(
     "cbo", "deploybench_optimizers.cbo:ConstrainedBO",
     "constrained BO: GP objective and constraint models, crash classifier, EI x P(feasible) x P(no crash)")
+cbo_plus = BuiltinOptimizer(
+    "cbo_plus", "deploybench_optimizers.cbo_plus:ConstrainedBOPlus",
+    "improved constrained BO: Latin-hypercube start, warped objective GP, log EI x P(feasible) x P(no crash) "
+    "over probably-feasible candidates, local refinement of the incumbent")

@@ -1,116 +1,111 @@
-"""Small, fast models over the space's shared encoding, shared by ``cbo`` and ``tba_tpe_plus``.
+"""Feasibility models over the space's shared encoding, shared by ``cbo``, ``cbo_plus`` and ``tba_tpe_plus``.
 
-- :class:`WarmGP`: a Gaussian process (Matern 5/2 with ARD, standardised targets) whose kernel
-  hyper-parameters are refitted by a capped L-BFGS-B run started from the previous fit, so a refit
-  after one new point costs a few milliseconds instead of a full multi-start search.
-- :class:`FeasibilityModel`: P(no crash) from a random-forest classifier of failed (crashed or timed
-  out) versus ran, and P(every constraint met) from one :class:`WarmGP` per constraint metric fitted
-  on the configurations that ran. Both are computed on the same encoding every model-based
-  optimizer uses (``space.encode_many``).
+:class:`FeasibilityModel` estimates, for candidate configurations, P(no crash) and P(every constraint
+met), both from :class:`~deploybench_optimizers.gp.GaussianProcess` models on the same encoding every
+model-based optimizer uses (``space.encode_many``):
+
+- crashes: a GP fitted to the hard-failure indicator (1 crashed, timed out or stopped early as clearly
+  infeasible; 0 otherwise; an early stop carries no constraint metric, so this is the only model that
+  learns from it), read as a probability
+  (least-squares GP classification, Rasmussen and Williams 2006, section 6.5):
+  P(no crash) = Φ((½ − μ) / √(σ² + 0.1²)). It is smooth, costs a
+  Cholesky factor extension per new point and, with one length scale per column, ties a crash to a
+  single one-hot column (a backend) or to a region of a numeric one (``x1 > 8``) alike;
+- constraints: one GP per constraint metric on the configurations that ran, with a linear term (far
+  from the data a metric follows its measured trend) and at least one cap of prior uncertainty,
+  P(metric ≤ cap) = Φ((cap − μ) / σ). With ``log_metrics`` a metric that is positive everywhere it was
+  measured (latency, memory) is modelled on a log scale, where its effects are additive.
+
+Both log-probabilities are clipped (``LOG_P_MIN``), not floored: while nothing feasible is known the
+candidates still rank by how close to feasible they are (a floor made every candidate of an
+infeasible region tie, and the search stalled in it), and once the optimum is found a region that
+always crashed never wins on the objective model's uncertainty about it.
 """
 
 from __future__ import annotations
 
-import warnings
+import math
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-from scipy.optimize import minimize
-from scipy.stats import norm
-from sklearn.ensemble import RandomForestClassifier
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.gaussian_process import GaussianProcessRegressor
-from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
+from scipy.special import log_ndtr
 
 from deploybench import Constraint, Outcome, SearchSpace
 
-__all__ = ["WarmGP", "FeasibilityModel"]
+from .gp import GaussianProcess
 
+__all__ = ["FeasibilityModel", "LOG_P_MIN", "CRASH_LABEL_SD"]
 
-def _capped_lbfgs(maxiter: int):
-    def optimizer(obj_func, initial_theta, bounds):
-        res = minimize(obj_func, initial_theta, method="L-BFGS-B", jac=True, bounds=bounds,
-                       options={"maxiter": maxiter})
-        return res.x, res.fun
+#: log P(constraint met) is clipped here (about 2e-22): low enough to keep ranking candidates by how
+#: unlikely they are to meet a cap when nothing feasible is known yet, high enough to stay finite
+LOG_P_MIN = -50.0
+#: the spread of the crash indicator around the GP's mean when P(no crash) is read from it
+CRASH_LABEL_SD = 0.1
 
-    return optimizer
-
-
-class WarmGP:
-    """A GP regressor refitted cheaply: hyper-parameters start from the previous fit."""
-
-    def __init__(self, maxiter: int = 40, refit_every: int = 3) -> None:
-        self.maxiter = maxiter
-        self.refit_every = refit_every
-        self._kernel = None
-        self._n_fits = 0
-        self._gp: GaussianProcessRegressor | None = None
-
-    def fit(self, X: np.ndarray, y: np.ndarray) -> "WarmGP":
-        dim = X.shape[1]
-        kernel = self._kernel
-        if kernel is None:
-            kernel = ConstantKernel(1.0, (1e-2, 1e2)) * Matern(np.full(dim, 0.5), (1e-2, 1e2), nu=2.5) \
-                + WhiteKernel(1e-4, (1e-6, 1e-1))
-        # hyper-parameters are re-optimised on the first fits and then every ``refit_every`` fits;
-        # in between the previous kernel is kept (a new point rarely moves them much)
-        optimize = self._n_fits < 3 or self._n_fits % self.refit_every == 0
-        self._n_fits += 1
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            warnings.simplefilter("ignore", UserWarning)
-            self._gp = GaussianProcessRegressor(kernel=kernel, normalize_y=True,
-                                                optimizer=_capped_lbfgs(self.maxiter) if optimize else None,
-                                                n_restarts_optimizer=0).fit(X, y)
-        self._kernel = self._gp.kernel_
-        return self
-
-    def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        assert self._gp is not None, "fit first"
-        mu, sd = self._gp.predict(X, return_std=True)
-        return mu, np.maximum(sd, 1e-9)
+History = Sequence[tuple[Mapping[str, Any], Outcome]]
 
 
 class FeasibilityModel:
-    """log P(no crash) + log P(every constraint met) for candidate configurations."""
+    """log P(no crash) + log P(every constraint met) for candidate configurations (encoded rows)."""
 
-    def __init__(self, space: SearchSpace, constraints: Sequence[Constraint], seed: int = 0, n_trees: int = 25) -> None:
+    def __init__(self, space: SearchSpace, constraints: Sequence[Constraint], *, log_metrics: bool = False,
+                 lengthscale_prior: tuple[float, float] | None = None) -> None:
         self.space = space
         self.constraints = tuple(constraints)
-        self.seed = seed
-        self.n_trees = n_trees
-        self._gps = {c.metric: WarmGP() for c in self.constraints}
+        self.log_metrics = log_metrics
+        self._crash_gp = GaussianProcess(lengthscale_prior=lengthscale_prior)
+        # targets in units of the cap (or its log): far from the data a constraint stays uncertain by at
+        # least one cap, however alike the few measured values are (else a handful of near-identical
+        # infeasible results would make every unexplored region look certainly infeasible too)
+        self._gps = {c.metric: GaussianProcess(lengthscale_prior=lengthscale_prior, min_y_std=1.0, min_signal_var=0.5,
+                                               linear=True) for c in self.constraints}
+        self._cache: tuple[int, np.ndarray] | None = None
 
-    def log_p_no_crash(self, history: Sequence[tuple[Mapping[str, Any], Outcome]], Xc: np.ndarray) -> np.ndarray:
-        failed = np.array([o.failed for _, o in history], dtype=int)
+    def _encoded(self, history: History) -> np.ndarray:
+        """The encoding of the history's configs, extended row by row as the history grows."""
+        n = len(history)
+        if self._cache is None or self._cache[0] > n:
+            self._cache = (0, np.zeros((0, self.space.encoding_width)))
+        done, X = self._cache
+        if done < n:
+            X = np.vstack([X, self.space.encode_many([c for c, _ in history[done:]])])
+            self._cache = (n, X)
+        return X[:n]
+
+    def log_p_no_crash(self, history: History, Xc: np.ndarray) -> np.ndarray:
+        failed = np.array([o.failed or o.early_stopped for _, o in history], dtype=float)
         if not failed.any():
             return np.zeros(len(Xc))
         if failed.all():
-            return np.full(len(Xc), np.log(0.5))
-        X = self.space.encode_many([c for c, _ in history])
-        # every feature is considered at each split: with a few dozen points a crash is often tied to
-        # a single one-hot column, which random feature subsets would miss in most trees
-        clf = RandomForestClassifier(n_estimators=self.n_trees, max_features=None, random_state=self.seed).fit(X, failed)
-        p_ok = clf.predict_proba(Xc)[:, list(clf.classes_).index(0)]
-        # smoothed: a forest says 0 or 1 far from data; never rule a candidate out completely
-        return np.log(0.02 + 0.96 * p_ok)
+            return np.full(len(Xc), math.log(0.5))
+        mean, sd = self._crash_gp.fit(self._encoded(history), failed).predict(Xc)
+        # P(the latent crash indicator is below one half), with a label noise of 0.1 so that a
+        # prediction close to the data is not taken as certainty
+        return np.maximum(log_ndtr((0.5 - mean) / np.sqrt(sd * sd + CRASH_LABEL_SD**2)), LOG_P_MIN)
 
-    def log_p_constraints(self, history: Sequence[tuple[Mapping[str, Any], Outcome]], Xc: np.ndarray) -> np.ndarray:
-        ran = [(c, o) for c, o in history if o.ran]
+    def log_p_constraints(self, history: History, Xc: np.ndarray) -> np.ndarray:
         out = np.zeros(len(Xc))
+        if not self.constraints:
+            return out
+        X = self._encoded(history)
         for con in self.constraints:
-            pairs = [(c, o.metrics.get(con.metric)) for c, o in ran]
-            pairs = [(c, float(v)) for c, v in pairs if v is not None]
-            if len(pairs) < 3:
+            rows, values = [], []
+            for i, (_, o) in enumerate(history):
+                v = o.metrics.get(con.metric) if o.ran else None
+                if v is not None and math.isfinite(float(v)):
+                    rows.append(i)
+                    values.append(float(v))
+            if len(values) < 2:
                 continue
-            X = self.space.encode_many([c for c, _ in pairs])
-            y = np.array([v for _, v in pairs]) / con.effective_scale
-            mu, sd = self._gps[con.metric].fit(X, y).predict(Xc)
-            out += norm.logcdf((con.cap / con.effective_scale - mu) / sd)
+            y, cap = np.asarray(values), float(con.cap)
+            if self.log_metrics and cap > 0 and y.min() > 0:
+                y, cap = np.log(y), math.log(cap)
+            else:
+                y, cap = y / con.effective_scale, cap / con.effective_scale
+            mu, sd = self._gps[con.metric].fit(X[rows], y).predict(Xc)
+            out += np.maximum(log_ndtr((cap - mu) / sd), LOG_P_MIN)
         return out
 
-    def log_p_feasible(self, history: Sequence[tuple[Mapping[str, Any], Outcome]], Xc: np.ndarray) -> np.ndarray:
-        """log P(no crash) + log P(constraints met), each floored (0.02 + 0.96·p) so that a GP that is
-        overconfident about a violation never makes a probable crash look better than it."""
-        p_constraints = np.exp(self.log_p_constraints(history, Xc))
-        return self.log_p_no_crash(history, Xc) + np.log(0.02 + 0.96 * p_constraints)
+    def log_p_feasible(self, history: History, Xc: np.ndarray) -> np.ndarray:
+        """log P(no crash) + log P(every constraint met), each floored."""
+        return self.log_p_no_crash(history, Xc) + self.log_p_constraints(history, Xc)

@@ -11,11 +11,11 @@ from typing import Any, Mapping
 
 from deploybench import Optimizer, Outcome
 
-from .annealing import AnnealingState, Temperature, propose_neighbor, unseen_sample
+from .annealing import AnnealingDriver, AnnealingState, Temperature, propose_neighbor
 from .subspace import SubspaceTracker
 
 
-class TBA(Optimizer):
+class TBA(AnnealingDriver, Optimizer):
     """Feasible-first simulated annealing with the reference's constants as defaults.
 
     Minimise the total violation until the first feasible result, then maximise the objective over
@@ -24,6 +24,10 @@ class TBA(Optimizer):
     linearly 0.5 → 0.15 over the budget after ``n_initial_random`` random trials; elite restart every
     12 trials within the first 70 % of the budget; decaying snap-back 0.4·(1 − n/B); subspace
     blacklisting (3 failures, cooldown 8) with success reset and safety valve.
+
+    What it knows and uses: the status of each result (crash, timeout, early stop, infeasible, ok), the
+    total unitless violation of infeasible ones and the objective of feasible ones; neither the
+    individual constraint metrics nor crash kinds nor ``cost_s``.
 
     Defects of the reference fixed here:
 
@@ -77,27 +81,11 @@ class TBA(Optimizer):
         frac = max(0.0, (n - self.n_initial_random) / span)
         return self.p_structural_start + (self.p_structural_end - self.p_structural_start) * min(1.0, frac)
 
-    def _allowed(self, config: Mapping[str, Any]) -> bool:
-        return not self._tracker or not self._tracker.blocked(config, len(self._history) + 1)
-
-    def _random_unmeasured(self) -> dict[str, Any]:
-        """A random unmeasured config outside the blacklist; when none can be found (every unmeasured
-        sample drawn was blacklisted) the blacklisted one is returned and the override is recorded in
-        ``blacklist_overrides`` (never silently)."""
-        config = unseen_sample(self.space, self._rng, self._seen, self._allowed)
-        if self._tracker and not self._allowed(config):
-            hits = self._tracker.blocked(config, len(self._history) + 1)
-            self.blacklist_overrides.append({"trial": len(self._history), "blacklisted": [repr(h) for h in hits],
-                                             "why": "no unmeasured config outside the blacklist was found"})
-        return config
-
     def ask(self) -> dict[str, Any]:
         n = len(self._history)
         if n < self.n_initial_random:
             return self._random_unmeasured()
-        if not self._initialized:
-            self._sa.initialize(self._history)
-            self._initialized = True
+        self._start_annealing()
         if self._steps_since_restart >= self.restart_interval and n / self.budget < self.restart_cutoff:
             self._steps_since_restart = 0
             ranked = sorted(((self.objective.sign * o.objective, c) for c, o in self._history if o.feasible),
@@ -116,22 +104,5 @@ class TBA(Optimizer):
         return self._random_unmeasured()
 
     def tell(self, config: Mapping[str, Any], outcome: Outcome) -> None:
-        key = self.space.key(config)
-        self._seen.add(key)
-        self._history.append((dict(config), outcome))
         self._steps_since_restart += 1
-        n = len(self._history)
-        if self._tracker:
-            self._tracker.record(config, outcome, n)
-        self._sa.observe(config, outcome)
-        if n <= self.n_initial_random:
-            return
-        if not self._initialized:
-            self._sa.initialize(self._history)
-            self._initialized = True
-            return
-        if key in self._from_annealer:
-            self._from_annealer.discard(key)
-            self._sa.step(config, outcome, n)
-        elif self._sa.current is None or (outcome.feasible and self._sa.phase == "feasibility"):
-            self._sa.step(config, outcome, n)  # a random fallback that found something useful still counts
+        self._anneal_tell(config, outcome)

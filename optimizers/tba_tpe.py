@@ -11,12 +11,12 @@ from typing import Any, Mapping
 
 from deploybench import Optimizer, Outcome
 
-from .annealing import AnnealingState, Temperature, propose_neighbor, unseen_sample
+from .annealing import AnnealingDriver, AnnealingState, Temperature, propose_neighbor
 from .subspace import SubspaceTracker
 from .tpe import OptunaStudyMixin
 
 
-class TBATPE(OptunaStudyMixin, Optimizer):
+class TBATPE(AnnealingDriver, OptunaStudyMixin, Optimizer):
     """The hybrid: an SA phase that maps the feasible region, then constrained TPE.
 
     SA phase (reference constants): 3 random trials, then annealing with cooling 0.92, reheat ×2.5
@@ -27,6 +27,10 @@ class TBATPE(OptunaStudyMixin, Optimizer):
     least ``min_family_diversity`` distinct families were tried; forced at ``max_tba_trials`` (15).
     Phase 2 injects every result (crashes included) into an Optuna study with the shared crash policy
     (``optuna_policy``) and asks TPE with ``n_startup_trials=0``.
+
+    What it knows and uses: in the SA phase what ``tba`` uses; in the TPE phase the shared crash policy
+    (status, total unitless violation, objective; see ``optuna_policy``); neither individual constraint
+    metrics nor crash kinds nor ``cost_s``.
 
     Defects of the reference fixed here:
 
@@ -107,20 +111,6 @@ class TBATPE(OptunaStudyMixin, Optimizer):
         frac = min(len(self._history) / self.max_tba_trials, 1.0)
         return self.p_structural_start + (self.p_structural_end - self.p_structural_start) * frac
 
-    def _allowed(self, config: Mapping[str, Any]) -> bool:
-        return not self._tracker or not self._tracker.blocked(config, len(self._history) + 1)
-
-    def _random_unmeasured(self) -> dict[str, Any]:
-        """A random unmeasured config outside the blacklist; when none can be found (every unmeasured
-        sample drawn was blacklisted) the blacklisted one is returned and the override is recorded in
-        ``blacklist_overrides`` (never silently)."""
-        config = unseen_sample(self.space, self._rng, self._seen, self._allowed)
-        if self._tracker and not self._allowed(config):
-            hits = self._tracker.blocked(config, len(self._history) + 1)
-            self.blacklist_overrides.append({"trial": len(self._history), "blacklisted": [repr(h) for h in hits],
-                                             "why": "no unmeasured config outside the blacklist was found"})
-        return config
-
     def ask(self) -> dict[str, Any]:
         if self.handoff_trial is None and self.should_handoff():
             self._handoff()
@@ -129,9 +119,7 @@ class TBATPE(OptunaStudyMixin, Optimizer):
         n = len(self._history)
         if n < self.n_initial_random:
             return self._random_unmeasured()
-        if not self._initialized:
-            self._sa.initialize(self._history)
-            self._initialized = True
+        self._start_annealing()
         if self._sa.current is None:
             return self._random_unmeasured()
         candidate = self._sa_proposal()
@@ -155,21 +143,4 @@ class TBATPE(OptunaStudyMixin, Optimizer):
             self._history.append((dict(config), outcome))
             self._tell_study(config, outcome)
             return
-        key = self.space.key(config)
-        self._seen.add(key)
-        self._history.append((dict(config), outcome))
-        n = len(self._history)
-        if self._tracker:
-            self._tracker.record(config, outcome, n)
-        self._sa.observe(config, outcome)
-        if n <= self.n_initial_random:
-            return
-        if not self._initialized:
-            self._sa.initialize(self._history)
-            self._initialized = True
-            return
-        if key in self._from_annealer:
-            self._from_annealer.discard(key)
-            self._sa.step(config, outcome, n)
-        elif self._sa.current is None or (outcome.feasible and self._sa.phase == "feasibility"):
-            self._sa.step(config, outcome, n)
+        self._anneal_tell(config, outcome)

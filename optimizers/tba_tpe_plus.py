@@ -11,6 +11,7 @@ import numpy as np
 import optuna
 
 from .optuna_policy import suggest_config
+from .gp import single_blas_thread
 from .surrogates import FeasibilityModel
 from .tba_tpe import TBATPE
 
@@ -22,12 +23,15 @@ class TBATPEPlus(TBATPE):
     a constraint, because univariate TPE cannot represent a constraint that couples parameters
     (x1 + x2 ≤ 16) and learns crash zones only from its "bad" density. Here, after the handoff,
     TPE (multivariate by default) draws ``n_proposals`` candidates per trial; a
-    :class:`~deploybench_optimizers.surrogates.FeasibilityModel` (random-forest crash classifier +
+    :class:`~deploybench_optimizers.surrogates.FeasibilityModel` (GP crash classifier +
     one GP per constraint, on the shared encoding) estimates P(runs and meets every constraint) for
     each, and the first candidate in TPE's own order with P ≥ ``feasibility_threshold`` is
     evaluated (else the most probably feasible one). The unused proposals are closed as FAIL, which
     TPE ignores, so its densities are built from measured trials only. Phase 1 is ``tba_tpe``'s
     unchanged; every fix listed there applies.
+
+    What it knows and uses: what ``tba_tpe`` uses, plus (for the screen) each measured constraint
+    metric and which trials crashed, timed out or were stopped early; not crash kinds, not ``cost_s``.
     """
 
     name = "tba_tpe_plus"
@@ -49,7 +53,11 @@ class TBATPEPlus(TBATPE):
                          cooldown_trials=cooldown_trials, multivariate=multivariate, group=group)
         self.n_proposals = n_proposals
         self.feasibility_threshold = feasibility_threshold
-        self._feasibility = FeasibilityModel(space, self.constraints, seed=seed)
+        self._feasibility = FeasibilityModel(space, self.constraints)
+
+    @single_blas_thread
+    def ask(self) -> dict[str, Any]:
+        return super().ask()
 
     def _screen(self, configs: list[dict]) -> int:
         """Index of the first config with P(feasible) ≥ threshold, else of the most probably feasible."""

@@ -99,6 +99,9 @@ class TPE(OptunaStudyMixin, Optimizer):
     (ordinals are searched over their listed values only); a duplicate suggestion is closed as FAIL
     (which TPE ignores) and TPE is asked again, so no configuration is measured twice.
 
+    What it knows and uses: the shared crash policy (status, total unitless violation, objective; see
+    ``optuna_policy``); neither individual constraint metrics nor crash kinds nor ``cost_s``.
+
     Parameters
     ----------
     n_startup_trials: random trials before TPE starts (None: ``max(3, budget // 5)``).
