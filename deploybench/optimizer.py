@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Mapping, Sequence
 
 import numpy as np
 
+from .fidelity import FULL, Fidelity
 from .outcome import Outcome
 from .space import SearchSpace
 from .task import Constraint, Objective
@@ -30,6 +31,9 @@ class OptimizerTags:
     batch_asks: bool = False
     uses_constraints: bool = True
     deterministic: bool = True
+    #: asks for fidelity levels (returns :class:`~deploybench.fidelity.Suggestion` objects) and may
+    #: offer a final ``recommend()``; see :meth:`Optimizer.bind_fidelities`
+    multi_fidelity: bool = False
 
 
 class Optimizer:
@@ -48,7 +52,10 @@ class Optimizer:
                 self.n_startup = n_startup
 
     ``ask()`` returns a config (a dict of the active parameters); ``tell(config, outcome)`` is
-    called exactly once for it, in order.
+    called exactly once for it, in order. Multi-fidelity optimizers (``tags.multi_fidelity``) may
+    return a :class:`~deploybench.fidelity.Suggestion` (config and level) instead, and may define
+    ``recommend() -> config``: the harness evaluates that configuration at full fidelity when the
+    budget is spent and records it apart (it counts for best feasible, not for the budget).
     """
 
     name: ClassVar[str] = ""
@@ -71,6 +78,8 @@ class Optimizer:
         self.budget = int(budget)
         self.seed = int(seed)
         self.family_param = family_param
+        self.fidelities: tuple[Fidelity, ...] = (FULL,)
+        self.budget_seconds: float | None = None
 
     # -- contract --------------------------------------------------------------------------------
     def ask(self) -> dict[str, Any]:
@@ -78,6 +87,14 @@ class Optimizer:
 
     def tell(self, config: Mapping[str, Any], outcome: Outcome) -> None:
         raise NotImplementedError
+
+    def bind_fidelities(self, fidelities: Sequence[Fidelity], budget_seconds: float | None = None) -> None:
+        """Called by the harness before the first ``ask()`` on optimizers that declare
+        ``tags.multi_fidelity``: the task's levels (cheapest first, ``full`` last) and the case's
+        budget in seconds of charged cost (None: a budget in trials only). Optimizers that do not
+        declare the tag are never told and only ever get full-fidelity evaluations."""
+        self.fidelities = tuple(fidelities)
+        self.budget_seconds = None if budget_seconds is None else float(budget_seconds)
 
     # -- estimator conventions --------------------------------------------------------------------
     @classmethod

@@ -12,12 +12,12 @@ An :class:`Outcome` is immutable and JSON-safe: no NaN or infinity ever reaches 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from types import MappingProxyType
 from typing import Any, Mapping
 
-__all__ = ["Status", "ErrorKind", "TrialError", "Outcome", "outcome_rank_key"]
+__all__ = ["Status", "ErrorKind", "TrialError", "Outcome", "outcome_rank_key", "counts_as_found"]
 
 
 class Status(str, Enum):
@@ -98,8 +98,14 @@ class Outcome:
     cost_s: float = 0.0
     error: TrialError | None = None
     early_stopped: bool = False
+    fidelity: str = "full"
+    predicted: bool = False
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "fidelity", str(self.fidelity))
+        object.__setattr__(self, "predicted", bool(self.predicted))
+        if self.predicted and self.fidelity == "full":
+            raise ValueError("a full-fidelity outcome is measured, never predicted")
         status = Status(self.status)
         object.__setattr__(self, "status", status)
         if self.objective is not None:
@@ -147,6 +153,12 @@ class Outcome:
         return self.status in (Status.OK, Status.INFEASIBLE)
 
     @property
+    def counts_as_found(self) -> bool:
+        """Feasible, measured at full fidelity: the only outcomes that count for best feasible,
+        regret and success."""
+        return self.status is Status.OK and self.fidelity == "full" and not self.predicted
+
+    @property
     def failed(self) -> bool:
         """True for crashes and timeouts."""
         return self.status in (Status.CRASHED, Status.TIMEOUT)
@@ -162,7 +174,9 @@ class Outcome:
 
     # -- serialization ------------------------------------------------------------------------------
     def to_dict(self) -> dict:
-        return {
+        """JSON-safe dict. ``fidelity`` and ``predicted`` appear only for lower-fidelity outcomes,
+        so full-fidelity records read exactly as they did before fidelities existed."""
+        data = {
             "status": self.status.value,
             "objective": self.objective,
             "metrics": dict(self.metrics),
@@ -171,6 +185,14 @@ class Outcome:
             "error": self.error.to_dict() if self.error else None,
             "early_stopped": self.early_stopped,
         }
+        if self.fidelity != "full" or self.predicted:
+            data["fidelity"] = self.fidelity
+            data["predicted"] = self.predicted
+        return data
+
+    def at_fidelity(self, fidelity: str, predicted: bool = False) -> "Outcome":
+        """The same outcome labelled with the level that produced it."""
+        return replace(self, fidelity=fidelity, predicted=predicted)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Outcome":
@@ -183,7 +205,15 @@ class Outcome:
             cost_s=data.get("cost_s", 0.0),
             error=TrialError(ErrorKind(error["kind"]), error["message"]) if error else None,
             early_stopped=bool(data.get("early_stopped", False)),
+            fidelity=str(data.get("fidelity") or "full"),
+            predicted=bool(data.get("predicted", False)),
         )
+
+
+def counts_as_found(outcome: Mapping[str, Any]) -> bool:
+    """:attr:`Outcome.counts_as_found` of an outcome record (a dict read from a case file)."""
+    return (outcome.get("status") == "ok" and (outcome.get("fidelity") or "full") == "full"
+            and not outcome.get("predicted"))
 
 
 def outcome_rank_key(outcome: Outcome, direction: str = "maximize") -> tuple:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from .outcome import counts_as_found
 from .results import ResultsFormatError, read_case_file
 from .runner import GLYPHS, CaseResult
 
@@ -29,6 +30,7 @@ _GLYPH_MEANINGS = {
     "early_stopped": "early-stopped (cut short: clearly over a limit)",
     "crashed": "crashed",
     "timeout": "timed out",
+    "lower_fidelity": "a cheaper fidelity level (simulator or probe: never counts as found)",
 }
 #: one line explaining the progress letters (printed under the first run in a results folder, and in --help)
 PROGRESS_LEGEND = "progress letters, one per trial: " + ", ".join(
@@ -37,6 +39,8 @@ PROGRESS_LEGEND = "progress letters, one per trial: " + ", ".join(
 
 def glyph(outcome: Mapping[str, Any]) -> str:
     """The progress letter of one trial's outcome (see :data:`PROGRESS_LEGEND`)."""
+    if (outcome.get("fidelity") or "full") != "full":
+        return GLYPHS["lower_fidelity"]
     return GLYPHS["early_stopped"] if outcome.get("early_stopped") else GLYPHS[outcome["status"]]
 
 
@@ -145,8 +149,11 @@ def _best_trial(path: str, best: float, config: Mapping[str, Any]) -> tuple[dict
         return {}, None, {}
     for t in case.trials:
         o = t["outcome"]
-        if o["status"] == "ok" and o.get("objective") == best and _key(t["config"]) == _key(config):
+        if counts_as_found(o) and o.get("objective") == best and _key(t["config"]) == _key(config):
             return case.header, t["trial"], o.get("metrics") or {}
+    rec = (case.end or {}).get("recommendation") or {}
+    if rec and counts_as_found(rec["outcome"]) and rec["outcome"].get("objective") == best:
+        return case.header, None, rec["outcome"].get("metrics") or {}
     return case.header, None, {}
 
 

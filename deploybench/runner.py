@@ -26,7 +26,8 @@ from typing import Any, Callable, Mapping
 from . import __version__
 from .identity import case_identity, identity_changes, variant_name
 from .locking import ResultsFolderBusy, wait_for_case_file
-from .outcome import ErrorKind, Outcome, Status
+from .fidelity import UnknownFidelityError, split_suggestion
+from .outcome import ErrorKind, Outcome, Status, counts_as_found
 from .plugins import DeployBenchPluginManager, UsageError, create_plugin_manager
 from .results import CaseWriter, ResultsFormatError, ResultsWriteError, case_path, read_case_file
 from .space import InvalidConfigError
@@ -36,7 +37,7 @@ __all__ = ["Case", "CaseResult", "RunOptions", "run_case", "summarize_trials", "
            "CaseIdentityError", "ResultsExistError", "task_time_limit", "AskTimeout", "EvaluationTimeout"]
 
 #: one character per trial in progress lines, like pytest's dots
-GLYPHS = {"ok": ".", "infeasible": "i", "early_stopped": "e", "crashed": "C", "timeout": "T"}
+GLYPHS = {"ok": ".", "infeasible": "i", "early_stopped": "e", "crashed": "C", "timeout": "T", "lower_fidelity": ","}
 
 
 @dataclass(frozen=True)
@@ -111,13 +112,18 @@ class CaseResult:
 
 
 def _glyph(outcome: Mapping[str, Any]) -> str:
+    if (outcome.get("fidelity") or "full") != "full":
+        return GLYPHS["lower_fidelity"]
     if outcome.get("early_stopped"):
         return GLYPHS["early_stopped"]
     return GLYPHS[outcome["status"]]
 
 
-def summarize_trials(trials: list[dict], direction: str = "maximize") -> dict:
-    """Best feasible objective, waste, time to first feasible, cost and duplicates of a trial list."""
+def summarize_trials(trials: list[dict], direction: str = "maximize", recommendation: dict | None = None) -> dict:
+    """Best feasible objective, waste, time to first feasible, cost and duplicates of a trial list.
+
+    Only measured full-fidelity feasible outcomes count as found; ``recommendation`` (the end
+    record's full-fidelity validation of what a multi-fidelity optimizer recommended) counts too."""
     best = None
     best_config = None
     ttff = None
@@ -129,16 +135,20 @@ def summarize_trials(trials: list[dict], direction: str = "maximize") -> dict:
         o = t["outcome"]
         cost += o["cost_s"]
         duplicates += bool(t.get("duplicate"))
-        if o["status"] == "ok":
+        if counts_as_found(o):
             if ttff is None:
                 ttff = t["trial"] + 1
             v = o.get("objective")
             if v is not None and (best is None or (v > best if direction == "maximize" else v < best)):
                 best, best_config = v, t["config"]
-        else:
+        elif o["status"] != "ok":
             wasted += 1
         if o.get("error") and o["error"]["kind"] == ErrorKind.ENVIRONMENT.value:
             env += 1
+    if recommendation is not None and counts_as_found(recommendation["outcome"]):
+        v = recommendation["outcome"].get("objective")
+        if v is not None and (best is None or (v > best if direction == "maximize" else v < best)):
+            best, best_config = v, recommendation["config"]
     n = len(trials)
     return {
         "n_trials": n,
@@ -203,17 +213,20 @@ def evaluate_safely(task: Task, config: dict, context: EvalContext) -> tuple[Out
     """Evaluate, turning any exception into a crashed outcome (MemoryError → oom). Returns the
     outcome and the wall seconds the evaluation took."""
     t0 = time.perf_counter()
+    level = task.fidelity(context.fidelity)
     try:
-        outcome = task.evaluate(config, context)
+        outcome = task.evaluate_at(config, level.name, context)
         if not isinstance(outcome, Outcome):
             raise TypeError(f"{type(task).__name__}.evaluate returned {type(outcome).__name__}, not an Outcome")
     except MemoryError as exc:
         wall = time.perf_counter() - t0
-        return Outcome.crashed(ErrorKind.OOM, f"MemoryError: {exc}", cost_s=wall), wall
+        crash = Outcome.crashed(ErrorKind.OOM, f"MemoryError: {exc}", cost_s=wall)
+        return crash.at_fidelity(level.name, level.predicts), wall
     except Exception as exc:  # noqa: BLE001 - an evaluation error is a crash of that trial
         wall = time.perf_counter() - t0
         message = f"{type(exc).__name__}: {exc}\n" + "".join(traceback.format_tb(exc.__traceback__)[-3:])
-        return Outcome.crashed(ErrorKind.RUNTIME, message, cost_s=wall), wall
+        crash = Outcome.crashed(ErrorKind.RUNTIME, message, cost_s=wall)
+        return crash.at_fidelity(level.name, level.predicts), wall
     return outcome, time.perf_counter() - t0
 
 
@@ -290,8 +303,12 @@ def _build(case: Case, pm: DeployBenchPluginManager) -> tuple[Task, Any]:
 
 
 def _construct(case: Case, task: Task, optimizer_cls: Any) -> Any:
-    return optimizer_cls(task.space, objective=task.objective, constraints=task.constraints, budget=case.budget,
-                         seed=case.seed, family_param=task.metadata.family_param, **dict(case.optimizer_params))
+    optimizer = optimizer_cls(task.space, objective=task.objective, constraints=task.constraints, budget=case.budget,
+                              seed=case.seed, family_param=task.metadata.family_param, **dict(case.optimizer_params))
+    tags = getattr(optimizer_cls, "tags", None)
+    if getattr(tags, "multi_fidelity", False):
+        optimizer.bind_fidelities(task.fidelities, case.budget_seconds)
+    return optimizer
 
 
 def _header(case: Case, task: Task, optimizer_cls: Any, params: Mapping[str, Any]) -> dict:
@@ -351,7 +368,8 @@ def _previous_session(case: Case, path: Path, options: RunOptions, header: dict)
     same_budget = (previous.header.get("budget") == case.budget
                    and previous.header.get("budget_seconds") == case.budget_seconds)
     if previous.completed and previous.intact and same_budget:
-        summary = summarize_trials(previous.trials, header["objective"]["direction"])
+        summary = summarize_trials(previous.trials, header["objective"]["direction"],
+                                   (previous.end or {}).get("recommendation"))
         return _Previous(CaseResult(case=case, status="completed", path=str(path), skipped=True, problems=problems,
                                     **{k: summary[k] for k in _SUMMARY_FIELDS}), [], problems)
     if previous.finished and previous.intact:
@@ -376,8 +394,9 @@ def _replay(case: Case, task: Task, optimizer_cls: Any, optimizer: Any, kept: li
         return optimizer, replayed
     try:
         for record in kept:
-            suggestion = optimizer.ask()
-            if task.space.key(suggestion) != task.space.key(record["config"]):
+            suggestion, fidelity = split_suggestion(optimizer.ask())
+            if (task.space.key(suggestion) != task.space.key(record["config"])
+                    or fidelity != (record["outcome"].get("fidelity") or "full")):
                 raise RuntimeError(f"replay diverged at trial {record['trial']}")
             optimizer.tell(dict(record["config"]), Outcome.from_dict(record["outcome"]))
             replayed.append(record)
@@ -404,12 +423,17 @@ def _run_prepared(case: Case, options: RunOptions, prepared: _Prepared, pm: Depl
                 on_trial(case, record)
 
         error = loop.run(record_trial)
+        recommendation = None
+        if error is None and task.multi_fidelity:
+            recommendation, error = loop.validate_recommendation()
         status = "error" if error else "completed"
-        writer.write({"type": "end", "status": status, "error": error, "n_trials": len(loop.trials),
-                      "finished_at": _now()})
+        end = {"type": "end", "status": status, "error": error, "n_trials": len(loop.trials), "finished_at": _now()}
+        if recommendation is not None:
+            end["recommendation"] = recommendation
+        writer.write(end)
     finally:
         writer.close()
-    summary = summarize_trials(loop.trials, task.objective.direction)
+    summary = summarize_trials(loop.trials, task.objective.direction, recommendation)
     result = CaseResult(case=case, status=status, error=error, path=str(path), replayed=len(prepared.replayed),
                         wall_s=time.perf_counter() - started, problems=prepared.problems,
                         **{k: summary[k] for k in _SUMMARY_FIELDS})
@@ -428,7 +452,7 @@ class _TrialLoop:
         self.trials: list[dict] = list(kept)
         self.seen = {task.space.key(t["config"]) for t in kept}
         self.cum_cost = sum(t["outcome"]["cost_s"] for t in kept)
-        self.feasible_found = any(t["outcome"]["status"] == "ok" for t in kept)
+        self.feasible_found = any(counts_as_found(t["outcome"]) for t in kept)
         self.best = summarize_trials(kept, task.objective.direction)["best"]
         self.time_limit = options.eval_timeout_s if options.eval_timeout_s is not None else task_time_limit(task)
 
@@ -455,21 +479,23 @@ class _TrialLoop:
         except Exception as exc:  # noqa: BLE001
             return None, _error_record("ask", exc)
         t1 = time.perf_counter()
+        suggestion, fidelity = split_suggestion(suggestion)
         try:
+            task.fidelity(fidelity)
             task.space.validate(suggestion)
-        except InvalidConfigError as exc:
+        except (InvalidConfigError, UnknownFidelityError) as exc:
             error = _error_record("validate", exc)
             error["suggestion"] = repr(suggestion)[:500]
             return None, error
         config = dict(suggestion)
-        key = task.space.key(config)
+        key = task.space.key(config) if fidelity == "full" else f"{task.space.key(config)}@{fidelity}"
         duplicate = key in self.seen
         self.seen.add(key)
         context = EvalContext(seed=self.case.seed, trial=i, feasible_found=self.feasible_found,
-                              time_limit_s=self.time_limit)
+                              time_limit_s=self.time_limit, fidelity=fidelity)
         outcome, eval_wall, eval_error = self._evaluate(config, context)
         self.cum_cost += outcome.cost_s
-        if outcome.status is Status.OK:
+        if outcome.counts_as_found:
             self.feasible_found = True
             if outcome.objective is not None and (self.best is None or task.objective.better(outcome.objective, self.best)):
                 self.best = outcome.objective
@@ -488,6 +514,33 @@ class _TrialLoop:
         }
         return record, error
 
+    def validate_recommendation(self) -> tuple[dict | None, dict | None]:
+        """Evaluate the optimizer's ``recommend()`` at full fidelity, apart from the budget (like a
+        held-out test evaluation): returns the record for the end line (config, outcome, whether an
+        earlier full evaluation was reused) and an error record if the optimizer failed. Optimizers
+        without ``recommend`` are not asked (their best full-fidelity trial is their answer)."""
+        recommend = getattr(self.optimizer, "recommend", None)
+        if recommend is None:
+            return None, None
+        try:
+            config = _call_with_timeout(recommend, self.options.ask_timeout_s, "recommend()")
+            if config is None:
+                return None, None
+            config, _ = split_suggestion(config)
+            self.task.space.validate(config)
+        except Exception as exc:  # noqa: BLE001 - the recommendation is this case's error
+            return None, _error_record("recommend", exc)
+        config = dict(config)
+        key = self.task.space.key(config)
+        for t in reversed(self.trials):
+            o = t["outcome"]
+            if (o.get("fidelity") or "full") == "full" and self.task.space.key(t["config"]) == key:
+                return {"config": config, "outcome": o, "reused_trial": t["trial"]}, None
+        context = EvalContext(seed=self.case.seed, trial=len(self.trials), feasible_found=self.feasible_found,
+                              time_limit_s=self.time_limit, fidelity="full")
+        outcome, _, error = self._evaluate(config, context)
+        return {"config": config, "outcome": outcome.to_dict(), "reused_trial": None}, error
+
     def _evaluate(self, config: dict, context: EvalContext) -> tuple[Outcome, float, dict | None]:
         """Evaluate; an in-process evaluation past its time limit becomes a ``timeout`` trial and
         ends the case (it may still be running in a thread of this process, so no further trial
@@ -505,6 +558,7 @@ class _TrialLoop:
             message = (f"{exc}; the evaluation may still be running in this process, so the case stopped "
                        "(--resume continues it after this trial; raise the limit with --eval-timeout)")
             outcome = Outcome.timed_out(f"evaluation exceeded its {self.time_limit:g} s limit", cost_s=self.time_limit)
+            outcome = outcome.at_fidelity(context.fidelity, self.task.fidelity(context.fidelity).predicts)
             return outcome, self.time_limit, {"stage": "evaluate", "type": "EvaluationTimeout", "message": message,
                                               "traceback": ""}
 

@@ -140,6 +140,7 @@ def collect(
         except (FileNotFoundError, ValueError) as exc:
             raise UsageError(f"task {name}[{chosen}]: {exc}") from exc
         n_budget = budget if budget is not None else task.default_budget
+        n_seconds = budget_seconds if budget_seconds is not None else task.default_budget_seconds
         label = _task_label(name, chosen, len(spec.targets))
         kind = task.metadata.kind
         task.close()
@@ -147,7 +148,7 @@ def collect(
             params = tuple(sorted(optimizer_params.get(opt, {}).items()))
             for seed in seeds:
                 case = Case(task=name, target=chosen, task_label=label, optimizer=opt, seed=int(seed),
-                            budget=n_budget, budget_seconds=budget_seconds, optimizer_params=params, kind=kind)
+                            budget=n_budget, budget_seconds=n_seconds, optimizer_params=params, kind=kind)
                 if match(case.node_id):
                     cases.append(case)
     return cases

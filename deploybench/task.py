@@ -9,9 +9,10 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Sequence
 
+from .fidelity import FULL, Fidelity, check_fidelities, find_fidelity
 from .outcome import Outcome, Status
 from .space import SearchSpace
 
@@ -102,17 +103,26 @@ class EvalContext:
 
     ``seed`` and ``trial`` make stochastic tasks (noise, replayed repeats) deterministic per case;
     ``feasible_found`` lets live tasks tighten their early-stop rule once a feasible configuration is known.
+    ``fidelity`` names the level to evaluate at (``full`` unless the task declares cheaper levels and
+    the optimizer asked for one; see :meth:`Task.evaluate_at`).
     """
 
     seed: int = 0
     trial: int = 0
     feasible_found: bool = False
     time_limit_s: float | None = None
+    fidelity: str = "full"
 
 
 class Task(ABC):
     """Base class of every task. Subclasses set the attributes in ``__init__`` and implement
-    :meth:`evaluate`."""
+    :meth:`evaluate`.
+
+    Multi-fidelity tasks (see :mod:`deploybench.fidelity`) set ``fidelities`` (ordered, the last is
+    ``full``), read ``context.fidelity`` in :meth:`evaluate` and may declare ``default_budget_seconds``
+    (the budget in seconds of charged cost; ``default_budget`` then caps the trial count). Tasks that
+    set neither behave exactly as before: one ``full`` level, a budget in trials.
+    """
 
     name: str
     version: str
@@ -121,6 +131,8 @@ class Task(ABC):
     constraints: tuple[Constraint, ...]
     default_budget: int
     metadata: TaskMetadata
+    fidelities: tuple[Fidelity, ...] = (FULL,)
+    default_budget_seconds: float | None = None
 
     def __init__(
         self,
@@ -143,7 +155,38 @@ class Task(ABC):
 
     @abstractmethod
     def evaluate(self, config: Mapping[str, Any], context: EvalContext | None = None) -> Outcome:
-        """Evaluate a configuration the harness has already validated."""
+        """Evaluate a configuration the harness has already validated, at ``context.fidelity``."""
+
+    def declare_fidelities(self, fidelities: Sequence[Fidelity], budget_seconds: float | None = None) -> None:
+        """Set the task's levels (checked: unique names, cheapest first, ``full`` last) and its budget in
+        seconds of charged cost. Call from ``__init__``."""
+        self.fidelities = check_fidelities(fidelities)
+        if budget_seconds is not None and not budget_seconds > 0:
+            raise ValueError(f"budget_seconds must be positive, got {budget_seconds!r}")
+        self.default_budget_seconds = None if budget_seconds is None else float(budget_seconds)
+
+    @property
+    def multi_fidelity(self) -> bool:
+        """True when the task offers a level cheaper than ``full``."""
+        return len(self.fidelities) > 1
+
+    def fidelity(self, name: str) -> Fidelity:
+        """The declared level called ``name`` (an unknown name raises a ``ValueError`` naming the levels)."""
+        return find_fidelity(self.fidelities, name)
+
+    def evaluate_at(self, config: Mapping[str, Any], fidelity: str = "full",
+                    context: EvalContext | None = None) -> Outcome:
+        """``evaluate(config)`` at the level ``fidelity``: the harness's one way in. Checks the level
+        exists and labels the outcome with it (predicted for simulator levels), so single-fidelity
+        tasks need no change: ``evaluate_at(c, "full")`` is ``evaluate(c)``."""
+        level = self.fidelity(fidelity)
+        context = context or EvalContext()
+        if context.fidelity != level.name:
+            context = replace(context, fidelity=level.name)
+        outcome = self.evaluate(config, context)
+        if isinstance(outcome, Outcome) and (outcome.fidelity != level.name or outcome.predicted != level.predicts):
+            outcome = outcome.at_fidelity(level.name, level.predicts)
+        return outcome
 
     # -- shared semantics ------------------------------------------------------------------------
     def judge(
@@ -183,11 +226,22 @@ class Task(ABC):
                 "budget": self.default_budget,
                 "target": self.metadata.target,
                 "extra": self.signature_extra(),
+                **self._fidelity_signature(),
             },
             sort_keys=True,
             default=str,
         )
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def _fidelity_signature(self) -> dict:
+        """Fidelity levels and a seconds budget enter the signature only when declared, so the
+        signatures of single-fidelity tasks (and the records keyed by them) do not change."""
+        out: dict = {}
+        if self.multi_fidelity:
+            out["fidelities"] = [f.to_json() for f in self.fidelities]
+        if self.default_budget_seconds is not None:
+            out["budget_seconds"] = float(self.default_budget_seconds)
+        return out
 
     def signature_extra(self) -> Any:
         """Subclasses add what else defines them (a replay table's hash, for instance)."""
@@ -202,6 +256,8 @@ class Task(ABC):
             "objective": {"metric": self.objective.metric, "direction": self.objective.direction},
             "constraints": [c.to_json() for c in self.constraints],
             "default_budget": self.default_budget,
+            "default_budget_seconds": self.default_budget_seconds,
+            "fidelities": [f.to_json() for f in self.fidelities],
             "known_optimum": self.metadata.known_optimum,
             "family_param": self.metadata.family_param,
             "signature": self.signature(),

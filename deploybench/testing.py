@@ -24,13 +24,14 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from .fidelity import Fidelity, UnknownFidelityError, check_fidelities, split_suggestion
 from .optimizer import Optimizer
 from .outcome import ErrorKind, Outcome, Status
 from .space import Categorical, Condition, Float, Integer, InvalidConfigError, Ordinal, SearchSpace
 from .task import Constraint, EvalContext, Objective, Task, TaskMetadata
 
 __all__ = ["check_optimizer", "iter_optimizer_checks", "parametrize_with_checks", "CheckNotApplicable", "check_task",
-           "toy_task", "analytic_tasks", "ToyTask"]
+           "check_task_fidelities", "toy_task", "toy_mf_task", "analytic_tasks", "ToyTask", "ToyMFTask"]
 
 
 class CheckNotApplicable(Exception):
@@ -64,6 +65,37 @@ def toy_task() -> ToyTask:
     return ToyTask()
 
 
+class ToyMFTask(ToyTask):
+    """:class:`ToyTask` with a cheap, biased simulator level and a noisy probe below full, for the
+    multi-fidelity conformance checks (budget: 30 s of charged cost)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.name = "toy_mf"
+        self.declare_fidelities([
+            Fidelity("sim", "simulator", 0.01, cost_model="0.01 s", crashes="none"),
+            Fidelity("probe", "probe", 0.3, cost_model="30 % of full", crashes="all (they happen at load)"),
+            Fidelity("full", "full", 1.0),
+        ], budget_seconds=30.0)
+
+    def evaluate(self, config: Mapping[str, Any], context: EvalContext | None = None) -> Outcome:
+        context = context or EvalContext()
+        full = super().evaluate(config, context)
+        if context.fidelity == "full":
+            return full
+        if context.fidelity == "sim":
+            score = -(config["x"] - 0.5) ** 2 + 0.1 * math.log2(config["batch"])
+            return self.judge({"score": score, "load": config["x"] + config["batch"] / 32}, 0.01).at_fidelity("sim", True)
+        if full.failed:
+            return Outcome.crashed(full.error.kind, full.error.message, cost_s=0.3 * full.cost_s).at_fidelity("probe")
+        noise = 0.05 * math.sin(1000.0 * config["x"] + context.seed + context.trial)
+        return self.judge({**full.metrics, "score": full.objective + noise}, 0.3 * full.cost_s).at_fidelity("probe")
+
+
+def toy_mf_task() -> ToyMFTask:
+    return ToyMFTask()
+
+
 def analytic_tasks() -> list[Task]:
     """Every installed task of kind ``analytic`` (found through the plugin manager)."""
     from .plugins import create_plugin_manager
@@ -77,21 +109,33 @@ def analytic_tasks() -> list[Task]:
 
 
 def _make(cls: type[Optimizer], task: Task, budget: int, seed: int, params: Mapping[str, Any]) -> Optimizer:
-    return cls(task.space, objective=task.objective, constraints=task.constraints, budget=budget, seed=seed,
-               family_param=task.metadata.family_param, **params)
+    opt = cls(task.space, objective=task.objective, constraints=task.constraints, budget=budget, seed=seed,
+              family_param=task.metadata.family_param, **params)
+    if getattr(getattr(cls, "tags", None), "multi_fidelity", False):  # as the runner does
+        opt.bind_fidelities(task.fidelities, task.default_budget_seconds)
+    return opt
 
 
 def _drive(opt: Optimizer, task: Task, budget: int, seed: int,
-           respond: Callable[[dict, int], Outcome] | None = None) -> list[dict]:
+           respond: Callable[[dict, int], Outcome] | None = None, levels: list[str] | None = None) -> list[dict]:
+    """Ask/tell ``budget`` times; ``levels`` (if given) receives the fidelity of each suggestion."""
     configs = []
     for i in range(budget):
-        config = opt.ask()
+        config, fidelity = split_suggestion(opt.ask())
         try:
+            task.fidelity(fidelity)
             task.space.validate(config)
-        except InvalidConfigError as exc:
+        except (InvalidConfigError, UnknownFidelityError) as exc:
             raise AssertionError(f"{type(opt).__name__} suggested an invalid config at trial {i}: {exc}") from exc
         configs.append(dict(config))
-        outcome = respond(config, i) if respond else task.evaluate(config, EvalContext(seed=seed, trial=i))
+        if levels is not None:
+            levels.append(fidelity)
+        if respond:
+            outcome = respond(config, i)
+            if fidelity != "full":
+                outcome = outcome.at_fidelity(fidelity, task.fidelity(fidelity).predicts)
+        else:
+            outcome = task.evaluate_at(config, fidelity, EvalContext(seed=seed, trial=i))
         opt.tell(dict(config), outcome)
     return configs
 
@@ -198,9 +242,36 @@ def check_works_on_builtin_tasks(cls, params, task, budget):
         _drive(_make(cls, t, min(budget, 12), 0, params), t, min(budget, 12), 0)
 
 
+@_check
+def check_fidelity_requests(cls, params, task, budget):
+    """A multi-fidelity optimizer asks only for levels the task offers, reaches full fidelity within
+    the budget, stays deterministic with levels, survives every level crashing, and recommends a
+    valid configuration (if it recommends at all)."""
+    if not getattr(getattr(cls, "tags", None), "multi_fidelity", False):
+        raise CheckNotApplicable(f"{cls.__name__} does not declare tags.multi_fidelity")
+    mf = toy_mf_task()
+    n = max(budget, 20)
+    levels: list[str] = []
+    opt = _make(cls, mf, n, 0, params)
+    configs = _drive(opt, mf, n, 0, levels=levels)
+    assert "full" in levels, f"{cls.__name__}: {n} suggestions on a multi-fidelity task, none at full fidelity ({levels})"
+    again: list[str] = []
+    configs2 = _drive(_make(cls, mf, n, 0, params), mf, n, 0, levels=again)
+    assert [mf.space.key(c) for c in configs] == [mf.space.key(c) for c in configs2] and levels == again, \
+        f"{cls.__name__}: the same seed gave different (config, fidelity) suggestions on a multi-fidelity task"
+    recommend = getattr(opt, "recommend", None)
+    if recommend is not None:
+        rec = recommend()
+        if rec is not None:
+            rec, _ = split_suggestion(rec)
+            mf.space.validate(rec)
+    _drive(_make(cls, mf, n, 0, params), mf, n, 0, _respond_all("crashed"))
+
+
 _CHECKS = [check_same_seed_same_suggestions, check_different_seeds_differ, check_suggestions_valid_within_budget,
            check_survives_all_crashes, check_survives_all_timeouts, check_survives_all_infeasible,
-           check_survives_early_stops, check_survives_ties, check_params_recorded, check_works_on_builtin_tasks]
+           check_survives_early_stops, check_survives_ties, check_params_recorded, check_works_on_builtin_tasks,
+           check_fidelity_requests]
 
 
 def iter_optimizer_checks(cls: type[Optimizer], params: Mapping[str, Any] | None = None, *, budget: int = 15,
@@ -285,8 +356,53 @@ def check_task(task: Task, *, n: int = 50, seed: int = 0, witness: Mapping[str, 
         assert outcome.cost_s > 0, f"{task.name}: cost_s must be charged (got {outcome.cost_s}) for {config}"
         assert Outcome.from_dict(loads(dumps(outcome.to_dict()))) == outcome, f"{task.name}: JSON round trip changed the outcome"
         assert task.evaluate(config, ctx) == outcome, f"{task.name}: not deterministic for a fixed (seed, trial)"
+    if task.multi_fidelity:
+        check_task_fidelities(task, n=n, seed=seed)
     if witness is not None and task.metadata.known_optimum is not None:
         o = task.evaluate(witness, EvalContext(seed=seed))
         tolerance = 1e-6 + 4 * float(o.metrics.get("noise_sd") or 0.0)  # noisy tasks: within 4 noise SDs
         assert o.feasible and abs(o.objective - task.metadata.known_optimum) <= tolerance, \
             f"{task.name}: the witness reaches {o.objective}, not the known optimum {task.metadata.known_optimum}"
+
+
+def check_task_fidelities(task: Task, *, n: int = 50, seed: int = 0) -> None:
+    """Check a task's fidelity levels on ``n`` sampled configurations:
+
+    - the levels are well formed (unique names, cheapest first, ``full`` last) and an unknown level
+      name is refused with a ``ValueError``;
+    - ``evaluate_at(c, "full")`` equals ``evaluate(c)``;
+    - every outcome names the level that produced it, is ``predicted`` exactly at simulator levels,
+      is charged a positive cost and survives a JSON round trip;
+    - the charged cost never falls as the level rises (for the same configuration and context);
+    - simulator levels are deterministic (the same outcome whatever the seed and trial);
+    - a measured crash at a lower level (a probe's) is a crash at full too (same context).
+    """
+    from .results import dumps, loads
+
+    levels = check_fidelities(task.fidelities)
+    try:
+        task.fidelity("no-such-level")
+    except ValueError:
+        pass
+    else:
+        raise AssertionError(f"{task.name}: an unknown fidelity name was accepted")
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        config = task.space.sample(rng)
+        ctx = EvalContext(seed=seed, trial=i)
+        full = task.evaluate_at(config, "full", ctx)
+        assert full == task.evaluate(config, ctx), f"{task.name}: evaluate_at(c, 'full') differs from evaluate(c)"
+        outcomes = [task.evaluate_at(config, f.name, ctx) for f in levels]
+        for level, o in zip(levels, outcomes):
+            assert o.fidelity == level.name and o.predicted == level.predicts, \
+                f"{task.name}: level {level.name!r} returned an outcome labelled {o.fidelity!r} (predicted={o.predicted})"
+            assert o.cost_s > 0, f"{task.name}: level {level.name!r} charged nothing for {config}"
+            assert Outcome.from_dict(loads(dumps(o.to_dict()))) == o, f"{task.name}: JSON round trip changed a {level.name} outcome"
+            if level.predicts:
+                other = task.evaluate_at(config, level.name, EvalContext(seed=seed + 1, trial=i + 7))
+                assert other == o, f"{task.name}: simulator level {level.name!r} is not deterministic for {config}"
+            elif o.failed and level.kind == "probe":
+                assert full.failed, f"{task.name}: level {level.name!r} crashed on {config} but full did not"
+        costs = [o.cost_s for o in outcomes]
+        assert all(a <= b + 1e-9 for a, b in zip(costs, costs[1:])), \
+            f"{task.name}: costs {dict(zip([f.name for f in levels], costs))} fall as the level rises for {config}"

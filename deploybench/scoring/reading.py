@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Iterable, Iterator
 
+from ..outcome import counts_as_found
 from ..results import ResultsFormatError, scan_case_file
 
 __all__ = ["GroupKey", "CaseSummary", "summarize_case_file", "iter_summaries", "group_summaries",
@@ -60,7 +61,10 @@ class CaseSummary:
     """One case file reduced to what the leaderboard needs. Plugin metrics receive lists of these.
 
     ``best_curve[i]`` is the best feasible objective after trial ``i`` (NaN before the first
-    feasible trial); ``cost_curve[i]`` the cumulative ``cost_s`` after trial ``i``.
+    feasible trial); ``cost_curve[i]`` the cumulative ``cost_s`` after trial ``i``. Only measured
+    full-fidelity feasible outcomes count as found; a multi-fidelity optimizer's recommendation,
+    validated at full fidelity after the budget (recorded in the end line), counts for ``best``
+    but not for the curves or the cost. ``cost_by_fidelity`` splits the charged cost by level.
     """
 
     path: str
@@ -99,6 +103,9 @@ class CaseSummary:
     cost_curve: array = field(default_factory=lambda: array("d"))
     error: dict | None = None
     problems: list[str] = field(default_factory=list)
+    cost_by_fidelity: dict[str, float] = field(default_factory=dict)
+    n_lower_fidelity: int = 0
+    recommendation: dict | None = None  # the end line's full-fidelity validation, if any
 
     @property
     def found_feasible(self) -> bool:
@@ -142,9 +149,15 @@ def summarize_case_file(path: Path | str) -> CaseSummary:
         o = record["outcome"]
         status = o["status"]
         summary.n_trials += 1
-        summary.total_cost += float(o.get("cost_s") or 0.0)
+        cost = float(o.get("cost_s") or 0.0)
+        summary.total_cost += cost
+        level = o.get("fidelity") or "full"
+        summary.cost_by_fidelity[level] = summary.cost_by_fidelity.get(level, 0.0) + cost
+        summary.n_lower_fidelity += level != "full"
         summary.n_duplicates += bool(record.get("duplicate"))
-        if status == "ok":
+        if status == "ok" and not counts_as_found(o):
+            pass  # a simulator's or probe's "feasible" is not a finding
+        elif status == "ok":
             summary.n_ok += 1
             v = o.get("objective")
             if v is not None and math.isfinite(v):
@@ -171,6 +184,20 @@ def summarize_case_file(path: Path | str) -> CaseSummary:
         summary.best_curve.append(math.nan if best is None else best)
         summary.cost_curve.append(summary.total_cost)
     assert summary is not None  # scan_case_file raises without a header
+    rec = (end or {}).get("recommendation")
+    if isinstance(rec, dict) and isinstance(rec.get("outcome"), dict) and counts_as_found(rec["outcome"]):
+        summary.recommendation = rec
+        v = rec["outcome"].get("objective")
+        if isinstance(v, (int, float)) and math.isfinite(v) and (best is None or _better(v, best, direction)):
+            best = v
+            summary.best_config = rec.get("config")
+            summary.best_metrics = rec["outcome"].get("metrics")
+            summary.best_trial = summary.n_trials
+            if summary.first_feasible_trial is None:
+                summary.first_feasible_trial = summary.n_trials
+                summary.first_feasible_cost = summary.total_cost
+        if isinstance(v, (int, float)) and math.isfinite(v) and (worst is None or _better(worst, v, direction)):
+            worst = v
     summary.best, summary.worst_feasible = best, worst
     summary.problems = problems
     if end is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..hookspecs import hookimpl
 from ..task import TaskSpec
 from .synthetic import CrashCliff, CrashyBranin, HierarchicalRosenbrock
+from .synthetic_mf import CrashyBraninMF
 
 
 @hookimpl
@@ -14,4 +15,6 @@ def deploybench_register_tasks() -> list[TaskSpec]:
         TaskSpec("hierarchical_rosenbrock", lambda target: HierarchicalRosenbrock(),
                  description=HierarchicalRosenbrock.__doc__.splitlines()[0]),
         TaskSpec("crash_cliff", lambda target: CrashCliff(), description=CrashCliff.__doc__.splitlines()[0]),
+        TaskSpec("crashy_branin_mf", lambda target: CrashyBraninMF(),
+                 description=CrashyBraninMF.__doc__.splitlines()[0]),
     ]
