@@ -46,3 +46,6 @@ cbo_plus = BuiltinOptimizer(
     "cbo_plus", "deploybench_optimizers.cbo_plus:ConstrainedBOPlus",
     "improved constrained BO: Latin-hypercube start, warped objective GP, log EI x P(feasible) x P(no crash) "
     "over probably-feasible candidates, local refinement of the incumbent")
+scout = BuiltinOptimizer(
+    "scout", "deploybench_optimizers.scout:Scout",
+    "AutoScout-style: MCTS over structure, coordinate search with momentum, UCB1 between them, fidelity-adaptive")
