@@ -49,3 +49,6 @@ cbo_plus = BuiltinOptimizer(
 scout = BuiltinOptimizer(
     "scout", "deploybench_optimizers.scout:Scout",
     "AutoScout-style: MCTS over structure, coordinate search with momentum, UCB1 between them, fidelity-adaptive")
+tpe_hyperband = BuiltinOptimizer(
+    "tpe_hyperband", "deploybench_optimizers.tpe_hyperband:TPEHyperband",
+    "Optuna TPE with the Hyperband pruner over fidelity levels (probe, then full); plain TPE on single-fidelity tasks")
