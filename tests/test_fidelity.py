@@ -225,3 +225,35 @@ def test_collect_takes_the_seconds_budget_from_the_task():
     assert plain.budget_seconds is None
     mine, = collect(pm, tasks=["crashy_branin_mf"], optimizers=["random"], budget_seconds=10.0)
     assert mine.budget_seconds == 10.0
+
+
+# -- figures for cost budgets -----------------------------------------------------------------------------
+
+def test_cost_figures_count_only_full_fidelity_finds(tmp_path, monkeypatch):
+    from deploybench.scoring.fidelity import best_at_costs, cost_shares, cost_to_reach, disagreement, read_trace
+
+    result, case = _run(tmp_path, monkeypatch)
+    trace = read_trace(case.path)
+    assert trace.total_cost == pytest.approx(result.cost_s) and trace.n_trials == result.n_trials
+    cum, best, expected = 0.0, None, []
+    for t in case.trials:
+        o = t["outcome"]
+        cum += o["cost_s"]
+        if o["status"] == "ok" and o.get("fidelity", "full") == "full" and (best is None or o["objective"] > best):
+            best = o["objective"]
+            expected.append((cum, best))
+    assert [x for step in trace.steps[: len(expected)] for x in step] == pytest.approx([x for e in expected for x in e])
+    assert best_at_costs(trace, [0.0, float("inf")]) == [None, result.best]
+    first_cost, first_value = trace.steps[0]
+    assert cost_to_reach(trace, first_value, 0.0) == pytest.approx(first_cost)
+    assert cost_to_reach(trace, result.best + 1e6, 0.01) is None
+    assert sum(cost_shares(trace).values()) == pytest.approx(1.0) and set(cost_shares(trace)) == {"sim", "probe", "full"}
+    assert set(disagreement(trace)) == {"sim", "probe"}
+
+
+def test_disagreement_compares_verdicts_on_the_same_configuration():
+    from deploybench.scoring.fidelity import CaseTrace, disagreement
+
+    trace = CaseTrace("maximize", [], 0.0, {}, {"probe": {"a": True, "b": True, "c": False, "d": True},
+                                                 "full": {"a": True, "b": False, "c": False}}, 7)
+    assert disagreement(trace) == {"probe": (3, 1)}
