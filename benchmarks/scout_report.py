@@ -13,7 +13,8 @@ levels, the recommendation validated at full fidelity) on a multi-fidelity task,
   at most a third of that baseline's cost);
 - median ask+tell milliseconds at trial 25.
 
-``--existing`` also runs scout, tpe and random on every single-fidelity analytic task at its trial budget.
+``--existing`` also runs scout, tpe and random on every single-fidelity task (analytic and replayed) at
+its trial budget.
 Run it under the measurement lock so it never disturbs a table recording::
 
     flock /tmp/deploybench-measure.lock python benchmarks/scout_report.py [--seeds 20] [--task crashy_branin_mf]
@@ -230,14 +231,15 @@ def plot(task: str, rows: dict, out: Path, penalty: float | None, budget_s: floa
 
 
 def existing_tasks(seeds: int, out: Path) -> None:
-    """scout, tpe and random on every single-fidelity analytic task at its trial budget."""
+    """scout, tpe and random on every single-fidelity task (analytic, and replayed on its default table)
+    at its trial budget."""
     from tabulate import tabulate
 
     from deploybench.plugins import create_plugin_manager
     from deploybench.scoring.reading import summarize_case_file
 
     pm = create_plugin_manager()
-    names = [n for n, s in pm.task_specs().items() if s.kind == "analytic" and not s.build().multi_fidelity]
+    names = [n for n, s in pm.task_specs().items() if s.kind != "live" and not s.build().multi_fidelity]
     table = []
     for task in names:
         paths = run_cases(task, ["scout", "tpe", "random"], seeds, out / "existing", None)
@@ -262,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma list; parameters in brackets, e.g. scout[dense=false]")
     parser.add_argument("--wide", metavar="TABLE", help="run edge_wide on this format-2 table (sets --task edge_wide)")
     parser.add_argument("--source", metavar="TABLE", help="the other device's table the simulator level is fitted on")
-    parser.add_argument("--existing", action="store_true", help="also run scout, tpe, random on the single-fidelity tasks")
+    parser.add_argument("--existing", action="store_true", help="also run scout, tpe, random on every single-fidelity task")
     parser.add_argument("--out", default="benchmarks/results/scout")
     parser.add_argument("--plot", action="store_true", help="write the best-vs-cost figure into --out")
     args = parser.parse_args(argv)
