@@ -270,8 +270,15 @@ def check_fidelity_requests(cls, params, task, budget):
 
 _CHECKS = [check_same_seed_same_suggestions, check_different_seeds_differ, check_suggestions_valid_within_budget,
            check_survives_all_crashes, check_survives_all_timeouts, check_survives_all_infeasible,
-           check_survives_early_stops, check_survives_ties, check_params_recorded, check_works_on_builtin_tasks,
-           check_fidelity_requests]
+           check_survives_early_stops, check_survives_ties, check_params_recorded, check_works_on_builtin_tasks]
+
+
+def _checks_for(cls: type) -> list[Callable]:
+    """The checks that concern ``cls``: the fidelity check only for optimizers that declare
+    ``tags.multi_fidelity`` (so the checks of every other optimizer are what they always were)."""
+    if getattr(getattr(cls, "tags", None), "multi_fidelity", False):
+        return [*_CHECKS, check_fidelity_requests]
+    return list(_CHECKS)
 
 
 def iter_optimizer_checks(cls: type[Optimizer], params: Mapping[str, Any] | None = None, *, budget: int = 15,
@@ -279,7 +286,7 @@ def iter_optimizer_checks(cls: type[Optimizer], params: Mapping[str, Any] | None
     """Yield each check bound to ``cls`` (for ``pytest.mark.parametrize``); call it to run it."""
     params = dict(params or {})
     task = task or toy_task()
-    for check in _CHECKS:
+    for check in _checks_for(cls):
         bound = functools.partial(check, cls, params, task, budget)
         functools.update_wrapper(bound, check)
         yield bound
@@ -320,7 +327,7 @@ def parametrize_with_checks(optimizers: Sequence[Any], *, budget: int = 15, task
     items = []
     for entry in optimizers:
         cls, params = (entry, {}) if isinstance(entry, type) else (entry[0], dict(entry[1]))
-        for check in _CHECKS:
+        for check in _checks_for(cls):
             items.append(pytest.param(cls, _pytest_check(check, params, budget, task),
                                       id=f"{_case_id(cls, params)}-{check.__name__}"))
     return pytest.mark.parametrize("optimizer, check", items)
