@@ -42,6 +42,16 @@ def reward(outcome: Outcome, value: float | None, lo: float, hi: float) -> float
     return 0.75
 
 
+def _rank(outcome: Outcome, value: float | None) -> tuple[float, float] | None:
+    """Larger is better: feasible by maximised objective, then infeasible by violation (early stops as
+    a violation of at least 3); None for crashes and time-outs (nothing to refine)."""
+    if outcome.failed:
+        return None
+    if outcome.feasible and value is not None:
+        return (1.0, value)
+    return (0.0, -max(outcome.total_violation, 3.0 if outcome.early_stopped else 0.0))
+
+
 class Scout(Optimizer):
     """AutoScout-style search: MCTS over structure, coordinate search over execution parameters, a
     UCB1 bandit between the two, an ordering tournament and a fidelity-adaptive evaluator.
@@ -62,7 +72,10 @@ class Scout(Optimizer):
     evaluation and entrants are ranked by the mean reward of their own proposals; the tournament's
     start (the space's declared order plus random orderings, as no past tasks exist); the regressors'
     feature views, ridge fit and leave-one-out R²; MAPE over the last 3 checks and a switch that is
-    never undone; the evaluation pipeline on multi-fidelity tasks (structural candidates go to the
+    never undone; that the regressors also predict each capped metric (latency, memory: the
+    "performance" AutoScout's simulators model) so screening prefers candidates predicted within the
+    caps; that before anything is feasible the dense side refines the least infeasible configuration
+    (DeployBench's order), not nothing; the evaluation pipeline on multi-fidelity tasks (structural candidates go to the
     task's simulator level while simulating; every ``check_every`` simulated steps the best-predicted
     one is profiled; a probe level, when offered, screens crashes and the weaker half before a full
     run; execution-parameter moves skip the simulator).
@@ -104,6 +117,10 @@ class Scout(Optimizer):
         self._coords = CoordinateSearch(space, self.dense_names, momentum=momentum, step=step, min_step=min_step,
                                         rng=self.make_rng(3))
         self._ensemble = RegressorEnsemble(self._views())
+        # the performance metrics the caps judge (latency, memory, ...): what AutoScout's simulators
+        # predict; here they screen out candidates predicted to break a cap
+        self._limit_models = {c.metric: RegressorEnsemble(self._views()) for c in self.constraints}
+        self._limit_rows: dict[str, tuple[list[np.ndarray], list[float]]] = {c.metric: ([], []) for c in self.constraints}
         self._switch = FidelitySwitch(mape_threshold)
         if not simulators:
             self._switch.mode = "profile"
@@ -120,6 +137,9 @@ class Scout(Optimizer):
         self._lo, self._hi = math.inf, -math.inf
         self._best_value = -math.inf  # best maximised feasible value seen at any level (for credit)
         self._incumbent: tuple[float, dict] | None = None  # best full-fidelity feasible
+        # the best full-fidelity outcome in DeployBench's order (feasible by objective, then infeasible
+        # by violation): the point the dense side refines, so it also walks out of infeasibility
+        self._anchor: tuple[tuple[float, float], dict] | None = None
         self._best_probe: tuple[float, dict] | None = None
         self._full: dict[str, Outcome] = {}
         self._asked: set[tuple[str, str]] = set()
@@ -175,7 +195,7 @@ class Scout(Optimizer):
         return Suggestion(config, level)
 
     def _choose_arm(self) -> str:
-        dense_possible = self.dense and bool(self.dense_names) and self._incumbent is not None \
+        dense_possible = self.dense and bool(self.dense_names) and self._anchor is not None \
             and not self._coords.exhausted
         if not dense_possible:
             return SPARSE
@@ -215,20 +235,17 @@ class Scout(Optimizer):
         """A configuration for ``structure``: the incumbent's execution parameters and random ones,
         screened by the ensemble while it is trusted; not one already evaluated, when avoidable."""
         candidates = []
-        if self._incumbent is not None:
-            candidates.append(self.space.complete({**self._incumbent[1], **structure}, self._rng))
-        n = self.n_screen if (self._switch.mode == "simulate" and self._ensemble.trusted) else 4
+        if self._anchor is not None:
+            candidates.append(self.space.complete({**self._anchor[1], **structure}, self._rng))
+        n = self.n_screen if self._screening else 4
         for _ in range(max(1, n)):
             candidates.append(self.space.complete(structure, self._rng))
         level = self._sim_level if self._switch.mode == "simulate" and self._sim_level else self._real_level()
         fresh = [c for c in candidates if not self._measured(c, level) and not self._measured(c, "full")]
         candidates = fresh or [self.space.sample(self._rng) for _ in range(4)]
-        if len(candidates) > 1 and self._switch.mode == "simulate" and self._ensemble.trusted:
-            predicted = self._ensemble.predict(self.space.encode_many(candidates))
-            if predicted is not None and np.isfinite(predicted).any():
-                scores = np.where(np.isfinite(predicted), self.objective.sign * predicted, -np.inf)
-                return candidates[int(np.argmax(scores))]
-        if self._incumbent is not None and len(candidates) > 1 and self._rng.random() < 0.5:
+        if len(candidates) > 1 and self._screening:
+            return candidates[self._best_screened(candidates)]
+        if self._anchor is not None and len(candidates) > 1 and self._rng.random() < 0.5:
             return candidates[0]
         return candidates[int(self._rng.integers(len(candidates)))]
 
@@ -280,16 +297,48 @@ class Scout(Optimizer):
             del self._unpromoted[self.space.key(pick)]
             self._queue.append((pick, self._real_level(), None))
 
+    @property
+    def _screening(self) -> bool:
+        """Candidates are screened while the simulators are on and trusted (MAPE under the threshold)."""
+        return self.simulators and self._switch.mode == "simulate" and (
+            self._ensemble.trusted or any(m.trusted for m in self._limit_models.values()))
+
+    def _best_screened(self, configs: list[dict], simulated: list[float | None] | None = None) -> int:
+        """Index of the candidate predicted to break no cap (violation under 0.02) and, among those,
+        to have the best objective; a task's simulator value stands in where the ensemble has none."""
+        X = self.space.encode_many(configs)
+        violation = np.zeros(len(configs))
+        for c in self.constraints:
+            model = self._limit_models[c.metric]
+            predicted = model.predict(X) if model.trusted else None
+            if predicted is not None:
+                if self._limit_rows[c.metric][1] and min(self._limit_rows[c.metric][1]) > 0:
+                    predicted = np.exp(predicted)  # fitted on the log of a positive metric
+                violation += np.array([c.violation(v) if np.isfinite(v) else 0.0 for v in predicted])
+        objective = self._ensemble.predict(X, simulated)
+        if objective is None and simulated is not None:
+            objective = np.array([v if v is not None else np.nan for v in simulated], dtype=float)
+        if objective is None:  # no objective model yet: any candidate predicted within the caps
+            loss = self._rng.random(len(configs))
+        else:
+            loss = np.where(np.isfinite(objective), -self.objective.sign * objective, np.inf)
+        return int(np.lexsort((loss, np.where(violation < 0.02, 0.0, violation)))[0])
+
     def _best_predicted(self) -> dict:
         keys = list(self._unpromoted)
         configs = [self._unpromoted[k] for k in keys]
-        simulated = [self._simulated.get(k) for k in keys]
-        predicted = self._ensemble.predict(self.space.encode_many(configs), simulated)
-        if predicted is None or not np.isfinite(predicted).any():
-            predicted = np.array([s if s is not None else np.nan for s in simulated], dtype=float)
-        scores = self.objective.sign * predicted
-        scores = np.where(np.isfinite(scores), scores, -np.inf)
-        return configs[int(np.argmax(scores))]
+        return configs[self._best_screened(configs, [self._simulated.get(k) for k in keys])]
+
+    def _fit_limits(self, x: np.ndarray, outcome: Outcome) -> None:
+        for c in self.constraints:
+            value = outcome.metrics.get(c.metric)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+                continue
+            rows, ys = self._limit_rows[c.metric]
+            rows.append(x)
+            ys.append(float(value))
+            y = np.asarray(ys)
+            self._limit_models[c.metric].fit(np.vstack(rows), np.log(y) if y.min() > 0 else y)
 
     def _after_probe(self, config: dict, outcome: Outcome, value: float | None, step: int | None) -> None:
         promising = outcome.ran and outcome.total_violation <= 0.1 and not outcome.early_stopped
@@ -319,11 +368,15 @@ class Scout(Optimizer):
             self._y.append(float(outcome.objective))
             self._sim_for_fit.append(self._simulated.get(key))
             self._ensemble.fit(np.vstack(self._X), np.asarray(self._y), self._sim_for_fit)
-        improved = outcome.feasible and value is not None and (self._incumbent is None or value > self._incumbent[0])
+            self._fit_limits(x, outcome)
+        if outcome.feasible and value is not None and (self._incumbent is None or value > self._incumbent[0]):
+            self._incumbent = (value, dict(config))
+        rank = _rank(outcome, value)
+        improved = rank is not None and (self._anchor is None or rank > self._anchor[0])
         if step is not None and self._steps.get(step) == DENSE:
             self._coords.result(improved)
         if improved:
-            self._incumbent = (value, dict(config))
+            self._anchor = (rank, dict(config))
             self._coords.reset(config)
 
     # -- the answer ------------------------------------------------------------------------------------
