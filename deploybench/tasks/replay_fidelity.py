@@ -9,7 +9,7 @@ rule applies to the shortened sequence. Recorded crashes and time-outs happened 
 loading (the v2 recorder's crash records carry only those stages), so the probe sees them all and is
 charged what they cost.
 
-``sim:<device>`` predicts the metrics from a table recorded on *another* device (cross-device
+``sim:<table>`` predicts the metrics from a table recorded on *another* device (cross-device
 transfer): per-configuration medians of that table fitted by ridge regressions of log latency
 (p50, p95, p99) and log memory on one-hot structure, log batch size and threads, plus the recorded
 accuracy of each (model, precision) there. Configurations that crashed in every repeat there are
@@ -161,7 +161,7 @@ class TransferSimulator:
 
 
 class MultiFidelityReplayTask(ReplayTask):
-    """A scenario replayed from a format-2 table with ``sim:<device>`` (when a source table is given),
+    """A scenario replayed from a format-2 table with ``sim:<source table name>`` (when a source table is given),
     ``probe`` and ``full`` levels, and a budget in seconds of charged cost."""
 
     VERSION = "2-mf1"
@@ -177,8 +177,7 @@ class MultiFidelityReplayTask(ReplayTask):
         self.simulator = TransferSimulator(source) if source is not None else None
         levels = []
         if self.simulator is not None:
-            device = source.provenance.get("device") or source.name
-            levels.append(Fidelity(f"sim:{device}", "simulator", 0.001, cost_model=f"{SIM_COST_S} s",
+            levels.append(Fidelity(f"sim:{source.name}", "simulator", 0.001, cost_model=f"{SIM_COST_S} s",
                                    crashes=f"configurations that crashed in every repeat on {source.name}",
                                    description=f"ridge regressions fitted on table {source.name}"))
         levels.append(Fidelity("probe", "probe", 0.3,
