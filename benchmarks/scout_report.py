@@ -249,11 +249,12 @@ def existing_tasks(seeds: int, out: Path) -> None:
             bests = [b for b in bests if b is not None]
             regret = [abs(s.known_optimum - b) for s, b in zip(summaries, bests) if s.known_optimum is not None]
             table.append([task, variant, _fmt(statistics.fmean(bests) if bests else None),
+                          _fmt(statistics.median(bests) if bests else None),
                           _fmt(statistics.fmean(regret) if regret else None),
                           f"{sum(s.best is not None for s in summaries)}/{len(summaries)}",
                           _fmt(statistics.fmean(s.n_wasted / max(1, s.n_trials) for s in summaries), 2)])
-    print("\n## single-fidelity tasks at their trial budgets (mean over seeds; nothing found = the task's penalty)")
-    print(tabulate(table, headers=["task", "optimizer", "best", "regret", "found", "waste"]))
+    print("\n## single-fidelity tasks at their trial budgets (over seeds; nothing found = the task's penalty)")
+    print(tabulate(table, headers=["task", "optimizer", "mean best", "median best", "mean regret", "found", "waste"]))
 
 
 def main(argv: list[str] | None = None) -> int:
