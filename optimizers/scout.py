@@ -78,7 +78,8 @@ class Scout(Optimizer):
     (DeployBench's order), not nothing; the evaluation pipeline on multi-fidelity tasks (structural candidates go to the
     task's simulator level while simulating; every ``check_every`` simulated steps the best-predicted
     one is profiled; a probe level, when offered, screens crashes and the weaker half before a full
-    run; execution-parameter moves skip the simulator).
+    run, but only while its observed cost is below its rejection rate times a full run's cost;
+    execution-parameter moves skip the simulator).
 
     Parameters
     ----------
@@ -125,6 +126,8 @@ class Scout(Optimizer):
         if not simulators:
             self._switch.mode = "profile"
 
+        self._level_costs: dict[str, list[float]] = {}
+        self._probes = self._probes_rejected = 0
         self._queue: deque[tuple[dict, str, int | None]] = deque()
         self._in_flight: tuple[str, str, int | None] | None = None
         self._steps: dict[int, str] = {}  # step id -> arm
@@ -164,8 +167,20 @@ class Scout(Optimizer):
         return self._level("probe")
 
     def _real_level(self) -> str:
-        """Where a candidate goes for real: the probe (a crash and weak-half screen) if offered, else full."""
-        return self._probe_level or "full"
+        """Where a candidate goes for real: the probe (a crash and weak-half screen) while screening pays,
+        else full. A probe saves a full run only when it rejects the candidate, so it pays while its cost
+        is below the rejection rate times a full run's cost (costs as observed, the declared relative
+        cost until both levels were seen; the rejection rate Laplace-smoothed)."""
+        probe = self._probe_level
+        if probe is None:
+            return "full"
+        costs = self._level_costs
+        if costs.get(probe) and costs.get("full"):
+            ratio = (sum(costs[probe]) / len(costs[probe])) / (sum(costs["full"]) / len(costs["full"]))
+        else:
+            ratio = next(f.relative_cost for f in self.fidelities if f.name == probe)
+        rejection = (self._probes_rejected + 1) / (self._probes + 2)
+        return probe if ratio < rejection else "full"
 
     # -- encoding views for the ensemble --------------------------------------------------------------
     def _views(self) -> dict:
@@ -273,6 +288,7 @@ class Scout(Optimizer):
             self._credit_arm(self._steps.get(step, SPARSE), gain)
             self._credited.add(step)
 
+        self._level_costs.setdefault(outcome.fidelity, []).append(outcome.cost_s)
         if outcome.predicted:
             self._after_simulation(config, key, outcome, step)
         elif outcome.fidelity == "full":
@@ -349,6 +365,8 @@ class Scout(Optimizer):
                 promising = False  # the weaker half is not worth a full run
         if outcome.feasible and value is not None and (self._best_probe is None or value > self._best_probe[0]):
             self._best_probe = (value, config)
+        self._probes += 1
+        self._probes_rejected += not promising
         if promising and not self._measured(config, "full"):
             self._queue.appendleft((config, "full", step))
         elif step is not None and self._steps.get(step) == DENSE:

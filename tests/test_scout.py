@@ -245,3 +245,16 @@ def test_the_dense_side_refines_the_least_infeasible_point_before_anything_is_fe
     ok = Outcome(Status.OK, objective=-5.0, violation={"c": 0.0}, cost_s=1.0)
     assert _rank(crash, None) is None
     assert _rank(early, None) < _rank(far, 1.0) < _rank(near, 0.0) < _rank(ok, -5.0)
+
+
+def test_the_probe_is_skipped_once_it_costs_more_than_it_saves():
+    task = CrashyBraninMF()
+    opt = Scout(task.space, objective=task.objective, constraints=task.constraints, budget=100, seed=0,
+                simulators=False)
+    opt.bind_fidelities(task.fidelities, 60.0)
+    assert opt._real_level() == "probe"  # declared at a quarter of a full run
+    opt._level_costs = {"probe": [3.0, 3.0], "full": [4.0, 4.0]}  # observed: three quarters
+    opt._probes, opt._probes_rejected = 10, 5  # it rejects about half
+    assert opt._real_level() == "full"
+    opt._level_costs = {"probe": [1.0], "full": [4.0]}
+    assert opt._real_level() == "probe"
