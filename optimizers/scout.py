@@ -42,6 +42,10 @@ def reward(outcome: Outcome, value: float | None, lo: float, hi: float) -> float
     return 0.75
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _rank(outcome: Outcome, value: float | None) -> tuple[float, float] | None:
     """Larger is better: feasible by maximised objective, then infeasible by violation (early stops as
     a violation of at least 3); None for crashes and time-outs (nothing to refine)."""
@@ -71,8 +75,9 @@ class Scout(Optimizer):
     minus the other arm's mean gain over the last ``window`` steps); that every tree learns from every
     evaluation and entrants are ranked by the mean reward of their own proposals; the tournament's
     start (the space's declared order plus random orderings, as no past tasks exist); the regressors'
-    feature views, ridge fit and leave-one-out R²; MAPE over the last 3 checks and a switch that is
-    never undone; that the regressors also predict each capped metric (latency, memory: the
+    feature views, ridge fit and leave-one-out R²; MAPE over the last 3 checks (each check the worst
+    error over the objective and every capped metric the task's simulator predicted) and a switch that
+    is never undone; that the regressors also predict each capped metric (latency, memory: the
     "performance" AutoScout's simulators model) so screening prefers candidates predicted within the
     caps; that before anything is feasible the dense side refines the least infeasible configuration
     (DeployBench's order), not nothing; the evaluation pipeline on multi-fidelity tasks (structural candidates go to the
@@ -147,6 +152,7 @@ class Scout(Optimizer):
         self._full: dict[str, Outcome] = {}
         self._asked: set[tuple[str, str]] = set()
         self._simulated: dict[str, float | None] = {}
+        self._simulated_metrics: dict[str, dict[str, Any]] = {}
         self._unpromoted: dict[str, dict] = {}
         self._since_check = 0
         self._X: list[np.ndarray] = []
@@ -304,6 +310,7 @@ class Scout(Optimizer):
 
     def _after_simulation(self, config: dict, key: str, outcome: Outcome, step: int | None) -> None:
         self._simulated[key] = outcome.objective if outcome.ran else None
+        self._simulated_metrics[key] = {c.metric: outcome.metrics.get(c.metric) for c in self.constraints}
         if outcome.ran and outcome.total_violation <= 0.1:
             self._unpromoted[key] = config
         self._since_check += 1
@@ -345,10 +352,23 @@ class Scout(Optimizer):
         configs = [self._unpromoted[k] for k in keys]
         return configs[self._best_screened(configs, [self._simulated.get(k) for k in keys])]
 
+    def _prediction_pairs(self, x: np.ndarray, key: str, outcome: Outcome) -> list[tuple[float, float]]:
+        """(predicted, measured) for the objective (the ensemble, before it learns this point) and for
+        each capped metric the task's simulator level predicted for this configuration."""
+        pairs = []
+        predicted = self._ensemble.predict(x[None, :], [self._simulated.get(key)])
+        if predicted is not None and np.isfinite(predicted[0]):
+            pairs.append((float(predicted[0]), float(outcome.objective)))
+        for metric, value in self._simulated_metrics.get(key, {}).items():
+            measured = outcome.metrics.get(metric)
+            if _number(value) and _number(measured):
+                pairs.append((float(value), float(measured)))
+        return pairs
+
     def _fit_limits(self, x: np.ndarray, outcome: Outcome) -> None:
         for c in self.constraints:
             value = outcome.metrics.get(c.metric)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+            if not _number(value):
                 continue
             rows, ys = self._limit_rows[c.metric]
             rows.append(x)
@@ -377,11 +397,9 @@ class Scout(Optimizer):
         if outcome.ran and outcome.objective is not None:
             x = self.space.encode(config)
             if self._switch.mode == "simulate":
-                predicted = self._ensemble.predict(x[None, :], [self._simulated.get(key)])
-                if predicted is not None and np.isfinite(predicted[0]):
-                    self._switch.check(float(predicted[0]), float(outcome.objective))
-                    if self._switch.mode == "profile":
-                        self.mode_history.append((self._n_steps, "profile"))
+                self._switch.check(self._prediction_pairs(x, key, outcome))
+                if self._switch.mode == "profile":
+                    self.mode_history.append((self._n_steps, "profile"))
             self._X.append(x)
             self._y.append(float(outcome.objective))
             self._sim_for_fit.append(self._simulated.get(key))

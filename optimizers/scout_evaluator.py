@@ -91,17 +91,22 @@ class RegressorEnsemble:
 
 
 class FidelitySwitch:
-    """Simulate while the ensemble's mean absolute percentage error on the last ``window`` checks is
-    at most ``threshold``; switch to profiling (for good) once it is above."""
+    """Simulate while the mean absolute percentage error of the last ``window`` checks is at most
+    ``threshold``; switch to profiling (for good) once it is above."""
 
     def __init__(self, threshold: float, window: int = 3) -> None:
         self.threshold = float(threshold)
         self.errors: deque[float] = deque(maxlen=max(1, int(window)))
         self.mode = "simulate"
 
-    def check(self, predicted: float, measured: float) -> None:
-        scale = max(abs(measured), 1e-9)
-        self.errors.append(abs(predicted - measured) / scale)
+    def check(self, pairs: list[tuple[float, float]]) -> None:
+        """One profiled check: (predicted, measured) pairs of the objective and of each capped metric
+        predicted for the same configuration; the check's error is the worst of their percentage errors
+        (a simulator that gets the objective right but the latency wrong still misleads the search)."""
+        errors = [abs(p - m) / max(abs(m), 1e-9) for p, m in pairs]
+        if not errors:
+            return
+        self.errors.append(max(errors))
         if len(self.errors) == self.errors.maxlen and self.mape > self.threshold:
             self.mode = "profile"
 

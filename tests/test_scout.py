@@ -138,11 +138,18 @@ def test_ensemble_weights_members_by_r2_and_predicts():
 def test_the_switch_goes_to_profiling_when_mape_grows():
     switch = FidelitySwitch(0.2, window=3)
     for predicted, measured in [(1.0, 1.05), (2.0, 2.1), (3.0, 2.9)]:
-        switch.check(predicted, measured)
+        switch.check([(predicted, measured)])
     assert switch.mode == "simulate"
     for predicted, measured in [(1.0, 2.0), (1.0, 2.0), (1.0, 2.0)]:
-        switch.check(predicted, measured)
+        switch.check([(predicted, measured)])
     assert switch.mode == "profile" and switch.mape > 0.2
+
+
+def test_a_simulator_wrong_about_a_capped_metric_is_caught_even_when_right_about_the_objective():
+    switch = FidelitySwitch(0.2, window=3)
+    for _ in range(3):  # objective exact, latency predicted at half its measured value
+        switch.check([(0.75, 0.75), (10.0, 20.0)])
+    assert switch.mode == "profile" and switch.mape == 0.5
 
 
 def _drive(task, params=None, seed=0, budget_s=60.0, max_trials=400):
