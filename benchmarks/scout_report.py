@@ -73,7 +73,7 @@ def run_cases(task: str, optimizers: list[str], seeds: int, out: Path, wide: tup
 
     pm = create_plugin_manager()
     if wide:
-        pm.register(_wide_plugin(*wide), name="edge_wide")
+        pm.pm.register(_wide_plugin(*wide), name="edge_wide")
     spec = pm.get_task_spec(task)
     built = spec.build()
     target, kind = spec.default_target, built.metadata.kind
@@ -278,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
 
     pm = create_plugin_manager()
     if args.wide:
-        pm.register(_wide_plugin(args.wide, args.source), name="edge_wide")
+        pm.pm.register(_wide_plugin(args.wide, args.source), name="edge_wide")
     built = pm.get_task_spec(task).build()
     optimum, penalty, budget_s = built.metadata.known_optimum, built.metadata.penalty, built.default_budget_seconds
     rows = report(task, paths, optimum, penalty, budget_s)

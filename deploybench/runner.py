@@ -27,7 +27,7 @@ from . import __version__
 from .identity import case_identity, identity_changes, variant_name
 from .locking import ResultsFolderBusy, wait_for_case_file
 from .fidelity import UnknownFidelityError, split_suggestion
-from .outcome import ErrorKind, Outcome, Status, counts_as_found
+from .outcome import ErrorKind, Outcome, counts_as_found
 from .plugins import DeployBenchPluginManager, UsageError, create_plugin_manager
 from .results import CaseWriter, ResultsFormatError, ResultsWriteError, case_path, read_case_file
 from .space import InvalidConfigError
