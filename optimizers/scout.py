@@ -82,7 +82,8 @@ class Scout(Optimizer):
     caps; that before anything is feasible the dense side refines the least infeasible configuration
     (DeployBench's order), not nothing; the evaluation pipeline on multi-fidelity tasks (structural candidates go to the
     task's simulator level while simulating; every ``check_every`` simulated steps the best-predicted
-    one is profiled; a probe level, when offered, screens crashes and the weaker half before a full
+    one, or every other time a random simulated one, is profiled (a wrong feasibility verdict counts
+    as a 100 % error); a probe level, when offered, screens crashes and the weaker half before a full
     run, but only while its observed cost is below its rejection rate times a full run's cost;
     execution-parameter moves skip the simulator).
 
@@ -153,6 +154,8 @@ class Scout(Optimizer):
         self._asked: set[tuple[str, str]] = set()
         self._simulated: dict[str, float | None] = {}
         self._simulated_metrics: dict[str, dict[str, Any]] = {}
+        self._simulated_feasible: dict[str, bool] = {}
+        self._n_checks = 0
         self._unpromoted: dict[str, dict] = {}
         self._since_check = 0
         self._X: list[np.ndarray] = []
@@ -311,12 +314,19 @@ class Scout(Optimizer):
     def _after_simulation(self, config: dict, key: str, outcome: Outcome, step: int | None) -> None:
         self._simulated[key] = outcome.objective if outcome.ran else None
         self._simulated_metrics[key] = {c.metric: outcome.metrics.get(c.metric) for c in self.constraints}
-        if outcome.ran and outcome.total_violation <= 0.1:
+        self._simulated_feasible[key] = outcome.feasible
+        if outcome.ran:
             self._unpromoted[key] = config
         self._since_check += 1
         if self._since_check >= max(1, self.check_every) and self._unpromoted:
             self._since_check = 0
-            pick = self._best_predicted()
+            self._n_checks += 1
+            if self._n_checks % 2:  # the best-predicted candidate ...
+                pick = self._best_predicted()
+            else:  # ... and, every other check, any simulated one: checks of only the candidates the
+                # simulator liked would never see what it wrongly rejects
+                keys = sorted(self._unpromoted)
+                pick = self._unpromoted[keys[int(self._rng.integers(len(keys)))]]
             del self._unpromoted[self.space.key(pick)]
             self._queue.append((pick, self._real_level(), None))
 
@@ -397,7 +407,9 @@ class Scout(Optimizer):
         if outcome.ran and outcome.objective is not None:
             x = self.space.encode(config)
             if self._switch.mode == "simulate":
-                self._switch.check(self._prediction_pairs(x, key, outcome))
+                verdict = self._simulated_feasible.get(key)
+                self._switch.check(self._prediction_pairs(x, key, outcome),
+                                   verdict_wrong=verdict is not None and verdict != outcome.feasible)
                 if self._switch.mode == "profile":
                     self.mode_history.append((self._n_steps, "profile"))
             self._X.append(x)

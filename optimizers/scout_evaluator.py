@@ -99,11 +99,12 @@ class FidelitySwitch:
         self.errors: deque[float] = deque(maxlen=max(1, int(window)))
         self.mode = "simulate"
 
-    def check(self, pairs: list[tuple[float, float]]) -> None:
+    def check(self, pairs: list[tuple[float, float]], verdict_wrong: bool = False) -> None:
         """One profiled check: (predicted, measured) pairs of the objective and of each capped metric
         predicted for the same configuration; the check's error is the worst of their percentage errors
-        (a simulator that gets the objective right but the latency wrong still misleads the search)."""
-        errors = [abs(p - m) / max(abs(m), 1e-9) for p, m in pairs]
+        (a simulator that gets the objective right but the latency wrong still misleads the search),
+        and 100 % when the simulator's feasibility verdict was wrong."""
+        errors = [abs(p - m) / max(abs(m), 1e-9) for p, m in pairs] + ([1.0] if verdict_wrong else [])
         if not errors:
             return
         self.errors.append(max(errors))

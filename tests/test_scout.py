@@ -150,6 +150,10 @@ def test_a_simulator_wrong_about_a_capped_metric_is_caught_even_when_right_about
     for _ in range(3):  # objective exact, latency predicted at half its measured value
         switch.check([(0.75, 0.75), (10.0, 20.0)])
     assert switch.mode == "profile" and switch.mape == 0.5
+    wrong = FidelitySwitch(0.2, window=3)
+    for _ in range(3):  # every number right, the feasibility verdict wrong
+        wrong.check([(0.75, 0.75)], verdict_wrong=True)
+    assert wrong.mode == "profile"
 
 
 def _drive(task, params=None, seed=0, budget_s=60.0, max_trials=400):
