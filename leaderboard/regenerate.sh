@@ -6,7 +6,7 @@
 # web page) and plots/ from them. Each task × optimizer run replaces only its own folder of
 # leaderboard/runs, so one group can be refreshed without rerunning the others.
 #
-#   leaderboard/regenerate.sh                 # everything (6 tasks × 9 optimizers × 20 seeds = 1080 cases)
+#   leaderboard/regenerate.sh                 # everything (6 tasks × 11 optimizers × 20 seeds = 1320 cases)
 #   TASKS="crashy_branin hierarchical_rosenbrock crash_cliff" leaderboard/regenerate.sh
 #                                             # 480 cases: 2 min 43 s wall on 2 cores (measured, -n 2)
 #   OPTIMIZERS="random tpe" leaderboard/regenerate.sh
@@ -28,7 +28,7 @@ if [ -x "$ROOT/.venv/bin/deploybench" ]; then
   DEPLOYBENCH="$ROOT/.venv/bin/deploybench"
   PYTHON="$ROOT/.venv/bin/python"
 fi
-OPTIMIZERS="${OPTIMIZERS:-random tba tba_tpe tba_tpe_plus tpe cbo cbo_plus smac nevergrad}"
+OPTIMIZERS="${OPTIMIZERS:-random tba tba_tpe tba_tpe_plus tpe cbo cbo_plus scout tpe_hyperband smac nevergrad}"
 TASKS="${TASKS:-crashy_branin hierarchical_rosenbrock crash_cliff edge_tight server_throughput ultra_low_budget}"
 SEEDS="${SEEDS:-20}"
 JOBS="${JOBS:-2}"
