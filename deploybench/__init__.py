@@ -39,6 +39,11 @@ _EXPORTS = {
     "Task": "task",
     "TaskMetadata": "task",
     "TaskSpec": "task",
+    "tune": "tuning",
+    "TuneSpec": "tuning",
+    "TuneResult": "tuning",
+    "probe": "probing",
+    "ProbeResult": "probing",
 }
 
 __all__ = ["__version__", *_EXPORTS]

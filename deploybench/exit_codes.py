@@ -27,3 +27,6 @@ class ExitCode(IntEnum):
     #: stopped early (Ctrl-C, SIGTERM, SIGHUP, a results disk that failed): finished cases are kept,
     #: and ``--resume`` continues the rest
     INTERRUPTED = 4
+    #: ``tune`` ran, but nothing can be recommended (no configuration met the caps, or none held its
+    #: feasibility over the re-measurements); every measurement is kept
+    NO_RECOMMENDATION = 5

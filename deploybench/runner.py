@@ -261,15 +261,19 @@ def run_case(
     options: RunOptions,
     pm: DeployBenchPluginManager | None = None,
     on_trial: Callable[[Case, dict], None] | None = None,
+    task: Task | None = None,
 ) -> CaseResult:
     """Run one case to its budget and write its JSONL file. Never raises for optimizer or task
     faults (they end the case as ``error``); the :data:`SESSION_ERRORS` propagate (after the file
-    is left resumable): interrupted, refused (identity changed, newer format), disk failure."""
+    is left resumable): interrupted, refused (identity changed, newer format), disk failure.
+
+    ``task``: a task built by the caller instead of the registered ``case.task`` (``deploybench
+    tune`` builds one for the user's model); it is closed when the case ends, like a built one."""
     pm = pm or create_plugin_manager(options.plugin_args)
     started = time.perf_counter()
     path = case.path(options.out_dir)
     try:
-        task, optimizer_cls = _build(case, pm)
+        task, optimizer_cls = (task, pm.get_optimizer_class(case.optimizer)) if task is not None else _build(case, pm)
     except UsageError:
         raise
     except Exception as exc:  # noqa: BLE001 - a task that cannot be built is this case's error

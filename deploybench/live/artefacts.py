@@ -52,9 +52,12 @@ _PRECISION_DTYPE = {"fp32": "fp32", "fp16": "fp16", "int8_dynamic": "int8", "int
 CALIBRATION_IMAGES = 8
 
 
-def _images(batch: int, seed: int = 0) -> np.ndarray:
+DEFAULT_SHAPE = (3, 224, 224)
+
+
+def _images(batch: int, seed: int = 0, shape: tuple[int, ...] = DEFAULT_SHAPE) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    return rng.standard_normal((batch, 3, 224, 224), dtype=np.float32)
+    return rng.standard_normal((batch, *shape), dtype=np.float32)
 
 
 def precision_verdict(requested: str, shares: dict[str, float]) -> dict:
@@ -114,7 +117,8 @@ def _ort_checks(path: str, precision: str, workdir: str) -> dict:
         sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
         inp = sess.get_inputs()[0]
         dtype = np.float16 if "float16" in inp.type else np.float32
-        sess.run(None, {inp.name: _images(1).astype(dtype)})
+        shape = tuple(d if isinstance(d, int) and d > 0 else 1 for d in inp.shape)
+        sess.run(None, {inp.name: np.random.default_rng(0).standard_normal(shape).astype(dtype)})
         prof = sess.end_profiling()
         with open(prof, encoding="utf-8") as fh:
             events = json.load(fh)
@@ -147,8 +151,10 @@ def _export_onnx(model: Any, x: Any, path: str) -> str:
 class _Calibration:
     """ONNX Runtime calibration reader over generated images (latency does not depend on their content)."""
 
-    def __init__(self, input_name: str) -> None:
-        self._batches = iter([{input_name: _images(1, seed=i)} for i in range(CALIBRATION_IMAGES)])
+    def __init__(self, input_name: str, shape: tuple[int, ...] = DEFAULT_SHAPE, batch: int = 1,
+                 dtype: Any = np.float32) -> None:
+        self._batches = iter([{input_name: _images(batch, seed=i, shape=shape).astype(dtype)}
+                              for i in range(CALIBRATION_IMAGES)])
 
     def get_next(self) -> dict | None:
         return next(self._batches, None)
@@ -157,14 +163,38 @@ class _Calibration:
         pass
 
 
-def _prepare_onnx(model: Any, precision: str, workdir: str, info: dict) -> str:
+def _prepare_onnx(model: Any, precision: str, workdir: str, info: dict, shape: tuple[int, ...] = DEFAULT_SHAPE) -> str:
     import torch
 
     half = precision == "fp16"
     m = model.cpu().half() if half else model.cpu()
-    x = torch.from_numpy(_images(1))
+    x = torch.from_numpy(_images(1, shape=shape))
     path = os.path.join(workdir, "model.onnx")
     info["onnx_exporter"] = _export_onnx(m, x.half() if half else x, path)
+    return _quantise_onnx(path, precision, workdir, info, shape)
+
+
+def _prepare_onnx_file(source_path: str, precision: str, workdir: str, info: dict, shape: tuple[int, ...],
+                       fixed_batch: int | None) -> str:
+    """The artefact of a user's ONNX file: the file itself (fp32), converted to fp16, or quantised."""
+    import shutil
+
+    import onnx
+
+    path = os.path.join(workdir, "model.onnx")
+    info["onnx_exporter"] = "user file"
+    if precision == "fp16":
+        from onnxruntime.transformers.float16 import convert_float_to_float16
+
+        model = onnx.load(source_path)
+        onnx.save(convert_float_to_float16(model, keep_io_types=False), path)
+        return path
+    shutil.copyfile(source_path, path)
+    return _quantise_onnx(path, precision, workdir, info, shape, batch=fixed_batch or 1)
+
+
+def _quantise_onnx(path: str, precision: str, workdir: str, info: dict, shape: tuple[int, ...],
+                   batch: int = 1) -> str:
     if precision == "int8_dynamic":
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -182,8 +212,12 @@ def _prepare_onnx(model: Any, precision: str, workdir: str, info: dict) -> str:
         except Exception:  # noqa: BLE001 - pre-processing is an optimisation; quantise the plain export
             pre = path
         qpath = os.path.join(workdir, "model.int8_static.onnx")
-        quantize_static(pre, qpath, _Calibration("input"), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        import onnxruntime as ort
+
+        first = ort.InferenceSession(pre, providers=["CPUExecutionProvider"]).get_inputs()[0]
+        dtype = np.float16 if "float16" in first.type else np.float32
+        quantize_static(pre, qpath, _Calibration(first.name, shape, batch, dtype), quant_format=QuantFormat.QDQ,
+                        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
         for p in {path, pre}:
             if os.path.exists(p):
                 os.remove(p)
@@ -193,14 +227,14 @@ def _prepare_onnx(model: Any, precision: str, workdir: str, info: dict) -> str:
 
 
 # -- PyTorch ----------------------------------------------------------------------------------------------
-def _flop_share(model: Any, is_quantised: Callable[[Any], bool]) -> float:
+def _flop_share(model: Any, is_quantised: Callable[[Any], bool], shape: tuple[int, ...] = DEFAULT_SHAPE) -> float:
     """Share of the model's FLOPs (batch 1) in the modules ``is_quantised`` selects."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
-        model(torch.from_numpy(_images(1)))
+        model(torch.from_numpy(_images(1, shape=shape)))
     per_module = counter.get_flop_counts()
     total = sum(per_module.get("Global", {}).values())
     if total <= 0:
@@ -213,7 +247,8 @@ def _flop_share(model: Any, is_quantised: Callable[[Any], bool]) -> float:
     return min(1.0, selected / total)
 
 
-def _prepare_torch(model_name: str, model: Any, precision: str, workdir: str, info: dict) -> str:
+def _prepare_torch(model_name: str, model: Any, precision: str, workdir: str, info: dict,
+                   shape: tuple[int, ...] = DEFAULT_SHAPE, custom: bool = False) -> str:
     import torch
 
     from .models import QUANTIZABLE, build_quantizable
@@ -232,7 +267,7 @@ def _prepare_torch(model_name: str, model: Any, precision: str, workdir: str, in
     if precision == "int8_dynamic":
         from torch.ao.quantization import quantize_dynamic
 
-        share = _flop_share(model, lambda m: isinstance(m, torch.nn.Linear))
+        share = _flop_share(model, lambda m: isinstance(m, torch.nn.Linear), shape)
         info["int8_flop_share"] = round(share, 4)
         verdict = precision_verdict(precision, {"int8": share, "fp32": 1.0 - share})
         if not verdict["ok"]:
@@ -244,9 +279,10 @@ def _prepare_torch(model_name: str, model: Any, precision: str, workdir: str, in
             warnings.simplefilter("ignore")
             q = quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
     else:  # int8_static
-        if model_name not in QUANTIZABLE:
+        if custom or model_name not in QUANTIZABLE:
             reason = (f"torchvision ships no quantizable definition of {model_name} (eager static int8 needs one: "
-                      f"quant/dequant stubs and fusable blocks); quantizable: {', '.join(QUANTIZABLE)}")
+                      f"quant/dequant stubs and fusable blocks); quantizable: {', '.join(QUANTIZABLE)}; "
+                      "ONNX Runtime's int8_static quantises any exported model")
             verdict = {"executed": "none", "shares": {}, "ok": False, "reason": reason}
             info["checks"] = {"pytorch_eager": verdict, "torch_compile": verdict}
             return ""
@@ -257,11 +293,11 @@ def _prepare_torch(model_name: str, model: Any, precision: str, workdir: str, in
         verdict = precision_verdict(precision, {"int8": share, "fp32": 1.0 - share})
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        scripted = torch.jit.trace(q, torch.from_numpy(_images(1)), check_trace=False)
+        scripted = torch.jit.trace(q, torch.from_numpy(_images(1, shape=shape)), check_trace=False)
     scripted.save(path)
     info["format"] = "torchscript"
     checks["pytorch_eager"] = verdict
-    checks["torch_compile"] = _compile_check(scripted, verdict)
+    checks["torch_compile"] = _compile_check(scripted, verdict, shape)
     info["checks"] = checks
     return path
 
@@ -284,14 +320,14 @@ def _flop_share_quantized(q: Any) -> float:
     return quantised / total if total else 0.0
 
 
-def _compile_check(scripted: Any, verdict: dict) -> dict:
+def _compile_check(scripted: Any, verdict: dict, shape: tuple[int, ...] = DEFAULT_SHAPE) -> dict:
     """Whether torch.compile accepts the saved int8 artefact (it refuses TorchScript modules)."""
     import torch
 
     try:
         compiled = torch.compile(scripted)
         with torch.no_grad():
-            compiled(torch.from_numpy(_images(1)))
+            compiled(torch.from_numpy(_images(1, shape=shape)))
     except Exception as exc:  # noqa: BLE001 - the refusal is the verdict
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return {"executed": "none", "shares": {}, "ok": False,
@@ -301,25 +337,44 @@ def _compile_check(scripted: Any, verdict: dict) -> dict:
 
 # -- entry point (runs in the prepare worker) -------------------------------------------------------------
 def prepare_artefact(model_name: str, family: str, precision: str, workdir: str, *, weights: str = "auto",
-                     allow_test_models: bool = False) -> dict:
+                     allow_test_models: bool = False, source: dict | None = None) -> dict:
     """Build the artefact of (model, family, precision) in ``workdir``; returns its description
-    (``path`` empty when the precision cannot execute: ``checks`` say why)."""
+    (``path`` empty when the precision cannot execute: ``checks`` say why). ``source`` (a
+    :class:`~deploybench.live.sources.ModelSource` as JSON) builds a user's model instead of the zoo's."""
     import torch
 
     from .models import build_model
+    from .sources import ModelSource, build_torch_module
 
     info: dict[str, Any] = {"model": model_name, "family": family, "precision": precision}
+    src = ModelSource.from_json(source) if source else None
+    shape = src.input_shape if src is not None else DEFAULT_SHAPE
+    info["input_shape"] = list(shape)
     t0 = time.perf_counter()
     torch.manual_seed(0)
-    model, weights_source = build_model(model_name, weights, allow_test_models=allow_test_models)
+    if src is not None and src.kind == "onnx":
+        if family != "onnx":
+            raise ValueError(f"an ONNX file runs on onnxruntime only, not on the {family} family")
+        info["weights_source"] = "onnx file"
+        path = _prepare_onnx_file(src.ref, precision, workdir, info, shape, src.fixed_batch)
+        info["format"] = "onnx"
+        info["checks"] = _ort_checks(path, precision, workdir)
+        info["path"] = path
+        info["artefact_mb"] = round(os.path.getsize(path) / 2**20, 3)
+        info["build_s"] = round(time.perf_counter() - t0, 3)
+        return info
+    if src is not None and src.custom:
+        model, weights_source = build_torch_module(src, weights)
+    else:
+        model, weights_source = build_model(model_name, weights, allow_test_models=allow_test_models)
     info["weights_source"] = weights_source
     info["param_mb"] = round(sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20, 3)
     if family == "onnx":
-        path = _prepare_onnx(model, precision, workdir, info)
+        path = _prepare_onnx(model, precision, workdir, info, shape)
         info["format"] = "onnx"
         info["checks"] = _ort_checks(path, precision, workdir)
     elif family == "torch":
-        path = _prepare_torch(model_name, model, precision, workdir, info)
+        path = _prepare_torch(model_name, model, precision, workdir, info, shape, custom=bool(src and src.custom))
     else:
         raise ValueError(f"unknown artefact family {family!r}")
     info["path"] = path

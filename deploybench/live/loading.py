@@ -62,9 +62,13 @@ def _cuda_timer() -> Callable[[Callable[[], None]], float]:
     return timed
 
 
-def _images(batch: int) -> np.ndarray:
+def _images(batch: int, shape: tuple[int, ...] = (3, 224, 224)) -> np.ndarray:
     rng = np.random.default_rng(0)
-    return rng.standard_normal((batch, 3, 224, 224), dtype=np.float32)
+    return rng.standard_normal((batch, *shape), dtype=np.float32)
+
+
+def _shape(artefact: dict) -> tuple[int, ...]:
+    return tuple(int(v) for v in artefact.get("input_shape") or (3, 224, 224))
 
 
 def import_runtime(config: dict, requested_device: str) -> Runtime:
@@ -113,7 +117,7 @@ def _load_onnx(artefact: dict, config: dict, runtime: Runtime) -> Loaded:
                "provider_fallback": want_cuda and not on_cuda}
     inp = sess.get_inputs()[0]
     dtype = np.float16 if "float16" in inp.type else np.float32
-    x_np = _images(int(config["batch_size"])).astype(dtype)
+    x_np = _images(int(config["batch_size"]), _shape(artefact)).astype(dtype)
     if on_cuda:
         xv = ort.OrtValue.ortvalue_from_numpy(x_np, "cuda", 0)
         binding = sess.io_binding()
@@ -158,7 +162,7 @@ def _load_torch(artefact: dict, config: dict, runtime: Runtime) -> Loaded:
         model = model.to(dev)
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
-    x = torch.from_numpy(_images(int(config["batch_size"]))).to(dev, dtype).contiguous(memory_format=fmt)
+    x = torch.from_numpy(_images(int(config["batch_size"]), _shape(artefact))).to(dev, dtype).contiguous(memory_format=fmt)
     metrics: dict[str, Any] = {"threads_used": torch.get_num_threads(), "artefact_format": artefact.get("format"),
                                "memory_format": config.get("memory_format", "contiguous")}
     if artefact.get("quant_engine"):

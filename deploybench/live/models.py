@@ -85,6 +85,9 @@ def accuracy_for(model: str, precision: str, backend: str) -> tuple[float | None
     if model in TEST_MODELS:
         return 0.001, "documented_fp32", "random (test model: chance level)"
     if model not in WEIGHTS:
+        w = _torchvision_default_weights(model)
+        if w is not None and precision in ("fp32", "fp16"):  # another torchvision classifier (deploybench tune)
+            return _top1(w), ("documented_fp32" if precision == "fp32" else "assumed_fp16_equals_fp32"), str(w)
         return None, "unknown", None
     if precision in ("fp32", "fp16"):
         w = weights_enum(model)
@@ -93,6 +96,20 @@ def accuracy_for(model: str, precision: str, backend: str) -> tuple[float | None
         w = weights_enum(model, quantized=True)
         return _top1(w), "documented_int8", str(w)
     return None, "unknown", None
+
+
+def _torchvision_default_weights(model: str) -> Any:
+    """torchvision's default weights of a classification model outside the zoo, or None."""
+    if ":" in model or "/" in model or model.endswith(".onnx"):
+        return None
+    try:
+        import torchvision.models as tvm
+
+        if model not in tvm.list_models(module=tvm):
+            return None
+        return tvm.get_model_weights(model).DEFAULT
+    except (ValueError, KeyError, AttributeError):
+        return None
 
 
 def cached_weights_path(model: str) -> str | None:

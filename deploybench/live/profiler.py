@@ -38,7 +38,7 @@ from typing import Any, Mapping
 from ..locking import exclusive_lock
 from .errors import classify_error
 
-__all__ = ["ProfileRequest", "Measurement", "profile", "MEASUREMENT_FORMAT", "STATUSES", "TESTING_ENV",
+__all__ = ["ProfileRequest", "Measurement", "profile", "prepare", "artefact_slot", "MEASUREMENT_FORMAT", "STATUSES", "TESTING_ENV",
            "EARLY_STOP_VIEW", "early_stop_view"]
 
 #: bump when the meaning of a Measurement field changes (readers check it). 2: deployment footprint
@@ -86,6 +86,8 @@ class ProfileRequest:
       ``max_retries``: redos of a disturbed measurement; ``quiet_wait_s``: longest wait for a quiet
       machine before a redo;
     - ``artefact_cache``: directory where prepared artefacts are kept between calls (None: per call);
+    - ``source``: a user's model (:class:`deploybench.live.sources.ModelSource` as JSON) whose label is
+      ``config["model"]``; None: the suite's zoo;
     - ``_debug_action``: test-only (``hang``, ``abort``, ``exit``, ``raise``, ``oom``), honoured only
       when ``DEPLOYBENCH_TESTING=1`` in the worker's environment; ``_debug_prepare`` the same for the
       prepare worker.
@@ -117,6 +119,7 @@ class ProfileRequest:
     max_retries: int = 3
     quiet_wait_s: float = 120.0
     artefact_cache: str | None = None
+    source: Mapping[str, Any] | None = None
     _debug_action: str | None = None
     _debug_prepare: str | None = None
 
@@ -385,6 +388,21 @@ def _failure(run: dict, what: str, limit_s: float, memory_limit_mb: float | None
             "info": {"exit_code": code}}
 
 
+def artefact_slot(request: ProfileRequest) -> str | None:
+    """The folder of ``request``'s artefact in ``request.artefact_cache`` (None without a cache); its
+    ``artefact.json`` describes the artefact (``artefact.path`` is the file a deployment loads)."""
+    from ..deployment_grid import artefact_key
+
+    if not request.artefact_cache:
+        return None
+    model, family, precision = artefact_key(request.config)
+    name = model
+    if request.source:  # a label may hold ':' or '/'; the file's fingerprint keeps versions apart
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in model)
+        name = f"{safe}-{request.source.get('fingerprint') or request.source.get('kind')}"
+    return os.path.join(request.artefact_cache, f"{name}-{family}-{precision}-{request.weights}")
+
+
 def _artefact(request: ProfileRequest, workdir: str) -> dict:
     """The prepared artefact of the request's configuration: from the cache, or prepared now.
 
@@ -393,11 +411,11 @@ def _artefact(request: ProfileRequest, workdir: str) -> dict:
 
     model, family, precision = artefact_key(request.config)
     payload = {"model": model, "family": family, "precision": precision, "weights": request.weights,
-               "allow_test_models": request.probe, "_debug_prepare": request._debug_prepare}
+               "allow_test_models": request.probe, "_debug_prepare": request._debug_prepare,
+               "source": dict(request.source) if request.source else None}
     cache = request.artefact_cache
-    slot = None
-    if cache:
-        slot = os.path.join(cache, f"{model}-{family}-{precision}-{request.weights}")
+    slot = artefact_slot(request)
+    if cache and slot:
         record_path = os.path.join(slot, "artefact.json")
         with exclusive_lock(slot + ".lock"):
             try:
@@ -449,6 +467,15 @@ def _artefact_metrics(art: Mapping[str, Any], request: ProfileRequest, check: Ma
         out["precision_executed"] = check.get("executed")
         out["precision_shares"] = check.get("shares")
     return {k: v for k, v in out.items() if v is not None}
+
+
+def prepare(request: ProfileRequest) -> dict:
+    """Only prepare (or reuse) the artefact of ``request.config``, in its own worker: a pre-flight check
+    that a user's model builds, exports and loads. Returns ``{"status": "ok", "artefact": {...},
+    "cost_s"}`` or a failure record with ``error``. The artefact outlives the call only in
+    ``request.artefact_cache``."""
+    with tempfile.TemporaryDirectory(prefix="deploybench-prepare-") as tmp:
+        return _artefact(request, tmp)
 
 
 def profile(request: ProfileRequest) -> Measurement:

@@ -103,7 +103,8 @@ def run_prepare(req: dict, rec: _Recorder, workdir: str) -> None:
 
         stage = "prepare"
         info = prepare_artefact(req["model"], req["family"], req["precision"], workdir,
-                                weights=req.get("weights", "auto"), allow_test_models=bool(req.get("allow_test_models")))
+                                weights=req.get("weights", "auto"), allow_test_models=bool(req.get("allow_test_models")),
+                                source=req.get("source"))
         rec.stages["prepare_s"] = round(time.perf_counter() - t, 4)
         peak, _ = mem.peak_mb()
         info["memory_prepare_peak_mb"] = None if peak is None else round(peak, 2)
@@ -124,6 +125,9 @@ def run_measure(req: dict, rec: _Recorder, workdir: str) -> None:
     request = ProfileRequest.from_dict(req)
     artefact = dict(req.get("artefact") or {})
     config = dict(request.config)
+    sys_path = (request.source or {}).get("sys_path")
+    if sys_path and sys_path not in sys.path:  # a user's factory module: a pickled module needs it to load
+        sys.path.insert(0, sys_path)
     stage = "import"
     try:
         _debug(request._debug_action)

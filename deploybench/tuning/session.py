@@ -1,0 +1,285 @@
+"""``deploybench.tune``: search a deployment of your model, then recommend one that survives re-measurement.
+
+Steps (each kept on disk under ``out_dir``, so an interrupted run resumes with ``resume=True``):
+
+1. **Pre-flight**: every model is prepared once at fp32 in its own worker (import, build, export): a
+   failing import path, a factory that raises or an ONNX file ONNX Runtime cannot load stops here
+   with the reason, before any search; so does a model whose parameters alone exceed the device memory.
+2. **Search**: the optimizer (default: the leaderboard's best built-in) runs ``budget`` live trials
+   through the suite's runner (``search/``: the case file, resumable like ``deploybench run``).
+3. **Re-measurement**: the top candidates are measured ``repeats`` more times in fresh processes
+   (``repeats.jsonl``, appended as they finish).
+4. **Recommendation** by :mod:`deploybench.recommendation`; the report (``report.json``,
+   ``report.md``, figures) and the recommended artefact (``deployment/``) are written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ..recommendation import CandidateVerdict, RecommendationRule, judge_candidate, recommend, select_candidates
+from ..task import EvalContext
+from .task import TuneInputError, TuneSpec, TuneTask
+
+__all__ = ["tune", "TuneResult"]
+
+
+@dataclass
+class TuneResult:
+    """What :func:`tune` found. ``status``: ``recommended``, ``no_feasible`` (no trial met the caps) or
+    ``no_robust`` (feasible trials, but no candidate held its feasibility over the repeats)."""
+
+    status: str
+    out_dir: str
+    message: str
+    objective: dict
+    trials: list[dict] = field(default_factory=list)
+    candidates: list[CandidateVerdict] = field(default_factory=list)
+    recommended: CandidateVerdict | None = None
+    alternatives: dict[str, CandidateVerdict] = field(default_factory=dict)
+    redone: int = 0
+    notes: list[str] = field(default_factory=list)
+    search_error: dict | None = None
+    deployment: dict | None = None
+    report_paths: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "recommended"
+
+
+def _sources(spec: TuneSpec) -> list[Any]:
+    from ..live.sources import SourceError, check_source, parse_model_source
+
+    sources = []
+    for text in spec.models:
+        try:
+            source = parse_model_source(text, spec.input_shape)
+            check_source(source)
+        except SourceError as exc:
+            raise TuneInputError(str(exc)) from None
+        sources.append(source)
+    labels = [s.label for s in sources]
+    if len(set(labels)) != len(labels):
+        raise TuneInputError(f"the same model is named twice: {labels}")
+    return sources
+
+
+def _preflight(task: TuneTask, prepare_fn: Callable[[Any], dict], on_line: Callable[[str], None]) -> None:
+    """Prepare each model at fp32 once: a model that cannot be built, exported or loaded stops the run."""
+    for label, source in task.sources.items():
+        backend = "onnxruntime" if source.kind == "onnx" or "pytorch_eager" not in task.grid.backends else "pytorch_eager"
+        config = {"model": label, "backend": backend, "precision": "fp32", "batch_size": task.grid.batch_sizes[0]}
+        request = task.request_for(config)
+        on_line(f"pre-flight: preparing {label} ({backend}, fp32) ...")
+        from ..locking import exclusive_lock
+
+        with exclusive_lock(task.spec.lock):
+            record = prepare_fn(request)
+        if record.get("status") != "ok":
+            message = str((record.get("error") or {}).get("message") or "no reason given")
+            first = next((ln for ln in message.splitlines() if ln.strip()), message).strip()
+            first = re.sub(r"^\[\w+\] (SourceError|ValueError): ", "", first)  # the worker's stage tag
+            raise TuneInputError(f"cannot prepare {label}: {first.strip()}")
+        art = record.get("artefact") or {}
+        param_mb = art.get("param_mb")
+        memory = task.device_profile.memory_mb
+        if memory and param_mb and param_mb > memory:
+            raise TuneInputError(f"{label} is too large for the device: its parameters alone take {param_mb:.0f} MB, "
+                                 f"the device {task.device_profile.name} has {memory:g} MB (--device-memory-mb)")
+
+
+def _progress(task: TuneTask, budget: int, on_line: Callable[[str], None]) -> Callable[[Any, dict], None]:
+    from ..reporting import format_value, short_config
+
+    state: dict[str, Any] = {"best": None}
+    metric = task.objective.metric
+    sign = 1.0 if task.objective.direction == "maximize" else -1.0
+
+    def on_trial(case: Any, record: dict) -> None:
+        o = record["outcome"]
+        m = o.get("metrics") or {}
+        if o.get("status") == "ok" and o.get("objective") is not None:
+            if state["best"] is None or sign * o["objective"] > sign * state["best"]:
+                state["best"] = o["objective"]
+        status = "early stop" if o.get("early_stopped") else o["status"]
+        if o.get("error"):
+            status += f" ({o['error'].get('kind')})"
+        shown = [f"{short}={format_value(m[k])}{unit}" for k, short, unit in
+                 (("latency_p95_ms", "p95", "ms"), ("memory_peak_mb", "mem", "MB"), ("throughput_sps", "tput", "/s"))
+                 if m.get(k) is not None]
+        best = "none yet" if state["best"] is None else format_value(state["best"])
+        redo = f", redone x{int(m['measurement_attempts']) - 1}" if m.get("measurement_attempts") else ""
+        on_line(f"[{record['trial'] + 1:>3}/{budget}] {short_config(record['config'])} -> {status} "
+                f"{' '.join(shown)} ({float(o.get('cost_s') or 0):.1f} s{redo}) | best {metric}: {best}")
+
+    return on_trial
+
+
+def _read_repeats(path: Path) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    if not path.exists():
+        return out
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue  # a torn last line from an interrupted run
+            out.setdefault(rec["key"], []).append(rec)
+    return out
+
+
+def _remeasure(task: TuneTask, candidates: list[dict], rule: RecommendationRule, path: Path,
+               on_line: Callable[[str], None]) -> list[CandidateVerdict]:
+    done = _read_repeats(path)
+    verdicts = []
+    with open(path, "a", encoding="utf-8") as fh:
+        for i, cand in enumerate(candidates, 1):
+            key = task.space.key(cand["config"])
+            records = done.get(key, [])
+            attempts = len(records)
+
+            def clean() -> int:
+                return sum(1 for r in records if not (r["outcome"].get("metrics") or {}).get("contaminated"))
+
+            while clean() < rule.repeats and attempts < 2 * rule.repeats:
+                attempts += 1
+                measurement = task.measure(task.request_for(cand["config"], EvalContext()))
+                outcome = task.outcome_from(measurement).to_dict()
+                data = measurement.to_dict() if hasattr(measurement, "to_dict") else dict(measurement)
+                rec = {"key": key, "config": cand["config"], "repeat": len(records), "outcome": outcome,
+                       "measurement": data}
+                fh.write(json.dumps(rec, allow_nan=False, default=str) + "\n")
+                fh.flush()
+                records.append(rec)
+                m = outcome.get("metrics") or {}
+                p95 = m.get("latency_p95_ms")
+                on_line(f"candidate {i}/{len(candidates)} repeat {clean()}/{rule.repeats}: "
+                        f"{'early stop' if outcome.get('early_stopped') else outcome['status']}"
+                        + (f" p95={p95:.2f} ms" if p95 is not None else "")
+                        + (" (contaminated: redone)" if m.get("contaminated") else ""))
+            verdicts.append(judge_candidate(key, cand["config"], cand["outcome"], [r["outcome"] for r in records], rule))
+    return verdicts
+
+
+def _no_feasible_message(task: TuneTask, trials: list[dict]) -> str:
+    if not trials:
+        return "no trial ran"
+    kinds = [((t["outcome"].get("error") or {}).get("kind")) for t in trials]
+    memory = task.device_profile.memory_mb
+    if memory and all(k == "oom" for k in kinds):
+        return (f"every configuration ran out of the device memory ({memory:g} MB): the model is too large for "
+                f"{task.device_profile.name}; try a larger --device-memory-mb or a smaller model")
+    measured = [t for t in trials if t["outcome"].get("violation")]
+    if not measured:
+        return f"no configuration ran to completion in {len(trials)} trials (see the trial table for the errors)"
+    closest = min(measured, key=lambda t: sum(t["outcome"]["violation"].values()))
+    from ..reporting import binding_constraint, short_config
+
+    binding = binding_constraint(closest["outcome"], [c.to_json() for c in task.constraints])
+    return (f"no configuration met the caps in {len(trials)} trials; the closest was {short_config(closest['config'])} "
+            f"({binding}). Loosen a cap, widen the space (--batch-sizes, --precisions) or raise --budget; "
+            "every trial is kept (resume with a larger budget)")
+
+
+def _copy_deployment(task: TuneTask, verdict: CandidateVerdict, out: Path) -> dict | None:
+    from ..live.profiler import artefact_slot
+
+    slot = artefact_slot(task.request_for(verdict.config))
+    try:
+        with open(os.path.join(slot or "", "artefact.json"), encoding="utf-8") as fh:
+            art = (json.load(fh).get("artefact") or {})
+    except (OSError, ValueError):
+        return None
+    src = art.get("path")
+    if not src or not os.path.exists(src):
+        return None
+    dest_dir = out / "deployment"
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    dest = dest_dir / os.path.basename(src)
+    shutil.copyfile(src, dest)
+    return {"path": str(dest), "format": art.get("format"), "quant_engine": art.get("quant_engine"),
+            "input_shape": art.get("input_shape"), "artefact_mb": art.get("artefact_mb")}
+
+
+def tune(spec: TuneSpec, out_dir: str | os.PathLike[str], *, resume: bool = False, overwrite: bool = False,
+         on_line: Callable[[str], None] = print, profile_fn: Callable[[Any], Any] | None = None,
+         prepare_fn: Callable[[Any], dict] | None = None, plugin_args: tuple[str, ...] = ()) -> TuneResult:
+    """Tune a deployment of ``spec.models`` under ``spec``'s caps; everything lands in ``out_dir``.
+
+    Raises :class:`TuneInputError` on bad input (nothing measured yet, or what was measured is kept);
+    ``profile_fn``/``prepare_fn`` replace the live profiler (tests)."""
+    from ..plugins import UsageError, create_plugin_manager
+    from ..runner import Case, RunOptions, run_case
+    from ..results import read_case_file
+
+    spec.validate()
+    sources = _sources(spec)
+    out = Path(out_dir)
+    spec_path = out / "spec.json"
+    if out.exists() and spec_path.exists() and not (resume or overwrite):
+        raise TuneInputError(f"{out} already holds a tune run; use --resume to continue it or --overwrite to replace it")
+    if overwrite and not resume and out.exists():
+        for name in ("search", "repeats.jsonl", "report.json", "report.md", "deployment"):
+            target = out / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    pm = create_plugin_manager(list(plugin_args))
+    try:
+        pm.get_optimizer_class(spec.optimizer)
+    except UsageError as exc:
+        raise TuneInputError(str(exc)) from None
+    task = TuneTask(spec, sources, artefact_dir=str(out / "artefacts"), profile_fn=profile_fn)
+    for note in task.notes:
+        on_line(f"note: {note}")
+    on_line(f"tune: {task.metadata.description}")
+    on_line(f"optimizer {spec.optimizer}, budget {spec.budget} trials"
+            + (f" or {spec.budget_seconds:g} s" if spec.budget_seconds else "") + f", space of {task.grid.size()} configurations")
+    if prepare_fn is None and profile_fn is None:
+        from ..live.profiler import prepare as prepare_fn
+    if prepare_fn is not None:
+        _preflight(task, prepare_fn, on_line)
+    spec_path.write_text(json.dumps({"spec": spec.to_json(), "sources": [s.to_json() for s in sources]}, indent=2))
+    case = Case(task="tune", target=task.device_profile.name, task_label="tune", optimizer=spec.optimizer,
+                seed=spec.seed, budget=spec.budget, budget_seconds=spec.budget_seconds, kind="live")
+    options = RunOptions(out_dir=str(out / "search"), resume=resume, overwrite=overwrite and not resume)
+    result = run_case(case, options, pm, on_trial=_progress(task, spec.budget, on_line), task=task)
+    if result.replayed:
+        on_line(f"resumed: {result.replayed} recorded trials replayed, not measured again")
+    trials = read_case_file(result.path).trials
+    rule = RecommendationRule(spec.candidates, spec.repeats, spec.confidence, spec.min_feasible_rate)
+    outcome = TuneResult(status="no_feasible", out_dir=str(out), message="", objective=task.objective.__dict__.copy(),
+                         trials=trials, notes=list(task.notes), search_error=result.error)
+    picked = select_candidates(trials, task.objective.direction, rule.candidates, key_fn=task.space.key)
+    if not picked:
+        outcome.message = _no_feasible_message(task, trials)
+    else:
+        on_line(f"re-measuring the top {len(picked)} candidates {rule.repeats}x each in fresh processes")
+        outcome.candidates = _remeasure(task, picked, rule, out / "repeats.jsonl", on_line)
+        chosen, alternatives = recommend(outcome.candidates, task.objective.direction, spec.latency_cap)
+        outcome.recommended, outcome.alternatives = chosen, alternatives
+        if chosen is None:
+            outcome.status = "no_robust"
+            outcome.message = ("no candidate held its feasibility over its repeats (" +
+                               "; ".join(f"{v.feasible}/{v.n} feasible" for v in outcome.candidates) +
+                               "): the caps sit inside the measurement noise of every candidate; loosen a cap or "
+                               "raise --budget (more candidates) and resume")
+        else:
+            outcome.status = "recommended"
+            outcome.deployment = _copy_deployment(task, chosen, out)
+            outcome.message = f"recommended after {chosen.feasible}/{chosen.n} feasible repeats"
+    outcome.redone = task.redone
+    from .report import write_report
+
+    outcome.report_paths = write_report(outcome, task, rule)
+    return outcome
