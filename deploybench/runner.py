@@ -80,6 +80,9 @@ class RunOptions:
     overwrite: bool = False
     #: evaluation time limit for in-process tasks (None: the task's own ``time_limit_s``, if any)
     eval_timeout_s: float | None = None
+    #: with ``resume``: a case completed with a smaller budget continues from its trials instead of
+    #: being run again (``deploybench tune --resume --budget N``: measured trials are never thrown away)
+    extend: bool = False
 
 
 @dataclass
@@ -377,6 +380,9 @@ def _previous_session(case: Case, path: Path, options: RunOptions, header: dict)
         return _Previous(CaseResult(case=case, status="completed", path=str(path), skipped=True, problems=problems,
                                     **{k: summary[k] for k in _SUMMARY_FIELDS}), [], problems)
     if previous.finished and previous.intact:
+        if options.extend and previous.completed and not same_budget \
+                and len(previous.trials) <= case.budget:
+            return _Previous(None, previous.trials, problems)  # extended: keep every measured trial
         if not same_budget:
             problems.append(f"resume: {path} was run with budget {previous.header.get('budget')}; "
                             f"rerun with budget {case.budget}")

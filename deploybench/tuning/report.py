@@ -133,7 +133,8 @@ def _figures(result: Any, task: Any, out: Path) -> dict[str, str]:
         ax.set_xlabel(x_metric)
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
-        ax.legend(loc="best", fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
     paths["tradeoff"] = str(out / "tradeoff.png")
     fig.savefig(paths["tradeoff"], dpi=110)

@@ -222,7 +222,7 @@ def tune(spec: TuneSpec, out_dir: str | os.PathLike[str], *, resume: bool = Fals
 
     spec.validate()
     sources = _sources(spec)
-    out = Path(out_dir)
+    out = Path(out_dir).resolve()  # workers run in their own folders: every path they get is absolute
     spec_path = out / "spec.json"
     if out.exists() and spec_path.exists() and not (resume or overwrite):
         raise TuneInputError(f"{out} already holds a tune run; use --resume to continue it or --overwrite to replace it")
@@ -252,7 +252,7 @@ def tune(spec: TuneSpec, out_dir: str | os.PathLike[str], *, resume: bool = Fals
     spec_path.write_text(json.dumps({"spec": spec.to_json(), "sources": [s.to_json() for s in sources]}, indent=2))
     case = Case(task="tune", target=task.device_profile.name, task_label="tune", optimizer=spec.optimizer,
                 seed=spec.seed, budget=spec.budget, budget_seconds=spec.budget_seconds, kind="live")
-    options = RunOptions(out_dir=str(out / "search"), resume=resume, overwrite=overwrite and not resume)
+    options = RunOptions(out_dir=str(out / "search"), resume=resume, overwrite=overwrite and not resume, extend=True)
     result = run_case(case, options, pm, on_trial=_progress(task, spec.budget, on_line), task=task)
     if result.replayed:
         on_line(f"resumed: {result.replayed} recorded trials replayed, not measured again")

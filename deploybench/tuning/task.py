@@ -10,8 +10,7 @@ run resumes like ``deploybench run``.
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 from ..deployment_grid import BATCH_SIZES, PRECISIONS, DeploymentGrid
@@ -262,7 +261,8 @@ class TuneTask(Task):
         self.redone = 0
         super().__init__(
             name="tune", version=self.VERSION, space=grid.space(), objective=objective,
-            constraints=spec.constraints(objective.metric == "accuracy"), default_budget=spec.budget,
+            # the budget is the run's, not the task's: a resumed run may extend it with the same task identity
+            constraints=spec.constraints(objective.metric == "accuracy"), default_budget=25,
             metadata=TaskMetadata(kind="live", family_param="model", target=self.device_profile.name,
                                   description=self.describe_line(objective)),
         )
