@@ -20,6 +20,6 @@ for MODEL in resnet18 mobilenet_v3_large; do
     --out "$OUT/tune-$MODEL" --resume
 done
 echo "== $(date -u +%FT%TZ) probe"
-$DB probe --table "$TABLE" --scenario edge_tight --nearest 4 --repeats 20 --device-profile cpu --lock "$LOCK" \
+$DB probe --table "$TABLE" --scenario edge_tight --nearest 4 --backends pytorch_eager,onnxruntime --repeats 20 --device-profile cpu --lock "$LOCK" \
   --out "$OUT/probe-edge_tight"
 echo "== $(date -u +%FT%TZ) done"

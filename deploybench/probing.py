@@ -123,9 +123,10 @@ def summarize_repeats(key: str, config: Mapping[str, Any], measurements: Sequenc
         redone=sum(max(0, int(m.get("attempts") or 1) - 1) for m in measurements))
 
 
-def select_near_caps(table: Any, caps: ProbeCaps, n: int, models: Sequence[str] | None = None) -> list[dict]:
+def select_near_caps(table: Any, caps: ProbeCaps, n: int, models: Sequence[str] | None = None,
+                     backends: Sequence[str] | None = None, precisions: Sequence[str] | None = None) -> list[dict]:
     """The ``n`` configurations of a recorded table whose median latency lies nearest the cap (ok
-    measurements only; ``models`` narrows the choice)."""
+    measurements only; ``models``, ``backends`` and ``precisions`` narrow the choice)."""
     scored = []
     for key in table.grid_keys():
         reps = [m for m in table.measurements.get(key, []) if m.get("status") == "ok" and not m.get("contaminated")]
@@ -134,7 +135,8 @@ def select_near_caps(table: Any, caps: ProbeCaps, n: int, models: Sequence[str] 
         if not values:
             continue
         config = dict(table.configs[key]) if hasattr(table, "configs") else json.loads(key)
-        if models and config.get("model") not in models:
+        if (models and config.get("model") not in models) or (backends and config.get("backend") not in backends) \
+                or (precisions and config.get("precision") not in precisions):
             continue
         scored.append((abs(median(values) - caps.latency_cap_ms) / caps.latency_cap_ms, key, config))
     scored.sort(key=lambda t: (t[0], t[1]))

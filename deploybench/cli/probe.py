@@ -34,6 +34,8 @@ def add_parser(sub: Any, pm: Any) -> None:
                                                                         "its latency cap (and use its caps)")
     p.add_argument("--nearest", type=int, default=4, help="how many configurations to select near the caps (4)")
     p.add_argument("--models", default=None, help="with --table: select among these models only (comma list)")
+    p.add_argument("--backends", default=None, help="with --table: select among these backends only (comma list)")
+    p.add_argument("--precisions", default=None, help="with --table: select among these precisions only (comma list)")
     p.add_argument("--model", action="append", default=[], metavar="MODEL",
                    help="a custom model named in --config (package.module:function or a .onnx file)")
     p.add_argument("--input-shape", default=None, metavar="C,H,W")
@@ -128,8 +130,11 @@ def run(args: argparse.Namespace, pm: Any) -> int:
             table = load_table(resolve_table(args.table))
         except (TableError, OSError, ValueError) as exc:
             raise UsageError(f"probe: {exc}") from None
-        models = [m.strip() for m in args.models.split(",")] if args.models else None
-        configs = select_near_caps(table, caps, args.nearest, models)
+        def listed(text: str | None) -> list[str] | None:
+            return [v.strip() for v in text.split(",") if v.strip()] if text else None
+
+        configs = select_near_caps(table, caps, args.nearest, listed(args.models), listed(args.backends),
+                                   listed(args.precisions))
         if not configs:
             raise UsageError(f"probe: table {table.name} has no measured configuration with {caps.latency_metric}")
         header = table.header
