@@ -2,7 +2,7 @@
 fresh folder, in the order a reader meets them.
 
 Commands in code blocks run as written, except those that measure on this machine (``--target live``,
-``doctor``, ``record``: minutes of live profiling), which run with ``--collect-only`` or ``--help``.
+``doctor``, ``record``, ``tune``, ``probe``: minutes of live profiling), which run with ``--collect-only`` or ``--help``.
 Commands quoted in prose run as written when they are complete; a synopsis (``[--format ...]``,
 placeholders such as ``CHUNK...`` or ``T``) or a bare command name runs as ``--help`` of the command it
 names, which still fails on a misspelt command.
@@ -50,7 +50,7 @@ def documented_commands() -> list[tuple[str, str, bool]]:
 
 
 def _is_slow(words: list[str]) -> bool:
-    return words[1] in ("doctor", "record") or "live" in [b for a, b in zip(words, words[1:]) if a == "--target"]
+    return words[1] in ("doctor", "record", "tune", "probe") or "live" in [b for a, b in zip(words, words[1:]) if a == "--target"]
 
 
 def runnable(command: str, fenced: bool) -> list[str]:
@@ -70,7 +70,8 @@ def test_every_documented_command_is_found():
     commands = [c for _, c, _ in documented_commands()]
     assert "deploybench run --optimizer tba --task edge_tight --seeds 5" in commands  # the main command
     assert "deploybench leaderboard --check" in commands
-    assert all(runnable(c, f)[0] in ("run", "list", "plugins", "leaderboard", "doctor", "record", "table", "--version")
+    assert all(runnable(c, f)[0] in ("run", "list", "plugins", "leaderboard", "doctor", "record", "table", "tune",
+                                                    "probe", "--version")
                for _, c, f in documented_commands())
 
 

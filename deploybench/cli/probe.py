@@ -98,6 +98,9 @@ def run(args: argparse.Namespace, pm: Any) -> int:
     from ..probing import configs_from_tune, probe, select_near_caps
     from ..tables import TableError, load_table, resolve_table
 
+    from .doctor import require_live_dependencies
+
+    require_live_dependencies("deploybench probe")
     chosen = [bool(args.config), bool(args.table), bool(args.from_tune)]
     if sum(chosen) != 1:
         raise UsageError("probe: give exactly one of --config, --table or --from-tune")

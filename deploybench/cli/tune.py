@@ -85,7 +85,9 @@ def run(args: argparse.Namespace, pm: Any) -> int:
     from ..recommendation import RecommendationRule
     from ..reporting import format_value, short_config
     from ..tuning import DEFAULT_TUNE_OPTIMIZER, TuneInputError, TuneSpec, tune
+    from .doctor import require_live_dependencies
 
+    require_live_dependencies("deploybench tune")
     spec = TuneSpec(
         models=tuple(args.models), input_shape=args.input_shape, p95_ms=args.p95_ms, p99_ms=args.p99_ms,
         memory_mb=args.memory_mb, min_throughput_sps=args.min_throughput, objective=args.objective,
