@@ -187,6 +187,15 @@ def test_bad_tune_input_is_refused_before_measuring(tmp_path, monkeypatch, kwarg
     assert not fake.calls
 
 
+def test_the_python_function_takes_the_command_line_options(tmp_path):
+    result = tune("resnet18", tmp_path / "run", p95_ms=10.0, objective="throughput", backends=("onnxruntime",),
+                  precisions=("fp32",), batch_sizes=(1,), threads=(1,), optimizer="random", budget=2, candidates=1,
+                  repeats=4, profile_fn=FakeDevice(), on_line=lambda s: None)
+    assert result.ok and result.recommended.config["batch_size"] == 1
+    with pytest.raises(TuneInputError, match="did you mean 'p95_ms'"):
+        tune("resnet18", tmp_path / "other", p95=10.0, profile_fn=FakeDevice(), on_line=lambda s: None)
+
+
 def test_default_optimizer_is_the_leaderboards_best():
     text = (ROOT / "leaderboard" / "README.md").read_text()
     across = text.split("## Across tasks", 1)[1]

@@ -21,7 +21,7 @@ import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from ..recommendation import CandidateVerdict, RecommendationRule, judge_candidate, recommend, select_candidates
 from ..task import EvalContext
@@ -116,8 +116,9 @@ def _progress(task: TuneTask, budget: int, on_line: Callable[[str], None]) -> Ca
                  if m.get(k) is not None]
         best = "none yet" if state["best"] is None else format_value(state["best"])
         redo = f", redone x{int(m['measurement_attempts']) - 1}" if m.get("measurement_attempts") else ""
-        on_line(f"[{record['trial'] + 1:>3}/{budget}] {short_config(record['config'])} -> {status} "
-                f"{' '.join(shown)} ({float(o.get('cost_s') or 0):.1f} s{redo}) | best {metric}: {best}")
+        on_line(" ".join(part for part in (f"[{record['trial'] + 1:>3}/{budget}]", short_config(record["config"]), "->",
+                                           status, *shown, f"({float(o.get('cost_s') or 0):.1f} s{redo})",
+                                           f"| best {metric}: {best}") if part))
 
     return on_trial
 
@@ -209,17 +210,40 @@ def _copy_deployment(task: TuneTask, verdict: CandidateVerdict, out: Path) -> di
             "input_shape": art.get("input_shape"), "artefact_mb": art.get("artefact_mb")}
 
 
-def tune(spec: TuneSpec, out_dir: str | os.PathLike[str], *, resume: bool = False, overwrite: bool = False,
-         on_line: Callable[[str], None] = print, profile_fn: Callable[[Any], Any] | None = None,
-         prepare_fn: Callable[[Any], dict] | None = None, plugin_args: tuple[str, ...] = ()) -> TuneResult:
-    """Tune a deployment of ``spec.models`` under ``spec``'s caps; everything lands in ``out_dir``.
+def tune(model: TuneSpec | str | Sequence[str], out_dir: str | os.PathLike[str] = "tune-results", *,
+         resume: bool = False, overwrite: bool = False, on_line: Callable[[str], None] = print,
+         profile_fn: Callable[[Any], Any] | None = None, prepare_fn: Callable[[Any], dict] | None = None,
+         plugin_args: tuple[str, ...] = (), **options: Any) -> TuneResult:
+    """Tune the deployment of a model under caps; everything lands in ``out_dir``.
 
-    Raises :class:`TuneInputError` on bad input (nothing measured yet, or what was measured is kept);
+    ``model`` is a :class:`TuneSpec`, or the model(s) with the spec's fields as keyword options, as on
+    the command line::
+
+        result = deploybench.tune("resnet18", p95_ms=20, memory_mb=512, device_profile="cpu", budget=25)
+        result.recommended.config, result.recommended.medians
+
+    Raises :class:`TuneInputError` on bad input (before measuring; what was measured is kept);
     ``profile_fn``/``prepare_fn`` replace the live profiler (tests)."""
     from ..plugins import UsageError, create_plugin_manager
     from ..runner import Case, RunOptions, run_case
     from ..results import read_case_file
 
+    if isinstance(model, TuneSpec):
+        if options:
+            raise TypeError("give either a TuneSpec or keyword options, not both")
+        spec = model
+    else:
+        from dataclasses import fields
+
+        from ..space import closest_name
+
+        known = [f.name for f in fields(TuneSpec) if f.name != "models"]
+        for name in options:
+            if name not in known:
+                hint = closest_name(name, known)
+                raise TuneInputError(f"unknown tune option {name!r}; options: {', '.join(known)}"
+                                     + (f"; did you mean {hint!r}?" if hint else ""))
+        spec = TuneSpec(models=(model,) if isinstance(model, str) else tuple(model), **options)
     spec.validate()
     sources = _sources(spec)
     out = Path(out_dir).resolve()  # workers run in their own folders: every path they get is absolute
