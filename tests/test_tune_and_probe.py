@@ -273,6 +273,21 @@ def test_probe_flip_rates_resume_and_pack_with_the_table(tmp_path):
     assert (tmp_path / "probe" / "flip-rates.png").exists() and "flip rate" in (tmp_path / "probe" / "probe.md").read_text()
 
 
+def test_probe_selects_a_tune_runs_trials_nearest_its_cap(tmp_path):
+    from deploybench.probing import configs_from_tune
+
+    tune(_spec(budget=6), tmp_path / "run", profile_fn=FakeDevice(), on_line=lambda s: None)
+    configs, saved = configs_from_tune(tmp_path / "run", 2)
+    assert saved["spec"]["p95_ms"] == 10.0 and len(configs) == 2
+    fake = FakeDevice()
+    distances = sorted(abs(fake(type("R", (), {"config": c})()).metrics["latency_p95_ms"] - 10.0) for c in configs)
+    trials = json.loads((tmp_path / "run" / "report.json").read_text())["trials"]
+    others = [abs(t["outcome"]["metrics"]["latency_p95_ms"] - 10.0) for t in trials if t["config"] not in configs]
+    assert others and max(distances) <= min(others) + 1e-9
+    with pytest.raises(ValueError, match="not a deploybench tune folder"):
+        configs_from_tune(tmp_path, 2)
+
+
 def test_summarize_repeats_counts_crashes_as_infeasible_and_skips_contaminated():
     caps = ProbeCaps("latency_p95_ms", 10.0)
     reps = [{"status": "ok", "metrics": {"latency_p95_ms": 9.0}}, {"status": "crashed", "error": {"kind": "oom"}},
