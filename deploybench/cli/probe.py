@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from ..exit_codes import ExitCode
-from .tune import add_device_options
+from .arguments import add_device_options
 
 __all__ = ["add_parser", "run"]
 

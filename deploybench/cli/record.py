@@ -11,16 +11,9 @@ from typing import Any
 
 from ..plugins import UsageError, unknown_name_message
 from ..tables import TableError
+from .arguments import csv_list
 
 SPACES = ("image_classification",)
-def _csv(kind: type = str):
-    def parse(text: str) -> list:
-        try:
-            return [kind(x.strip()) for x in text.split(",") if x.strip()]
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a comma-separated list of {kind.__name__}, got {text!r}") from None
-
-    return parse
 
 
 def add_parser(sub: Any, pm: Any) -> None:
@@ -46,9 +39,9 @@ def add_parser(sub: Any, pm: Any) -> None:
                                 ("batch-sizes", int, BATCH_SIZES), ("threads", int, THREADS),
                                 ("memory-formats", str, MEMORY_FORMATS),
                                 ("graph-optimizations", str, GRAPH_OPTIMIZATIONS)):
-        p.add_argument(f"--{flag}", type=_csv(kind), default=list(default),
+        p.add_argument(f"--{flag}", type=csv_list(kind), default=list(default),
                        help=f"the grid's {flag.replace('-', ' ')} (default: {','.join(map(str, default))})")
-        p.add_argument(f"--only-{flag}", type=_csv(kind), default=None,
+        p.add_argument(f"--only-{flag}", type=csv_list(kind), default=None,
                        help=f"measure only these {flag.replace('-', ' ')} now (chunking; the grid keeps --{flag})")
     p.add_argument("--lock", default=None, metavar="FILE",
                    help="hold an exclusive lock (flock) on FILE during each measurement: other jobs on this machine "

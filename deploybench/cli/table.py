@@ -11,14 +11,10 @@ from tabulate import tabulate
 from ..plugins import UsageError
 from ..recording import NEAR_CAP
 from ..tables import Table, TableError, load_table, pack_tables, resolve_table, write_table
+from .arguments import csv_list
 
 
 
-def _csv(kind: type = str):
-    def parse(text: str) -> list:
-        return [kind(x.strip()) for x in text.split(",") if x.strip()]
-
-    return parse
 
 
 def add_parser(sub: Any, pm: Any) -> None:
@@ -35,7 +31,7 @@ def add_parser(sub: Any, pm: Any) -> None:
     pack.add_argument("--out", required=True, help="packed table (.jsonl.gz to compress)")
     pack.add_argument("--name", default=None, help="table name (default: the output file name)")
     for flag, kind in (("models", str), ("backends", str), ("precisions", str), ("batch-sizes", int), ("threads", int)):
-        pack.add_argument(f"--{flag}", type=_csv(kind), default=None, help=f"keep only these {flag.replace('-', ' ')}")
+        pack.add_argument(f"--{flag}", type=csv_list(kind), default=None, help=f"keep only these {flag.replace('-', ' ')}")
     pack.add_argument("--partial", action="store_true", help="keep an incomplete grid (not replayable; for inspection)")
     pack.add_argument("--require-complete", action="store_true",
                       help="refuse to pack (exit 2) unless every configuration of the recorded grid is measured, "

@@ -9,30 +9,9 @@ import argparse
 from typing import Any
 
 from ..exit_codes import ExitCode
+from .arguments import add_device_options, csv_list
 
-__all__ = ["add_parser", "run", "add_device_options", "csv_list"]
-
-
-def csv_list(kind: type = str):
-    """argparse type: a comma-separated list of ``kind``."""
-    def parse(text: str) -> list:
-        try:
-            return [kind(x.strip()) for x in text.split(",") if x.strip()]
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of {kind.__name__}") from None
-
-    return parse
-
-
-def add_device_options(p: Any) -> None:
-    """Options shared by ``tune`` and ``probe``: the emulated device and the shared measurement lock."""
-    p.add_argument("--device-profile", default="host", metavar="NAME",
-                   help="the device to emulate: host (this machine), cpu (2 threads, 4 GiB), edge (2 threads, 1 GiB)")
-    p.add_argument("--device-memory-mb", type=float, default=None, metavar="MB",
-                   help="override the profile's memory: workers beyond it are killed (an oom crash)")
-    p.add_argument("--device-threads", type=int, default=None, metavar="N", help="override the profile's threads")
-    p.add_argument("--lock", default=None, metavar="FILE",
-                   help="hold an flock on FILE per measurement (share it with a table recorder)")
+__all__ = ["add_parser", "run"]
 
 
 def add_parser(sub: Any, pm: Any) -> None:
