@@ -49,7 +49,7 @@ def regret(run: Path, table) -> dict:
     batches = set(spec.get("batch_sizes") or [])
     truth, best_key, n = None, None, 0
     for key in table.grid_keys():
-        config = table.configs.get(key) or json.loads(key)
+        config = table.configs.get(key) or dict(json.loads(key))
         if config["model"] not in models or (backends and config["backend"] not in backends) \
                 or (batches and config["batch_size"] not in batches):
             continue
@@ -82,8 +82,11 @@ def main() -> None:
     runs = args.runs or sorted(Path("benchmarks/results").glob("tune-*"))
     table = load_table(args.table)
     rows = [regret(r, table) for r in runs if (r / "report.json").exists()]
-    print(tabulate([[r["run"], r["space_in_table"], r["status"], r.get("recommended", "-"), r.get("measured"),
-                     r.get("table_value"), r.get("feasible_in_table"), r["truth"], r["truth_config"],
+    def short(key: str | None) -> str:
+        return "-" if not key else " ".join(str(v) for k, v in json.loads(key) if k != "model")
+
+    print(tabulate([[r["run"], r["space_in_table"], r["status"], short(r.get("recommended")), r.get("measured"),
+                     r.get("table_value"), r.get("feasible_in_table"), r["truth"], short(r["truth_config"]),
                      None if r.get("regret_pct") is None else f"{r['regret_pct']:.1f} %"] for r in rows],
                    headers=["run", "configs in table", "status", "recommended", "tune median", "table median",
                             "feasible in table", "table optimum", "optimum config", "regret"], tablefmt="github"))

@@ -134,7 +134,7 @@ def select_near_caps(table: Any, caps: ProbeCaps, n: int, models: Sequence[str] 
         values = [float(v) for v in values if v is not None]
         if not values:
             continue
-        config = dict(table.configs[key]) if hasattr(table, "configs") else json.loads(key)
+        config = dict(table.configs.get(key) or json.loads(key))
         if (models and config.get("model") not in models) or (backends and config.get("backend") not in backends) \
                 or (precisions and config.get("precision") not in precisions):
             continue
