@@ -33,6 +33,6 @@ echo "== $(date -u +%FT%TZ) record $NAME (stop after $STOP_AFTER s)"
 $DB record --space image_classification --target live --device cpu --device-profile "$NAME" $GRID \
   --out "$RAW" --name "$NAME" --lock "$LOCK" --stop-after "$STOP_AFTER" --note "$NOTE"
 echo "== $(date -u +%FT%TZ) pack"
-$DB table pack "$RAW" --name "$NAME" --out "deploybench/tasks/tables/$NAME.jsonl.gz" --require-complete \
+$DB table pack "$RAW" --name "$NAME" --out "deploybench/tasks/tables/$NAME.jsonl.gz" --require-complete --require-repeats 5 \
   && $DB table info "deploybench/tasks/tables/$NAME.jsonl.gz"
 echo "== $(date -u +%FT%TZ) done"

@@ -34,7 +34,7 @@ from .locking import exclusive_lock
 from .tables import load_table, open_table_for_append
 
 __all__ = ["Recorder", "RecordingSummary", "NEAR_CAP", "DEFAULT_REPEATS_NEAR_CAP", "LIVE_TIME_LIMIT_S",
-           "near_a_cap", "recording_order"]
+           "near_a_cap", "recording_order", "missing_repeats"]
 
 NEAR_CAP = 0.3
 DEFAULT_REPEATS_NEAR_CAP = 5
@@ -244,10 +244,11 @@ class Recorder:
             summary.wall_s = time.time() - started
             table = load_table(self.out)
             summary.covered, summary.grid = table.coverage()
-            summary.clean_repeats_missing = _missing_repeats(table, self.repeats_near_cap)
+            summary.clean_repeats_missing = missing_repeats(table, self.repeats_near_cap)
 
 
-def _missing_repeats(table: Any, wanted: int) -> int:
+def missing_repeats(table: Any, wanted: int) -> int:
+    """Configurations near a scenario cap (±30 %) with fewer than ``wanted`` clean repeats."""
     from .tasks.deployment import scenarios
 
     scen = list(scenarios().values())

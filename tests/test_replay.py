@@ -333,3 +333,16 @@ def test_an_unknown_target_names_the_known_ones_and_exits_2(capsys):
     assert main(["run", "-o", "random", "-t", "edge_tight", "--target", "h10", "--collect-only"]) == 2
     err = capsys.readouterr().err
     assert "unknown target 'h10' for task 'edge_tight'" in err and "live" in err and "recorded table" in err
+
+
+def test_pack_can_require_the_repeats_near_the_caps(tmp_path, cli):
+    grid = dict(models=["mobilenet_v2"], backends=["pytorch_eager"], precisions=["fp32"], batch_sizes=[1, 8])
+    # batch 1 lies at 19 ms, within ±30 % of edge_tight's 20 ms p95 cap: it needs 3 repeats; batch 8 does not
+    chunk = _write(tmp_path / "c.jsonl", grid_space(**grid, threads=[1]), {
+        ("mobilenet_v2", "fp32", 1): [_measurement(19.0), _measurement(21.0)], ("mobilenet_v2", "fp32", 8): [_measurement(400.0)]}, threads=1)
+    short = cli("table", "pack", str(chunk), "--out", str(tmp_path / "t.jsonl.gz"), "--require-repeats", "3")
+    assert short.returncode == 2 and "1 configurations near a scenario cap have fewer than 3" in short.stderr
+    assert not (tmp_path / "t.jsonl.gz").exists()
+    ok = cli("table", "pack", str(chunk), "--out", str(tmp_path / "t.jsonl.gz"), "--require-repeats", "2")
+    assert ok.returncode == 0, ok.stderr
+    assert (tmp_path / "t.jsonl.gz").exists()

@@ -36,6 +36,9 @@ def add_parser(sub: Any, pm: Any) -> None:
     pack.add_argument("--require-complete", action="store_true",
                       help="refuse to pack (exit 2) unless every configuration of the recorded grid is measured, "
                            "instead of dropping values to complete it")
+    pack.add_argument("--require-repeats", type=int, default=None, metavar="N",
+                      help="refuse to pack (exit 2) unless every configuration whose latency lies within ±30 %% of "
+                           "a scenario cap has N clean repeats (the recorder's passes near the caps are done)")
     pack.add_argument("--note", default=None, help="a note stored in the provenance")
     pack.add_argument("--prefer-load-below", type=float, default=None, metavar="L",
                       help="per configuration, keep only repeats recorded at a 1-minute load average <= L when "
@@ -74,6 +77,13 @@ def _pack(args: Any) -> int:
         raise UsageError(f"the recorded grid is not complete yet (packing would drop {p}={v} and "
                          f"{len(result.dropped) - 1} more values); record the rest first, or pack without "
                          "--require-complete to ship the complete part")
+    if args.require_repeats is not None:
+        from ..recording import missing_repeats
+
+        short = sum(missing_repeats(t, args.require_repeats) for t in tables)
+        if short:
+            raise UsageError(f"{short} configurations near a scenario cap have fewer than {args.require_repeats} clean "
+                             "repeats; resume the recording (its later passes add them) before packing")
     write_table(args.out, result.header, result.records)
     space = result.space
     size = sum(1 for _ in space.grid())
