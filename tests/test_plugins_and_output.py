@@ -263,3 +263,18 @@ def test_doctor_prints_each_probe_as_it_finishes(cli, tmp_path, monkeypatch):
     assert [n for n, _ in progress] == list(range(1, len(seen) + 1))  # each line printed right after its probe
     assert "FAILS (unsupported: no fp16 kernel on this CPU)" in progress[1][1]
     assert "FAILS" in proc.stdout.split("\n\n")[1]  # then the table
+
+
+def test_every_package_in_the_source_tree_is_installed():
+    """A sub-package missing from pyproject's explicit list works from a checkout (the tests import the
+    source) and breaks for every user of the installed wheel: the list must name each one."""
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    config = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(config["packages"])
+    for name, folder in config["package-dir"].items():
+        for init in (root / folder).rglob("__init__.py"):
+            rel = init.parent.relative_to(root / folder)
+            package = ".".join([name, *rel.parts]) if rel.parts else name
+            assert package in listed, f"{package} ({init.parent}) is not in pyproject.toml's packages"
