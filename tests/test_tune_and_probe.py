@@ -158,6 +158,15 @@ def test_tune_without_a_feasible_configuration_keeps_every_trial(tmp_path):
     assert json.loads((tmp_path / "run" / "report.json").read_text())["status"] == "no_feasible"
 
 
+def test_unknown_accuracy_is_announced_and_explained(tmp_path):
+    lines: list[str] = []
+    result = tune(_spec(objective="accuracy", precisions=("int8_static",), budget=2), tmp_path / "run",
+                  profile_fn=FakeDevice(), on_line=lines.append)
+    assert any("onnxruntime int8_static have no documented accuracy for resnet18" in line for line in lines)
+    assert result.status == "no_feasible" and "accuracy is documented nowhere" in result.message
+    assert "--objective throughput" in result.message
+
+
 def test_every_oom_says_the_model_is_too_large(tmp_path):
     def oom(request):
         return Measurement("crashed", error={"kind": "oom", "message": "killed"}, cost_s=1.0)

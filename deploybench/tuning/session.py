@@ -185,6 +185,12 @@ def _no_feasible_message(task: TuneTask, trials: list[dict]) -> str:
     from ..reporting import binding_constraint, short_config
 
     binding = binding_constraint(closest["outcome"], [c.to_json() for c in task.constraints])
+    if binding.startswith("accuracy_unknown"):
+        return (f"no configuration met the caps in {len(trials)} trials: the closest, "
+                f"{short_config(closest['config'])}, met the latency and memory caps but its accuracy is documented "
+                "nowhere (ONNX Runtime int8 and PyTorch dynamic int8 have no published figure), and the objective is "
+                "accuracy. Use --objective throughput, measure accuracy with --data, or leave those precisions out "
+                "(--precisions fp32,fp16); every trial is kept (resume with --resume)")
     return (f"no configuration met the caps in {len(trials)} trials; the closest was {short_config(closest['config'])} "
             f"({binding}). Loosen a cap, widen the space (--batch-sizes, --precisions) or raise --budget; "
             "every trial is kept (resume with a larger budget)")

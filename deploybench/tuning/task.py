@@ -239,6 +239,21 @@ def tune_grid(spec: TuneSpec, sources: Sequence[Any], device: Any) -> tuple[Depl
     return grid, notes
 
 
+def _unknown_accuracy_notes(grid: DeploymentGrid) -> list[str]:
+    """Which (model, backend, precision) combinations of the grid have no documented accuracy: under an
+    accuracy objective they run but can never be feasible, and the user should know before the search."""
+    from ..live.models import accuracy_for
+
+    unknown = sorted({f"{b} {p}" for m in grid.models for b in grid.backends for p in grid.precisions
+                      if accuracy_for(m, p, b)[0] is None})
+    if not unknown:
+        return []
+    which = grid.models[0] if len(grid.models) == 1 else "some of the models"
+    return [f"objective accuracy: {', '.join(unknown)} have no documented accuracy for {which}, so those "
+            "configurations count as infeasible; --objective throughput ranks "
+            "them by speed, --data measures their accuracy, --precisions leaves them out"]
+
+
 class TuneTask(Task):
     """Live measurements of the user's models under the user's caps (see the module docstring).
 
@@ -256,6 +271,8 @@ class TuneTask(Task):
         objective = resolve_objective(spec, sources)
         grid, self.notes = tune_grid(spec, sources, self.device_profile)
         self.grid = grid
+        if objective.metric == "accuracy" and not spec.data_dir:
+            self.notes += _unknown_accuracy_notes(grid)
         self.artefact_dir = artefact_dir
         self._profile_fn = profile_fn
         self.redone = 0
