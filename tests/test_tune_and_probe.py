@@ -150,6 +150,22 @@ def test_tune_resumes_without_measuring_again(tmp_path):
     assert any("resumed: 3 recorded trials" in line for line in lines)
 
 
+def test_an_interrupted_remeasurement_resumes_where_it_stopped(tmp_path):
+    fake = FakeDevice()
+
+    def interrupted(request):
+        if sum(fake.calls.values()) == 3 + 2:  # the search's 3 trials, then 2 repeats, then Ctrl-C
+            raise KeyboardInterrupt
+        return fake(request)
+
+    with pytest.raises(KeyboardInterrupt):
+        tune(_spec(budget=3, candidates=1), tmp_path / "run", profile_fn=interrupted, on_line=lambda s: None)
+    assert len((tmp_path / "run" / "repeats.jsonl").read_text().splitlines()) == 2
+    result = tune(_spec(budget=3, candidates=1), tmp_path / "run", profile_fn=fake, on_line=lambda s: None, resume=True)
+    assert result.ok and result.recommended.n == 4
+    assert sum(fake.calls.values()) == 3 + 4  # nothing measured twice: 2 repeats were kept, 2 were added
+
+
 def test_tune_without_a_feasible_configuration_keeps_every_trial(tmp_path):
     result = tune(_spec(p95_ms=0.5, budget=4), tmp_path / "run", profile_fn=FakeDevice(), on_line=lambda s: None)
     assert result.status == "no_feasible" and not result.ok and len(result.trials) == 4
