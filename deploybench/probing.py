@@ -75,6 +75,8 @@ class ProbeSummary:
     statuses: dict
     contaminated: int
     redone: int
+    #: every clean repeat in order: status, feasible, the latency metric, executed device and precision
+    per_repeat: list = field(default_factory=list)
 
     def to_json(self) -> dict:
         data = dict(self.__dict__)
@@ -114,13 +116,18 @@ def summarize_repeats(key: str, config: Mapping[str, Any], measurements: Sequenc
     devices = Counter(str((m.get("metrics") or {}).get("device_executed") or "unknown") for m in clean)
     precisions = Counter(str((m.get("metrics") or {}).get("precision_executed") or "unknown") for m in clean)
     statuses = Counter(str(m.get("status")) for m in clean)
+    per_repeat = [{"status": m.get("status"), "feasible": caps.feasible(m),
+                   caps.latency_metric: (m.get("metrics") or {}).get(caps.latency_metric),
+                   "device_executed": (m.get("metrics") or {}).get("device_executed"),
+                   "precision_executed": (m.get("metrics") or {}).get("precision_executed"),
+                   "attempts": int(m.get("attempts") or 1)} for m in clean]
     return ProbeSummary(
         key=key, config=dict(config), n=n, feasible=k, phi=(k / n) if n else None,
         phi_interval=clopper_pearson_two_sided(k, n, confidence), flip_rate=rho, flip_interval=rho_ci,
         latency=latency, distance_to_cap=None if distance is None else round(distance, 4), devices=dict(devices),
         precisions=dict(precisions), statuses=dict(statuses),
         contaminated=sum(1 for m in measurements if m.get("contaminated")),
-        redone=sum(max(0, int(m.get("attempts") or 1) - 1) for m in measurements))
+        redone=sum(max(0, int(m.get("attempts") or 1) - 1) for m in measurements), per_repeat=per_repeat)
 
 
 def select_near_caps(table: Any, caps: ProbeCaps, n: int, models: Sequence[str] | None = None,

@@ -289,6 +289,8 @@ def test_probe_flip_rates_resume_and_pack_with_the_table(tmp_path):
     s0 = flips[table.space.key(picked[0])]
     s1 = flips[table.space.key(picked[1])]
     assert (s0.feasible, s0.n, s0.flip_rate) == (2, 4, 0.5) and s1.flip_rate == 0.0 and s1.devices == {"cpu": 4}
+    assert [r["feasible"] for r in s0.per_repeat] == [True, False, True, False]
+    assert all(r["device_executed"] == "cpu" for r in s0.per_repeat)
     again = probe(picked, caps, tmp_path / "probe", repeats=4, table_header=table.header, profile_fn=alternating,
                   on_line=lambda s: None)
     assert again.new == 0 and sum(calls.values()) == 8
