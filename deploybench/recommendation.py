@@ -38,15 +38,10 @@ def feasibility_lower_bound(k: int, n: int, confidence: float) -> float:
 
 
 def clopper_pearson_two_sided(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Exact two-sided interval of a binomial rate ``k / n`` ((0, 1) when ``n`` is 0)."""
-    if n <= 0:
-        return 0.0, 1.0
-    from scipy.stats import beta
+    """Exact two-sided interval of a binomial rate ``k / n`` ((0, 1) when ``n`` is 0); the one ``table info`` shows."""
+    from .table_report import clopper_pearson
 
-    alpha = 1.0 - confidence
-    lo = 0.0 if k == 0 else float(beta.ppf(alpha / 2, k, n - k + 1))
-    hi = 1.0 if k == n else float(beta.ppf(1 - alpha / 2, k + 1, n - k))
-    return lo, hi
+    return clopper_pearson(k, n, confidence)
 
 
 def flip_rate(k: int, n: int, confidence: float = 0.95) -> tuple[float | None, tuple[float, float]]:
