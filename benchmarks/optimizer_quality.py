@@ -64,7 +64,7 @@ def run_one(job: tuple) -> dict:
     from deploybench.task import EvalContext
 
     task_name, name, budget, seed, *extra = job
-    params, seconds = (extra + [{}, None])[:2] if extra else ({}, None)
+    params, seconds = (list(extra) + [{}, None][len(extra):])[:2]
     pm = create_plugin_manager()
     task = pm.get_task_spec(task_name).build()
     opt = pm.get_optimizer_class(name)(task.space, objective=task.objective, constraints=task.constraints,

@@ -166,6 +166,36 @@ class MixedCodec:
                 rows[idx, j] = snapped
         return rows
 
+    def box(self, centre: np.ndarray, n: int, length: float, rng: np.random.Generator,
+            p_categorical: float = 0.2) -> np.ndarray:
+        """``n`` rows drawn uniformly from a trust region around one raw ``centre`` row: every numeric
+        or ordinal column within ``length / 2`` of the centre in unit space, and at least one grid step
+        for integers and ordinals so a small region still moves them (clipped to [0, 1], snapped to its
+        grid); every categorical kept or, with probability ``p_categorical``, changed to another choice
+        (a region in Hamming distance, as mixed-space trust regions do)."""
+        rows = np.repeat(np.asarray(centre, dtype=float)[None, :], n, axis=0)
+        for j, p in enumerate(self.params):
+            if isinstance(p, Categorical):
+                k = len(p.choices)
+                if k > 1:
+                    flip = rng.random(n) < p_categorical
+                    rows[flip, j] = (rows[flip, j] + rng.integers(1, k, size=int(flip.sum()))) % k
+                continue
+            half = max(length / 2, self.grid_step(p))
+            rows[:, j] = np.clip(rows[:, j] + rng.uniform(-half, half, size=n), 0.0, 1.0)
+        return self.snap(rows)
+
+    def grid_step(self, p: Any) -> float:
+        """The largest gap between neighbouring grid points of an integer or ordinal in unit space
+        (0 for a float)."""
+        if isinstance(p, Ordinal):
+            units = np.sort(self._ordinal_units[p.name])
+        elif isinstance(p, Integer) and p.high > p.low:
+            units = np.unique(self._snap_integer(p, np.linspace(0, 1, min(p.high - p.low + 1, 4096))))
+        else:
+            return 0.0
+        return float(np.diff(units).max()) if len(units) > 1 else 0.0
+
     # -- conversions -----------------------------------------------------------------------------
     def from_configs(self, configs: Sequence[Mapping[str, Any]], rng: np.random.Generator | None = None) -> np.ndarray:
         """Raw rows of measured configs; inactive parameters get a value (random, or the middle) so

@@ -9,13 +9,14 @@ import pytest
 from scipy.optimize import approx_fprime
 from scipy.stats import norm
 
-from deploybench import EvalContext
+from deploybench import Categorical, EvalContext
 from deploybench.tasks.synthetic import CrashyBranin, HierarchicalRosenbrock
 from deploybench.testing import toy_task
 from deploybench_optimizers.acquisition import log_expected_improvement, rounded
 from deploybench_optimizers.cbo_plus import ConstrainedBOPlus
 from deploybench_optimizers.codec import MixedCodec
 from deploybench_optimizers.gp import GaussianProcess
+from deploybench_optimizers.trust_region import TrustRegion
 from test_optimizers import GridTask
 
 SPACES = {"toy": toy_task().space, "rosenbrock": HierarchicalRosenbrock().space, "grid": GridTask().space,
@@ -38,6 +39,64 @@ def test_codec_matrices_are_valid_configs_with_the_shared_encoding(name):
     starts = [codec.decode(row) for row in raw[:20]]
     changed = [space.key(codec.decode(row)) != space.key(starts[i % 20]) for i, row in enumerate(moved)]
     assert all(changed)
+
+
+@pytest.mark.parametrize("name", sorted(SPACES))
+def test_codec_box_stays_within_half_a_side_of_its_centre_on_the_grid(name):
+    space = SPACES[name]
+    codec = MixedCodec(space)
+    rng = np.random.default_rng(3)
+    centre = codec.sample(1, rng)[0]
+    rows = codec.box(centre, 400, 0.2, rng, p_categorical=0.25)
+    for row in rows:
+        space.validate(codec.decode(row))
+    categorical = np.array([isinstance(p, Categorical) for p in codec.params])
+    numeric = ~categorical
+    # numerics within half a side, or one grid step where the grid is coarser, plus the snap to the grid
+    half = np.array([max(0.1, codec.grid_step(p)) + codec.grid_step(p) / 2 + 1e-12 for p in codec.params])
+    assert np.all(np.abs(rows[:, numeric] - centre[numeric]) <= half[numeric])
+    assert np.all(np.ptp(rows[:, numeric], axis=0) > 0)  # it does sample the box, not only the centre
+    if categorical.any():
+        changed = (rows[:, categorical] != centre[categorical]).mean()
+        assert 0.15 < changed < 0.35
+
+
+def test_trust_region_grows_on_successes_shrinks_on_failures_and_restarts():
+    region = TrustRegion(initial=0.8, minimum=0.1, success_tolerance=2, failure_tolerance=3)
+    region.start(-10.0)
+    region.update(-5.0)
+    region.update(-1.0)
+    assert region.length == 1.0 and region.best == -1.0  # doubled, capped at the whole cube
+    for value in (-1.0005, None, -3.0):  # a gain below 0.1 % of |best| is no success
+        region.update(value)
+    assert region.length == 0.5
+    for _ in range(9):
+        region.update(None)
+    assert region.length == 0.8 and region.restarts == 1  # 0.5 → 0.25 → 0.125 → below 0.1: restart
+    with pytest.raises(ValueError, match="minimum <= initial"):
+        TrustRegion(initial=0.05, minimum=0.1)
+
+
+def test_cbo_plus_searches_its_trust_region_between_global_steps():
+    task = HierarchicalRosenbrock()
+    opt = ConstrainedBOPlus(task.space, objective=task.objective, constraints=task.constraints, budget=30,
+                            seed=0, tr_length=0.1, tr_success=99, tr_failure=99, tr_global_every=3,
+                            n_local=0, refine_rounds=0)
+    codec = MixedCodec(task.space)
+    local = []
+    for i in range(18):
+        incumbent = opt._incumbent()
+        c = opt.ask()
+        if i >= opt._n_initial() and incumbent is not None and incumbent["mode"] == c["mode"]:
+            step = i - opt._n_initial()
+            gap = np.abs(codec.from_configs([c])[0] - codec.from_configs([incumbent])[0])
+            numeric = [j for j, p in enumerate(codec.params) if not isinstance(p, Categorical) and p.name in c]
+            bound = np.array([max(0.05, codec.grid_step(p)) * 1.5 + 1e-12 for p in codec.params])
+            local.append((step % 3 == 2, bool(np.all(gap[numeric] <= bound[numeric]))))
+        opt.tell(c, task.evaluate(c, EvalContext(seed=0, trial=i)))
+    assert opt._region.length == 0.1
+    assert local and all(inside for is_global, inside in local if not is_global)
+    assert not all(inside for is_global, inside in local if is_global)
 
 
 def test_codec_round_trips_measured_configs_and_keys_dedupe():
