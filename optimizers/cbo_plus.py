@@ -89,6 +89,9 @@ class ConstrainedBOPlus(ConstrainedBO):
         self.tr_success = tr_success
         self.tr_failure = tr_failure
         self.tr_global_every = tr_global_every
+        if tr_global_every < 0 or tr_success < 1 or tr_failure < 1:
+            raise ValueError(f"tr_global_every must be >= 0 (0: never) and tr_success, tr_failure >= 1, got "
+                             f"{tr_global_every}, {tr_success}, {tr_failure}")
         self._region = TrustRegion(initial=tr_length, minimum=min(tr_min_length, tr_length),
                                    success_tolerance=tr_success, failure_tolerance=tr_failure)
 

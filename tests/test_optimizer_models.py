@@ -75,6 +75,9 @@ def test_trust_region_grows_on_successes_shrinks_on_failures_and_restarts():
     assert region.length == 0.8 and region.restarts == 1  # 0.5 → 0.25 → 0.125 → below 0.1: restart
     with pytest.raises(ValueError, match="minimum <= initial"):
         TrustRegion(initial=0.05, minimum=0.1)
+    task = HierarchicalRosenbrock()
+    with pytest.raises(ValueError, match="tr_global_every must be >= 0"):
+        ConstrainedBOPlus(task.space, objective=task.objective, constraints=task.constraints, tr_global_every=-1)
 
 
 def test_cbo_plus_searches_its_trust_region_between_global_steps():
