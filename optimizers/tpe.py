@@ -9,6 +9,7 @@ import optuna
 
 from deploybench import Optimizer, Outcome
 
+from .design import initial_design_size
 from .optuna_policy import CONSTRAINT_KEY, constraint_value, frozen_trial, quiet_optuna, suggest_config, trial_value
 
 
@@ -93,7 +94,8 @@ class OptunaStudyMixin:
 class TPE(OptunaStudyMixin, Optimizer):
     """Optuna's TPE sampler with the shared crash policy (see ``optuna_policy``).
 
-    Defaults follow the reference baseline: ``n_startup_trials = max(3, budget // 5)``, independent
+    Defaults follow the reference baseline: ``n_startup_trials = max(3, budget // 5)`` (at most 10, the
+    shared ``design.initial_design_size``: the reference never ran above 50 trials), independent
     (univariate) TPE, everything else Optuna's default. Fixes relative to the reference: crashes are
     ranked below every infeasible trial (no -inf values); one domain for all optimizers
     (ordinals are searched over their listed values only); a duplicate suggestion is closed as FAIL
@@ -104,7 +106,7 @@ class TPE(OptunaStudyMixin, Optimizer):
 
     Parameters
     ----------
-    n_startup_trials: random trials before TPE starts (None: ``max(3, budget // 5)``).
+    n_startup_trials: random trials before TPE starts (None: ``design.initial_design_size(budget)``).
     multivariate, group: Optuna's multivariate / group TPE (off in the reference baseline).
     """
 
@@ -117,7 +119,7 @@ class TPE(OptunaStudyMixin, Optimizer):
         self.n_startup_trials = n_startup_trials
         self.multivariate = multivariate
         self.group = group
-        startup = n_startup_trials if n_startup_trials is not None else max(3, budget // 5)
+        startup = n_startup_trials if n_startup_trials is not None else initial_design_size(budget)
         self._init_study(n_startup_trials=startup, multivariate=multivariate, group=group, seed=seed)
 
     def ask(self) -> dict[str, Any]:

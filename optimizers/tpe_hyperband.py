@@ -17,6 +17,7 @@ from optuna.trial import TrialState
 from deploybench import Optimizer, OptimizerTags, Outcome
 from deploybench.fidelity import Suggestion
 
+from .design import initial_design_size
 from .optuna_policy import CONSTRAINT_KEY, constraint_value, quiet_optuna, suggest_config, to_optuna_params, trial_value
 
 __all__ = ["TPEHyperband"]
@@ -27,7 +28,7 @@ class TPEHyperband(Optimizer):
 
     Parameters
     ----------
-    n_startup_trials: random trials before TPE starts (None: ``max(3, budget // 5)``).
+    n_startup_trials: random trials before TPE starts (None: ``design.initial_design_size(budget)``).
     reduction_factor: Hyperband's η (the share of trials promoted per rung is about 1/η).
     """
 
@@ -41,7 +42,7 @@ class TPEHyperband(Optimizer):
         self.n_startup_trials = n_startup_trials
         self.reduction_factor = reduction_factor
         quiet_optuna()
-        startup = n_startup_trials if n_startup_trials is not None else max(3, min(budget, 100) // 5)
+        startup = n_startup_trials if n_startup_trials is not None else initial_design_size(budget)
         sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
         pruner = optuna.pruners.HyperbandPruner(min_resource=1, max_resource=2, reduction_factor=reduction_factor)
         self._study = optuna.create_study(direction=objective.direction, sampler=sampler, pruner=pruner)

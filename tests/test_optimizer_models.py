@@ -195,3 +195,15 @@ def test_cbo_plus_learns_to_avoid_crashes_and_violations():
                 late.append(o.feasible)
     # uniform sampling is feasible a third of the time (about 21 % crash, 45 % infeasible)
     assert np.mean(late) > 0.75
+
+
+def test_shared_initial_design_is_a_fifth_of_the_budget_but_never_the_whole_of_a_seconds_run():
+    from deploybench_optimizers.design import MAX_INITIAL_DESIGN, initial_design_size
+    from deploybench_optimizers.tpe import TPE
+
+    assert [initial_design_size(b) for b in (5, 15, 30, 50)] == [3, 3, 6, 10]
+    assert initial_design_size(400) == MAX_INITIAL_DESIGN == 10  # a trial cap under a seconds budget
+    task = CrashyBranin()
+    opt = TPE(task.space, objective=task.objective, constraints=task.constraints, budget=400, seed=0)
+    # TPE leaves random sampling after 10 trials; with the uncapped rule it would sample at random for 80
+    assert opt._study.sampler._n_startup_trials == 10
