@@ -207,3 +207,32 @@ def test_shared_initial_design_is_a_fifth_of_the_budget_but_never_the_whole_of_a
     opt = TPE(task.space, objective=task.objective, constraints=task.constraints, budget=400, seed=0)
     # TPE leaves random sampling after 10 trials; with the uncapped rule it would sample at random for 80
     assert opt._study.sampler._n_startup_trials == 10
+
+
+@pytest.mark.parametrize("scope", ["feasible", "crash"])
+def test_cbo_plus_threshold_scope_decides_whether_probable_violations_are_candidates(scope, monkeypatch):
+    task = CrashyBranin()
+    opt = ConstrainedBOPlus(task.space, objective=task.objective, constraints=task.constraints, budget=30, seed=0,
+                            threshold_scope=scope)
+    for i in range(10):
+        c = opt.ask()
+        opt.tell(c, task.evaluate(c, EvalContext(seed=0, trial=i)))
+    raw, active = opt._candidates()
+    ran = [(c, o) for c, o in opt._history if o.ran and o.objective is not None and not o.early_stopped]
+    feasible_mask = np.array([o.feasible for _, o in ran], dtype=bool)
+    assert feasible_mask.any()
+    opt._targets = opt._objective_targets(ran)
+    opt._objective_gp.fit(task.space.encode_many([c for c, _ in ran]), opt._targets)
+    half = len(raw) // 2
+    p_constraints = np.where(np.arange(len(raw)) < half, 0.3, 0.99)  # runs surely; first half probably violates
+    monkeypatch.setattr(opt._feasibility, "log_p_no_crash", lambda history, Xc: np.zeros(len(Xc)))
+    monkeypatch.setattr(opt._feasibility, "log_p_constraints", lambda history, Xc: np.log(p_constraints[:len(Xc)]))
+    acq = opt._acquisition(raw, active, ran, feasible_mask)
+    assert np.isfinite(acq[half:]).all()
+    if scope == "feasible":
+        assert np.isneginf(acq[:half]).all()  # below the 0.85 threshold on P(feasible)
+    else:
+        assert np.isfinite(acq[:half]).all()  # only P(no crash) is gated; P(feasible) still weighs them down
+        assert np.median(acq[:half]) < np.median(acq[half:])
+    with pytest.raises(ValueError, match="threshold_scope must be"):
+        ConstrainedBOPlus(task.space, objective=task.objective, constraints=task.constraints, threshold_scope="all")
