@@ -73,12 +73,16 @@ class ConstrainedBO(Optimizer):
     def _candidates(self) -> tuple[np.ndarray, np.ndarray]:
         """Raw candidate rows (random and local moves around the best configs), unmeasured and unique,
         with their activity masks."""
-        raw = [self._codec.sample(self.n_candidates, self._rng)]
+        raw = [self._random_candidates()]
         centres = self._local_centres()
         if centres and self.n_local:
             raw.append(self._codec.neighbours(self._codec.from_configs(centres, self._rng), self.n_local,
                                               (0.02, 0.05, 0.1, 0.2), self._rng))
         return self._unique_unmeasured(np.vstack(raw))
+
+    def _random_candidates(self) -> np.ndarray:
+        """The ``n_candidates`` random raw rows of the candidate set (uniform over the space)."""
+        return self._codec.sample(self.n_candidates, self._rng)
 
     def _unique_unmeasured(self, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         active = self._codec.active(raw)

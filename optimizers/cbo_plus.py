@@ -185,31 +185,24 @@ class ConstrainedBOPlus(ConstrainedBO):
             self._log_cost = np.log(np.maximum([o.cost_s for _, o in ran], 1e-3))
             self._cost_gp.fit(self.space.encode_many([c for c, _ in ran]), self._log_cost)
 
-    def _incumbent(self) -> dict | None:
-        feasible = [(self.objective.sign * o.objective, i) for i, (_, o) in enumerate(self._history)
-                    if o.feasible and o.objective is not None]
-        return self._history[max(feasible)[1]][0] if feasible else None
+    def _feasible_value(self, outcome: Outcome) -> float | None:
+        return self.objective.sign * outcome.objective if outcome.feasible and outcome.objective is not None else None
 
-    def _candidates(self) -> tuple[np.ndarray, np.ndarray]:
-        """With ``trust_region``: the random candidates come from the trust-region box around the
-        incumbent (every ``tr_global_every``-th model-based trial from the whole space instead, so a
-        region around a local optimum is not a trap); local moves around the best configurations are
-        added as without it."""
+    def _incumbent(self) -> dict | None:
+        values = [(v, i) for i, (_, o) in enumerate(self._history) if (v := self._feasible_value(o)) is not None]
+        return self._history[max(values)[1]][0] if values else None
+
+    def _random_candidates(self) -> np.ndarray:
+        """With ``trust_region``: drawn from the trust-region box around the incumbent, except on every
+        ``tr_global_every``-th model-based trial, which draws from the whole space so a region around a
+        local optimum is not a trap (the local moves around the best configurations are added either way)."""
         incumbent = self._incumbent() if self.trust_region else None
         step = len(self._history) - self._n_initial()
         every = self.tr_global_every
         if incumbent is None or (every and step % every == every - 1):
-            return super()._candidates()
+            return super()._random_candidates()
         centre = self._codec.from_configs([incumbent], self._rng)[0]
-        raw = [self._codec.box(centre, self.n_candidates, self._region.length, self._rng)]
-        centres = self._local_centres()
-        if centres and self.n_local:
-            raw.append(self._codec.neighbours(self._codec.from_configs(centres, self._rng), self.n_local,
-                                              (0.02, 0.05, 0.1, 0.2), self._rng))
-        return self._unique_unmeasured(np.vstack(raw))
-
-    def _feasible_value(self, outcome: Outcome) -> float | None:
-        return self.objective.sign * outcome.objective if outcome.feasible and outcome.objective is not None else None
+        return self._codec.box(centre, self.n_candidates, self._region.length, self._rng)
 
     def tell(self, config: Mapping[str, Any], outcome: Outcome) -> None:
         super().tell(config, outcome)
