@@ -29,6 +29,7 @@ from .space import SearchSpace
 
 __all__ = ["TABLE_FORMAT_VERSION", "Table", "load_table", "TableError", "ConfigTruth", "ScenarioTruth",
            "ground_truth", "open_table_for_append", "shipped_tables_dir", "shipped_tables", "resolve_table",
+           "table_format_version",
            "grid_space", "pack_tables", "write_table", "PackResult"]
 
 TABLE_FORMAT_VERSION = 2
@@ -300,6 +301,19 @@ def shipped_tables() -> dict[str, Path]:
             if p.name.endswith((".jsonl", ".jsonl.gz")):
                 out[p.name.split(".")[0]] = p
     return out
+
+
+def table_format_version(path: Path | str) -> int:
+    """The ``format_version`` of a table's header, reading only its first line (cheap enough to call
+    while plugins register tasks); 0 when the first line is not a table header."""
+    for _, line in _lines(Path(path)):
+        try:
+            record = json.loads(line)
+        except (json.JSONDecodeError, RecursionError):
+            return 0
+        version = record.get("format_version", 0) if isinstance(record, dict) and record.get("type") == "table" else 0
+        return version if isinstance(version, int) else 0
+    return 0
 
 
 def resolve_table(target: str) -> Path:

@@ -178,3 +178,42 @@ def test_scout_runs_on_the_wide_scenario_under_a_seconds_budget(task):
             found.append(o.objective)
     assert {"probe", "full"} <= levels and found
     assert max(found) == pytest.approx(max(ACCURACY.values()))  # the most accurate model fits the caps here
+
+
+def _ship(monkeypatch, directory):
+    import deploybench.tables as tables_module
+
+    monkeypatch.setattr(tables_module, "shipped_tables_dir", lambda: directory)
+
+
+def test_edge_wide_is_registered_on_the_shipped_per_iteration_tables(tmp_path, monkeypatch):
+    from deploybench.plugins import create_plugin_manager
+
+    _table(tmp_path / "cpu.jsonl", "cpu", 1.0, repeats=1)
+    _table(tmp_path / "edge.jsonl", "edge", 1.8, repeats=1)
+    _table(tmp_path / "old.jsonl", "old", 1.0, repeats=1, fmt=1)
+    _ship(monkeypatch, tmp_path)
+    spec = create_plugin_manager().get_task_spec("edge_wide")
+    assert spec.targets == ("edge", "cpu") and spec.default_target == "edge"  # format 1 has no probe level
+    on_edge, on_cpu = spec.build("edge"), spec.build("cpu")
+    assert [f.name for f in on_edge.fidelities] == ["sim:cpu", "probe", "full"]  # fitted on the other device
+    assert [f.name for f in on_cpu.fidelities] == ["sim:edge", "probe", "full"]
+    assert on_edge.default_budget_seconds == pytest.approx(300.0)
+
+
+def test_edge_wide_is_absent_without_a_per_iteration_table(tmp_path, monkeypatch):
+    from deploybench.plugins import create_plugin_manager
+
+    _table(tmp_path / "old.jsonl", "old", 1.0, repeats=1, fmt=1)
+    _ship(monkeypatch, tmp_path)
+    pm = create_plugin_manager()
+    assert "edge_tight" in pm.task_specs() and "edge_wide" not in pm.task_specs()
+
+
+def test_edge_wide_alone_has_no_simulator(tmp_path, monkeypatch):
+    from deploybench.plugins import create_plugin_manager
+
+    _table(tmp_path / "cpu.jsonl", "cpu", 1.0, repeats=1)
+    _ship(monkeypatch, tmp_path)
+    task = create_plugin_manager().get_task_spec("edge_wide").build()
+    assert [f.name for f in task.fidelities] == ["probe", "full"]

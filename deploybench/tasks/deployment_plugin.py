@@ -17,6 +17,9 @@ LIVE_TARGET = "live"
 #: shipped tables in order of preference for the default target: the GPU recording when the package has
 #: one (the scenarios describe accelerator deployments), then the CPU recording, then any other table
 DEFAULT_TABLE_PREFERENCE: tuple[str, ...] = ("h100", "h200", "cpu")
+#: ``edge_wide`` describes an edge device: its default target is the edge recording when one is shipped
+WIDE_TABLE_PREFERENCE: tuple[str, ...] = ("edge", "cpu", "h100", "h200")
+WIDE_TASK = "edge_wide"
 
 
 def _replay_targets() -> tuple[str, ...]:
@@ -52,17 +55,57 @@ def default_target(tables: tuple[str, ...]) -> str:
     return sorted(tables)[0] if tables else LIVE_TARGET
 
 
+def _per_iteration_tables() -> tuple[str, ...]:
+    """Shipped tables of format 2 or later (they keep per-iteration timings and per-stage durations,
+    which the probe level replays); only each header line is read."""
+    try:
+        from ..tables import shipped_tables, table_format_version
+    except ImportError:
+        return ()
+    return tuple(name for name, path in shipped_tables().items() if table_format_version(path) >= 2)
+
+
+def _preferred(tables: tuple[str, ...], preference: tuple[str, ...]) -> list[str]:
+    return [t for t in preference if t in tables] + sorted(t for t in tables if t not in preference)
+
+
+def wide_source(target: str, tables: tuple[str, ...]) -> str | None:
+    """The shipped table the cross-device simulator of ``edge_wide`` on ``target`` is fitted on: the
+    preferred per-iteration table recorded on *another* device, or None (then only probe and full)."""
+    others = [t for t in _preferred(tables, WIDE_TABLE_PREFERENCE) if t != target]
+    return others[0] if others else None
+
+
+def _wide_factory(tables: tuple[str, ...]):
+    def build(target: str) -> Task:
+        from ..tables import load_table, resolve_table
+        from .replay_fidelity import MultiFidelityReplayTask, wide_scenario
+
+        source = wide_source(target, tables)
+        return MultiFidelityReplayTask(wide_scenario(), load_table(resolve_table(target)), target,
+                                       source=load_table(resolve_table(source)) if source else None)
+
+    return build
+
+
 @hookimpl
 def deploybench_register_tasks() -> list[TaskSpec]:
     tables = _replay_targets()
     targets = (LIVE_TARGET,) + tables
     default = default_target(tables)
     kind = "live" if default == LIVE_TARGET else "replay"
-    return [
+    specs = [
         TaskSpec(name=s.name, factory=_factory(s.name), targets=targets, default_target=default,
                  description=s.description, kind=kind)
         for s in scenarios().values()
     ]
+    wide = _per_iteration_tables()
+    if wide:  # the probe level needs per-iteration timings: registered only when such a table is shipped
+        from .replay_fidelity import wide_scenario
+
+        specs.append(TaskSpec(name=WIDE_TASK, factory=_wide_factory(wide), targets=tuple(_preferred(wide, WIDE_TABLE_PREFERENCE)),
+                              description=wide_scenario().description, kind="replay"))
+    return specs
 
 
 @hookimpl
