@@ -69,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
            "memory": s["memory"], "scenarios": []}
     for sc in s["scenarios"]:
         item = {"scenario": sc["scenario"], "optimum": sc["optimum"], "optimum_ties": sc["optimum_ties"],
-                "best_config": sc["best_config"], "latency_cv_near_cap": sc["latency_cv_near_cap"]}
+                "best_config": sc["best_config"], "latency_cv_near_cap": sc["latency_cv_near_cap"],
+                "pass_speed_levels": sc["pass_speed_levels"]}
         if sc["objective"]["metric"] == "accuracy" and s["grid"]["complete"] and sc["optimum"] is not None:
             item["random_search"] = random_search_hits(args.table, sc["scenario"], args.seeds)
         out["scenarios"].append(item)
@@ -94,6 +95,11 @@ def main(argv: list[str] | None = None) -> int:
     print("2./4. discrimination and noise near the caps (goals: ties <= 3, random hits <= 25 %, CV <= 0.05)")
     print(tabulate(rows, headers=["scenario", "optimum", "ties", "random hits optimum", "random mean best",
                                   "latency CV near cap (median)"]))
+    print("   the same noise split: the machine's speed level per recording pass (median ratio of a pass's repeats to")
+    print("   their configuration's median; passes are hours or sessions apart), and the CV left within a pass")
+    print(tabulate([[i["scenario"], ", ".join(f"{p}: {v}" for p, v in i["pass_speed_levels"]["levels"].items()) or "-",
+                     i["pass_speed_levels"]["cv_within_pass_median"]] for i in out["scenarios"]],
+                   headers=["scenario", "speed level per pass", "CV within a pass (median)"]))
     print("3. deployment footprint against parameter bytes (MB)")
     print(tabulate([[r["model"], r["backend"], r["precision"], r["deploy_mb_median"], r["param_mb"], r["artefact_mb"],
                      r["prepare_peak_mb"]] for r in s["memory"]],

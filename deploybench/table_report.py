@@ -50,6 +50,43 @@ def _noise_near_cap(table: Table, scenario: Any) -> list[float]:
     return out
 
 
+def _near_cap_repeats(table: Table, scenario: Any) -> list[list[tuple[float, Any]]]:
+    """Per configuration whose median lies within ±NEAR_CAP of the cap: (latency, recording pass) of each ok repeat."""
+    out = []
+    for key in table.grid_keys():
+        extras = table.extras.get(key) or []
+        pairs = [((m.get("metrics") or {}).get(scenario.latency_metric), (extras[i] if i < len(extras) else {}).get("pass"))
+                 for i, m in enumerate(table.measurements.get(key) or []) if m.get("status") == "ok"]
+        pairs = [(float(v), p) for v, p in pairs if v is not None]
+        if len(pairs) >= 2 and abs(statistics.median(v for v, _ in pairs) - scenario.latency_cap_ms) \
+                <= NEAR_CAP * scenario.latency_cap_ms:
+            out.append(pairs)
+    return out
+
+
+def pass_speed_levels(table: Table, scenario: Any) -> dict:
+    """How much of the noise near a cap is the machine's speed drifting between recording passes.
+
+    Passes are hours or sessions apart; a pass's *level* is the median ratio of its repeats to their
+    configuration's median. The CV after dividing each repeat by its pass's level is what is left for a
+    fresh process within one pass. Tables without pass numbers (format 1) give empty levels."""
+    rows = _near_cap_repeats(table, scenario)
+    ratios: dict[Any, list[float]] = defaultdict(list)
+    for pairs in rows:
+        med = statistics.median(v for v, _ in pairs)
+        for v, p in pairs:
+            if p is not None:
+                ratios[p].append(v / med)
+    levels = {p: statistics.median(r) for p, r in ratios.items()}
+    residual = []
+    for pairs in rows:
+        if all(p in levels for _, p in pairs):
+            vals = [v / levels[p] for v, p in pairs]
+            residual.append(statistics.pstdev(vals) / statistics.mean(vals))
+    return {"levels": {str(p): round(levels[p], 3) for p in sorted(levels)},
+            "cv_within_pass_median": round(statistics.median(residual), 4) if residual else None}
+
+
 def _memory_rows(table: Table) -> list[dict]:
     """Median deployment footprint per (model, backend, precision) beside parameter and artefact sizes."""
     groups: dict[tuple, dict[str, list]] = defaultdict(lambda: defaultdict(list))
@@ -114,6 +151,7 @@ def _scenario(table: Table, scenario: Any) -> dict:
         "uncertain": uncertain,
         "latency_cv_near_cap": {"configs": len(near), "median": round(statistics.median(near), 4) if near else None,
                                 "max": round(max(near), 4) if near else None},
+        "pass_speed_levels": pass_speed_levels(table, scenario),
         "measurements_with_unknown_accuracy": unknown if scenario.objective.metric == "accuracy" else None,
     }
 

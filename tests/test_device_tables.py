@@ -540,3 +540,23 @@ def test_every_shipped_table_replays_through_deploybench_run(run_cli, tmp_path, 
     cases = [read_case_file(f) for f in out.rglob("seed_*.jsonl")]
     assert len(cases) == len(scenarios()) and all(c.completed and len(c.trials) == 3 for c in cases)
     assert all(t["outcome"]["cost_s"] > 0 for c in cases for t in c.trials)  # recorded costs are charged
+
+
+def test_pass_speed_levels_separate_machine_drift_from_noise_within_a_pass(tmp_path):
+    from deploybench.table_report import pass_speed_levels
+
+    space = grid_space(["resnet18", "mobilenet_v2", "googlenet"], ["onnxruntime"], ["fp32"], [1], [1],
+                       graph_optimizations=["all"])
+    header = {"type": "table", "format_version": 2, "name": "drift", "space": space.to_json(),
+              "space_signature": space.signature(), "provenance": {"device": "cpu"}}
+    lines = [json.dumps(header)]
+    for i, config in enumerate(space.grid()):
+        base = 17.0 + i  # all three within ±30 % of edge_tight's 20 ms cap
+        for p, speed in enumerate((1.0, 1.1, 1.0)):  # pass 1 ran on a 10 % slower machine
+            lines.append(json.dumps({"type": "measurement", "key": space.key(config), "config": config, "repeat": p,
+                                     "pass": p, "measurement": _recorded([base * speed] * 100)}))
+    path = tmp_path / "drift.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    split = pass_speed_levels(load_table(path), scenarios()["edge_tight"])
+    assert split["levels"] == {"0": 1.0, "1": 1.1, "2": 1.0}
+    assert split["cv_within_pass_median"] == pytest.approx(0.0, abs=1e-9)  # all of the spread was the drift
