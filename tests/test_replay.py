@@ -4,6 +4,7 @@ provenance, and a tiny table made by the real recorder on this CPU and replayed 
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -290,6 +291,19 @@ def test_default_target_is_the_best_shipped_table():
     assert default_target(("cpu",)) == "cpu"
     assert default_target(("my_board",)) == "my_board"
     assert default_target(()) == "live"
+
+
+def test_edge_tight_replays_the_edge_recording_first(tmp_path, monkeypatch):
+    import deploybench.tables as tables_module
+    from deploybench.plugins import create_plugin_manager
+
+    for name in ("cpu", "edge"):
+        shutil.copy(tables_module.shipped_tables()["cpu"], tmp_path / f"{name}.jsonl.gz")
+    monkeypatch.setattr(tables_module, "shipped_tables_dir", lambda: tmp_path)
+    specs = create_plugin_manager().task_specs()
+    assert specs["edge_tight"].default_target == "edge"  # an edge scenario on the edge device
+    assert specs["server_throughput"].default_target == "cpu"
+    assert {"live", "cpu", "edge"} <= set(specs["server_throughput"].targets)
 
 
 def test_recorder_stop_after_starts_nothing_that_could_overrun(tmp_path, monkeypatch, capsys):

@@ -17,6 +17,8 @@ LIVE_TARGET = "live"
 #: shipped tables in order of preference for the default target: the GPU recording when the package has
 #: one (the scenarios describe accelerator deployments), then the CPU recording, then any other table
 DEFAULT_TABLE_PREFERENCE: tuple[str, ...] = ("h100", "h200", "cpu")
+#: scenarios that describe an edge device replay the emulated edge recording first when it is shipped
+SCENARIO_TABLE_PREFERENCE: dict[str, tuple[str, ...]] = {"edge_tight": ("edge",) + DEFAULT_TABLE_PREFERENCE}
 #: ``edge_wide`` describes an edge device: its default target is the edge recording when one is shipped
 WIDE_TABLE_PREFERENCE: tuple[str, ...] = ("edge", "cpu", "h100", "h200")
 WIDE_TASK = "edge_wide"
@@ -46,10 +48,11 @@ def _factory(scenario_name: str):
     return build
 
 
-def default_target(tables: tuple[str, ...]) -> str:
-    """The best shipped table (see :data:`DEFAULT_TABLE_PREFERENCE`), or ``live`` when none is shipped,
-    so the main command replays real measurements on a machine without the recorded device."""
-    for name in DEFAULT_TABLE_PREFERENCE:
+def default_target(tables: tuple[str, ...], preference: tuple[str, ...] = DEFAULT_TABLE_PREFERENCE) -> str:
+    """The best shipped table (see :data:`DEFAULT_TABLE_PREFERENCE` and :data:`SCENARIO_TABLE_PREFERENCE`),
+    or ``live`` when none is shipped, so the main command replays real measurements on a machine without
+    the recorded device."""
+    for name in preference:
         if name in tables:
             return name
     return sorted(tables)[0] if tables else LIVE_TARGET
@@ -92,13 +95,11 @@ def _wide_factory(tables: tuple[str, ...]):
 def deploybench_register_tasks() -> list[TaskSpec]:
     tables = _replay_targets()
     targets = (LIVE_TARGET,) + tables
-    default = default_target(tables)
-    kind = "live" if default == LIVE_TARGET else "replay"
-    specs = [
-        TaskSpec(name=s.name, factory=_factory(s.name), targets=targets, default_target=default,
-                 description=s.description, kind=kind)
-        for s in scenarios().values()
-    ]
+    specs = []
+    for s in scenarios().values():
+        default = default_target(tables, SCENARIO_TABLE_PREFERENCE.get(s.name, DEFAULT_TABLE_PREFERENCE))
+        specs.append(TaskSpec(name=s.name, factory=_factory(s.name), targets=targets, default_target=default,
+                              description=s.description, kind="live" if default == LIVE_TARGET else "replay"))
     wide = _per_iteration_tables()
     if wide:  # the probe level needs per-iteration timings: registered only when such a table is shipped
         from .replay_fidelity import wide_scenario
