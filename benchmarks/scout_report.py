@@ -274,6 +274,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="benchmarks/results/scout")
     parser.add_argument("--plot", action="store_true", help="write the best-vs-cost figure into --out")
     args = parser.parse_args(argv)
+    from deploybench.tables import TableError, resolve_table
+
+    try:  # a shipped table's name (cpu, edge) or a path
+        args.wide, args.source = (str(resolve_table(t)) if t else None for t in (args.wide, args.source))
+    except TableError as exc:
+        parser.error(str(exc))
+    if args.source and not args.wide:
+        parser.error("--source needs --wide (the shipped edge_wide fits its simulator on the other shipped table)")
     optimizers = _split(args.optimizers)
     task = CUSTOM_WIDE if args.wide else args.task
     out = Path(args.out)
