@@ -247,17 +247,25 @@ class Recorder:
             summary.clean_repeats_missing = missing_repeats(table, self.repeats_near_cap)
 
 
-def missing_repeats(table: Any, wanted: int) -> int:
-    """Configurations near a scenario cap (±30 %) with fewer than ``wanted`` clean repeats."""
+def repeats_to_record(table: Any, wanted: int) -> tuple[int, int]:
+    """(configurations, measurements) still to record: configurations near a scenario cap (±30 %) with
+    fewer than ``wanted`` clean repeats, and how many repeats they lack together. Configurations not
+    measured yet are not counted (whether they lie near a cap is not known before their first pass)."""
     from .tasks.deployment import scenarios
 
     scen = list(scenarios().values())
-    n = 0
+    configs = measurements = 0
     for key in table.grid_keys():
         reps = [m for m in table.measurements.get(key, []) if not m.get("contaminated")]
         if reps and any(near_a_cap(m, scen) for m in reps) and len(reps) < wanted:
-            n += 1
-    return n
+            configs += 1
+            measurements += wanted - len(reps)
+    return configs, measurements
+
+
+def missing_repeats(table: Any, wanted: int) -> int:
+    """Configurations near a scenario cap (±30 %) with fewer than ``wanted`` clean repeats."""
+    return repeats_to_record(table, wanted)[0]
 
 
 def _line(key: str, n: int, pass_no: int, m: Mapping[str, Any]) -> str:

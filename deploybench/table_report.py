@@ -9,11 +9,12 @@ whose feasibility is uncertain.
 
 from __future__ import annotations
 
+import re
 import statistics
 from collections import Counter, defaultdict
 from typing import Any, Mapping
 
-from .recording import NEAR_CAP
+from .recording import NEAR_CAP, repeats_to_record
 from .tables import Table, ground_truth
 
 __all__ = ["table_summary", "clopper_pearson"]
@@ -156,6 +157,26 @@ def _scenario(table: Table, scenario: Any) -> dict:
     }
 
 
+def repeats_wanted_near_cap(provenance: dict) -> int | None:
+    """The clean repeats near a cap that the recording policy asks for (``"... 5 clean repeats ..."`` in
+    ``repeats_policy``), or None for a table recorded without such a policy (format 1)."""
+    match = re.search(r"(\d+) clean repeats", str(provenance.get("repeats_policy") or ""))
+    return int(match.group(1)) if match else None
+
+
+def _still_to_record(table: Table, covered: int, grid: int, costs: list[float]) -> dict | None:
+    """What a resumed recording still has to measure under the table's own repeat policy, and about how
+    long that takes at the median cost per measurement so far (None when the policy is unknown)."""
+    wanted = repeats_wanted_near_cap(table.provenance)
+    if wanted is None:
+        return None
+    configs, repeats = repeats_to_record(table, wanted)
+    unmeasured = grid - covered
+    median = statistics.median(costs) if costs else 0.0
+    return {"unmeasured_configurations": unmeasured, "configurations_needing_repeats": configs,
+            "repeats": repeats, "estimated_s": round((unmeasured + repeats) * median, 1)}
+
+
 def table_summary(table: Table) -> dict:
     """Everything ``deploybench table info`` reports about ``table``, as JSON-safe data."""
     from .tasks.deployment import scenarios
@@ -210,6 +231,7 @@ def table_summary(table: Table) -> dict:
         "memory_limit_mechanisms": dict(mechanisms),
         "time_limits_s": {str(k): v for k, v in limits.items()},
         "repeats_per_configuration": {str(k): v for k, v in sorted(repeats.items())},
+        "still_to_record": _still_to_record(table, covered, grid, costs),
         "cost": {"total_s": round(sum(costs), 1),
                  "per_measurement_median_s": round(statistics.median(costs), 2) if costs else None,
                  "per_measurement_max_s": round(max(costs), 2) if costs else None,

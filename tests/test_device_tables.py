@@ -560,3 +560,36 @@ def test_pass_speed_levels_separate_machine_drift_from_noise_within_a_pass(tmp_p
     split = pass_speed_levels(load_table(path), scenarios()["edge_tight"])
     assert split["levels"] == {"0": 1.0, "1": 1.1, "2": 1.0}
     assert split["cv_within_pass_median"] == pytest.approx(0.0, abs=1e-9)  # all of the spread was the drift
+
+
+def test_table_info_says_what_a_resumed_recording_still_has_to_measure(tmp_path, capsys):
+    from deploybench.cli.main import main
+    from deploybench.table_report import table_summary
+
+    space = grid_space(["resnet18", "mobilenet_v2", "googlenet"], ["onnxruntime"], ["fp32"], [1], [1],
+                       graph_optimizations=["all"])
+    policy = "1 repeat; 5 clean repeats, in separate passes, where a scenario latency metric lies within ±30 % of its cap"
+    header = {"type": "table", "format_version": 2, "name": "chunk", "space": space.to_json(),
+              "space_signature": space.signature(), "provenance": {"device": "cpu", "repeats_policy": policy}}
+    configs = list(space.grid())
+    lines = [json.dumps(header)]
+    # near the 20 ms cap with 2 clean repeats (3 to go), far from every cap with 1 (none to go), never measured
+    for p in range(2):
+        lines.append(json.dumps({"type": "measurement", "key": space.key(configs[0]), "config": configs[0], "repeat": p,
+                                 "pass": p, "measurement": _recorded([19.0] * 100)}))
+    lines.append(json.dumps({"type": "measurement", "key": space.key(configs[1]), "config": configs[1], "repeat": 0,
+                             "pass": 0, "measurement": _recorded([2.0] * 100)}))
+    path = tmp_path / "chunk.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    todo = table_summary(load_table(path))["still_to_record"]
+    assert todo["unmeasured_configurations"] == 1
+    assert (todo["configurations_needing_repeats"], todo["repeats"]) == (1, 3)
+    cost = _recorded([2.0])["cost_s"]
+    assert todo["estimated_s"] == pytest.approx(4 * cost, rel=1e-3)  # 1 first measurement + 3 repeats
+    assert main(["table", "info", str(path)]) == 0
+    assert "still to record: 1 configurations never measured, 3 clean repeats for 1 configurations near a cap" \
+        in capsys.readouterr().out
+    # a table recorded without a repeat policy (format 1) has nothing to say here
+    header["provenance"] = {"device": "cpu"}
+    path.write_text("\n".join([json.dumps(header)] + lines[1:]) + "\n")
+    assert table_summary(load_table(path))["still_to_record"] is None

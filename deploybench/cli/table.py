@@ -156,6 +156,12 @@ def _info(args: Any) -> int:
                  f"{100 * v['share_of_grid']:.1f} %"] for k, v in cs["per_kind"].items()]
         print(tabulate(rows, headers=["kind", "configurations", "share of grid"]))
     print("\nrepeats per configuration: " + ", ".join(f"{k}x {v}" for k, v in summary["repeats_per_configuration"].items()))
+    todo = summary["still_to_record"]
+    if todo and (todo["unmeasured_configurations"] or todo["repeats"]):
+        print(f"still to record: {todo['unmeasured_configurations']} configurations never measured, "
+              f"{todo['repeats']} clean repeats for {todo['configurations_needing_repeats']} configurations near a cap "
+              f"(about {todo['estimated_s'] / 3600:.1f} h at the median cost per measurement; rerunning "
+              "`deploybench record` with the same arguments resumes)")
     c = summary["cost"]
     print(f"evaluation cost: {c['total_s']:.0f} s in all ({c['total_s'] / 3600:.2f} h); per measurement median "
           f"{c['per_measurement_median_s']} s, max {c['per_measurement_max_s']} s; per configuration median "
