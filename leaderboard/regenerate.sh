@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerate the published leaderboard: run every built-in optimizer and the SMAC and Nevergrad
 # adapters (plugins/, installed by the README's test command) on every synthetic task and on the
-# deployment scenarios replayed from the shipped `cpu` table, compact the records (no timings, the
+# deployment scenarios replayed from the shipped tables (`edge_tight` from `edge`, the others from `cpu`), compact the records (no timings, the
 # software versions stamped into each header, gzip), then write README.md, index.html (the same as a
 # web page) and plots/ from them. Each task × optimizer run replaces only its own folder of
 # leaderboard/runs, so one group can be refreshed without rerunning the others.
