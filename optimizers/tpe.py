@@ -99,7 +99,9 @@ class TPE(OptunaStudyMixin, Optimizer):
     (univariate) TPE, everything else Optuna's default. Fixes relative to the reference: crashes are
     ranked below every infeasible trial (no -inf values); one domain for all optimizers
     (ordinals are searched over their listed values only); a duplicate suggestion is closed as FAIL
-    (which TPE ignores) and TPE is asked again, so no configuration is measured twice.
+    (which TPE ignores) and TPE is asked again (up to 20 times, then a random unmeasured configuration), so
+    no configuration is measured twice. On small finite spaces TPE keeps proposing measured configurations
+    late in a run; every retry is a full TPE sampling, so such an ask takes up to about 80 ms.
 
     What it knows and uses: the shared crash policy (status, total unitless violation, objective; see
     ``optuna_policy``); neither individual constraint metrics nor crash kinds nor ``cost_s``.
