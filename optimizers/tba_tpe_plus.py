@@ -80,19 +80,22 @@ class TBATPEPlus(TBATPE):
         return candidates[self._screen(candidates)]
 
     def _ask_study(self, max_retries: int = 20) -> dict[str, Any]:
+        # more retries than tpe's DUPLICATE_RETRIES: this loop collects n_proposals distinct suggestions
         proposals: list[tuple[optuna.Trial, dict, str]] = []
+        last = None
         for _ in range(max_retries + self.n_proposals):
             trial = self._study.ask()
             config = suggest_config(trial, self.space)
             key = self.space.key(config)
             if key in self._measured or key in self._pending or any(key == k for _, _, k in proposals):
                 self._study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                last = config
                 continue
             proposals.append((trial, config, key))
             if len(proposals) >= self.n_proposals:
                 break
         if not proposals:
-            return self._fallback_sample()
+            return self._escape_duplicate(last)
         pick = self._screen([c for _, c, _ in proposals])
         for i, (trial, _, _) in enumerate(proposals):
             if i != pick:

@@ -87,6 +87,29 @@ def test_no_duplicate_evaluations_on_a_finite_space():
             assert len(set(keys)) == len(keys), f"{name} re-measured a configuration (seed {seed})"
 
 
+def test_tpe_escapes_a_repeated_suggestion_to_an_unmeasured_neighbour(monkeypatch):
+    """When TPE keeps proposing a measured configuration, the ask measures a configuration one parameter
+    away from TPE's suggestion (not a random one), and never a measured or pending one."""
+    import deploybench_optimizers.tpe as tpe_module
+
+    task = GridTask()
+    opt, history = _run(CLASSES["tpe"], task, 30, seed=0)
+    favourite = history[-1][0]  # measured
+    measured = {task.space.key(c) for c, _ in history}
+    monkeypatch.setattr(tpe_module, "suggest_config", lambda trial, space: dict(favourite))
+    n_trials = len(opt._study.trials)
+    asked = set()
+    for _ in range(8):
+        c = opt.ask()
+        key = task.space.key(c)
+        assert key not in measured and key not in asked
+        assert sum(c[k] != favourite[k] for k in favourite) == 1
+        asked.add(key)
+        opt.tell(c, task.evaluate(c))  # injected into the study, which TPE then learns from
+    # each ask gave TPE DUPLICATE_RETRIES tries (closed as FAIL), no more; each told config was injected
+    assert len(opt._study.trials) - n_trials == 8 * (tpe_module.DUPLICATE_RETRIES + 1)
+
+
 def test_handoff_works_without_a_family_parameter():
     task = CrashyBranin()
     handoffs = []
