@@ -11,7 +11,8 @@ printed together afterwards (``--from-json``):
   ``cpu`` table) at their default budgets, plus crashy_branin at 30: the same columns and a
   Wilcoxon signed-rank test of each optimizer against random (paired by seed, Holm-corrected over
   the optimizers compared on each task).
-- ``speed``: median ask+tell milliseconds at trials 25 and 100 (crashy_branin, budget 100, a few seeds).
+- ``speed``: median ask+tell milliseconds at trials 25 and 100 (budget 100, 3 seeds; crashy_branin, or the
+  task named by ``--speed-task``, e.g. ``edge_wide``: the deployment space with every runtime knob).
 - ``cost``: the analytic tasks under a budget in seconds of ``cost_s`` (as ``--budget-seconds``):
   random, ``cbo_plus`` and ``cbo_plus`` with ``cost_aware=True`` (expected improvement per second).
 
@@ -26,6 +27,7 @@ Every run records its own wall time, so the table also says what the sweep cost 
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import os
 import statistics
@@ -97,7 +99,8 @@ def run_one(job: tuple) -> dict:
             "ms": {str(t): step_ms[t - 1] for t in SPEED_TRIALS if len(step_ms) >= t and seconds is None}}
 
 
-def jobs_for(part: str, names: list[str], seeds: int, budgets: list[int], tasks: list[str]) -> list[tuple]:
+def jobs_for(part: str, names: list[str], seeds: int, budgets: list[int], tasks: list[str],
+             speed_task: str = "crashy_branin") -> list[tuple]:
     from deploybench.plugins import create_plugin_manager
 
     if part == "branin":
@@ -109,7 +112,7 @@ def jobs_for(part: str, names: list[str], seeds: int, budgets: list[int], tasks:
     if part == "cost":
         return [(t, n, 40, s, params, seconds) for t, seconds in COST_BUDGETS.items()
                 for n, params in COST_VARIANTS for s in range(seeds)]
-    return [("crashy_branin", n, max(SPEED_TRIALS), s) for n in names for s in range(min(seeds, 3))]
+    return [(speed_task, n, max(SPEED_TRIALS), s) for n in names for s in range(min(seeds, 3))]
 
 
 # -- reporting --------------------------------------------------------------------------------------------
@@ -207,16 +210,17 @@ def report(rows: list[dict], names: list[str], wall: float) -> None:
         print("\n## every task at its default budget, against random (Wilcoxon signed-rank paired by seed, Holm per task)\n")
         print(tabulate(table, headers=["task", "B", "optimizer", "best feasible mean [95% CI]", "success", "waste",
                                        "dups", "wall s", "vs random"], tablefmt="github"))
-    speed = []
-    for n in present:
-        cells = [n]
-        for t in SPEED_TRIALS:
-            ms = [r["ms"][str(t)] for r in rows if r["optimizer"] == n and r["task"] == "crashy_branin"
-                  and str(t) in r["ms"]]
-            cells.append(f"{statistics.median(ms):.1f}" if ms else "-")
-        speed.append(cells)
-    print("\n## median ask+tell milliseconds (crashy_branin)\n")
-    print(tabulate(speed, headers=["optimizer", *[f"trial {t}" for t in SPEED_TRIALS]], tablefmt="github"))
+    for speed_task in dict.fromkeys(r["task"] for r in rows if r["ms"].get("100")):
+        speed = []
+        for n in present:
+            cells = [n]
+            for t in SPEED_TRIALS:
+                ms = [r["ms"][str(t)] for r in rows if r["optimizer"] == n and r["task"] == speed_task
+                      and str(t) in r["ms"]]
+                cells.append(f"{statistics.median(ms):.1f}" if ms else "-")
+            speed.append(cells)
+        print(f"\n## median ask+tell milliseconds ({speed_task})\n")
+        print(tabulate(speed, headers=["optimizer", *[f"trial {t}" for t in SPEED_TRIALS]], tablefmt="github"))
     if cost_rows:
         table = []
         labels = list(dict.fromkeys(r["optimizer"] for r in cost_rows))
@@ -243,6 +247,8 @@ def main() -> None:
     parser.add_argument("--optimizers", default=",".join(OPTIMIZERS))
     parser.add_argument("--budgets", default=",".join(map(str, BUDGETS)), help="crashy_branin budgets (--part branin)")
     parser.add_argument("--tasks", default=",".join(TASKS), help="tasks of --part tasks")
+    parser.add_argument("--speed-task", default="crashy_branin",
+                        help="task of --part speed (edge_wide: the deployment space with every runtime knob)")
     parser.add_argument("--out", default="benchmarks/results/optimizer_quality.json")
     parser.add_argument("--from-json", nargs="+", metavar="FILE", help="print the tables of saved parts instead of running")
     args = parser.parse_args()
@@ -253,13 +259,21 @@ def main() -> None:
         return
     from deploybench.plugins import create_plugin_manager
 
-    known = create_plugin_manager().optimizer_classes()
+    pm = create_plugin_manager()
+    known = pm.optimizer_classes()
     missing = [n for n in names if n not in known]
     if missing:
         parser.error(f"unknown optimizer(s) {', '.join(missing)}; installed: {', '.join(sorted(known))}")
+    tasks = pm.task_specs()
+    unknown = [t for t in args.tasks.split(",") + [args.speed_task] if t not in tasks]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], list(tasks), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        parser.error(f"unknown task(s) {', '.join(unknown)}{hint}; registered: {', '.join(sorted(tasks))}")
     parts = ("branin", "tasks", "speed", "cost") if args.part == "all" else (args.part,)
     budgets = [int(b) for b in args.budgets.split(",")]
-    jobs = [j for part in parts for j in jobs_for(part, names, args.seeds, budgets, args.tasks.split(","))]
+    jobs = [j for part in parts for j in jobs_for(part, names, args.seeds, budgets, args.tasks.split(","),
+                                                    args.speed_task)]
     t0 = time.time()
     if args.workers > 1:
         with ProcessPoolExecutor(args.workers) as pool:

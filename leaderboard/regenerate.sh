@@ -6,11 +6,18 @@
 # web page) and plots/ from them. Each task × optimizer run replaces only its own folder of
 # leaderboard/runs, so one group can be refreshed without rerunning the others.
 #
-#   leaderboard/regenerate.sh                 # everything (6 tasks × 11 optimizers × 20 seeds = 1320 cases)
+# Seeds: 20 per synthetic case, 100 per deployment case (DEPLOYMENT_SEEDS). On the replayed deployment
+# scenarios the optimizers' lead over random search is small against the spread between seeds, and a
+# 20-seed Wilcoxon test with Holm's correction over the table's 55 pairs almost never sees it
+# (benchmarks/deployment_power.py measures that power; docs/significance.md holds the figures); a replay
+# costs no measurement, so those tables run 100 seeds.
+#
+#   leaderboard/regenerate.sh                 # everything: 3 synthetic tasks × 11 optimizers × 20 seeds
+#                                             #   + 3 deployment scenarios × 11 × 100 = 3960 cases
 #   TASKS="crashy_branin hierarchical_rosenbrock crash_cliff" leaderboard/regenerate.sh
 #                                             # 480 cases: 2 min 43 s wall on 2 cores (measured, -n 2)
 #   OPTIMIZERS="random tpe" leaderboard/regenerate.sh
-#   SEEDS=5 JOBS=4 leaderboard/regenerate.sh
+#   SEEDS=5 DEPLOYMENT_SEEDS=5 JOBS=4 leaderboard/regenerate.sh
 #   SKIP_RUNS=1 leaderboard/regenerate.sh     # keep leaderboard/runs, only rebuild README.md, index.html, plots/
 #
 # Neither page holds dates or timings: `deploybench leaderboard --check` (and tests/test_leaderboard.py)
@@ -31,18 +38,29 @@ fi
 OPTIMIZERS="${OPTIMIZERS:-random tba tba_tpe tba_tpe_plus tpe cbo cbo_plus scout tpe_hyperband smac nevergrad}"
 TASKS="${TASKS:-crashy_branin hierarchical_rosenbrock crash_cliff edge_tight server_throughput ultra_low_budget}"
 SEEDS="${SEEDS:-20}"
+DEPLOYMENT_SEEDS="${DEPLOYMENT_SEEDS:-100}"
+DEPLOYMENT_TASKS="edge_tight server_throughput ultra_low_budget"
 JOBS="${JOBS:-2}"
 
 if [ -z "${SKIP_RUNS:-}" ]; then
-  args=()
-  for o in $OPTIMIZERS; do args+=(-o "$o"); done
-  for t in $TASKS; do args+=(-t "$t"); done
   rm -rf leaderboard/runs.new
-  # exit status 1 (some case errored) still publishes: errored cases are shown in the tables
-  "$DEPLOYBENCH" run "${args[@]}" --seeds "$SEEDS" --out leaderboard/runs.new -n "$JOBS" -q || [ $? -eq 1 ]
+  for kind in synthetic deployment; do
+    args=()
+    for t in $TASKS; do
+      case " $DEPLOYMENT_TASKS " in
+        *" $t "*) [ "$kind" = deployment ] && args+=(-t "$t") ;;
+        *) [ "$kind" = synthetic ] && args+=(-t "$t") ;;
+      esac
+    done
+    [ ${#args[@]} -eq 0 ] && continue
+    for o in $OPTIMIZERS; do args+=(-o "$o"); done
+    seeds="$SEEDS"; [ "$kind" = deployment ] && seeds="$DEPLOYMENT_SEEDS"
+    # exit status 1 (some case errored) still publishes: errored cases are shown in the tables
+    "$DEPLOYBENCH" run "${args[@]}" --seeds "$seeds" --out "leaderboard/runs.new/$kind" -n "$JOBS" -q || [ $? -eq 1 ]
+  done
   "$PYTHON" leaderboard/compact_records.py leaderboard/runs.new
-  for dir in leaderboard/runs.new/*/*/; do  # <task>/<optimizer>/
-    name="${dir#leaderboard/runs.new/}"
+  for dir in leaderboard/runs.new/*/*/*/; do  # <kind>/<task>/<optimizer>/
+    name="${dir#leaderboard/runs.new/*/}"
     rm -rf "leaderboard/runs/$name"
     mkdir -p "$(dirname "leaderboard/runs/$name")"
     mv "$dir" "leaderboard/runs/$name"

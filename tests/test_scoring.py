@@ -371,6 +371,23 @@ def test_ranks_friedman_and_cd_are_over_tables(tmp_path):
     assert "Friedman test over the 4 tables" in md and "over 4 tables" in md and "(20 pairs)" in md
 
 
+def test_a_table_with_more_seeds_does_not_outweigh_the_others_in_the_seed_pair_tests(tmp_path):
+    # t0 has 50 seeds where "a" beats "b"; t1 and t2 have 5 seeds where "b" beats "a"
+    for t, (signature, seeds, a_wins) in enumerate([("s0", 50, True), ("s1", 5, False), ("s2", 5, False)]):
+        for seed in range(seeds):
+            better, worse = (("a", "b") if a_wins else ("b", "a"))
+            write_case(tmp_path, better, seed, [outcome("ok", 9.0 + 0.01 * seed)], task=f"t{t}", signature=signature,
+                       penalty=-1.0)
+            write_case(tmp_path, worse, seed, [outcome("ok", 1.0 + 0.01 * seed)], task=f"t{t}", signature=signature,
+                       penalty=-1.0)
+    o = _board(tmp_path).overall
+    assert o.n_blocks == 15  # seeds 0-4 of each table, not the 50 + 5 + 5 the tables hold
+    (test,) = o.tests
+    assert test.winner is None or test.winner == "b"  # the 45 extra seeds of t0 cannot make "a" the winner
+    md = render(_board(tmp_path), "github")
+    assert "(15 pairs)" in md and "contributes the seeds every table has" in md
+
+
 def test_nemenyi_cliques_join_ranks_closer_than_cd():
     from deploybench.scoring.statistics import nemenyi_cliques
 

@@ -87,7 +87,8 @@ def build_leaderboard(paths: Iterable[Path | str], *, extra_metrics: Sequence[An
 
 
 def compare_across(groups: Sequence[GroupResult], *, alpha: float = 0.05) -> Overall | None:
-    """Ranks, Friedman and Nemenyi CD over tables; pairwise Wilcoxon–Holm over (table, seed) pairs."""
+    """Ranks, Friedman and Nemenyi CD over tables; pairwise Wilcoxon–Holm over (table, seed) pairs, each
+    table contributing the seeds all tables share (when they share any)."""
     if not groups:
         return None
     per_group = [{r.label for r in g.rows if r.best_by_seed} for g in groups]
@@ -104,9 +105,13 @@ def compare_across(groups: Sequence[GroupResult], *, alpha: float = 0.05) -> Ove
     blocks_loss: list[list[float]] = []
     blocks_norm: list[list[float]] = []
     block_ids: list[tuple[int, int]] = []
+    table_seeds = [set.intersection(*[set(g.row(lab).best_by_seed) for lab in labels]) for g in groups]
+    # every table contributes the seeds all tables have (when they share any), so a table run with
+    # more seeds (the leaderboard's deployment scenarios run 100) does not outweigh the others
+    shared = set.intersection(*table_seeds)
     for gi, g in enumerate(groups):
         rows = [g.row(lab) for lab in labels]
-        seeds = set.intersection(*[set(r.best_by_seed) for r in rows])
+        seeds = table_seeds[gi] & shared if shared else table_seeds[gi]
         for seed in sorted(seeds):
             blocks_loss.append([loss(r.best_by_seed[seed], g.direction) for r in rows])
             if use_norm:

@@ -125,7 +125,8 @@ def _overall_blocks(board: Leaderboard, plots_rel: str | None) -> list[Block]:
         f"**significantly better than (seed pairs)**: two-sided Wilcoxon signed-rank tests on the {o.paired_on}, "
         f"paired by (table, seed) pair ({o.n_blocks} pairs), Holm-corrected over all {len(o.tests)} pairs of "
         f"optimizers, α = {board.alpha:g}. These tests are over seeds, not tables: they treat the seeds of different "
-        f"tables as exchangeable blocks, which gives them more power than the tests over tables.",
+        f"tables as exchangeable blocks, which gives them more power than the tests over tables. Each table "
+        f"contributes the seeds every table has, so a table run with more seeds does not outweigh the others.",
     ]
     if o.excluded:
         notes.append(f"Not in every table, so left out of this comparison: {', '.join(o.excluded)}.")
