@@ -20,6 +20,7 @@ finds it depends on the seeds drawn. This script measures that instead of arguin
 from __future__ import annotations
 
 import argparse
+import difflib
 import subprocess
 import sys
 from pathlib import Path
@@ -95,6 +96,11 @@ def analyse(out: Path, optimizers: list[str], draws: int, seed: int) -> None:
     print(tabulate(rows, headers=headers, tablefmt="github"))
 
 
+def _closest(name: str, choices) -> str:
+    close = difflib.get_close_matches(name, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=100, help="seeds 0..N-1 per case (default 100)")
@@ -109,7 +115,18 @@ def main() -> None:
     scenarios = args.scenarios.split(",")
     unknown = [s for s in scenarios if s not in SCENARIOS]
     if unknown:
-        parser.error(f"unknown scenario(s) {', '.join(unknown)}; allowed: {', '.join(SCENARIOS)}")
+        parser.error(f"unknown scenario(s) {', '.join(unknown)}{_closest(unknown[0], SCENARIOS)}; "
+                     f"allowed: {', '.join(SCENARIOS)}")
+    if not args.analyse_only:
+        from deploybench.plugins import create_plugin_manager
+
+        installed = create_plugin_manager().optimizer_classes()
+        missing = [n for n in optimizers if n not in installed]
+        if missing:
+            parser.error(f"unknown optimizer(s) {', '.join(missing)}{_closest(missing[0], installed)}; "
+                         f"installed: {', '.join(sorted(installed))}")
+    elif not args.out.is_dir():
+        parser.error(f"--analyse-only reads the run records under --out, and {args.out} is not a folder")
     if args.seeds < 2:
         parser.error(f"--seeds must be at least 2 (a paired test needs pairs), got {args.seeds}")
     if not args.analyse_only:
