@@ -1,6 +1,6 @@
 """How many seeds does "better than random" need on the deployment scenarios?
 
-The leaderboard runs 20 seeds per case and tests every pair of optimizers (Wilcoxon signed-rank paired by
+The leaderboard tests every pair of optimizers of a table (Wilcoxon signed-rank paired by
 seed, Holm over all pairs: 55 for 11 optimizers, so the smallest p must be below 0.05 / 55 ≈ 0.0009). On the
 replayed deployment scenarios the optimizers' lead over random search is real but small against the
 spread between seeds (which configurations a seed's first trials hit), so whether a 20-seed test
