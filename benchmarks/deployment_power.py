@@ -60,7 +60,8 @@ def wilcoxon_p(a: np.ndarray, b: np.ndarray) -> float:
 def power(a: np.ndarray, b: np.ndarray, size: int, alphas: tuple[float, ...], draws: int,
           rng: np.random.Generator) -> list[float]:
     """Bootstrap power: for each alpha, the share of ``draws`` samples of ``size`` seed pairs (drawn with
-    replacement) whose test has p < alpha."""
+    replacement) whose two-sided test has p < alpha (read it beside W/T/L: it counts a rejection in
+    either direction, as the leaderboard's test does)."""
     ps = np.array([wilcoxon_p(a[idx], b[idx]) for idx in (rng.integers(0, len(a), size) for _ in range(draws))])
     return [float((ps < alpha).mean()) for alpha in alphas]
 
