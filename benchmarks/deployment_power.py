@@ -20,7 +20,6 @@ finds it depends on the seeds drawn. This script measures that instead of arguin
 from __future__ import annotations
 
 import argparse
-import difflib
 import subprocess
 import sys
 from pathlib import Path
@@ -98,8 +97,10 @@ def analyse(out: Path, optimizers: list[str], draws: int, seed: int) -> None:
 
 
 def _closest(name: str, choices) -> str:
-    close = difflib.get_close_matches(name, list(choices), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    from deploybench.space import closest_name
+
+    close = closest_name(name, list(choices))
+    return f" (did you mean {close!r}?)" if close else ""
 
 
 def main() -> None:

@@ -27,7 +27,6 @@ Every run records its own wall time, so the table also says what the sweep cost 
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
 import os
 import statistics
@@ -258,6 +257,7 @@ def main() -> None:
         report([r for d in saved for r in d["rows"]], names, sum(d["wall_s"] for d in saved))
         return
     from deploybench.plugins import create_plugin_manager
+    from deploybench.space import closest_name
 
     pm = create_plugin_manager()
     known = pm.optimizer_classes()
@@ -267,8 +267,8 @@ def main() -> None:
     tasks = pm.task_specs()
     unknown = [t for t in args.tasks.split(",") + [args.speed_task] if t not in tasks]
     if unknown:
-        close = difflib.get_close_matches(unknown[0], list(tasks), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        close = closest_name(unknown[0], list(tasks))
+        hint = f" (did you mean {close!r}?)" if close else ""
         parser.error(f"unknown task(s) {', '.join(unknown)}{hint}; registered: {', '.join(sorted(tasks))}")
     parts = ("branin", "tasks", "speed", "cost") if args.part == "all" else (args.part,)
     budgets = [int(b) for b in args.budgets.split(",")]
