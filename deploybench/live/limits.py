@@ -30,6 +30,19 @@ says afterwards whether the limit is what killed it and which mechanism enforced
 watchdog. :data:`MECHANISM_ENV` overrides ``auto`` (tests and users force one mechanism with it), and
 :func:`memory_limit_support` says which mechanisms work on this machine and why not (for
 ``deploybench doctor``).
+
+**Accounting: what counts as the device's memory.** A memory cgroup charges a page to the group that
+first brought it into memory: the runtime's shared libraries (libtorch, ONNX Runtime), usually already
+in the page cache when a worker maps them, are charged to whoever read them first, not to the worker.
+On the recording machine that left ~300 MB of PyTorch's ~690 MB resident set uncounted. A device has to
+hold its runtime's code too, so by default (:data:`ACCOUNTING_ENV` unset or ``rss+file``) a *resident
+watchdog* runs alongside every kernel mechanism: it samples the worker tree's resident set (anonymous,
+file-backed and shared-memory pages; each process of the tree in full) and kills the tree when it crosses
+the limit. Whichever sees the excess first decides (:attr:`MemoryGuard.decided_by`); the accounting
+is stored with every measurement (``memory_accounting``: ``rss+file``, or ``cgroup-charge`` /
+``address-space`` with ``DEPLOYBENCH_MEMORY_ACCOUNTING=charged``, the v2 tables' accounting). Resident
+sets are used rather than PSS: PSS divides a shared page among every process mapping it, so a worker's
+charge would depend on what else runs on the host, which a device does not share.
 """
 
 from __future__ import annotations
@@ -53,6 +66,8 @@ except ImportError:  # pragma: no cover - non-Unix
     resource = None  # type: ignore[assignment]
 
 __all__ = [
+    "ACCOUNTING_ENV",
+    "ACCOUNTINGS",
     "MECHANISMS",
     "MECHANISM_ENV",
     "MECHANISM_CHOICES",
@@ -78,6 +93,12 @@ MECHANISM_CHOICES: dict[str, tuple[str, ...]] = {
     "none": (),
 }
 
+#: what counts against the limit: ``rss+file`` (default: the worker tree's resident set, file-backed pages
+#: of the runtime included, enforced by a resident watchdog beside the kernel mechanism) or ``charged``
+#: (only what the kernel mechanism charges: the v2 tables' accounting)
+ACCOUNTING_ENV = "DEPLOYBENCH_MEMORY_ACCOUNTING"
+ACCOUNTINGS = ("rss+file", "charged")
+
 _MB = 1024 * 1024
 _CHILD_PREFIX = "deploybench-"
 _CHILD_NAME = re.compile(r"^deploybench-(\d+)-[0-9a-f]+$")
@@ -91,6 +112,17 @@ _ALLOCATION_FAILED = re.compile(
     r"MemoryError|bad_alloc|Cannot allocate memory|failed to map segment|out of memory|mmap failed|ENOMEM",
     re.IGNORECASE,
 )
+
+
+def _resolve_accounting(accounting: str | None) -> str:
+    """The effective accounting: an explicit value wins, else :data:`ACCOUNTING_ENV`, else ``rss+file``."""
+    source = "accounting"
+    if accounting is None:
+        accounting, source = os.environ.get(ACCOUNTING_ENV, "").strip() or "rss+file", ACCOUNTING_ENV
+    accounting = accounting.lower()
+    if accounting not in ACCOUNTINGS:
+        raise ValueError(f"{source}={accounting!r} is not a memory accounting; allowed: {', '.join(ACCOUNTINGS)}")
+    return accounting
 
 
 class MemoryLimitUnavailable(RuntimeError):
@@ -519,13 +551,16 @@ class MemoryGuard:
     """
 
     def __init__(self, limit_mb: float | None, mechanism: str | None = "auto",
-                 watchdog_interval_s: float = _WATCHDOG_INTERVAL_S) -> None:
+                 watchdog_interval_s: float = _WATCHDOG_INTERVAL_S, accounting: str | None = None) -> None:
         valid = isinstance(limit_mb, (int, float)) and not isinstance(limit_mb, bool) and limit_mb > 0
         if limit_mb is not None and not valid:
             raise ValueError(f"limit_mb must be a positive number of MB or None, got {limit_mb!r}")
         self.limit_mb = None if limit_mb is None else float(limit_mb)
         self.request = _resolve_request(mechanism)
+        self.accounting_request = _resolve_accounting(accounting)
         self.watchdog_interval_s = float(watchdog_interval_s)
+        #: a resident watchdog runs beside the kernel mechanism (``rss+file`` accounting)
+        self.resident_watchdog = False
         self.mechanism = "none"
         self.cgroup_path: str | None = None
         self.fallbacks: dict[str, str] = {}  # mechanism -> why it was not used (auto/cgroup requests)
@@ -552,6 +587,9 @@ class MemoryGuard:
             reason = self._try(candidate)
             if not reason:
                 self.mechanism = candidate
+                if (candidate != "watchdog" and self.accounting_request == "rss+file"
+                        and _watchdog_support()[0]):
+                    self.resident_watchdog = True
                 return self
             self.fallbacks[candidate] = reason
         if candidates:  # every candidate failed (auto only gets here when not even rlimit-as exists)
@@ -633,7 +671,7 @@ class MemoryGuard:
                     f"worker {self._pid} is not in the limited cgroup {self.cgroup_path}; "
                     "was it started with preexec_fn=guard.preexec?"
                 )
-        if self.mechanism == "watchdog" and self.limit_bytes is not None:
+        if (self.mechanism == "watchdog" or self.resident_watchdog) and self.limit_bytes is not None:
             self._watchdog = _Watchdog(self._pid, self.limit_bytes, self.watchdog_interval_s)
             self._watchdog.start()
 
@@ -697,6 +735,8 @@ class MemoryGuard:
         tail) shows such a failure; "libX.so: failed to map segment" would otherwise read as an
         environment error although the address-space limit caused it.
         """
+        if self._watchdog is not None and self._watchdog.killed_at_bytes is not None:
+            return True  # the resident watchdog (the mechanism, or beside a kernel mechanism) killed the tree
         if self.mechanism == "rlimit-as":
             returncode = self._proc.poll() if self._proc is not None else None
             return returncode not in (None, 0) and bool(_ALLOCATION_FAILED.search(stderr or ""))
@@ -722,6 +762,29 @@ class MemoryGuard:
         return None
 
     @property
+    def accounting(self) -> str:
+        """What counted against the limit: ``rss+file`` (the worker tree's resident set, file-backed pages
+        included), ``cgroup-charge`` (pages charged to the group), ``address-space`` or ``none``."""
+        if self.mechanism == "none":
+            return "none"
+        if self.mechanism == "watchdog" or self.resident_watchdog:
+            return "rss+file"
+        return "address-space" if self.mechanism == "rlimit-as" else "cgroup-charge"
+
+    def decided_by(self, stderr: str = "") -> str | None:
+        """Which mechanism ended the worker at the limit (``watchdog`` for the resident watchdog, else the
+        kernel mechanism's name), or None when the limit did not end it."""
+        if self._watchdog is not None and self._watchdog.killed_at_bytes is not None:
+            return "watchdog"
+        return self.mechanism if self.oom_killed(stderr) else None
+
+    @property
+    def resident_peak_mb(self) -> float | None:
+        """The largest resident set of the worker tree the watchdog sampled (file-backed pages included):
+        what the device held, runtime included; None without a watchdog."""
+        return None if self._watchdog is None else self._watchdog.peak_bytes / _MB
+
+    @property
     def killed_at_mb(self) -> float | None:
         """The watchdog's sample that exceeded the limit (MB), else None."""
         if self._watchdog is not None and self._watchdog.killed_at_bytes is not None:
@@ -738,14 +801,21 @@ class MemoryGuard:
         if self.mechanism == "cgroup-v1":
             swap = ("swap included" if "memory.memsw.limit_in_bytes" in self._settings
                     else "swap not limited: no memory.memsw.limit_in_bytes")
-            return f"cgroup-v1 memory.limit_in_bytes={mb} ({swap})"
+            return f"cgroup-v1 memory.limit_in_bytes={mb} ({swap})" + self._beside()
         if self.mechanism == "cgroup-v2":
             extra = [f"{k}={v}" for k, v in self._settings.items() if k != "memory.max"]
-            return f"cgroup-v2 memory.max={mb}" + (f" ({', '.join(extra)})" if extra else "")
+            return f"cgroup-v2 memory.max={mb}" + (f" ({', '.join(extra)})" if extra else "") + self._beside()
+        every = f"{self.watchdog_interval_s * 1000:g} ms"
         if self.mechanism == "watchdog":
-            every = f"{self.watchdog_interval_s * 1000:g} ms"
-            return f"watchdog RSS of the worker and its descendants <= {mb}, sampled every {every}"
-        return f"rlimit-as RLIMIT_AS={mb} per process (address space, last resort)"
+            return (f"watchdog RSS (file-backed pages included) of the worker and its descendants <= {mb}, "
+                    f"sampled every {every}")
+        return f"rlimit-as RLIMIT_AS={mb} per process (address space, last resort)" + self._beside()
+
+    def _beside(self) -> str:
+        if not self.resident_watchdog:
+            return ""
+        return (f" + resident watchdog: RSS (file-backed pages included) of the worker tree <= {self.limit_mb:g} MB, "
+                f"sampled every {self.watchdog_interval_s * 1000:g} ms")
 
     def info(self) -> dict[str, Any]:
         """JSON-safe provenance to store with a measurement."""
@@ -755,7 +825,10 @@ class MemoryGuard:
             "memory_limit_mechanism": self.mechanism,
             "memory_limit": self.describe(),
             "memory_limit_oom_killed": self.oom_killed(),
+            "memory_limit_decided_by": self.decided_by(),
+            "memory_accounting": self.accounting,
             "memory_group_peak_mb": None if peak is None else round(peak, 1),
+            "memory_device_peak_mb": None if self.resident_peak_mb is None else round(self.resident_peak_mb, 1),
         }
 
 

@@ -48,7 +48,7 @@ MEASUREMENT_FORMAT = 2
 EARLY_STOP_VIEW = ("early_stop_estimate_ms", "early_stop_threshold_ms", "n_timed_iters", "n_warmup_iters",
                    "device_executed", "threads_used", "providers", "graph_optimization", "memory_format",
                    "artefact_format", "quant_engine", "precision_executed", "memory_limit_mb",
-                   "memory_limit_mechanism", "device_profile", "contention", "memory_prepare_peak_mb",
+                   "memory_limit_mechanism", "memory_accounting", "device_profile", "contention", "memory_prepare_peak_mb",
                    "artefact_mb", "param_mb", "weights_source", "compile_mode")
 STATUSES = ("ok", "early_stopped", "crashed", "timeout")
 #: test-only hooks (``_debug_action``, the ``tiny_cnn`` model) are honoured only when this is "1"
@@ -355,6 +355,13 @@ def _run_worker(phase: str, payload: dict, request: ProfileRequest, tmp: str, ti
         out["stderr"] = _tail(stderr_path)
         out["oom"] = bool(guard.oom_killed(out["stderr"]))
         out["guard_peak_mb"] = guard.peak_mb
+        if memory_limit_mb is not None:
+            device_peak = guard.resident_peak_mb
+            out["memory"] = {"memory_limit_mechanism": guard.mechanism, "memory_accounting": guard.accounting,
+                             "memory_limit_decided_by": guard.decided_by(out["stderr"]),
+                             "memory_device_peak_mb": None if device_peak is None else round(device_peak, 1)}
+            if guard.killed_at_mb is not None:
+                out["memory"]["memory_killed_at_mb"] = round(guard.killed_at_mb, 1)
     out["wall_s"] = time.perf_counter() - t0
     out["result"] = _read_result(result_path)
     return out
@@ -368,6 +375,11 @@ def _failure(run: dict, what: str, limit_s: float, memory_limit_mb: float | None
         return {"status": "crashed", "error": {"kind": "environment", "message": f"cannot start worker: {run['start_error']}"}}
     if run["oom"]:
         mech = run["guard"][1] if run["guard"] else "?"
+        memory = run.get("memory") or {}
+        if memory.get("memory_limit_decided_by") == "watchdog":
+            at = memory.get("memory_killed_at_mb")
+            mech = (f"the resident watchdog (the worker tree held {at:g} MB, file-backed pages included; "
+                    f"limit: {mech})" if at is not None else f"the resident watchdog ({mech})")
         return {"status": "crashed", "stages": stages, "metrics": partial.get("metrics") or {},
                 "error": {"kind": "oom", "message": f"the {what} worker exceeded the device memory "
                                                     f"({memory_limit_mb:g} MB) and was killed by {mech}"}}
@@ -522,7 +534,8 @@ def profile(request: ProfileRequest) -> Measurement:
             if attempts <= request.max_retries:
                 wait_for_quiet(request.max_other_cores, request.quiet_wait_s)
         cost = prep_cost + run["wall_s"]
-        mech = {"memory_limit_mechanism": run["guard"][0]} if run["guard"] and request.memory_limit_mb else {}
+        mech = dict(run.get("memory") or {}) if request.memory_limit_mb else {}
+        mech = {k: v for k, v in mech.items() if v is not None}
         if result.get("final") and result.get("status") in ("ok", "early_stopped", "crashed", "disturbed"):
             stages = dict(result.get("stages") or {})
             worker_s = sum(float(v) for v in stages.values())
