@@ -23,25 +23,38 @@ from typing import Mapping
 __all__ = ["DeviceProfile", "device_profiles", "get_device_profile", "DEVICE_PROFILE_ENV"]
 
 DEVICE_PROFILE_ENV = "DEPLOYBENCH_DEVICE_PROFILE"
+#: the ``small`` profile: memory left to one application on a 1 GB board once its OS runs
+SMALL_MEMORY_MB = 768.0
+SMALL_TRIAL_LIMIT_S = 45.0
+SMALL_STANDS_FOR = ("1 GB single-board computers running a headless OS (about 768 MB left to the application): "
+                    "Raspberry Pi 3 Model B/B+, Raspberry Pi 4 Model B 1 GB, NXP i.MX 8M Mini boards with 1 GB")
 
 
 @dataclass(frozen=True)
 class DeviceProfile:
-    """A device to emulate: ``max_threads`` CPU threads and ``memory_mb`` of memory (``None``: no limit)."""
+    """A device to emulate: ``max_threads`` CPU threads, ``memory_mb`` of memory (``None``: no limit; the
+    runtime counts against it), and ``trial_time_limit_s``, the wall time one trial may take on it
+    (preparation, compilation and measurement together; ``None``: only the per-worker limit)."""
 
     name: str
     max_threads: int
     memory_mb: float | None
     description: str
+    trial_time_limit_s: float | None = None
+    #: the real boards the profile stands for (documentation, stored with a table's provenance)
+    stands_for: str = ""
 
     def to_json(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_json(cls, data: Mapping) -> "DeviceProfile":
+        limit = data.get("trial_time_limit_s")
         return cls(name=str(data["name"]), max_threads=int(data["max_threads"]),
                    memory_mb=None if data.get("memory_mb") is None else float(data["memory_mb"]),
-                   description=str(data.get("description", "")))
+                   description=str(data.get("description", "")),
+                   trial_time_limit_s=None if limit is None else float(limit),
+                   stands_for=str(data.get("stands_for", "")))
 
 
 def device_profiles() -> dict[str, DeviceProfile]:
@@ -51,6 +64,10 @@ def device_profiles() -> dict[str, DeviceProfile]:
         DeviceProfile("host", cores, None, f"this machine as it is ({cores} threads, no emulated memory limit)"),
         DeviceProfile("cpu", 2, 4096.0, "small cloud CPU instance: 2 threads, 4 GiB"),
         DeviceProfile("edge", 2, 1024.0, "edge board: 2 threads, 1 GiB"),
+        DeviceProfile("small", 2, SMALL_MEMORY_MB,
+                      f"small-memory board: 2 threads, {SMALL_MEMORY_MB:g} MB for the application and its runtime "
+                      f"(resident, file-backed pages included), {SMALL_TRIAL_LIMIT_S:g} s per trial, no compiler",
+                      trial_time_limit_s=SMALL_TRIAL_LIMIT_S, stands_for=SMALL_STANDS_FOR),
     )
     return {p.name: p for p in items}
 

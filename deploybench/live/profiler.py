@@ -48,7 +48,7 @@ MEASUREMENT_FORMAT = 2
 EARLY_STOP_VIEW = ("early_stop_estimate_ms", "early_stop_threshold_ms", "n_timed_iters", "n_warmup_iters",
                    "device_executed", "threads_used", "providers", "graph_optimization", "memory_format",
                    "artefact_format", "quant_engine", "precision_executed", "memory_limit_mb",
-                   "memory_limit_mechanism", "memory_accounting", "device_profile", "contention", "memory_prepare_peak_mb",
+                   "memory_limit_mechanism", "memory_accounting", "device_profile", "contention", "trial_time_limit_s", "memory_prepare_peak_mb",
                    "artefact_mb", "param_mb", "weights_source", "compile_mode")
 STATUSES = ("ok", "early_stopped", "crashed", "timeout")
 #: test-only hooks (``_debug_action``, the ``tiny_cnn`` model) are honoured only when this is "1"
@@ -64,7 +64,11 @@ class ProfileRequest:
     - ``latency_cap_ms`` / ``latency_metric``: the scenario's latency cap; with a cap, the worker stops
       early once its timed post-warm-up iterations show the metric above ``early_stop_factor`` × cap
       (no cap: no early stop);
-    - ``time_limit_s``: hard wall-clock limit of the whole worker, process start included;
+    - ``time_limit_s``: hard wall-clock limit of each worker, process start included;
+    - ``trial_time_limit_s``: the device's limit on the whole trial (preparation, whose recorded seconds
+      count even when the artefact comes from the cache, plus compilation and measurement); past it the
+      trial is stopped and ``timeout`` at the time it was stopped. ``None``: the device profile's
+      (``device_profile``), else only ``time_limit_s`` per worker;
     - ``device``: ``auto`` (CUDA when available), ``cpu`` or ``cuda``; int8_dynamic always runs on CPU;
     - ``data_dir``: an ImageFolder whose class folders are ImageNet synset ids (e.g. ImageNette's
       ``val``) for measured accuracy; ``None`` uses the weights' documented ImageNet-1K top-1;
@@ -98,6 +102,7 @@ class ProfileRequest:
     latency_metric: str = "latency_p95_ms"
     early_stop_factor: float = 5.0
     time_limit_s: float = 120.0
+    trial_time_limit_s: float | None = None
     device: str = "auto"
     data_dir: str | None = None
     weights: str = "auto"
@@ -131,8 +136,22 @@ class ProfileRequest:
             raise ValueError(f"weights must be auto, pretrained or random, got {self.weights!r}")
         if self.time_limit_s <= 0:
             raise ValueError("time_limit_s must be positive")
+        if self.trial_time_limit_s is not None and self.trial_time_limit_s <= 0:
+            raise ValueError(f"trial_time_limit_s must be positive or None, got {self.trial_time_limit_s!r}")
         if self.warmup_min_iters < 1 or self.min_iters < 1 or self.early_stop_min_iters < 1:
             raise ValueError("warm-up, timed and early-stop iteration minimums must be >= 1")
+
+    def trial_limit_s(self) -> float | None:
+        """The per-trial limit in effect: the request's, else its device profile's (None: no trial limit)."""
+        if self.trial_time_limit_s is not None:
+            return float(self.trial_time_limit_s)
+        if self.device_profile:
+            from .devices import device_profiles
+
+            known = device_profiles().get(self.device_profile)
+            if known is not None and known.trial_time_limit_s is not None:
+                return float(known.trial_time_limit_s)
+        return None
 
     @property
     def early_stop_threshold_ms(self) -> float | None:
@@ -415,7 +434,7 @@ def artefact_slot(request: ProfileRequest) -> str | None:
     return os.path.join(request.artefact_cache, f"{name}-{family}-{precision}-{request.weights}")
 
 
-def _artefact(request: ProfileRequest, workdir: str) -> dict:
+def _artefact(request: ProfileRequest, workdir: str, limit_s: float | None = None) -> dict:
     """The prepared artefact of the request's configuration: from the cache, or prepared now.
 
     Returns {"status": "ok", "artefact": info, "cost_s"} or a failure record (crashed/timeout)."""
@@ -439,18 +458,19 @@ def _artefact(request: ProfileRequest, workdir: str) -> dict:
             except (OSError, ValueError):
                 pass
             os.makedirs(slot, exist_ok=True)
-            record = _prepare_now(payload, request, slot)
+            record = _prepare_now(payload, request, slot, limit_s)
             if record.get("status") in ("ok", "crashed") and (record.get("error") or {}).get("kind") != "environment":
                 tmp = record_path + ".tmp"
                 with open(tmp, "w", encoding="utf-8") as fh:
                     json.dump(record, fh)
                 os.replace(tmp, record_path)
             return record
-    return _prepare_now(payload, request, workdir)
+    return _prepare_now(payload, request, workdir, limit_s)
 
 
-def _prepare_now(payload: dict, request: ProfileRequest, workdir: str) -> dict:
-    run = _run_worker("prepare", payload, request, workdir, request.time_limit_s)
+def _prepare_now(payload: dict, request: ProfileRequest, workdir: str, limit_s: float | None = None) -> dict:
+    limit_s = request.time_limit_s if limit_s is None else min(request.time_limit_s, limit_s)
+    run = _run_worker("prepare", payload, request, workdir, limit_s)
     result = run["result"] or {}
     if result.get("final") and result.get("status") == "ok":
         return {"status": "ok", "artefact": result.get("artefact") or {}, "cost_s": round(run["wall_s"], 4),
@@ -458,7 +478,7 @@ def _prepare_now(payload: dict, request: ProfileRequest, workdir: str) -> dict:
     if result.get("final") and result.get("status") == "crashed":
         return {"status": "crashed", "error": result.get("error"), "cost_s": round(run["wall_s"], 4),
                 "stages": result.get("stages") or {}, "info": {"stderr_tail": run["stderr"][-800:]}}
-    fail = _failure(run, "prepare", request.time_limit_s, None)
+    fail = _failure(run, "prepare", limit_s, None)
     fail["cost_s"] = round(run["wall_s"], 4)
     return fail
 
@@ -496,18 +516,27 @@ def profile(request: ProfileRequest) -> Measurement:
     failing configuration."""
     from .contention import wait_for_quiet
 
+    trial_limit = request.trial_limit_s()
     with tempfile.TemporaryDirectory(prefix="deploybench-live-") as tmp:
-        prep = _artefact(request, tmp)
+        prep = _artefact(request, tmp, trial_limit)
         prep_cost = float(prep.get("cost_s") or 0.0)
         prep_stages = {"prepare_s": prep_cost}
+        trial_metrics = {} if trial_limit is None else {"trial_time_limit_s": trial_limit}
+        if prep.get("status") == "timeout" and trial_limit is not None and prep_cost >= trial_limit:
+            return _trial_timeout(request, trial_limit, prep_cost, None, "preparing the artefact",
+                                  {"device_profile": request.device_profile, "memory_limit_mb": request.memory_limit_mb})
         if prep.get("status") != "ok":
             return Measurement.from_dict({**prep, "cost_s": prep_cost, "stages": prep_stages,
                                           "metrics": {"device_profile": request.device_profile,
-                                                      "memory_limit_mb": request.memory_limit_mb},
+                                                      "memory_limit_mb": request.memory_limit_mb, **trial_metrics},
                                           "format": MEASUREMENT_FORMAT})
         art = prep["artefact"]
         check = (art.get("checks") or {}).get(_check_key(request.config))
-        base_metrics = _artefact_metrics(art, request, check)
+        base_metrics = {**_artefact_metrics(art, request, check), **trial_metrics}
+        if trial_limit is not None and prep_cost >= trial_limit:  # a cached artefact that took too long to build
+            return _trial_timeout(request, trial_limit, prep_cost, None, "preparing the artefact", base_metrics)
+        measure_limit = request.time_limit_s if trial_limit is None else min(request.time_limit_s,
+                                                                              trial_limit - prep_cost)
         if check is not None and not check.get("ok"):
             return Measurement("crashed", metrics=base_metrics, cost_s=prep_cost, stages=prep_stages,
                                error={"kind": "unsupported", "message": check.get("reason") or "precision not executed"})
@@ -521,7 +550,7 @@ def profile(request: ProfileRequest) -> Measurement:
                 # window; if the disturbance persists the result is marked contaminated
                 payload_request = replace(request, early_stop_factor=0.0)
             run = _run_worker("measure", {**payload_request.to_dict(), "artefact": art}, payload_request, tmp,
-                              request.time_limit_s, request.memory_limit_mb)
+                              measure_limit, request.memory_limit_mb)
             result = run["result"] or {}
             if run["oom"]:
                 result = {}  # the limit killed something in the worker's group: that is the verdict
@@ -555,11 +584,40 @@ def profile(request: ProfileRequest) -> Measurement:
             return Measurement(status, metrics=metrics, error=result.get("error"), cost_s=cost, stages=stages,
                                info=info, latencies_ms=tuple(result.get("latencies_ms") or ()),
                                contaminated=bool(contention.get("contaminated")), attempts=attempts)
-        fail = _failure(run, "measuring", request.time_limit_s, request.memory_limit_mb)
+        if run["timed_out"] and not run["oom"] and trial_limit is not None and measure_limit < request.time_limit_s:
+            partial = run["result"] or {}
+            return _trial_timeout(request, trial_limit, prep_cost, run, "measuring",
+                                  {**base_metrics, **mech}, stages=partial.get("stages") or {}, attempts=attempts)
+        fail = _failure(run, "measuring", measure_limit, request.memory_limit_mb)
         stages = {**(fail.get("stages") or {}), **prep_stages}
         return Measurement(fail["status"], metrics={**base_metrics, **mech}, error=fail["error"], cost_s=cost,
                            stages=stages, info={**(fail.get("info") or {}), "stderr_tail": run["stderr"][-800:]},
                            attempts=attempts)
+
+
+def _trial_timeout(request: ProfileRequest, limit_s: float, prep_cost: float, run: dict | None, what: str,
+                   metrics: Mapping[str, Any], stages: Mapping[str, float] | None = None,
+                   attempts: int = 1) -> Measurement:
+    """A trial stopped at the device's per-trial limit: ``timeout``, charged the time it was stopped at.
+
+    Preparation counts with its recorded seconds even when the artefact came from the cache (a user
+    without the cache pays them), so a trial stopped while preparing is charged exactly the limit."""
+    worker_s = float(run["wall_s"]) if run else 0.0
+    stopped_at = min(limit_s, prep_cost) if run is None else prep_cost + worker_s
+    reached = ", ".join(stages or {}) or "none"
+    detail = (f"preparation took {prep_cost:.1f} s" if run is None else
+              f"preparation {prep_cost:.1f} s, then the measuring worker was stopped after {worker_s:.1f} s "
+              f"(stages finished: {reached})")
+    message = (f"the trial exceeded the device's per-trial limit of {limit_s:g} s while {what} "
+               f"(profile {request.device_profile or 'none'}): {detail}")
+    all_stages = {**(stages or {}), "prepare_s": round(min(prep_cost, limit_s), 4)}
+    if run is not None:
+        all_stages["stopped_worker_s"] = round(worker_s, 4)
+    return Measurement("timeout", metrics={**metrics, "trial_time_limit_s": limit_s,
+                                           "timeout_at_s": round(stopped_at, 4)},
+                       error={"kind": "timeout", "message": message}, cost_s=round(stopped_at, 4),
+                       stages=all_stages, info={"stderr_tail": run["stderr"][-800:]} if run else {},
+                       attempts=attempts)
 
 
 def _read_result(path: str) -> dict | None:
