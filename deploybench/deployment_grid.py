@@ -29,7 +29,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from .space import Categorical, Condition, Integer, Ordinal, SearchSpace
 
-__all__ = ["MODELS", "BACKENDS", "PRECISIONS", "BATCH_SIZES", "THREADS", "MEMORY_FORMATS", "GRAPH_OPTIMIZATIONS",
+__all__ = ["SMALL_GRID", "MODELS", "BACKENDS", "PRECISIONS", "BATCH_SIZES", "THREADS", "MEMORY_FORMATS", "GRAPH_OPTIMIZATIONS",
            "THREADED_BACKENDS", "MEMORY_FORMAT_BACKENDS", "GRAPH_OPTIMIZATION_BACKENDS", "GRID_PARAMS",
            "DeploymentGrid", "canonical_order", "artefact_key"]
 
@@ -157,3 +157,23 @@ class DeploymentGrid:
 
     def size(self) -> int:
         return sum(1 for _ in self.space().grid())
+
+
+#: the grid of the ``small`` device profile (768 MB including the runtime, 2 threads, 60 s per trial),
+#: chosen so that out-of-memory depends on model x batch x backend x precision (probed live under the
+#: resident accounting, total resident MB at batch 1 / 16, one thread: PyTorch fp32 resnet18 747 / 897,
+#: mobilenet_v2 726 / 984; PyTorch int8_static resnet18 556 / 629; ONNX Runtime fp32 resnet18 208 / 313,
+#: efficientnet_b0 131 / 482, vit_b_16 625 / 934). Batch 32 instead of 16 makes the ONNX Runtime side
+#: reach the boundary too; fp16 is left out because the boards the profile stands for (Cortex-A53/A72,
+#: ARMv8.0) have no fp16 arithmetic; one value of each runtime knob keeps the grid recordable on a
+#: 2-core machine (288 configurations).
+SMALL_GRID = DeploymentGrid(
+    models=("mobilenet_v2", "mobilenet_v3_large", "shufflenet_v2_x1_0", "resnet18", "googlenet", "efficientnet_b0",
+            "resnet50", "vit_b_16"),
+    backends=("pytorch_eager", "onnxruntime"),
+    precisions=("fp32", "int8_dynamic", "int8_static"),
+    batch_sizes=(1, 8, 32),
+    threads=(1, 2),
+    memory_formats=("contiguous",),
+    graph_optimizations=("all",),
+)

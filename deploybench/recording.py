@@ -33,10 +33,12 @@ from .deployment_grid import DeploymentGrid
 from .locking import exclusive_lock
 from .tables import load_table, open_table_for_append
 
-__all__ = ["Recorder", "RecordingSummary", "NEAR_CAP", "DEFAULT_REPEATS_NEAR_CAP", "LIVE_TIME_LIMIT_S",
-           "near_a_cap", "recording_order", "missing_repeats"]
+__all__ = ["Recorder", "RecordingSummary", "NEAR_CAP", "NEAR_MEMORY", "DEFAULT_REPEATS_NEAR_CAP", "LIVE_TIME_LIMIT_S",
+           "near_a_cap", "near_memory_boundary", "needs_repeats", "recording_order", "missing_repeats"]
 
 NEAR_CAP = 0.3
+#: a measurement whose worker tree held at least (1 - NEAR_MEMORY) of the device memory is near its boundary
+NEAR_MEMORY = 0.1
 DEFAULT_REPEATS_NEAR_CAP = 5
 #: the live trials' hard limit per worker (``LiveTask``); recordings use the same, so replay equals live
 LIVE_TIME_LIMIT_S = 120.0
@@ -54,6 +56,32 @@ def near_a_cap(measurement: Mapping[str, Any], scenarios: Sequence[Any]) -> bool
         if value is not None and abs(value - s.latency_cap_ms) <= NEAR_CAP * s.latency_cap_ms:
             return True
     return False
+
+
+def near_memory_boundary(measurement: Mapping[str, Any], device_mb: float | None) -> bool:
+    """Whether a measurement lies near the device's memory boundary, where one repeat cannot classify it:
+    an ok run whose worker tree held at least 90 % of the device memory (``memory_device_peak_mb``), or
+    an ``oom`` that struck after the artefact had loaded (the runtime and the weights fit; the run's
+    activations and buffers crossed the limit). An ``oom`` while importing the runtime or loading the
+    weights is far from the boundary and is not repeated."""
+    if not device_mb:
+        return False
+    metrics = measurement.get("metrics") or {}
+    if measurement.get("status") == "ok":
+        held = metrics.get("memory_device_peak_mb")
+        return held is not None and held >= (1.0 - NEAR_MEMORY) * float(device_mb)
+    error = measurement.get("error") or {}
+    return (measurement.get("status") == "crashed" and error.get("kind") == "oom"
+            and "load_s" in (measurement.get("stages") or {}))
+
+
+def needs_repeats(reps: Sequence[Mapping[str, Any]], scenarios: Sequence[Any], device_mb: float | None) -> bool:
+    """A configuration gets repeats in later passes: near a latency cap, near the memory boundary, or
+    its repeats so far disagree between running and ``oom``."""
+    if any(near_a_cap(m, scenarios) or near_memory_boundary(m, device_mb) for m in reps):
+        return True
+    ooms = [((m.get("error") or {}).get("kind") == "oom") for m in reps]
+    return any(ooms) and not all(ooms)
 
 
 def recording_order(config: Mapping[str, Any]) -> tuple:
@@ -79,6 +107,8 @@ class RecordingSummary:
     covered: int = 0
     grid: int = 0
     clean_repeats_missing: int = 0
+    #: (pass, reference workload result) measured by this run, one per pass that measured something
+    speed_references: list[tuple[int, dict]] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         import statistics
@@ -88,6 +118,8 @@ class RecordingSummary:
                f"configurations measured; {self.clean_repeats_missing} configurations near a cap still need repeats",
                f"measurements redone by the contention guard: {self.redone}; still disturbed after every retry "
                f"(kept as contaminated, not counted): {self.contaminated}"]
+        for pass_no, ref in self.speed_references:
+            out.append(f"pass {pass_no} speed reference: {_reference_text(ref)}")
         if self.new:
             statuses = Counter(m["status"] for _, m in self.new)
             costs = [float(m.get("cost_s") or 0.0) for _, m in self.new]
@@ -103,7 +135,10 @@ class Recorder:
     """Record ``grid`` on the device profile ``device_profile`` into the chunk ``out`` (``.jsonl``).
 
     ``only`` narrows what this run measures (chunking) while the chunk keeps the whole grid;
-    ``profile_fn`` replaces the live profiler (tests). Constructor arguments are stored as given.
+    ``profile_fn`` replaces the live profiler (tests); ``reference_fn`` the speed reference workload
+    (:func:`deploybench.live.drift.reference_workload`), measured before the first measurement of every
+    pass of every run (so a resumed chunk measures its own) and stored with each line as
+    ``speed_reference``. Constructor arguments are stored as given.
     """
 
     def __init__(self, grid: DeploymentGrid, out: str | Path, *, name: str | None = None,
@@ -112,7 +147,8 @@ class Recorder:
                  only: Mapping[str, Sequence[Any]] | None = None, stop_after_s: float | None = None,
                  max_new: int | None = None, lock: str | None = None, note: str | None = None,
                  weights: str = "auto", data_dir: str | None = None, max_other_cores: float | None = None,
-                 profile_fn: Callable[[Any], Any] | None = None) -> None:
+                 profile_fn: Callable[[Any], Any] | None = None,
+                 reference_fn: Callable[[], dict] | None = None) -> None:
         self.grid = grid
         self.out = Path(out)
         self.name = name or self.out.name.split(".")[0]
@@ -130,6 +166,7 @@ class Recorder:
         self.data_dir = data_dir
         self.max_other_cores = max_other_cores
         self.profile_fn = profile_fn
+        self.reference_fn = reference_fn
         if self.repeats_near_cap < 1:
             raise ValueError("repeats near a cap must be at least 1")
 
@@ -155,7 +192,11 @@ class Recorder:
             "profiler_version": str(MEASUREMENT_FORMAT),
             "memory_limit_support": support,
             "repeats_policy": f"1 repeat; {self.repeats_near_cap} clean repeats, in separate passes, where a scenario "
-                              f"latency metric lies within ±{int(NEAR_CAP * 100)} % of its cap",
+                              f"latency metric lies within ±{int(NEAR_CAP * 100)} % of its cap"
+                              + (f" or near the device memory (worker tree >= {int((1 - NEAR_MEMORY) * 100)} % of "
+                                 f"{profile.memory_mb:g} MB, or oom after the artefact loaded)" if profile.memory_mb else ""),
+            "memory_accounting": _accounting(),
+            "trial_time_limit_s": profile.trial_time_limit_s,
             "threads_recorded": list(self.grid.threads),
             "time_limit_s": self.time_limit_s,
             "weights": self.weights,
@@ -163,6 +204,9 @@ class Recorder:
             "early_stop": "median of timed iterations > 5x the loosest latency cap (500 ms); every timed "
                           "iteration stored, so replay applies each scenario's own threshold",
             "contention_threshold_cores": self.max_other_cores if self.max_other_cores is not None else max_other_cores(),
+            "speed_reference": "a reference workload (float32 matrix products and a Python loop, one thread, fresh "
+                               "process) measured before the first measurement of every pass of every run; stored "
+                               "with each measurement line as speed_reference (deploybench.live.drift)",
             **({"note": self.note} if self.note else {}),
         }
         return {"name": self.name, "space": space.to_json(), "space_signature": space.signature(),
@@ -184,6 +228,7 @@ class Recorder:
         loosest = max(scenarios().values(), key=lambda s: s.latency_cap_ms)
         return ProfileRequest(config=config, latency_cap_ms=loosest.latency_cap_ms, latency_metric=loosest.latency_metric,
                               early_stop_factor=5.0, time_limit_s=self.time_limit_s, device=self.device,
+                              trial_time_limit_s=profile.trial_time_limit_s,
                               data_dir=self.data_dir, weights=self.weights, device_profile=profile.name,
                               memory_limit_mb=profile.memory_mb, max_other_cores=self.max_other_cores,
                               artefact_cache=self.artefact_cache)
@@ -192,7 +237,10 @@ class Recorder:
         from .live.profiler import profile
         from .tasks.deployment import scenarios
 
+        from .live.devices import get_device_profile
+
         scen = list(scenarios().values())
+        device_mb = get_device_profile(self.device_profile).memory_mb
         header = self.header()
         fh = open_table_for_append(self.out, header)  # raises TableError on another grid
         summary = RecordingSummary()
@@ -205,12 +253,17 @@ class Recorder:
                 clean[key] = [m for m in reps if not m.get("contaminated")]
             todo = self._todo()
             measure = self.profile_fn or profile
+            if self.reference_fn is None:
+                from .live.drift import reference_workload as reference
+            else:
+                reference = self.reference_fn
             for pass_no in range(self.repeats_near_cap):
+                speed_reference = None
                 for config in todo:
                     key = space.key(config)
                     reps = clean.setdefault(key, [])
                     wanted = 1 if pass_no == 0 else (
-                        pass_no + 1 if reps and any(near_a_cap(m, scen) for m in reps) else 0)
+                        pass_no + 1 if reps and needs_repeats(reps, scen, device_mb) else 0)
                     disturbed = 0
                     while len(reps) < wanted and disturbed < MAX_CONTAMINATED_PER_PASS:
                         if self.max_new is not None and len(summary.new) >= self.max_new:
@@ -222,12 +275,16 @@ class Recorder:
                                                "could run past it")
                             return summary
                         with exclusive_lock(self.lock):
+                            if speed_reference is None:  # this pass of this run measures: its level first
+                                speed_reference = reference()
+                                summary.speed_references.append((pass_no, speed_reference))
                             m = measure(self._request(config))
                         data = m.to_dict() if hasattr(m, "to_dict") else dict(m)
                         fh.write(json.dumps({"type": "measurement", "key": key, "config": config,
                                              "repeat": len(reps), "pass": pass_no,
                                              "load_avg_1m": round(os.getloadavg()[0], 2),
                                              "recorded_at": round(time.time()), "time_limit_s": self.time_limit_s,
+                                             "speed_reference": speed_reference,
                                              "measurement": data}, allow_nan=False) + "\n")
                         fh.flush()
                         summary.new.append((key, data))
@@ -247,17 +304,42 @@ class Recorder:
             summary.clean_repeats_missing = missing_repeats(table, self.repeats_near_cap)
 
 
+def _reference_text(ref: Mapping[str, Any]) -> str:
+    if ref.get("error"):
+        return f"failed ({ref['error']})"
+    return f"gemm {ref.get('gemm_ms')} ms, python {ref.get('python_ms')} ms, other work {ref.get('other_cores')} cores"
+
+
+def _accounting() -> str:
+    """The memory accounting recordings on this machine use (see :mod:`deploybench.live.limits`)."""
+    from .live.limits import _resolve_accounting
+
+    try:
+        return _resolve_accounting(None)
+    except ValueError as exc:
+        return f"invalid: {exc}"
+
+
+def table_device_mb(table: Any) -> float | None:
+    """The device memory a table was recorded under (its provenance's device profile), or None."""
+    profile = (getattr(table, "provenance", None) or {}).get("device_profile") or {}
+    value = profile.get("memory_mb") if isinstance(profile, Mapping) else None
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
 def repeats_to_record(table: Any, wanted: int) -> tuple[int, int]:
-    """(configurations, measurements) still to record: configurations near a scenario cap (±30 %) with
-    fewer than ``wanted`` clean repeats, and how many repeats they lack together. Configurations not
-    measured yet are not counted (whether they lie near a cap is not known before their first pass)."""
+    """(configurations, measurements) still to record: configurations near a scenario cap (±30 %) or
+    near the device's memory boundary with fewer than ``wanted`` clean repeats, and how many repeats they
+    lack together. Configurations not measured yet are not counted (whether they lie near a cap is not
+    known before their first pass)."""
     from .tasks.deployment import scenarios
 
     scen = list(scenarios().values())
+    device_mb = table_device_mb(table)
     configs = measurements = 0
     for key in table.grid_keys():
         reps = [m for m in table.measurements.get(key, []) if not m.get("contaminated")]
-        if reps and any(near_a_cap(m, scen) for m in reps) and len(reps) < wanted:
+        if reps and needs_repeats(reps, scen, device_mb) and len(reps) < wanted:
             configs += 1
             measurements += wanted - len(reps)
     return configs, measurements

@@ -14,10 +14,10 @@ import statistics
 from collections import Counter, defaultdict
 from typing import Any, Mapping
 
-from .recording import NEAR_CAP, repeats_to_record
+from .recording import NEAR_CAP, near_memory_boundary, repeats_to_record, table_device_mb
 from .tables import Table, ground_truth
 
-__all__ = ["table_summary", "clopper_pearson"]
+__all__ = ["table_summary", "clopper_pearson", "crash_dependence", "memory_boundary"]
 
 _TIE_TOLERANCE = 1e-9
 
@@ -88,6 +88,63 @@ def pass_speed_levels(table: Table, scenario: Any) -> dict:
             "cv_within_pass_median": round(statistics.median(residual), 4) if residual else None}
 
 
+def _is_oom(m: Mapping[str, Any]) -> bool:
+    return m.get("status") == "crashed" and (m.get("error") or {}).get("kind") == "oom"
+
+
+def crash_dependence(table: Table) -> dict:
+    """How much of the crash structure a lookup explains, and where out-of-memory depends on the batch.
+
+    - ``decided_by_triple``: crashed configurations (every repeat crashed or timed out) whose whole
+      (model, backend, precision) crashes with the same kind at every batch size, thread count and knob:
+      a lookup on the triple predicts them; their share of all crashed configurations;
+    - ``batch_dependent_oom_triples``: triples that run (P(ok) >= 0.5) at some batch size and are ``oom``
+      (P(oom) >= 0.5) at a larger one."""
+    groups: dict[tuple, list[tuple[dict, list]]] = defaultdict(list)
+    for key in table.grid_keys():
+        reps = table.measurements.get(key)
+        if reps:
+            c = table.configs[key]
+            groups[(c["model"], c["backend"], c["precision"])].append((c, reps))
+    crashed = by_triple = 0
+    batch_oom = []
+    for triple, members in sorted(groups.items()):
+        kinds = [_config_crash(reps) for _, reps in members]
+        n_crashed = sum(k is not None for k in kinds)
+        crashed += n_crashed
+        if n_crashed == len(members) and len(set(kinds)) == 1:
+            by_triple += n_crashed
+        runs = [int(c["batch_size"]) for c, reps in members
+                if sum(m.get("status") == "ok" for m in reps) >= 0.5 * len(reps)]
+        ooms = [int(c["batch_size"]) for c, reps in members if sum(_is_oom(m) for m in reps) >= 0.5 * len(reps)]
+        if runs and ooms and min(runs) < max(ooms):
+            batch_oom.append({"model": triple[0], "backend": triple[1], "precision": triple[2],
+                              "runs_at_batch": sorted(set(runs)), "oom_at_batch": sorted(set(ooms))})
+    return {"crashed_configurations": crashed, "decided_by_triple": by_triple,
+            "decided_by_triple_share": round(by_triple / crashed, 4) if crashed else None,
+            "batch_dependent_oom_triples": batch_oom}
+
+
+def memory_boundary(table: Table) -> dict:
+    """Configurations at the device's memory boundary: P(oom) over their repeats with a Clopper-Pearson
+    interval, for every configuration with an ``oom`` repeat and a repeat that ran, and how many
+    configurations the recorder treated as near the boundary."""
+    device_mb = table_device_mb(table)
+    near, flips = 0, []
+    for key in table.grid_keys():
+        reps = table.measurements.get(key) or []
+        if not reps:
+            continue
+        near += any(near_memory_boundary(m, device_mb) for m in reps)
+        k = sum(_is_oom(m) for m in reps)
+        if 0 < k < len(reps):
+            lo, hi = clopper_pearson(k, len(reps))
+            flips.append({"config": dict(table.configs[key]), "oom": k, "repeats": len(reps),
+                          "p_oom": round(k / len(reps), 3), "ci95": [round(lo, 3), round(hi, 3)]})
+    return {"device_mb": device_mb, "configs_near_boundary": near, "configs_flipping": len(flips),
+            "flipping": sorted(flips, key=lambda f: -f["p_oom"])}
+
+
 def _memory_rows(table: Table) -> list[dict]:
     """Median deployment footprint per (model, backend, precision) beside parameter and artefact sizes."""
     groups: dict[tuple, dict[str, list]] = defaultdict(lambda: defaultdict(list))
@@ -98,7 +155,8 @@ def _memory_rows(table: Table) -> list[dict]:
         g = groups[(config["model"], config["backend"], config["precision"])]
         for m in table.measurements.get(key) or []:
             metrics = m.get("metrics") or {}
-            for name in ("memory_peak_mb", "param_mb", "artefact_mb", "memory_prepare_peak_mb"):
+            for name in ("memory_peak_mb", "param_mb", "artefact_mb", "memory_prepare_peak_mb",
+                         "memory_device_peak_mb", "memory_baseline_mb"):
                 if metrics.get(name) is not None:
                     g[name].append(float(metrics[name]))
     rows = []
@@ -112,7 +170,12 @@ def _memory_rows(table: Table) -> list[dict]:
                      "param_mb": round(statistics.median(g["param_mb"]), 1) if g.get("param_mb") else None,
                      "artefact_mb": round(statistics.median(g["artefact_mb"]), 1) if g.get("artefact_mb") else None,
                      "prepare_peak_mb": round(statistics.median(g["memory_prepare_peak_mb"]), 1)
-                     if g.get("memory_prepare_peak_mb") else None})
+                     if g.get("memory_prepare_peak_mb") else None,
+                     # what the device held (runtime included), where the table records it (v3)
+                     "device_held_mb_max": round(max(g["memory_device_peak_mb"]), 1)
+                     if g.get("memory_device_peak_mb") else None,
+                     "runtime_baseline_mb": round(statistics.median(g["memory_baseline_mb"]), 1)
+                     if g.get("memory_baseline_mb") else None})
     return rows
 
 
@@ -186,6 +249,7 @@ def table_summary(table: Table) -> dict:
     statuses: Counter = Counter()
     kinds: Counter = Counter()
     mechanisms: Counter = Counter()
+    accountings: Counter = Counter()
     costs, per_config, loads, redone = [], [], [], 0
     crash_kinds: Counter = Counter()
     for key in keys:
@@ -203,6 +267,8 @@ def table_summary(table: Table) -> dict:
             mech = (m.get("metrics") or {}).get("memory_limit_mechanism")
             if mech:
                 mechanisms[mech] += 1
+                default = "rss+file" if mech == "watchdog" else "cgroup-charge (v2 table)"
+                accountings[(m.get("metrics") or {}).get("memory_accounting") or default] += 1
             if extra.get("load_avg_1m") is not None:
                 loads.append(float(extra["load_avg_1m"]))
     n = sum(statuses.values())
@@ -229,6 +295,9 @@ def table_summary(table: Table) -> dict:
                             "per_kind": {k: {"configurations": v, "share_of_grid": round(v / max(covered, 1), 4)}
                                          for k, v in crash_kinds.most_common()}},
         "memory_limit_mechanisms": dict(mechanisms),
+        "memory_accountings": dict(accountings),
+        "crash_dependence": crash_dependence(table),
+        "memory_boundary": memory_boundary(table),
         "time_limits_s": {str(k): v for k, v in limits.items()},
         "repeats_per_configuration": {str(k): v for k, v in sorted(repeats.items())},
         "still_to_record": _still_to_record(table, covered, grid, costs),

@@ -29,7 +29,8 @@ def add_parser(sub: Any, pm: Any) -> None:
     p.add_argument("--target", default="live", help="where to measure: live (this machine)")
     p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
     p.add_argument("--device-profile", default="cpu",
-                   help="emulated device: cpu (2 threads, 4 GiB), edge (2 threads, 1 GiB), host (no limit)")
+                   help="emulated device: cpu (2 threads, 4 GiB), edge (2 threads, 1 GiB), small (768 MB including the "
+                        "runtime, 2 threads, 60 s per trial), host (no limit)")
     p.add_argument("--out", required=True, help="table chunk to create or extend (.jsonl; `table pack` gzips)")
     p.add_argument("--name", default=None, help="table name (default: the file name)")
     p.add_argument("--repeats", type=int, default=DEFAULT_REPEATS_NEAR_CAP,

@@ -126,6 +126,9 @@ def _info(args: Any) -> int:
     if summary["memory_limit_mechanisms"]:
         print("device memory limit enforced by: " + ", ".join(f"{k} ({v} measurements)"
                                                               for k, v in summary["memory_limit_mechanisms"].items()))
+        print("memory accounting: " + ", ".join(f"{k} ({v} measurements)"
+                                                for k, v in summary["memory_accountings"].items())
+              + (f"; per-trial limit {p['trial_time_limit_s']:g} s" if p.get("trial_time_limit_s") else ""))
     elif summary["format_version"] and summary["format_version"] < 2:
         print("format 1 table: memory is the worker's preparation peak and every precision carries the fp32 "
               "accuracy; no device memory limit, no contention guard (superseded by format 2 recordings)")
@@ -155,6 +158,19 @@ def _info(args: Any) -> int:
         rows = [[k + (" (machine, not configuration)" if k == "environment" else ""), v["configurations"],
                  f"{100 * v['share_of_grid']:.1f} %"] for k, v in cs["per_kind"].items()]
         print(tabulate(rows, headers=["kind", "configurations", "share of grid"]))
+    dep = summary["crash_dependence"]
+    if dep["crashed_configurations"]:
+        print(f"decided by (model, backend, precision) alone: {dep['decided_by_triple']} of "
+              f"{dep['crashed_configurations']} crashed configurations ({100 * dep['decided_by_triple_share']:.0f} %); "
+              f"triples that run at one batch size and are oom at a larger one: "
+              f"{len(dep['batch_dependent_oom_triples'])}")
+    mb = summary["memory_boundary"]
+    if mb["device_mb"]:
+        print(f"memory boundary ({mb['device_mb']:g} MB device): {mb['configs_near_boundary']} configurations near it, "
+              f"{mb['configs_flipping']} with both oom and running repeats")
+        if mb["flipping"]:
+            print(tabulate([[_fmt_config(f["config"]), f"{f['oom']}/{f['repeats']}", f["ci95"]] for f in mb["flipping"][:15]],
+                           headers=["configuration", "oom", "P(oom) 95 % CI"]))
     print("\nrepeats per configuration: " + ", ".join(f"{k}x {v}" for k, v in summary["repeats_per_configuration"].items()))
     todo = summary["still_to_record"]
     if todo and (todo["unmeasured_configurations"] or todo["repeats"]):

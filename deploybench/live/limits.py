@@ -468,6 +468,8 @@ class _Watchdog(threading.Thread):
         self.interval_s = interval_s
         self.stop_event = threading.Event()
         self.peak_bytes = 0
+        #: seconds after the watchdog started when it sampled ``peak_bytes``
+        self.peak_at_s: float | None = None
         self.killed_at_bytes: int | None = None
         self._use_proc = _proc_stat(os.getpid()) is not None
         stat = _proc_stat(pid) if self._use_proc else None
@@ -500,12 +502,14 @@ class _Watchdog(threading.Thread):
 
     def run(self) -> None:
         count = 0
+        started = time.monotonic()
         while not self.stop_event.is_set():
             if not self._same_process():
                 return
             total, pids = self._sample(rescan=count % _RESCAN_EVERY == 0)
             count += 1
-            self.peak_bytes = max(self.peak_bytes, total)
+            if total > self.peak_bytes:
+                self.peak_bytes, self.peak_at_s = total, time.monotonic() - started
             if total > self.limit_bytes and self._same_process():
                 self.killed_at_bytes = total
                 self._kill(pids)

@@ -270,7 +270,12 @@ def main(argv: list[str] | None = None) -> int:
         run_prepare(req, rec, args.workdir)
     else:
         run_measure(req, rec, args.workdir)
-    return 0
+    # The final result is on disk: leave without the interpreter's teardown. Tearing down torch and its
+    # modules took ~4 s and grew the resident set by ~120 MB (mobilenet_v2, 734 -> 843 MB), which the
+    # device-memory watchdog would count against a deployment that had already finished.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
