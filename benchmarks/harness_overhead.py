@@ -18,12 +18,13 @@ import time
 from deploybench.plugins import create_plugin_manager
 from deploybench.runner import Case, RunOptions, run_case
 from deploybench.task import EvalContext
+from deploybench import OptimizerContext
 
 
 def bare_loop(pm, n: int) -> float:
     task = pm.get_task_spec("crashy_branin").build()
     cls = pm.get_optimizer_class("random")
-    opt = cls(task.space, objective=task.objective, constraints=task.constraints, budget=n, seed=0)
+    opt = cls(OptimizerContext(task.space, objective=task.objective, constraints=task.constraints, budget=n, seed=0))
     t0 = time.perf_counter()
     for i in range(n):
         config = opt.ask()

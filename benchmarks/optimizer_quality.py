@@ -35,6 +35,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from deploybench import OptimizerContext
 
 BUDGETS = (10, 15, 20, 25, 30, 40, 50)
 OPTIMIZERS = ("random", "tba", "tba_tpe", "tba_tpe_plus", "tpe", "cbo", "cbo_plus", "smac", "nevergrad")
@@ -68,8 +69,9 @@ def run_one(job: tuple) -> dict:
     params, seconds = (list(extra) + [{}, None][len(extra):])[:2]
     pm = create_plugin_manager()
     task = pm.get_task_spec(task_name).build()
-    opt = pm.get_optimizer_class(name)(task.space, objective=task.objective, constraints=task.constraints,
-                                       budget=budget, seed=seed, family_param=task.metadata.family_param, **params)
+    opt = pm.get_optimizer_class(name)(OptimizerContext(task.space, objective=task.objective,
+                                                        constraints=task.constraints, budget=budget, seed=seed,
+                                                        family_param=task.metadata.family_param), **params)
     best, wasted, keys, step_ms, spent = None, 0, [], [], 0.0
     t_start = time.perf_counter()
     for i in range(budget):

@@ -25,6 +25,7 @@ from tabulate import tabulate
 
 from deploybench.table_report import table_summary
 from deploybench.tables import load_table, resolve_table
+from deploybench import OptimizerContext
 
 
 def random_search_hits(table_name: str, scenario: str, seeds: int) -> dict:
@@ -38,8 +39,8 @@ def random_search_hits(table_name: str, scenario: str, seeds: int) -> dict:
     cls = create_plugin_manager().get_optimizer_class("random")
     hits, bests = 0, []
     for seed in range(seeds):
-        opt = cls(task.space, objective=task.objective, constraints=task.constraints, budget=task.default_budget,
-                  seed=seed, family_param="model")
+        opt = cls(OptimizerContext(task.space, objective=task.objective, constraints=task.constraints,
+                                   budget=task.default_budget, seed=seed, family_param="model"))
         best = None
         feasible_found = False
         for trial in range(task.default_budget):

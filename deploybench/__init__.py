@@ -19,6 +19,8 @@ _EXPORTS = {
     "hookspec": "hookspecs",
     "Optimizer": "optimizer",
     "OptimizerTags": "optimizer",
+    "OptimizerContext": "optimizer",
+    "build_optimizer": "optimizer",
     "OptimizerSpec": "specs",
     "ErrorKind": "outcome",
     "Outcome": "outcome",
@@ -64,7 +66,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from .exit_codes import ExitCode
     from .hookspecs import hookimpl, hookspec
-    from .optimizer import Optimizer, OptimizerTags
+    from .optimizer import Optimizer, OptimizerContext, OptimizerTags, build_optimizer
     from .outcome import ErrorKind, Outcome, Status, TrialError, outcome_rank_key
     from .space import Categorical, Condition, Float, Integer, InvalidConfigError, Ordinal, Param, SearchSpace
     from .specs import OptimizerSpec

@@ -1,6 +1,8 @@
 """What makes two case files "the same case", and the readable path of each parameter variant.
 
-A case's identity is its task signature plus the optimizer's name, class, parameters and version.
+A case's identity is its task signature plus the optimizer's registered name, parameters and
+version. The class's import path is recorded beside them but is not part of the identity, so moving
+an optimizer to another module does not make its published records refuse ``--resume``.
 Results of different identities are never mixed or overwritten silently: each parameter variant
 gets its own folder (``tba[T_init=0.9]``), and ``--resume`` refuses a case file whose identity
 differs from the case it would continue.
@@ -20,7 +22,7 @@ from . import __version__
 __all__ = ["optimizer_version", "variant_name", "case_identity", "identity_changes", "IDENTITY_FIELDS"]
 
 #: header fields that make up a case's identity (besides the optimizer name, which is in the path)
-IDENTITY_FIELDS = ("task_signature", "optimizer", "optimizer_class", "optimizer_params", "optimizer_version")
+IDENTITY_FIELDS = ("task_signature", "optimizer", "optimizer_params", "optimizer_version")
 _PLAIN = re.compile(r"^[A-Za-z0-9_.+-]*$")
 _MAX_NAME = 120
 

@@ -27,6 +27,7 @@ from . import __version__
 from .identity import case_identity, identity_changes, variant_name
 from .locking import ResultsFolderBusy, wait_for_case_file
 from .fidelity import UnknownFidelityError, split_suggestion
+from .optimizer import OptimizerContext, build_optimizer
 from .outcome import ErrorKind, Outcome, counts_as_found
 from .plugins import DeployBenchPluginManager, UsageError, create_plugin_manager
 from .results import CaseWriter, ResultsFormatError, ResultsWriteError, case_path, read_case_file
@@ -310,12 +311,8 @@ def _build(case: Case, pm: DeployBenchPluginManager) -> tuple[Task, Any]:
 
 
 def _construct(case: Case, task: Task, optimizer_cls: Any) -> Any:
-    optimizer = optimizer_cls(task.space, objective=task.objective, constraints=task.constraints, budget=case.budget,
-                              seed=case.seed, family_param=task.metadata.family_param, **dict(case.optimizer_params))
-    tags = getattr(optimizer_cls, "tags", None)
-    if getattr(tags, "multi_fidelity", False):
-        optimizer.bind_fidelities(task.fidelities, case.budget_seconds)
-    return optimizer
+    context = OptimizerContext.for_task(task, budget=case.budget, seed=case.seed, budget_seconds=case.budget_seconds)
+    return build_optimizer(optimizer_cls, context, case.optimizer_params)
 
 
 def _header(case: Case, task: Task, optimizer_cls: Any, params: Mapping[str, Any]) -> dict:

@@ -107,13 +107,22 @@ def collect(
     task_args = list(tasks) or [name for name, s in specs.items() if s.kind != "live"]
     # only the selected optimizers are imported; with none selected, every one that imports
     # (one that cannot is reported as a broken plugin in the header)
-    classes = {name: pm.get_optimizer_class(name) for name in optimizers} if optimizers else pm.optimizer_classes()
-    opt_names = list(optimizers) or sorted(classes)
+    selections = [parse_optimizer_arg(arg) for arg in optimizers]
+    classes = ({name: pm.get_optimizer_class(name) for name, _ in selections} if selections
+               else pm.optimizer_classes())
+    selections = selections or [(name, None) for name in sorted(classes)]
+    opt_names = list(dict.fromkeys(name for name, _ in selections))
     for name in optimizer_params:
         if name not in opt_names:
             raise UsageError(f"--opt-param names optimizer {name!r}, which is not selected; selected: {', '.join(opt_names)}")
-    optimizer_params = {name: check_optimizer_params(name, classes[name], params)
-                        for name, params in optimizer_params.items()}
+    variants = []  # (name, checked parameters), each once
+    for name, value in selections:
+        params = dict(optimizer_params.get(name, {}))
+        if value is not None:
+            params[_shorthand_param(name, classes[name], value)] = value
+        checked = tuple(sorted(check_optimizer_params(name, classes[name], params).items()))
+        if (name, checked) not in variants:
+            variants.append((name, checked))
     try:
         match = compile_keyword(keyword)
     except KeywordError as exc:
@@ -144,14 +153,30 @@ def collect(
         label = _task_label(name, chosen, len(spec.targets))
         kind = task.metadata.kind
         task.close()
-        for opt in opt_names:
-            params = tuple(sorted(optimizer_params.get(opt, {}).items()))
+        for opt, params in variants:
             for seed in seeds:
                 case = Case(task=name, target=chosen, task_label=label, optimizer=opt, seed=int(seed),
                             budget=n_budget, budget_seconds=n_seconds, optimizer_params=params, kind=kind)
                 if match(case.node_id):
                     cases.append(case)
     return cases
+
+
+def parse_optimizer_arg(arg: str) -> tuple[str, str | None]:
+    """``"tba"`` -> ("tba", None); ``"optuna:GPSampler"`` -> ("optuna", "GPSampler"): the value of
+    the parameter the optimizer names as its ``shorthand_param``."""
+    name, sep, value = arg.partition(":")
+    if sep and not value:
+        raise UsageError(f"--optimizer {arg!r}: nothing after ':' (write NAME or NAME:VALUE)")
+    return name, (value if sep else None)
+
+
+def _shorthand_param(name: str, cls: type, value: str) -> str:
+    param = getattr(cls, "shorthand_param", None)
+    if not param:
+        raise UsageError(f"--optimizer {name}:{value}: optimizer {name!r} takes no ':' value (only optimizers that "
+                         f"declare a shorthand parameter do); set its parameters with --opt-param {name}.PARAM=VALUE")
+    return param
 
 
 def check_optimizer_params(name: str, cls: type, params: dict[str, Any]) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import numpy as np
 
 from .fidelity import Fidelity, UnknownFidelityError, check_fidelities, split_suggestion
-from .optimizer import Optimizer
+from .optimizer import Optimizer, OptimizerContext, build_optimizer
 from .outcome import ErrorKind, Outcome, Status
 from .space import Categorical, Condition, Float, Integer, InvalidConfigError, Ordinal, SearchSpace
 from .task import Constraint, EvalContext, Objective, Task, TaskMetadata
@@ -109,11 +109,7 @@ def analytic_tasks() -> list[Task]:
 
 
 def _make(cls: type[Optimizer], task: Task, budget: int, seed: int, params: Mapping[str, Any]) -> Optimizer:
-    opt = cls(task.space, objective=task.objective, constraints=task.constraints, budget=budget, seed=seed,
-              family_param=task.metadata.family_param, **params)
-    if getattr(getattr(cls, "tags", None), "multi_fidelity", False):  # as the runner does
-        opt.bind_fidelities(task.fidelities, task.default_budget_seconds)
-    return opt
+    return build_optimizer(cls, OptimizerContext.for_task(task, budget=budget, seed=seed), params)
 
 
 def _drive(opt: Optimizer, task: Task, budget: int, seed: int,

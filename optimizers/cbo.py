@@ -6,7 +6,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from deploybench import Optimizer, Outcome, Status
+from deploybench import Optimizer, OptimizerContext, Outcome, Status
 
 from .acquisition import log_expected_improvement, rounded as _rounded
 from .annealing import unseen_sample
@@ -47,10 +47,9 @@ class ConstrainedBO(Optimizer):
 
     name = "cbo"
 
-    def __init__(self, space, *, objective, constraints=(), budget=25, seed=0, family_param=None,
+    def __init__(self, context: OptimizerContext, *,
                  n_initial: int | None = None, n_candidates: int = 500, n_local: int = 200, xi: float = 0.01):
-        super().__init__(space, objective=objective, constraints=constraints, budget=budget, seed=seed,
-                         family_param=family_param)
+        super().__init__(context)
         self.n_initial = n_initial
         self.n_candidates = n_candidates
         self.n_local = n_local
@@ -58,9 +57,9 @@ class ConstrainedBO(Optimizer):
         self._rng = self.make_rng()
         self._history: list[tuple[dict, Outcome]] = []
         self._seen: set[str] = set()
-        self._feasibility = FeasibilityModel(space, self.constraints)
+        self._feasibility = FeasibilityModel(self.space, self.constraints)
         self._objective_gp = GaussianProcess()
-        self._codec = MixedCodec(space)
+        self._codec = MixedCodec(self.space)
         self._seen_raw: set[bytes] = set()
 
     def _n_initial(self) -> int:

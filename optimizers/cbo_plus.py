@@ -66,7 +66,7 @@ class ConstrainedBOPlus(ConstrainedBO):
 
     name = "cbo_plus"
 
-    def __init__(self, space, *, objective, constraints=(), budget=25, seed=0, family_param=None,
+    def __init__(self, context: OptimizerContext, *,
                  n_initial: int | None = None, n_candidates: int = 384, n_local: int = 384, refine_rounds: int = 2,
                  refine_size: int = 128, feasibility_threshold: float = 0.85, xi: float = 0.0,
                  warp: bool = True, log_metrics: bool = True, lengthscale_prior: tuple | None = (0.0, 1.0),
@@ -74,8 +74,7 @@ class ConstrainedBOPlus(ConstrainedBO):
                  trust_region: bool = True, tr_length: float = 0.8, tr_min_length: float = 1 / 64,
                  tr_success: int = 2, tr_failure: int = 3, tr_global_every: int = 5,
                  threshold_scope: str = "feasible"):
-        super().__init__(space, objective=objective, constraints=constraints, budget=budget, seed=seed,
-                         family_param=family_param, n_candidates=n_candidates, n_local=n_local, xi=xi)
+        super().__init__(context, n_candidates=n_candidates, n_local=n_local, xi=xi)
         self.n_initial = n_initial
         self.refine_rounds = refine_rounds
         self.refine_size = refine_size
@@ -86,7 +85,8 @@ class ConstrainedBOPlus(ConstrainedBO):
         self.feasibility_prior = feasibility_prior
         prior = tuple(lengthscale_prior) if lengthscale_prior else None
         fprior = tuple(feasibility_prior) if feasibility_prior else None
-        self._feasibility = FeasibilityModel(space, self.constraints, log_metrics=log_metrics, lengthscale_prior=fprior)
+        self._feasibility = FeasibilityModel(self.space, self.constraints, log_metrics=log_metrics,
+                                             lengthscale_prior=fprior)
         self._objective_gp = GaussianProcess(lengthscale_prior=prior)
         self._design: list[dict] | None = None
         self.cost_aware = cost_aware

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from deploybench import Optimizer, Outcome
+from deploybench import Optimizer, OptimizerContext, Outcome
 
 
 class RandomSearch(Optimizer):
@@ -23,10 +23,9 @@ class RandomSearch(Optimizer):
 
     name = "random"
 
-    def __init__(self, space, *, objective, constraints=(), budget=25, seed=0, family_param=None,
+    def __init__(self, context: OptimizerContext, *,
                  avoid_duplicates: bool = True, max_retries: int = 100):
-        super().__init__(space, objective=objective, constraints=constraints, budget=budget, seed=seed,
-                         family_param=family_param)
+        super().__init__(context)
         self.avoid_duplicates = avoid_duplicates
         self.max_retries = max_retries
         self._rng = self.make_rng()

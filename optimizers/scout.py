@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from deploybench import Optimizer, OptimizerTags, Outcome, Status
+from deploybench import Optimizer, OptimizerContext, OptimizerTags, Outcome, Status
 from deploybench.fidelity import Suggestion
 
 from .scout_dense import CoordinateSearch
@@ -104,24 +104,23 @@ class Scout(Optimizer):
     name = "scout"
     tags = OptimizerTags(multi_fidelity=True)
 
-    def __init__(self, space, *, objective, constraints=(), budget=25, seed=0, family_param=None,
+    def __init__(self, context: OptimizerContext, *,
                  n_orderings: int = 6, halve_every: int = 4, uct_c: float = 0.5, ucb_c: float = 0.5,
                  window: int = 6, momentum: float = 0.5, step: float = 0.25, min_step: float = 0.02,
                  n_screen: int = 16, mape_threshold: float = 0.2, check_every: int = 3,
                  dense: bool = True, orchestrator: bool = True, simulators: bool = True, tournament: bool = True):
-        super().__init__(space, objective=objective, constraints=constraints, budget=budget, seed=seed,
-                         family_param=family_param)
+        super().__init__(context)
         self.n_orderings, self.halve_every, self.uct_c, self.ucb_c = n_orderings, halve_every, uct_c, ucb_c
         self.window, self.momentum, self.step, self.min_step = window, momentum, step, min_step
         self.n_screen, self.mape_threshold, self.check_every = n_screen, mape_threshold, check_every
         self.dense, self.orchestrator, self.simulators, self.tournament = dense, orchestrator, simulators, tournament
 
         self._rng = self.make_rng(1)
-        self.sparse_names, self.dense_names = split_space(space)
-        orders = orderings(space, self.sparse_names, max(1, n_orderings) if tournament else 1, self.make_rng(2))
-        trees = [StructureTree(space, o, uct_c, self.make_rng(10 + i)) for i, o in enumerate(orders)]
+        self.sparse_names, self.dense_names = split_space(self.space)
+        orders = orderings(self.space, self.sparse_names, max(1, n_orderings) if tournament else 1, self.make_rng(2))
+        trees = [StructureTree(self.space, o, uct_c, self.make_rng(10 + i)) for i, o in enumerate(orders)]
         self._tournament = Tournament(trees, halve_every)
-        self._coords = CoordinateSearch(space, self.dense_names, momentum=momentum, step=step, min_step=min_step,
+        self._coords = CoordinateSearch(self.space, self.dense_names, momentum=momentum, step=step, min_step=min_step,
                                         rng=self.make_rng(3))
         self._ensemble = RegressorEnsemble(self._views())
         # the performance metrics the caps judge (latency, memory, ...): what AutoScout's simulators

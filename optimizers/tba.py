@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from deploybench import Optimizer, Outcome
+from deploybench import Optimizer, OptimizerContext, Outcome
 
 from .annealing import AnnealingDriver, AnnealingState, Temperature, propose_neighbor
 from .subspace import SubspaceTracker
@@ -44,13 +44,12 @@ class TBA(AnnealingDriver, Optimizer):
 
     name = "tba"
 
-    def __init__(self, space, *, objective, constraints=(), budget=25, seed=0, family_param=None,
+    def __init__(self, context: OptimizerContext, *,
                  T_init: float = 1.0, T_min: float = 1e-3, patience: int = 4, n_initial_random: int = 5,
                  p_structural_start: float = 0.5, p_structural_end: float = 0.15, restart_interval: int = 12,
                  restart_cutoff: float = 0.7, snap_back: bool = True, enable_blacklisting: bool = True,
                  blacklist_threshold: int = 3, cooldown_trials: int = 8):
-        super().__init__(space, objective=objective, constraints=constraints, budget=budget, seed=seed,
-                         family_param=family_param)
+        super().__init__(context)
         self.T_init = T_init
         self.T_min = T_min
         self.patience = patience
@@ -64,10 +63,11 @@ class TBA(AnnealingDriver, Optimizer):
         self.blacklist_threshold = blacklist_threshold
         self.cooldown_trials = cooldown_trials
         self._rng = self.make_rng()
-        self._sa = AnnealingState(space, objective.sign, Temperature(T=T_init, T_init=T_init, T_min=T_min,
+        self._sa = AnnealingState(self.space, self.objective.sign, Temperature(T=T_init, T_init=T_init, T_min=T_min,
                                                                      patience=patience),
-                                  self._rng, snap_back=snap_back, budget=budget)
-        self._tracker = SubspaceTracker(space, blacklist_threshold, cooldown_trials) if enable_blacklisting else None
+                                  self._rng, snap_back=snap_back, budget=self.budget)
+        self._tracker = (SubspaceTracker(self.space, blacklist_threshold, cooldown_trials) if enable_blacklisting
+                         else None)
         self._history: list[tuple[dict, Outcome]] = []
         self._seen: set[str] = set()
         self._initialized = False

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from deploybench import Optimizer, Outcome
+from deploybench import Optimizer, OptimizerContext, Outcome
 
 from .annealing import AnnealingDriver, AnnealingState, Temperature, propose_neighbor
 from .subspace import SubspaceTracker
@@ -48,14 +48,13 @@ class TBATPE(AnnealingDriver, OptunaStudyMixin, Optimizer):
 
     name = "tba_tpe"
 
-    def __init__(self, space, *, objective, constraints=(), budget=25, seed=0, family_param=None,
+    def __init__(self, context: OptimizerContext, *,
                  T_init: float = 1.0, T_min: float = 1e-3, patience: int = 4, n_initial_random: int = 3,
                  p_structural_start: float = 0.5, p_structural_end: float = 0.25, min_tba_trials: int = 5,
                  max_tba_trials: int = 15, min_feasible_for_handoff: int = 5, min_bad_for_handoff: int = 3,
                  min_family_diversity: int = 1, enable_blacklisting: bool = True, blacklist_threshold: int = 3,
                  cooldown_trials: int = 8, multivariate: bool = False, group: bool = False):
-        super().__init__(space, objective=objective, constraints=constraints, budget=budget, seed=seed,
-                         family_param=family_param)
+        super().__init__(context)
         self.T_init = T_init
         self.T_min = T_min
         self.patience = patience
@@ -75,15 +74,16 @@ class TBATPE(AnnealingDriver, OptunaStudyMixin, Optimizer):
         self._rng = self.make_rng()
         temperature = Temperature(T=T_init, T_init=T_init, T_min=T_min, patience=patience,
                                   cool_feasibility=0.92, cool_optimization=0.92)
-        self._sa = AnnealingState(space, objective.sign, temperature, self._rng, snap_back=False, budget=budget)
-        self._tracker = SubspaceTracker(space, blacklist_threshold, cooldown_trials) if enable_blacklisting else None
+        self._sa = AnnealingState(self.space, self.objective.sign, temperature, self._rng, snap_back=False,
+                                  budget=self.budget)
+        self._tracker = SubspaceTracker(self.space, blacklist_threshold, cooldown_trials) if enable_blacklisting else None
         self._history: list[tuple[dict, Outcome]] = []
         self._seen: set[str] = set()
         self._initialized = False
         self._from_annealer: set[str] = set()
         self.blacklist_overrides: list[dict] = []
         self.handoff_trial: int | None = None
-        self._init_study(n_startup_trials=0, multivariate=multivariate, group=group, seed=seed)
+        self._init_study(n_startup_trials=0, multivariate=multivariate, group=group, seed=self.seed)
 
     # -- handoff ----------------------------------------------------------------------------------------
     def should_handoff(self) -> bool:

@@ -36,15 +36,14 @@ class TBATPEPlus(TBATPE):
 
     name = "tba_tpe_plus"
 
-    def __init__(self, space, *, objective, constraints=(), budget=25, seed=0, family_param=None,
+    def __init__(self, context: OptimizerContext, *,
                  T_init: float = 1.0, T_min: float = 1e-3, patience: int = 4, n_initial_random: int = 3,
                  p_structural_start: float = 0.5, p_structural_end: float = 0.25, min_tba_trials: int = 5,
                  max_tba_trials: int = 15, min_feasible_for_handoff: int = 5, min_bad_for_handoff: int = 3,
                  min_family_diversity: int = 1, enable_blacklisting: bool = True, blacklist_threshold: int = 3,
                  cooldown_trials: int = 8, multivariate: bool = True, group: bool = False,
                  n_proposals: int = 8, feasibility_threshold: float = 0.5):
-        super().__init__(space, objective=objective, constraints=constraints, budget=budget, seed=seed,
-                         family_param=family_param, T_init=T_init, T_min=T_min, patience=patience,
+        super().__init__(context, T_init=T_init, T_min=T_min, patience=patience,
                          n_initial_random=n_initial_random, p_structural_start=p_structural_start,
                          p_structural_end=p_structural_end, min_tba_trials=min_tba_trials,
                          max_tba_trials=max_tba_trials, min_feasible_for_handoff=min_feasible_for_handoff,
@@ -53,7 +52,7 @@ class TBATPEPlus(TBATPE):
                          cooldown_trials=cooldown_trials, multivariate=multivariate, group=group)
         self.n_proposals = n_proposals
         self.feasibility_threshold = feasibility_threshold
-        self._feasibility = FeasibilityModel(space, self.constraints)
+        self._feasibility = FeasibilityModel(self.space, self.constraints)
 
     @single_blas_thread
     def ask(self) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from typing import Any, Mapping
 
 import optuna
 
-from deploybench import Optimizer, Outcome
+from deploybench import Optimizer, OptimizerContext, Outcome
 
 from .design import initial_design_size
 from .optuna_policy import CONSTRAINT_KEY, constraint_value, frozen_trial, quiet_optuna, suggest_config, trial_value
@@ -116,6 +116,13 @@ class OptunaStudyMixin:
 class TPE(OptunaStudyMixin, Optimizer):
     """Optuna's TPE sampler with the shared crash policy (see ``optuna_policy``).
 
+    Which constrained TPE this is: Optuna's own. Trials are split once into a "good" and a "bad"
+    group with feasible trials ranked by objective ahead of infeasible ones ranked by their total
+    violation, and one density ratio l(x)/g(x) is maximised. That is not c-TPE (Watanabe & Hutter,
+    "c-TPE: Tree-structured Parzen Estimator with Inequality Constraints for Expensive Hyperparameter
+    Optimization", IJCAI 2023), which fits a density ratio per constraint and multiplies them; c-TPE
+    is not part of Optuna itself.
+
     Defaults follow the reference baseline: ``n_startup_trials = max(3, budget // 5)`` (at most 10, the
     shared ``design.initial_design_size``: the reference never ran above 50 trials), independent
     (univariate) TPE, everything else Optuna's default. Fixes relative to the reference: crashes are
@@ -138,15 +145,14 @@ class TPE(OptunaStudyMixin, Optimizer):
 
     name = "tpe"
 
-    def __init__(self, space, *, objective, constraints=(), budget=25, seed=0, family_param=None,
+    def __init__(self, context: OptimizerContext, *,
                  n_startup_trials: int | None = None, multivariate: bool = False, group: bool = False):
-        super().__init__(space, objective=objective, constraints=constraints, budget=budget, seed=seed,
-                         family_param=family_param)
+        super().__init__(context)
         self.n_startup_trials = n_startup_trials
         self.multivariate = multivariate
         self.group = group
-        startup = n_startup_trials if n_startup_trials is not None else initial_design_size(budget)
-        self._init_study(n_startup_trials=startup, multivariate=multivariate, group=group, seed=seed)
+        startup = n_startup_trials if n_startup_trials is not None else initial_design_size(self.budget)
+        self._init_study(n_startup_trials=startup, multivariate=multivariate, group=group, seed=self.seed)
 
     def ask(self) -> dict[str, Any]:
         return self._ask_study()

@@ -14,7 +14,7 @@ from typing import Any, Mapping
 import optuna
 from optuna.trial import TrialState
 
-from deploybench import Optimizer, OptimizerTags, Outcome
+from deploybench import Optimizer, OptimizerContext, OptimizerTags, Outcome
 from deploybench.fidelity import Suggestion
 
 from .design import initial_design_size
@@ -35,17 +35,16 @@ class TPEHyperband(Optimizer):
     name = "tpe_hyperband"
     tags = OptimizerTags(multi_fidelity=True)
 
-    def __init__(self, space, *, objective, constraints=(), budget=25, seed=0, family_param=None,
+    def __init__(self, context: OptimizerContext, *,
                  n_startup_trials: int | None = None, reduction_factor: int = 3):
-        super().__init__(space, objective=objective, constraints=constraints, budget=budget, seed=seed,
-                         family_param=family_param)
+        super().__init__(context)
         self.n_startup_trials = n_startup_trials
         self.reduction_factor = reduction_factor
         quiet_optuna()
-        startup = n_startup_trials if n_startup_trials is not None else initial_design_size(budget)
-        sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
+        startup = n_startup_trials if n_startup_trials is not None else initial_design_size(self.budget)
+        sampler = optuna.samplers.TPESampler(seed=self.seed, n_startup_trials=startup)
         pruner = optuna.pruners.HyperbandPruner(min_resource=1, max_resource=2, reduction_factor=reduction_factor)
-        self._study = optuna.create_study(direction=objective.direction, sampler=sampler, pruner=pruner)
+        self._study = optuna.create_study(direction=self.objective.direction, sampler=sampler, pruner=pruner)
         self._worst = float("nan")
         self._promote: list[tuple[dict, optuna.Trial]] = []
         self._open: dict[str, optuna.Trial] = {}

@@ -169,3 +169,33 @@ def test_budget_in_seconds_of_cost(cli, tmp_path):
     cum = [t["cum_cost_s"] for t in case.trials]
     assert cum[-1] >= 20 and cum[-2] < 20  # stops at the trial that crosses the budget
     assert len(case.trials) < 500
+
+
+def test_optimizer_shorthand_sets_its_declared_parameter_and_keeps_variants_apart(monkeypatch):
+    """`-o NAME:VALUE` sets the parameter the optimizer declares as `shorthand_param`; two values of one
+    optimizer are two variants (two folders), and --opt-param still applies to both."""
+    import deploybench.plugins as plugins
+    from deploybench.session import collect
+
+    monkeypatch.syspath_prepend(str(Path(__file__).parent / "fixtures"))
+    pm = plugins.create_plugin_manager(["core_fixtures"])
+    cases = collect(pm, tasks=["crashy_branin"], optimizers=["flavoured:salt", "flavoured:pepper", "flavoured"],
+                    optimizer_params={"flavoured": {"width": 3}})
+    assert [dict(c.optimizer_params) for c in cases] == [
+        {"flavour": "salt", "width": 3}, {"flavour": "pepper", "width": 3}, {"width": 3}]
+    assert len({c.node_id for c in cases}) == 3
+
+
+def test_optimizer_shorthand_on_an_optimizer_without_one_is_a_usage_error(monkeypatch):
+    import pytest
+
+    import deploybench.plugins as plugins
+    from deploybench.session import collect
+
+    pm = plugins.create_plugin_manager()
+    with pytest.raises(plugins.UsageError, match="takes no ':' value.*--opt-param tba.PARAM=VALUE"):
+        collect(pm, tasks=["crashy_branin"], optimizers=["tba:fast"])
+    with pytest.raises(plugins.UsageError, match="nothing after ':'"):
+        collect(pm, tasks=["crashy_branin"], optimizers=["tba:"])
+    with pytest.raises(plugins.UsageError, match="did you mean 'tba'"):
+        collect(pm, tasks=["crashy_branin"], optimizers=["tbaa:x"])

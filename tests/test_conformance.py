@@ -24,9 +24,8 @@ def test_conformance_catches_a_broken_optimizer():
     class Sloppy(Optimizer):
         name = "sloppy"
 
-        def __init__(self, space, *, objective, constraints=(), budget=25, seed=0, family_param=None, width=3):
-            super().__init__(space, objective=objective, constraints=constraints, budget=budget, seed=seed,
-                             family_param=family_param)
+        def __init__(self, context, *, width=3):
+            super().__init__(context)
             self.width = width * 2  # does not store the parameter unchanged
 
         def ask(self):
@@ -83,3 +82,49 @@ def test_checks_that_do_not_apply_are_skipped_not_passed(pytester):
     result.assert_outcomes(passed=9, skipped=1)
     result.stdout.fnmatch_lines(["*::test_conformance?noisy-check_different_seeds_differ? SKIPPED*", "SKIPPED*check_different_seeds_differ does not "
                                  "apply: Noisy declares tags.deterministic = False*"])
+
+
+def test_an_optimizer_written_for_the_first_contract_still_runs_with_a_deprecation_warning():
+    """Third-party optimizers that take (space, objective=..., ...) keep working through the one
+    construction path, and their parameters stay their own."""
+    from deploybench import Optimizer, OptimizerContext, build_optimizer
+    from deploybench.tasks.synthetic import CrashyBranin
+
+    class FirstContract(Optimizer):
+        name = "first_contract"
+
+        def __init__(self, space, *, objective, constraints=(), budget=25, seed=0, family_param=None, width=3):
+            super().__init__(space, objective=objective, constraints=constraints, budget=budget, seed=seed,
+                             family_param=family_param)
+            self.width = width
+
+        def ask(self):
+            return self.space.sample(self.make_rng())
+
+        def tell(self, config, outcome):
+            pass
+
+    task = CrashyBranin()
+    with pytest.warns(DeprecationWarning, match="OptimizerContext"):
+        opt = build_optimizer(FirstContract, OptimizerContext.for_task(task, budget=7, seed=4), {"width": 5})
+    assert (opt.budget, opt.seed, opt.width) == (7, 4, 5)
+    assert opt.constraints == tuple(task.constraints)
+    assert opt.get_params() == {"width": 5}
+    task.space.validate(opt.ask())
+
+
+def test_the_context_hides_fidelity_levels_from_optimizers_without_the_tag():
+    from deploybench import OptimizerContext, build_optimizer
+    from deploybench.tasks.synthetic_mf import CrashyBraninMF
+    from deploybench_optimizers.random_search import RandomSearch
+    from deploybench_optimizers.scout import Scout
+
+    task = CrashyBraninMF()
+    context = OptimizerContext.for_task(task, seed=1)
+    assert len(context.fidelities) > 1 and context.budget_seconds == task.default_budget_seconds
+    plain = build_optimizer(RandomSearch, context)
+    assert [f.name for f in plain.fidelities] == ["full"] and plain.budget_seconds is None
+    scout = build_optimizer(Scout, context)
+    assert scout.fidelities == context.fidelities and scout.budget_seconds == task.default_budget_seconds
+    with pytest.raises(TypeError, match="OptimizerContext"):
+        RandomSearch(task.space)  # noqa: the first contract's keywords are required there

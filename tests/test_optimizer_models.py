@@ -9,7 +9,7 @@ import pytest
 from scipy.optimize import approx_fprime
 from scipy.stats import norm
 
-from deploybench import Categorical, EvalContext
+from deploybench import Categorical, EvalContext, OptimizerContext
 from deploybench.tasks.synthetic import CrashyBranin, HierarchicalRosenbrock
 from deploybench.testing import toy_task
 from deploybench_optimizers.acquisition import log_expected_improvement, rounded
@@ -77,14 +77,15 @@ def test_trust_region_grows_on_successes_shrinks_on_failures_and_restarts():
         TrustRegion(initial=0.05, minimum=0.1)
     task = HierarchicalRosenbrock()
     with pytest.raises(ValueError, match="tr_global_every must be >= 0"):
-        ConstrainedBOPlus(task.space, objective=task.objective, constraints=task.constraints, tr_global_every=-1)
+        ConstrainedBOPlus(OptimizerContext(task.space, objective=task.objective, constraints=task.constraints),
+                          tr_global_every=-1)
 
 
 def test_cbo_plus_searches_its_trust_region_between_global_steps():
     task = HierarchicalRosenbrock()
-    opt = ConstrainedBOPlus(task.space, objective=task.objective, constraints=task.constraints, budget=30,
-                            seed=0, tr_length=0.1, tr_success=99, tr_failure=99, tr_global_every=3,
-                            n_local=0, refine_rounds=0)
+    opt = ConstrainedBOPlus(OptimizerContext(task.space, objective=task.objective,
+                                             constraints=task.constraints, budget=30, seed=0),
+                            tr_length=0.1, tr_success=99, tr_failure=99, tr_global_every=3, n_local=0, refine_rounds=0)
     codec = MixedCodec(task.space)
     local = []
     for i in range(18):
@@ -170,7 +171,8 @@ def test_rounding_before_argmax_removes_last_bit_differences():
 
 def test_cbo_plus_starts_with_a_latin_hypercube_and_does_not_repeat_itself():
     task = CrashyBranin()
-    opt = ConstrainedBOPlus(task.space, objective=task.objective, constraints=task.constraints, budget=30, seed=0)
+    opt = ConstrainedBOPlus(OptimizerContext(task.space, objective=task.objective,
+                                             constraints=task.constraints, budget=30, seed=0))
     configs = []
     for i in range(12):
         c = opt.ask()
@@ -185,8 +187,8 @@ def test_cbo_plus_learns_to_avoid_crashes_and_violations():
     task = CrashyBranin()
     late = []
     for seed in range(3):
-        opt = ConstrainedBOPlus(task.space, objective=task.objective, constraints=task.constraints, budget=30,
-                                seed=seed)
+        opt = ConstrainedBOPlus(OptimizerContext(task.space, objective=task.objective,
+                                                 constraints=task.constraints, budget=30, seed=seed))
         for i in range(30):
             c = opt.ask()
             o = task.evaluate(c, EvalContext(seed=seed, trial=i))
@@ -204,7 +206,8 @@ def test_shared_initial_design_is_a_fifth_of_the_budget_but_never_the_whole_of_a
     assert [initial_design_size(b) for b in (5, 15, 30, 50)] == [3, 3, 6, 10]
     assert initial_design_size(400) == MAX_INITIAL_DESIGN == 10  # a trial cap under a seconds budget
     task = CrashyBranin()
-    opt = TPE(task.space, objective=task.objective, constraints=task.constraints, budget=400, seed=0)
+    opt = TPE(OptimizerContext(task.space, objective=task.objective, constraints=task.constraints, budget=400,
+                               seed=0))
     # TPE leaves random sampling after 10 trials; with the uncapped rule it would sample at random for 80
     assert opt._study.sampler._n_startup_trials == 10
 
@@ -212,8 +215,8 @@ def test_shared_initial_design_is_a_fifth_of_the_budget_but_never_the_whole_of_a
 @pytest.mark.parametrize("scope", ["feasible", "crash"])
 def test_cbo_plus_threshold_scope_decides_whether_probable_violations_are_candidates(scope, monkeypatch):
     task = CrashyBranin()
-    opt = ConstrainedBOPlus(task.space, objective=task.objective, constraints=task.constraints, budget=30, seed=0,
-                            threshold_scope=scope)
+    opt = ConstrainedBOPlus(OptimizerContext(task.space, objective=task.objective,
+                                             constraints=task.constraints, budget=30, seed=0), threshold_scope=scope)
     for i in range(10):
         c = opt.ask()
         opt.tell(c, task.evaluate(c, EvalContext(seed=0, trial=i)))
@@ -235,4 +238,5 @@ def test_cbo_plus_threshold_scope_decides_whether_probable_violations_are_candid
         assert np.isfinite(acq[:half]).all()  # only P(no crash) is gated; P(feasible) still weighs them down
         assert np.median(acq[:half]) < np.median(acq[half:])
     with pytest.raises(ValueError, match="threshold_scope must be"):
-        ConstrainedBOPlus(task.space, objective=task.objective, constraints=task.constraints, threshold_scope="all")
+        ConstrainedBOPlus(OptimizerContext(task.space, objective=task.objective, constraints=task.constraints),
+                          threshold_scope="all")

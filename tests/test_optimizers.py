@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from deploybench import (Categorical, Integer, Constraint, ErrorKind, EvalContext, Objective, Ordinal, Outcome, SearchSpace,
+from deploybench import (Categorical, Integer, Constraint, ErrorKind, EvalContext, Objective, OptimizerContext, Ordinal,
+                         Outcome, SearchSpace,
                          Status, Task, TaskMetadata)
 from deploybench.plugins import create_plugin_manager
 from deploybench.tasks.synthetic import CrashyBranin
@@ -44,8 +45,8 @@ class GridTask(Task):
 
 
 def _run(cls, task, budget, seed=0, **params):
-    opt = cls(task.space, objective=task.objective, constraints=task.constraints, budget=budget, seed=seed,
-              family_param=task.metadata.family_param, **params)
+    opt = cls(OptimizerContext(task.space, objective=task.objective, constraints=task.constraints,
+                               budget=budget, seed=seed, family_param=task.metadata.family_param), **params)
     history = []
     for i in range(budget):
         c = opt.ask()
@@ -114,8 +115,8 @@ def test_handoff_works_without_a_family_parameter():
     task = CrashyBranin()
     handoffs = []
     for seed in range(10):
-        opt = TBATPE(task.space, objective=task.objective, constraints=task.constraints, budget=30, seed=seed,
-                     family_param=None)
+        opt = TBATPE(OptimizerContext(task.space, objective=task.objective, constraints=task.constraints,
+                                      budget=30, seed=seed, family_param=None))
         for i in range(30):
             c = opt.ask()
             opt.tell(c, task.evaluate(c, EvalContext(seed=seed, trial=i)))
@@ -126,8 +127,9 @@ def test_handoff_works_without_a_family_parameter():
 
 def test_family_diversity_gate_delays_handoff():
     task = GridTask()
-    opt = TBATPE(task.space, objective=task.objective, constraints=task.constraints, budget=30, seed=0,
-                 family_param="model", min_family_diversity=4)  # only 3 families exist: never adaptive
+    opt = TBATPE(OptimizerContext(task.space, objective=task.objective, constraints=task.constraints,
+                                  budget=30, seed=0, family_param="model"),
+                 min_family_diversity=4)  # only 3 families exist: never adaptive
     for i in range(30):
         c = opt.ask()
         opt.tell(c, task.evaluate(c))
@@ -180,8 +182,8 @@ def test_tracker_pairs_success_reset_and_safety_valve():
 
 def test_early_stop_never_becomes_the_current_state():
     task = GridTask()
-    opt = TBA(task.space, objective=task.objective, constraints=task.constraints, budget=20, seed=0,
-              n_initial_random=1)
+    opt = TBA(OptimizerContext(task.space, objective=task.objective, constraints=task.constraints, budget=20,
+                               seed=0), n_initial_random=1)
     first = {"model": "m3", "backend": "slow", "batch": 32, "threads": 1}
     opt.ask()
     opt.tell(first, task.evaluate(first))  # infeasible start (latency 96 > 20)
@@ -210,8 +212,9 @@ def test_tba_cools_and_reheats():
 
 def test_tpe_startup_default_follows_the_reference():
     task = CrashyBranin()
-    assert TPE(task.space, objective=task.objective, budget=30).get_params()["n_startup_trials"] is None
-    opt = TPE(task.space, objective=task.objective, budget=30)
+    assert TPE(OptimizerContext(task.space, objective=task.objective,
+                                budget=30)).get_params()["n_startup_trials"] is None
+    opt = TPE(OptimizerContext(task.space, objective=task.objective, budget=30))
     assert opt._study.sampler._n_startup_trials == max(3, 30 // 5)
 
 
@@ -231,7 +234,7 @@ def test_optimizers_improve_on_random_search_on_crashy_branin():
 
 def test_a_blacklisted_fallback_is_recorded_not_silent():
     task = GridTask()
-    opt = TBA(task.space, objective=task.objective, constraints=task.constraints, budget=10, seed=0)
+    opt = TBA(OptimizerContext(task.space, objective=task.objective, constraints=task.constraints, budget=10, seed=0))
     opt._tracker.blocked = lambda config, trial: [("backend", config["backend"])]  # everything blacklisted
     config = opt.ask()
     task.space.validate(config)

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from deploybench import EvalContext, Status
+from deploybench import EvalContext, OptimizerContext, Status
 from deploybench.fidelity import split_suggestion
 from deploybench.tables import TableError, grid_space, load_table
 from deploybench.tasks.replay_fidelity import (PROBE_ITERS, MultiFidelityReplayTask, probe_measurement,
@@ -161,9 +161,7 @@ def test_the_simulator_is_part_of_the_task_identity(tables, tmp_path):
 def test_scout_runs_on_the_wide_scenario_under_a_seconds_budget(task):
     from deploybench_optimizers.scout import Scout
 
-    opt = Scout(task.space, objective=task.objective, constraints=task.constraints, budget=200, seed=0,
-                family_param="model")
-    opt.bind_fidelities(task.fidelities, task.default_budget_seconds)
+    opt = Scout(OptimizerContext.for_task(task, budget=200, seed=0))
     cost, levels, found = 0.0, set(), []
     for i in range(200):
         if cost >= task.default_budget_seconds:

@@ -24,6 +24,8 @@ from deploybench.scoring.statistics import (
     holm,
     insignificant_cliques,
     pairwise_wilcoxon_holm,
+    significance_floor,
+    smallest_holm_p,
 )
 
 OPTIMUM = 10.0
@@ -179,6 +181,45 @@ def test_significant_winner_is_marked(tmp_path):
     g = board.groups[0]
     assert g.row("good").wins == ["random"] and g.row("random").wins == []
     assert board.overall.labels == ["good", "random"] and board.overall.avg_rank["good"] == 1.0
+
+
+def test_a_table_too_small_for_any_significant_pair_says_so(tmp_path):
+    """10 seeds and 12 optimizers (66 pairs): even if one optimizer beats another on every seed, the exact
+    Wilcoxon p is 2/2**10 and Holm's first step makes it 66 times that, 0.129 > 0.05."""
+    for k in range(12):
+        for seed in range(10):
+            write_case(tmp_path, f"opt{k:02d}", seed, [outcome("ok", 1.0 + k + 0.001 * seed)])
+    board = _board(tmp_path)
+    g = board.groups[0]
+    assert all(not r.wins for r in g.rows)  # every optimizer beats the next on every seed, yet nothing shows
+    floor = significance_floor(g.tests, 0.05)
+    assert (floor.n_pairs, floor.n_blocks) == (66, 10)
+    assert floor.smallest_p_holm == pytest.approx(66 * 2 / 2 ** 10)
+    assert not floor.can_show_a_difference and floor.blocks_needed == 12
+    assert min(t.p_holm for t in g.tests) >= floor.smallest_p_holm - 1e-12  # the floor really is a floor
+    text = render(board, "github")
+    assert "cannot show a significant pair" in text and "At least 12 seeds" in text
+    data = json.loads(render(board, "json"))
+    assert data["groups"][0]["significance_floor"]["can_show_a_difference"] is False
+
+
+def test_a_table_large_enough_has_no_floor_note(tmp_path):
+    for seed in range(10):
+        write_case(tmp_path, "random", seed, [outcome("ok", 1.0 + 0.01 * seed)])
+        write_case(tmp_path, "good", seed, [outcome("ok", 8.0 + 0.01 * seed)])
+    board = _board(tmp_path)
+    assert significance_floor(board.groups[0].tests).can_show_a_difference
+    assert "cannot show a significant pair" not in render(board, "github")
+
+
+def test_smallest_holm_p_and_blocks_needed():
+    assert smallest_holm_p(1, 5) == pytest.approx(2 / 32)
+    assert smallest_holm_p(55, 20) == pytest.approx(55 * 2 / 2 ** 20)
+    assert smallest_holm_p(3, 0) == 1.0
+    for m in (1, 10, 55, 66, 136):
+        floor = significance_floor([pairwise_wilcoxon_holm({"a": {0: 0.0}, "b": {0: 1.0}})[0]] * m)
+        n = floor.blocks_needed
+        assert smallest_holm_p(m, n) < 0.05 <= smallest_holm_p(m, n - 1)
 
 
 # -- statistics -----------------------------------------------------------------------------------

@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from deploybench import Categorical, Condition, Float, Integer, Objective, Ordinal, Outcome, SearchSpace, Status
+from deploybench import (Categorical, Condition, Float, Integer, Objective, OptimizerContext, Ordinal, Outcome,
+                         SearchSpace, Status)
 from deploybench.fidelity import split_suggestion
 from deploybench.task import EvalContext
 from deploybench.tasks.synthetic import HierarchicalRosenbrock
@@ -157,9 +158,8 @@ def test_a_simulator_wrong_about_a_capped_metric_is_caught_even_when_right_about
 
 
 def _drive(task, params=None, seed=0, budget_s=60.0, max_trials=400):
-    opt = Scout(task.space, objective=task.objective, constraints=task.constraints, budget=max_trials, seed=seed,
-                family_param=task.metadata.family_param, **(params or {}))
-    opt.bind_fidelities(task.fidelities, budget_s)
+    opt = Scout(OptimizerContext.for_task(task, budget=max_trials, seed=seed, budget_seconds=budget_s),
+                **(params or {}))
     cost, trials = 0.0, []
     for i in range(max_trials):
         if cost >= budget_s:
@@ -194,12 +194,14 @@ def test_without_simulators_scout_never_asks_the_simulator(params, level):
 
 def test_without_dense_every_step_is_structural():
     task = toy_task()
-    opt = Scout(task.space, objective=task.objective, constraints=task.constraints, budget=30, seed=0, dense=False)
+    opt = Scout(OptimizerContext(task.space, objective=task.objective, constraints=task.constraints, budget=30,
+                                 seed=0), dense=False)
     for i in range(30):
         config = opt.ask()
         opt.tell(config, task.evaluate(config, EvalContext(seed=0, trial=i)))
     assert set(opt._steps.values()) == {"sparse"}
-    opt = Scout(task.space, objective=task.objective, constraints=task.constraints, budget=30, seed=0)
+    opt = Scout(OptimizerContext(task.space, objective=task.objective, constraints=task.constraints, budget=30,
+                                 seed=0))
     for i in range(30):
         config = opt.ask()
         opt.tell(config, task.evaluate(config, EvalContext(seed=0, trial=i)))
@@ -214,7 +216,8 @@ def test_scout_handles_conditional_numeric_spaces():
     task = HierarchicalRosenbrock()
 
     def best(cls, seed):
-        opt = cls(task.space, objective=task.objective, constraints=task.constraints, budget=30, seed=seed)
+        opt = cls(OptimizerContext(task.space, objective=task.objective, constraints=task.constraints,
+                                   budget=30, seed=seed))
         found = -math.inf
         for i in range(30):
             config = opt.ask()
@@ -232,7 +235,7 @@ def test_screening_prefers_candidates_predicted_within_the_caps():
     from deploybench import Constraint
 
     space = SearchSpace([Categorical("kind", choices=("a", "b")), Float("x", low=0.0, high=1.0)])
-    opt = Scout(space, objective=Objective("score", "maximize"), constraints=(Constraint("latency", 10.0),), seed=0)
+    opt = Scout(OptimizerContext(space, Objective("score", "maximize"), constraints=(Constraint("latency", 10.0),), seed=0))
     rng = np.random.default_rng(0)
     for _ in range(12):  # latency = 20 x (over the cap of 10 above x = 0.5); score rises with x
         config = {"kind": "a", "x": float(rng.random())}
@@ -260,9 +263,9 @@ def test_the_dense_side_refines_the_least_infeasible_point_before_anything_is_fe
 
 def test_the_probe_is_skipped_once_it_costs_more_than_it_saves():
     task = CrashyBraninMF()
-    opt = Scout(task.space, objective=task.objective, constraints=task.constraints, budget=100, seed=0,
+    opt = Scout(OptimizerContext(task.space, objective=task.objective, constraints=task.constraints,
+                                 budget=100, seed=0, fidelities=task.fidelities, budget_seconds=60.0),
                 simulators=False)
-    opt.bind_fidelities(task.fidelities, 60.0)
     assert opt._real_level() == "probe"  # declared at a quarter of a full run
     opt._level_costs = {"probe": [3.0, 3.0], "full": [4.0, 4.0]}  # observed: three quarters
     opt._probes, opt._probes_rejected = 10, 5  # it rejects about half

@@ -7,6 +7,7 @@ from deploybench.task import EvalContext
 from deploybench.tasks.synthetic_mf import CrashyBraninMF
 from deploybench.testing import parametrize_with_checks
 from deploybench_optimizers.tpe_hyperband import TPEHyperband
+from deploybench import OptimizerContext
 
 
 @parametrize_with_checks([TPEHyperband])
@@ -16,8 +17,8 @@ def test_tpe_hyperband_conformance(optimizer, check):
 
 def test_only_feasible_unpruned_probes_reach_full():
     task = CrashyBraninMF()
-    opt = TPEHyperband(task.space, objective=task.objective, constraints=task.constraints, budget=120, seed=0)
-    opt.bind_fidelities(task.fidelities, 60.0)
+    opt = TPEHyperband(OptimizerContext(task.space, objective=task.objective, constraints=task.constraints,
+                                        budget=120, seed=0, fidelities=task.fidelities, budget_seconds=60.0))
     probes, fulls = {}, []
     for i in range(120):
         config, level = split_suggestion(opt.ask())

@@ -121,8 +121,9 @@ def add_parser(sub: Any, pm: Any) -> None:
     p = sub.add_parser("run", help="run optimizer × task × seed cases",
                        description="Run cases and write one JSONL file per case under --out.",
                        epilog=PROGRESS_LEGEND)
-    p.add_argument("-o", "--optimizer", action="append", default=[], metavar="NAME",
-                   help="optimizer to run (repeatable; default: all registered)")
+    p.add_argument("-o", "--optimizer", action="append", default=[], metavar="NAME[:VALUE]",
+                   help="optimizer to run (repeatable; default: all registered); NAME:VALUE sets the optimizer's "
+                        "shorthand parameter, e.g. optuna:GPSampler")
     p.add_argument("-t", "--task", action="append", default=[], metavar="NAME[TARGET]",
                    help="task to run, optionally with a target in brackets (repeatable; default: all non-live tasks)")
     p.add_argument("--target", default=None,

@@ -18,6 +18,7 @@ from .document import Block, Bullets, Heading, Image, Paragraph, Table, render_b
 from .html_page import html_page
 from .metrics import GroupResult, RowMetrics
 from .plots import CD_STEM, plot_stems
+from .statistics import SignificanceFloor, significance_floor
 
 __all__ = ["render", "FORMATS", "fmt_num", "leaderboard_blocks", "to_json_data"]
 
@@ -46,15 +47,49 @@ def _definitions(g: GroupResult, board: Leaderboard) -> list[str]:
     items = [note for m in g.columns if (note := column_note(m, g.context))]
     items.append(f"**significantly better than**: two-sided Wilcoxon signed-rank test on the best objective, "
                  f"paired by seed, Holm-corrected over all pairs in this table, α = {board.alpha:g}.")
+    floor = significance_floor(g.tests, board.alpha)
+    if floor is not None and not floor.can_show_a_difference:
+        items.append(_floor_note(floor, "seeds"))
     return items
+
+
+def _floor_note(floor: SignificanceFloor, blocks: str) -> str:
+    """Say that a comparison is too small to show any significant pair, and what would be needed."""
+    return (f"**This comparison cannot show a significant pair**: with {floor.n_blocks} {blocks} and "
+            f"{floor.n_pairs} pairs of optimizers, the smallest Holm-corrected p-value a Wilcoxon test can reach "
+            f"is {floor.smallest_p_holm:.3g} (every {blocks[:-1]} favouring the same optimizer), not below "
+            f"α = {floor.alpha:g}, however large the differences. At least {floor.blocks_needed} {blocks} are needed "
+            f"for one pair to reach significance, and many more for real power; an empty "
+            f"**significantly better than** column here says nothing about whether the optimizers differ.")
+
+
+def _seed_text(seeds: list[int]) -> str:
+    if len(seeds) > 1 and seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f"seeds {seeds[0]}–{seeds[-1]}"
+    return ("seed " if len(seeds) == 1 else "seeds ") + ", ".join(map(str, seeds))
+
+
+def _seed_counts(g: GroupResult) -> str:
+    """Which optimizers ran which seeds, when they did not all run the same ones (a table never runs some
+    optimizers on fewer seeds silently)."""
+    by_seeds: dict[tuple[int, ...], list[str]] = {}
+    for r in g.rows:
+        by_seeds.setdefault(tuple(sorted({c.seed for c in r.cases})), []).append(f"`{r.label}`")
+    if len(by_seeds) < 2:
+        return ""
+    parts = [f"{', '.join(labels)}: {len(seeds)} ({_seed_text(list(seeds))})"
+             for seeds, labels in sorted(by_seeds.items(), key=lambda kv: (-len(kv[0]), kv[1]))]
+    return ("; **not every optimizer ran the same seeds** (" + "; ".join(parts) + "): the mean best of each row is "
+            "over its own seeds, and each significance test pairs only the seeds both optimizers ran")
 
 
 def _provenance(g: GroupResult) -> str:
     seeds = sorted({c.seed for r in g.rows for c in r.cases})
-    seed_text = f"seeds {seeds[0]}–{seeds[-1]}" if seeds == list(range(seeds[0], seeds[-1] + 1)) and len(seeds) > 1 \
-        else "seeds " + ", ".join(map(str, seeds))
-    text = (f"**Provenance**: {sum(len(r.cases) for r in g.rows)} case files ({seed_text}) of task signature "
-            f"`{g.key.task_signature}`, budget {g.key.budget} trials")
+    budget = f"budget {g.key.budget} trials"
+    if g.key.budget_seconds is not None:
+        budget = f"budget {fmt_num(g.key.budget_seconds)} s of charged cost (at most {g.key.budget} trials)"
+    text = (f"**Provenance**: {sum(len(r.cases) for r in g.rows)} case files ({_seed_text(seeds)}) of task signature "
+            f"`{g.key.task_signature}`, {budget}{_seed_counts(g)}")
     software = g.software
     if software:
         by_text: dict[str, list[str]] = {}
@@ -130,6 +165,9 @@ def _overall_blocks(board: Leaderboard, plots_rel: str | None) -> list[Block]:
     ]
     if o.excluded:
         notes.append(f"Not in every table, so left out of this comparison: {', '.join(o.excluded)}.")
+    floor = significance_floor(o.tests, board.alpha)
+    if floor is not None and not floor.can_show_a_difference:
+        notes.append(_floor_note(floor, "seed pairs"))
     blocks.append(Bullets(notes))
     test_rows = [[t.a, t.b, t.n, _p(t.p), _p(t.p_holm), t.winner or DASH] for t in o.tests]
     blocks.append(Table(["a", "b", "seed pairs", "p", "p (Holm)", "better"], test_rows,
@@ -225,7 +263,7 @@ def to_json_data(board: Leaderboard) -> dict:
             "penalty": g.penalty, "penalty_source": g.context.penalty_source, "baseline_regret": g.baseline_regret,
             "discovery_rule": g.discovery_rule, "columns": [column_key(m) for m in g.columns],
             "software": g.software, "rows": [_row_data(r) for r in g.rows],
-            "tests": [t.__dict__ for t in g.tests],
+            "tests": [t.__dict__ for t in g.tests], "significance_floor": _floor_data(g.tests, board.alpha),
             "references": [{"source": ref.source, "note": ref.note, "rows": [r.__dict__ for r in ref.rows]}
                            for ref in board.references_for(g)],
         })
@@ -234,10 +272,16 @@ def to_json_data(board: Leaderboard) -> dict:
         "optimizers": o.labels, "excluded": o.excluded, "tables": o.n_tables, "avg_rank_over_tables": o.avg_rank,
         "friedman_over_tables": None if o.friedman is None else {"chi2": o.friedman[0], "p": o.friedman[1]},
         "nemenyi_cd_over_tables": o.cd, "seed_pairs": o.n_blocks, "paired_on": o.paired_on,
-        "tests": [t.__dict__ for t in o.tests], "best_mean_count": o.groups_best, "mean_normalised": o.mean_normalised,
+        "tests": [t.__dict__ for t in o.tests], "significance_floor": _floor_data(o.tests, board.alpha),
+        "best_mean_count": o.groups_best, "mean_normalised": o.mean_normalised,
         "mean_success": o.mean_success, "mean_waste": o.mean_waste, "mean_discovery": o.mean_discovery}
     return {"cases": board.n_cases, "trials": board.n_trials, "alpha": board.alpha,
             "discovery_tol": board.discovery_tol, "groups": groups, "overall": overall, "problems": board.problems}
+
+
+def _floor_data(tests: Any, alpha: float) -> dict | None:
+    floor = significance_floor(tests, alpha)
+    return None if floor is None else {**floor.__dict__, "can_show_a_difference": floor.can_show_a_difference}
 
 
 def _csv(board: Leaderboard) -> str:

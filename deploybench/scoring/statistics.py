@@ -19,7 +19,8 @@ from typing import Mapping, Sequence
 import numpy as np
 
 __all__ = ["bootstrap_mean_ci", "bootstrap_mean_band", "average_ranks", "friedman", "PairTest",
-           "pairwise_wilcoxon_holm", "holm", "nemenyi_cd", "insignificant_cliques", "nemenyi_cliques"]
+           "pairwise_wilcoxon_holm", "holm", "nemenyi_cd", "insignificant_cliques", "nemenyi_cliques",
+           "SignificanceFloor", "significance_floor", "smallest_holm_p"]
 
 N_BOOT = 2000
 
@@ -158,6 +159,48 @@ def pairwise_wilcoxon_holm(samples: Mapping[str, Mapping[object, float]], *, alp
             winner = a if centre < 0 else b
         out.append(PairTest(a, b, n, p, ph, winner))
     return out
+
+
+@dataclass(frozen=True)
+class SignificanceFloor:
+    """What a table's size allows its Wilcoxon–Holm tests to show, whatever the results.
+
+    With ``n`` blocks (seeds) the smallest two-sided p-value an exact Wilcoxon signed-rank test
+    can give is ``2 / 2**n`` (every block favours the same method); Holm's first step multiplies the
+    smallest p-value by the number of pairs ``m``. When ``m * 2**(1 - n) >= alpha``, no pair can be
+    significant, however large the differences: the table is too small, not the optimizers equal.
+    """
+
+    n_pairs: int
+    n_blocks: int
+    smallest_p_holm: float
+    blocks_needed: int  # the fewest blocks at which one pair could reach alpha (real power needs more)
+    alpha: float
+
+    @property
+    def can_show_a_difference(self) -> bool:
+        return self.smallest_p_holm < self.alpha
+
+
+def smallest_holm_p(n_pairs: int, n_blocks: int) -> float:
+    """The smallest Holm-adjusted p-value any of ``n_pairs`` Wilcoxon tests over ``n_blocks`` can reach."""
+    if n_pairs < 1 or n_blocks < 1:
+        return 1.0
+    return min(1.0, n_pairs * 2.0 ** (1 - n_blocks))
+
+
+def significance_floor(tests: Sequence[PairTest], alpha: float = 0.05) -> SignificanceFloor | None:
+    """The floor of a set of pairwise tests (None without tests). ``n_blocks`` is the largest number
+    of paired blocks of any pair: the most any pair had to work with."""
+    if not tests:
+        return None
+    m = len(tests)
+    n = max(t.n for t in tests)
+    needed = max(1, math.ceil(1 + math.log2(m / alpha)))
+    while smallest_holm_p(m, needed) >= alpha:  # guard the float edge of the logarithm
+        needed += 1
+    return SignificanceFloor(n_pairs=m, n_blocks=n, smallest_p_holm=smallest_holm_p(m, n), blocks_needed=needed,
+                             alpha=alpha)
 
 
 def nemenyi_cd(k: int, n_blocks: int, alpha: float = 0.05) -> float:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from deploybench import Optimizer, Outcome, hookimpl, outcome_rank_key
+from deploybench import Optimizer, OptimizerContext, Outcome, hookimpl, outcome_rank_key
 
 
 class LocalSearch(Optimizer):
@@ -26,10 +26,9 @@ class LocalSearch(Optimizer):
     name = "example_local_search"
     description = "example plugin: (1+1) local search around the best outcome, with restarts"
 
-    def __init__(self, space, *, objective, constraints=(), budget=25, seed=0, family_param=None,
+    def __init__(self, context: OptimizerContext, *,
                  n_initial: int = 4, step: float = 0.15, restart_after: int = 6):
-        super().__init__(space, objective=objective, constraints=constraints, budget=budget, seed=seed,
-                         family_param=family_param)
+        super().__init__(context)
         self.n_initial = n_initial
         self.step = step
         self.restart_after = restart_after

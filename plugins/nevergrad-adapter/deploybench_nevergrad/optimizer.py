@@ -6,7 +6,7 @@ from typing import Any, Mapping
 
 import nevergrad as ng
 
-from deploybench import Optimizer, OptimizerTags, Outcome
+from deploybench import Optimizer, OptimizerContext, OptimizerTags, Outcome
 from deploybench.space import closest_name
 
 from .losses import LossBook
@@ -49,11 +49,10 @@ class NevergradOptimizer(Optimizer):
     name = "nevergrad"
     tags = OptimizerTags(conditional_spaces=True, batch_asks=False, uses_constraints=True, deterministic=True)
 
-    def __init__(self, space, *, objective, constraints=(), budget=25, seed=0, family_param=None,
+    def __init__(self, context: OptimizerContext, *,
                  algorithm: str = "NGOpt", constraint_handling: str = "violation", avoid_duplicates: bool = True,
                  max_retries: int = 100):
-        super().__init__(space, objective=objective, constraints=constraints, budget=budget, seed=seed,
-                         family_param=family_param)
+        super().__init__(context)
         self.algorithm = algorithm
         self.constraint_handling = constraint_handling
         self.avoid_duplicates = avoid_duplicates
@@ -66,7 +65,7 @@ class NevergradOptimizer(Optimizer):
                              + " (see nevergrad.optimizers.registry)")
         if constraint_handling not in _HANDLING:
             raise ValueError(f"constraint_handling must be one of {_HANDLING}, got {constraint_handling!r}")
-        self._parametrization = to_parametrization(space, self.seed)
+        self._parametrization = to_parametrization(self.space, self.seed)
         self._ng = registry[algorithm](parametrization=self._parametrization, budget=max(1, self.budget),
                                        num_workers=1)
         self._book = LossBook(sign=self.objective.sign, penalty=constraint_handling == "penalty")

@@ -8,8 +8,8 @@ import nevergrad as ng
 import numpy as np
 import pytest
 
-from deploybench import (Categorical, Condition, Constraint, EvalContext, Float, Integer, Objective, Ordinal,
-                         Outcome, SearchSpace, Status)
+from deploybench import (Categorical, Condition, Constraint, EvalContext, Float, Integer, Objective,
+                         OptimizerContext, Ordinal, Outcome, SearchSpace, Status)
 from deploybench.tasks.synthetic import CrashyBranin, HierarchicalRosenbrock
 from deploybench_nevergrad import NevergradOptimizer
 from deploybench_nevergrad.losses import CRASH_LOSS_BEFORE_ANY_RUN, LossBook, positive
@@ -106,11 +106,11 @@ def test_nevergrad_penalty_vanishes_for_a_negative_loss_but_not_after_the_map():
 # -- optimizer -------------------------------------------------------------------------------------------------------
 def test_suggestions_are_valid_on_a_conditional_space_and_reproducible():
     task = HierarchicalRosenbrock()
-    kwargs = dict(objective=task.objective, constraints=task.constraints, budget=20, seed=5)
-    first = run(NevergradOptimizer(task.space, **kwargs), task, 20, seed=5)
-    second = run(NevergradOptimizer(task.space, **kwargs), task, 20, seed=5)
+    context = OptimizerContext(task.space, task.objective, constraints=task.constraints, budget=20, seed=5)
+    first = run(NevergradOptimizer(context), task, 20, seed=5)
+    second = run(NevergradOptimizer(context), task, 20, seed=5)
     assert first == second
-    third = run(NevergradOptimizer(task.space, **{**kwargs, "seed": 6}), task, 20, seed=6)
+    third = run(NevergradOptimizer(OptimizerContext.for_task(task, budget=20, seed=6)), task, 20, seed=6)
     assert third != first
 
 
@@ -118,7 +118,8 @@ def test_suggestions_are_valid_on_a_conditional_space_and_reproducible():
 @pytest.mark.parametrize("handling", ["violation", "penalty"])
 def test_other_algorithms_and_constraint_handling(algorithm, handling):
     task = CrashyBranin()
-    opt = NevergradOptimizer(task.space, objective=task.objective, constraints=task.constraints, budget=12, seed=0,
+    opt = NevergradOptimizer(OptimizerContext(task.space, objective=task.objective,
+                                              constraints=task.constraints, budget=12, seed=0),
                              algorithm=algorithm, constraint_handling=handling)
     run(opt, task, 12)
     assert opt.get_params()["algorithm"] == algorithm and opt.get_params()["constraint_handling"] == handling
@@ -127,14 +128,15 @@ def test_other_algorithms_and_constraint_handling(algorithm, handling):
 def test_unknown_algorithm_names_the_closest():
     task = CrashyBranin()
     with pytest.raises(ValueError, match="did you mean 'NGOpt'"):
-        NevergradOptimizer(task.space, objective=task.objective, algorithm="NGOtp")
+        NevergradOptimizer(OptimizerContext(task.space, objective=task.objective), algorithm="NGOtp")
     with pytest.raises(ValueError, match="constraint_handling"):
-        NevergradOptimizer(task.space, objective=task.objective, constraint_handling="ignore")
+        NevergradOptimizer(OptimizerContext(task.space, objective=task.objective), constraint_handling="ignore")
 
 
 def test_a_config_nevergrad_did_not_propose_can_be_told():
     space = mixed_space()
-    opt = NevergradOptimizer(space, objective=Objective("acc"), constraints=(Constraint("lat", 20.0),), budget=10)
+    opt = NevergradOptimizer(OptimizerContext(space, Objective("acc"), constraints=(Constraint("lat", 20.0),),
+                                              budget=10))
     config = space.sample(np.random.default_rng(1))
     opt.tell(config, Outcome(Status.OK, objective=0.7))
     space.validate(opt.ask())

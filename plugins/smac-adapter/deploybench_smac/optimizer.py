@@ -15,7 +15,7 @@ from smac.model.random_forest.random_forest import RandomForest
 from smac.runhistory.dataclasses import TrialInfo, TrialValue
 from smac.runhistory.enumerations import StatusType
 
-from deploybench import Optimizer, OptimizerTags, Outcome, Status
+from deploybench import Optimizer, OptimizerContext, OptimizerTags, Outcome, Status
 
 from .configspace import SpaceTranslation
 from .costs import trial_costs
@@ -63,12 +63,11 @@ class SMACOptimizer(Optimizer):
     name = "smac"
     tags = OptimizerTags(conditional_spaces=True, batch_asks=False, uses_constraints=True, deterministic=True)
 
-    def __init__(self, space, *, objective, constraints=(), budget=25, seed=0, family_param=None,
+    def __init__(self, context: OptimizerContext, *,
                  n_initial: int | None = None, n_trees: int = 10, challengers: int = 1000,
                  local_search_iterations: int = 2, random_probability: float = 0.2, retrain_after: int = 1,
                  crash_cost: float | None = None):
-        super().__init__(space, objective=objective, constraints=constraints, budget=budget, seed=seed,
-                         family_param=family_param)
+        super().__init__(context)
         self.n_initial = n_initial
         self.n_trees = n_trees
         self.challengers = challengers
@@ -77,7 +76,7 @@ class SMACOptimizer(Optimizer):
         self.retrain_after = retrain_after
         self.crash_cost = crash_cost
 
-        self._translation = SpaceTranslation(space, seed=self.seed)
+        self._translation = SpaceTranslation(self.space, seed=self.seed)
         self._workdir = tempfile.TemporaryDirectory(prefix="deploybench-smac-")  # removed when collected
         self._facade = self._make_facade()
         self._pending: dict[str, TrialInfo] = {}

@@ -10,8 +10,8 @@ import ConfigSpace as CS
 import numpy as np
 import pytest
 
-from deploybench import (Categorical, Condition, Constraint, EvalContext, Float, Integer, Objective, Ordinal,
-                         Outcome, SearchSpace, Status)
+from deploybench import (Categorical, Condition, Constraint, EvalContext, Float, Integer, Objective,
+                         OptimizerContext, Ordinal, Outcome, SearchSpace, Status)
 from deploybench.tasks.synthetic import CrashyBranin, HierarchicalRosenbrock
 from deploybench_smac import SMACOptimizer
 from deploybench_smac.configspace import SpaceTranslation
@@ -101,16 +101,17 @@ def test_crashes_before_anything_ran_have_a_finite_cost():
 # -- optimizer ----------------------------------------------------------------------------------------------
 def test_suggestions_are_valid_on_a_conditional_space_and_reproducible():
     task = HierarchicalRosenbrock()
-    kwargs = dict(objective=task.objective, constraints=task.constraints, budget=14, seed=3, n_initial=4)
-    first = run(SMACOptimizer(task.space, **kwargs), task, 14, seed=3)
-    second = run(SMACOptimizer(task.space, **kwargs), task, 14, seed=3)
+    context = OptimizerContext(task.space, task.objective, constraints=task.constraints, budget=14, seed=3)
+    first = run(SMACOptimizer(context, n_initial=4), task, 14, seed=3)
+    second = run(SMACOptimizer(context, n_initial=4), task, 14, seed=3)
     assert first == second
     assert len(set(first)) == len(first)  # SMAC never proposes a configuration twice
 
 
 def test_earlier_crash_costs_are_reimputed_as_the_worst_cost_grows():
     task = CrashyBranin()
-    opt = SMACOptimizer(task.space, objective=task.objective, constraints=task.constraints, budget=10, seed=0)
+    opt = SMACOptimizer(OptimizerContext(task.space, objective=task.objective, constraints=task.constraints,
+                                         budget=10, seed=0))
     c1 = opt.ask()
     opt.tell(c1, Outcome.crashed("runtime", "x"))
     c2 = opt.ask()
@@ -123,8 +124,8 @@ def test_earlier_crash_costs_are_reimputed_as_the_worst_cost_grows():
 
 def test_optimizer_params_are_stored_unchanged():
     task = CrashyBranin()
-    opt = SMACOptimizer(task.space, objective=task.objective, constraints=task.constraints, challengers=200,
-                        crash_cost=1e3)
+    opt = SMACOptimizer(OptimizerContext(task.space, objective=task.objective, constraints=task.constraints),
+                        challengers=200, crash_cost=1e3)
     assert opt.get_params()["challengers"] == 200 and opt.get_params()["crash_cost"] == 1e3
     assert opt.get_params()["n_initial"] is None
 
@@ -136,7 +137,9 @@ def test_same_suggestions_in_processes_with_different_hash_seeds():
         "from deploybench.tasks.synthetic import CrashyBranin\n"
         "from deploybench_smac import SMACOptimizer\n"
         "t = CrashyBranin()\n"
-        "o = SMACOptimizer(t.space, objective=t.objective, constraints=t.constraints, budget=8, seed=1, n_initial=3)\n"
+        "from deploybench import OptimizerContext\n"
+        "ctx = OptimizerContext(t.space, objective=t.objective, constraints=t.constraints, budget=8, seed=1)\n"
+        "o = SMACOptimizer(ctx, n_initial=3)\n"
         "keys = []\n"
         "for i in range(8):\n"
         "    c = o.ask(); o.tell(c, t.evaluate(c, EvalContext(seed=1, trial=i))); keys.append(t.space.key(c))\n"
@@ -153,7 +156,7 @@ def test_same_suggestions_in_processes_with_different_hash_seeds():
 
 def test_finite_space_exhaustion_falls_back_to_sampling():
     space = SearchSpace([Categorical("a", choices=("x", "y")), Ordinal("b", values=(1, 2))])
-    opt = SMACOptimizer(space, objective=Objective("v"), constraints=(Constraint("m", 1.0),), budget=8, seed=0,
+    opt = SMACOptimizer(OptimizerContext(space, Objective("v"), constraints=(Constraint("m", 1.0),), budget=8, seed=0),
                         n_initial=2)
     for _ in range(8):
         config = opt.ask()
