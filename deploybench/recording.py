@@ -363,5 +363,6 @@ def _line(key: str, n: int, pass_no: int, m: Mapping[str, Any]) -> str:
     if m.get("contaminated"):
         text += " [contaminated: other work disturbed every attempt; not counted]"
     elif int(m.get("attempts", 1)) > 1:
-        text += f" [redone {int(m['attempts']) - 1}x: disturbed by other work]"
+        why = ((metrics.get("contention") or {}).get("redone_for") or ["disturbed by other work"])[0]
+        text += f" [redone {int(m['attempts']) - 1}x: {why}]"
     return text + f" [clean repeats {n}]"

@@ -220,6 +220,16 @@ def _scenario(table: Table, scenario: Any) -> dict:
     }
 
 
+def _redo_kind(reason: str) -> str:
+    """The guard that asked for a redo: ``burst`` (slow tail iterations coincided with other work),
+    ``waiting`` (the threads waited for a CPU), ``average`` (the window's average other work)."""
+    if reason.startswith("burst"):
+        return "burst"
+    if reason.startswith("waited"):
+        return "waiting"
+    return "average"
+
+
 def repeats_wanted_near_cap(provenance: dict) -> int | None:
     """The clean repeats near a cap that the recording policy asks for (``"... 5 clean repeats ..."`` in
     ``repeats_policy``), or None for a table recorded without such a policy (format 1)."""
@@ -250,6 +260,7 @@ def table_summary(table: Table) -> dict:
     kinds: Counter = Counter()
     mechanisms: Counter = Counter()
     accountings: Counter = Counter()
+    redo_reasons: Counter = Counter()
     costs, per_config, loads, redone = [], [], [], 0
     crash_kinds: Counter = Counter()
     for key in keys:
@@ -262,6 +273,8 @@ def table_summary(table: Table) -> dict:
             statuses[m["status"]] += 1
             costs.append(float(m.get("cost_s") or 0.0))
             redone += max(0, int(m.get("attempts") or 1) - 1)
+            for why in ((m.get("metrics") or {}).get("contention") or {}).get("redone_for") or []:
+                redo_reasons[_redo_kind(str(why))] += 1
             if m.get("error"):
                 kinds[m["error"].get("kind", "?")] += 1
             mech = (m.get("metrics") or {}).get("memory_limit_mechanism")
@@ -286,6 +299,7 @@ def table_summary(table: Table) -> dict:
         "measurements": n,
         "contaminated_not_served": table.contaminated,
         "redone_by_contention_guard": redone,
+        "redone_for": dict(redo_reasons.most_common()),
         "problems": list(table.problems),
         "off_grid_measurements": table.off_grid(),
         "statuses": dict(statuses.most_common()),

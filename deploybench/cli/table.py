@@ -139,7 +139,9 @@ def _info(args: Any) -> int:
           f"({100 * g['measured'] / max(g['configurations'], 1):.0f} %), {summary['measurements']} measurements, "
           f"space {g['space_signature']}" + ("" if g["complete"] else " -- incomplete: replay needs a complete grid "
                                                                      "(deploybench table pack)"))
-    print(f"contention guard: {summary['redone_by_contention_guard']} measurements redone; "
+    why = ", ".join(f"{k} {v}" for k, v in summary["redone_for"].items())
+    print(f"contention guard: {summary['redone_by_contention_guard']} measurements redone"
+          + (f" (for: {why})" if why else "") + "; "
           f"{summary['contaminated_not_served']} contaminated measurements kept in the file but never served")
     for prob in summary["problems"]:
         print(f"note: {prob}")

@@ -541,6 +541,7 @@ def profile(request: ProfileRequest) -> Measurement:
             return Measurement("crashed", metrics=base_metrics, cost_s=prep_cost, stages=prep_stages,
                                error={"kind": "unsupported", "message": check.get("reason") or "precision not executed"})
         attempts, redo_s = 0, 0.0
+        redone_for: list[str] = []  # why each redone attempt was disturbed (average load or bursts)
         payload_request = request
         while True:
             attempts += 1
@@ -560,6 +561,8 @@ def profile(request: ProfileRequest) -> Measurement:
             if not disturbed or final or (status != "disturbed" and attempts > request.max_retries):
                 break
             redo_s += run["wall_s"]
+            redone_for.append(str(contention.get("reason") or "other work during the measurement")
+                              + (" (an early stop was vetoed)" if status == "disturbed" else ""))
             if attempts <= request.max_retries:
                 wait_for_quiet(request.max_other_cores, request.quiet_wait_s)
         cost = prep_cost + run["wall_s"]
@@ -572,6 +575,8 @@ def profile(request: ProfileRequest) -> Measurement:
             if redo_s:
                 stages["redone_s"] = round(redo_s, 3)
             metrics = {**base_metrics, **(result.get("metrics") or {}), **mech}
+            if redone_for and isinstance(metrics.get("contention"), dict):
+                metrics["contention"] = {**metrics["contention"], "redone_for": redone_for}
             status = result["status"]
             if status == "early_stopped":
                 metrics = early_stop_view(metrics)

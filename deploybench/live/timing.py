@@ -73,11 +73,13 @@ class TimingResult:
 
 def run_timed(step: Callable[[], None], timed_call: Callable[[Callable[[], None]], float], plan: TimingPlan,
               on_timed: Callable[[int], None] | None = None,
-              disturbed: Callable[[], bool] | None = None) -> TimingResult:
+              disturbed: Callable[[], bool] | None = None,
+              on_latency: Callable[[float], None] | None = None) -> TimingResult:
     """Run ``step`` for warm-up, then time it with ``timed_call(step) -> milliseconds``.
 
-    ``on_timed(i)`` is called after each timed iteration (GPU memory sampling); ``disturbed()`` is asked
-    before an early stop is decided (the contention guard) and vetoes it.
+    ``on_timed(i)`` is called after each timed iteration (GPU memory sampling), ``on_latency(ms)`` with
+    its latency (the burst guard); ``disturbed()`` is asked before an early stop is decided (the
+    contention guard) and vetoes it.
     """
     res = TimingResult()
     t0 = time.perf_counter()
@@ -99,6 +101,8 @@ def run_timed(step: Callable[[], None], timed_call: Callable[[Callable[[], None]
     while True:
         lat.append(float(timed_call(step)))
         n = len(lat)
+        if on_latency is not None:
+            on_latency(lat[-1])
         if on_timed is not None:
             on_timed(n)
         if plan.early_stop_ms is not None and n >= floor:

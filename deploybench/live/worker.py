@@ -119,7 +119,7 @@ def run_prepare(req: dict, rec: _Recorder, workdir: str) -> None:
 
 # -- measure ------------------------------------------------------------------------------------------------
 def run_measure(req: dict, rec: _Recorder, workdir: str) -> None:
-    from .contention import CpuWindow
+    from .contention import BurstGuard, CpuWindow
     from .profiler import ProfileRequest
 
     request = ProfileRequest.from_dict(req)
@@ -175,15 +175,26 @@ def run_measure(req: dict, rec: _Recorder, workdir: str) -> None:
             early_stop_min_iters=request.early_stop_min_iters,
         )
         window = CpuWindow(request.max_other_cores)
+        bursts = BurstGuard(enabled=window.threshold < (os.cpu_count() or 1))
 
         def disturbed() -> bool:
             reading = window.reading()
-            return reading is not None and reading.contaminated
+            return (reading is not None and reading.contaminated) or bool(bursts.verdict()["disturbed"])
 
         result = run_timed(loaded.step, loaded.timed_call, plan,
-                           on_timed=(lambda i: gpu.sample()) if gpu is not None else None, disturbed=disturbed)
+                           on_timed=(lambda i: gpu.sample()) if gpu is not None else None, disturbed=disturbed,
+                           on_latency=bursts.iteration)
         reading = window.reading()
-        rec.metrics["contention"] = reading.to_dict() if reading is not None else None
+        burst = bursts.verdict()
+        contention = reading.to_dict() if reading is not None else None
+        if contention is not None:
+            contention["average_contaminated"] = contention["contaminated"]
+            contention["bursts"] = burst
+            contention["contaminated"] = bool(contention["contaminated"] or burst["disturbed"])
+            if contention["contaminated"]:
+                contention["reason"] = burst["reason"] if not reading.contaminated else (
+                    f"average: other work kept {reading.other_cores:.2f} cores busy (threshold {reading.threshold:g})")
+        rec.metrics["contention"] = contention
         rec.stages["warmup_s"] = round(result.warmup_s, 4)
         rec.stages["measure_s"] = round(result.measure_s, 4)
         rec.extra["latencies_ms"] = [round(v, 4) for v in result.latencies_ms]

@@ -1,0 +1,145 @@
+"""A guard that sees bursts (issue 29, step 4): disturbance is decided on per-iteration windows (latency
+outliers against the run's own distribution, the process's wait for a CPU, other work and steal over each
+outlier's span), a burst-disturbed measurement is redone, and the reason is reported."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from deploybench.live.contention import BurstGuard
+
+LINUX = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+
+
+def _guard(latencies, snaps, starts=None) -> BurstGuard:
+    """A guard fed synthetic iterations (10 ms apart) and snapshots (t, busy, steal, own cpu, own wait)."""
+    g = BurstGuard()
+    g.available, g.enabled = True, True
+    t, g._iters, g.latencies_ms = 0.0, [], []
+    for lat in latencies:
+        g._iters.append((t, t + lat / 1e3))
+        g.latencies_ms.append(lat)
+        t += lat / 1e3
+    g._snaps = list(snaps)
+    g._snapshot = lambda: None  # no live reading in the verdict
+    return g
+
+
+def _snaps(wait_at: dict[int, float], n: int, step_s: float = 0.01) -> list:
+    """Snapshots every 10 ms; ``wait_at[i]`` seconds of own run delay accrue in the i-th interval."""
+    out, wait, cpu = [], 0.0, 0.0
+    for i in range(n + 1):
+        out.append((i * step_s, cpu, 0.0, cpu, wait))
+        wait += wait_at.get(i, 0.0)
+        cpu += step_s
+    return out
+
+
+@LINUX
+def test_an_outlier_explained_by_waiting_for_a_cpu_disturbs_the_tail():
+    lat = [10.0] * 97 + [10.0, 40.0, 10.0]  # one 30 ms excess at iteration 98 (0.98-1.02 s)
+    g = _guard(lat, _snaps({98: 0.025, 99: 0.005}, 110))
+    v = g.verdict()
+    assert v["outliers"] == 1 and v["disturbed_outliers"] == 1 and v["tail_disturbed"] == 1
+    assert v["disturbed"] and "waited for a CPU" in v["reason"]
+
+
+@LINUX
+def test_an_outlier_nothing_explains_is_noise_and_kept():
+    lat = [10.0] * 97 + [10.0, 40.0, 10.0]
+    v = _guard(lat, _snaps({}, 110)).verdict()  # no wait, no other work, no steal
+    assert v["outliers"] == 1 and v["disturbed_outliers"] == 0 and not v["disturbed"]
+
+
+@LINUX
+def test_other_work_over_the_span_disturbs_and_a_turned_off_guard_never_does():
+    lat = [10.0] * 97 + [10.0, 40.0, 10.0]
+    snaps = _snaps({}, 110)
+    # the machine was busy 1 extra core from 0.9 s on (busy grows faster than own cpu)
+    snaps = [(t, busy + max(0.0, t - 0.9), st, own, w) for t, busy, st, own, w in snaps]
+    v = _guard(lat, snaps).verdict()
+    assert v["disturbed"] and "other work" in v["reason"]
+    off = _guard(lat, snaps)
+    off.enabled = False
+    assert not off.verdict()["disturbed"]
+
+
+@LINUX
+def test_sustained_waiting_without_outliers_is_disturbed():
+    lat = [10.0] * 100  # every iteration equally slow: no outlier, but the thread waited half the time
+    v = _guard(lat, _snaps({i: 0.005 for i in range(101)}, 101)).verdict()
+    assert v["outliers"] == 0 and v["wait_share"] >= 0.25 and v["disturbed"]
+    assert "waited for a CPU" in v["reason"]
+
+
+# -- injected bursts, live ------------------------------------------------------------------------------------
+BURSTER = r"""
+import sys, time
+period, busy, until = float(sys.argv[1]), float(sys.argv[2]), time.time() + float(sys.argv[3])
+while time.time() < until:
+    start = (time.time() // period + 1) * period  # every burster starts on the same period boundary
+    time.sleep(max(0.0, start - time.time()))
+    end = time.perf_counter() + busy
+    while time.perf_counter() < end:
+        pass
+"""
+
+
+def _bursts(seconds: float) -> list[subprocess.Popen]:
+    """As many bursters as cores, each busy 0.15 s every 2.5 s, in step (the machine is full meanwhile)."""
+    return [subprocess.Popen([sys.executable, "-c", BURSTER, "2.5", "0.15", str(seconds)])
+            for _ in range(os.cpu_count() or 1)]
+
+
+@pytest.fixture
+def live_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("DEPLOYBENCH_TESTING", "1")
+    monkeypatch.setenv("DEPLOYBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("DEPLOYBENCH_MAX_OTHER_CORES", raising=False)
+    return tmp_path
+
+
+@LINUX
+@pytest.mark.slow
+@pytest.mark.live
+def test_injected_bursts_make_a_near_cap_measurement_redone_not_infeasible(live_env):
+    from deploybench.live.profiler import ProfileRequest, profile
+
+    config = {"model": "tiny_cnn", "backend": "pytorch_eager", "precision": "fp32", "batch_size": 16, "threads": 1}
+    base = dict(config=config, device="cpu", warmup_min_iters=2, warmup_time_s=0.3, min_iters=100, max_iters=10**6,
+                measure_time_s=3.0, time_limit_s=120, artefact_cache=str(live_env / "artefacts"), quiet_wait_s=2.0,
+                max_other_cores=0.15)
+    quiet = profile(ProfileRequest(**base, max_retries=0))  # prepares the artefact; the p95 the cap sits near
+    assert quiet.status == "ok", quiet.error
+    cap = 1.1 * quiet.metrics["latency_p95_ms"]
+    procs = _bursts(seconds=60.0)
+    try:
+        time.sleep(0.5)
+        # no redo allowed: the burst guard must mark the measurement itself
+        marked = profile(ProfileRequest(**base, latency_cap_ms=cap, max_retries=0))
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+    assert marked.status == "ok", marked.error
+    bursts = marked.metrics["contention"]["bursts"]
+    assert marked.contaminated and bursts["disturbed_outliers"] >= 1, marked.metrics["contention"]
+    # with redos and bursts that stop during the first attempt: redone, and the reason is kept
+    procs = _bursts(seconds=7.0)
+    try:
+        time.sleep(0.5)
+        redone = profile(ProfileRequest(**base, latency_cap_ms=cap, max_retries=3))
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+    assert redone.status == "ok", redone.error
+    assert redone.attempts >= 2 and redone.stages["redone_s"] > 0
+    reasons = redone.metrics["contention"]["redone_for"]
+    assert len(reasons) == redone.attempts - 1
+    assert any(r.startswith("burst") or "waited for a CPU" in r or "average" in r for r in reasons)
