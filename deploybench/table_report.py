@@ -220,6 +220,12 @@ def _scenario(table: Table, scenario: Any) -> dict:
     }
 
 
+def _speed_levels(table: Table) -> list[dict]:
+    from .live.drift import pass_levels
+
+    return pass_levels(table)
+
+
 def _redo_kind(reason: str) -> str:
     """The guard that asked for a redo: ``burst`` (slow tail iterations coincided with other work),
     ``waiting`` (the threads waited for a CPU), ``average`` (the window's average other work)."""
@@ -312,6 +318,7 @@ def table_summary(table: Table) -> dict:
         "memory_accountings": dict(accountings),
         "crash_dependence": crash_dependence(table),
         "memory_boundary": memory_boundary(table),
+        "speed_levels": _speed_levels(table),
         "time_limits_s": {str(k): v for k, v in limits.items()},
         "repeats_per_configuration": {str(k): v for k, v in sorted(repeats.items())},
         "still_to_record": _still_to_record(table, covered, grid, costs),

@@ -43,6 +43,17 @@ def add_parser(sub: Any, pm: Any) -> None:
     pack.add_argument("--prefer-load-below", type=float, default=None, metavar="L",
                       help="per configuration, keep only repeats recorded at a 1-minute load average <= L when "
                            "it has any (replaces measurements taken while other jobs ran)")
+    drift = tsub.add_parser("drift", help="re-measure a few configurations near the caps live: how far is this "
+                                          "machine from the table?",
+                            description="Measure the speed reference workload and re-measure the configurations "
+                                        "nearest a scenario's latency cap on this machine (the table's device "
+                                        "profile), then print the ratio of today's latency to the recorded median, "
+                                        "raw and corrected by the speed levels (tables that store references).")
+    drift.add_argument("table", help="a shipped table name or a path")
+    drift.add_argument("--configs", type=int, default=5, help="how many configurations to re-measure (5)")
+    drift.add_argument("--artefact-cache", default=None, metavar="DIR",
+                       help="keep prepared artefacts here (default: <cache>/artefacts)")
+    drift.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(handler=run)
 
 
@@ -52,7 +63,41 @@ def run(args: Any, pm: Any) -> int:
         return _info(args)
     if command == "pack":
         return _pack(args)
-    raise UsageError("deploybench table: choose a subcommand: info, pack")
+    if command == "drift":
+        return _drift(args)
+    raise UsageError("deploybench table: choose a subcommand: info, pack, drift")
+
+
+def _drift(args: Any) -> int:
+    import json
+    import os
+
+    from ..live.accuracy import default_cache_dir
+    from ..live.drift import drift_check
+
+    if args.configs < 1:
+        raise UsageError(f"--configs must be at least 1, got {args.configs}")
+    table = _load(args.table)
+    cache = args.artefact_cache or os.path.join(default_cache_dir(), "artefacts")
+    result = drift_check(table, args.configs, artefact_cache=cache)
+    if args.json:
+        print(json.dumps(result, indent=2, default=str))
+        return 0
+    ref, base = result["reference_today"], result["table_reference"]
+    if ref.get("error"):
+        print(f"speed reference today: failed ({ref['error']})")
+    else:
+        print(f"speed reference today: gemm {ref['gemm_ms']} ms, python {ref['python_ms']} ms"
+              + (f"; the table's: gemm {base['gemm_ms']:.4g} ms, python {base['python_ms']:.4g} ms; level today "
+                 f"{result['level_today']}" if base else "; the table stores no speed references (recorded before "
+                                                        "v3): only raw ratios"))
+    rows = [[_fmt_config(r["config"]), r["metric"], r["cap"], round(r["recorded_median"], 2), r["repeats"],
+             "-" if r["live"] is None else round(r["live"], 2) if not r["live_contaminated"] else f"{r['live']:.2f} (contaminated)",
+             r["ratio"] if r["ratio"] is not None else r["live_status"], r["ratio_corrected"] or "-"]
+            for r in result["configurations"]]
+    print(tabulate(rows, headers=["configuration", "metric", "cap", "recorded median", "repeats", "live",
+                                  "live / recorded", "corrected by levels"]))
+    return 0
 
 
 def _load(name: str) -> Table:
@@ -173,6 +218,10 @@ def _info(args: Any) -> int:
         if mb["flipping"]:
             print(tabulate([[_fmt_config(f["config"]), f"{f['oom']}/{f['repeats']}", f["ci95"]] for f in mb["flipping"][:15]],
                            headers=["configuration", "oom", "P(oom) 95 % CI"]))
+    if summary["speed_levels"]:
+        print("speed level per recording pass (reference workload; 1.0 = the table's median, 1.2 = 20 % slower): "
+              + ", ".join(f"pass {g['pass']} {g['date']}: {g['level']} ({g['measurements']})"
+                          for g in summary["speed_levels"]))
     print("\nrepeats per configuration: " + ", ".join(f"{k}x {v}" for k, v in summary["repeats_per_configuration"].items()))
     todo = summary["still_to_record"]
     if todo and (todo["unmeasured_configurations"] or todo["repeats"]):

@@ -18,7 +18,8 @@ import sys
 import time
 from typing import Any, Iterable, Mapping
 
-__all__ = ["reference_workload", "REFERENCE_VERSION", "speed_level", "reference_median"]
+__all__ = ["reference_workload", "REFERENCE_VERSION", "speed_level", "reference_median", "pass_levels",
+           "drift_configs", "drift_check"]
 
 #: bump when the workload changes (references of different versions are not comparable)
 REFERENCE_VERSION = 1
@@ -92,3 +93,110 @@ def speed_level(ref: Any, base: Mapping[str, float] | None) -> float | None:
     if base is None or not _usable(ref):
         return None
     return round(((ref["gemm_ms"] / base["gemm_ms"]) * (ref["python_ms"] / base["python_ms"])) ** 0.5, 4)
+
+
+# -- how far today's machine is from a table's ------------------------------------------------------------------
+def _line_levels(table: Any) -> tuple[dict[str, float] | None, dict[str, list[float | None]]]:
+    """The table's median reference and, per configuration key, each repeat's speed level (None where the
+    repeat has no usable reference: tables recorded before v3)."""
+    refs = [e.get("speed_reference") for extras in table.extras.values() for e in extras]
+    base = reference_median(refs)
+    levels = {key: [speed_level(e.get("speed_reference"), base) for e in extras]
+              for key, extras in table.extras.items()}
+    return base, levels
+
+
+def pass_levels(table: Any) -> list[dict]:
+    """The speed level of every recording segment (one reference per pass of each run, so a resumed chunk
+    has its own): ``[{"pass", "date", "level", "measurements"}]`` in recording order; empty for tables
+    without references."""
+    base, _ = _line_levels(table)
+    groups: dict[tuple, dict] = {}
+    for extras in table.extras.values():
+        for e in extras:
+            ref = e.get("speed_reference")
+            level = speed_level(ref, base)
+            if level is None:
+                continue
+            ident = (e.get("pass"), ref.get("at"))
+            g = groups.setdefault(ident, {"pass": e.get("pass"), "at": ref.get("at"), "level": level,
+                                          "measurements": 0})
+            g["measurements"] += 1
+    out = sorted(groups.values(), key=lambda g: (g["at"] or 0))
+    for g in out:
+        g["date"] = time.strftime("%Y-%m-%d %H:%M", time.gmtime(g.pop("at"))) if g.get("at") else None
+    return out
+
+
+def drift_configs(table: Any, count: int) -> list[tuple[dict, str, float]]:
+    """Up to ``count`` configurations nearest a scenario's latency cap with ok repeats: ``(config, metric,
+    cap)`` (the configurations whose feasibility a drift changes)."""
+    import statistics
+
+    from ..tasks.deployment import scenarios
+
+    ranked = []
+    for s in scenarios().values():
+        for key in table.grid_keys():
+            values = [(m.get("metrics") or {}).get(s.latency_metric) for m in table.measurements.get(key) or []
+                      if m.get("status") == "ok"]
+            values = [v for v in values if v is not None]
+            if values:
+                ranked.append((abs(statistics.median(values) / s.latency_cap_ms - 1.0), key, s.latency_metric,
+                               s.latency_cap_ms))
+    chosen, seen = [], set()
+    for _, key, metric, cap in sorted(ranked):
+        if key not in seen:
+            seen.add(key)
+            chosen.append((dict(table.configs[key]), metric, cap))
+        if len(chosen) >= count:
+            break
+    return chosen
+
+
+def drift_check(table: Any, count: int = 5, profile_fn: Any = None, reference_fn: Any = None,
+                artefact_cache: str | None = None) -> dict:
+    """Re-measure ``count`` configurations near the caps live and compare them with the table.
+
+    For each: the ratio of today's latency to the recorded median (raw), and, where the table stores speed
+    references, the same after dividing each recorded repeat by its pass's level and today's measurement
+    by today's level (corrected). ``profile_fn``/``reference_fn`` replace the live profiler and the
+    reference workload (tests)."""
+    import statistics
+
+    from .devices import device_profiles
+    from .profiler import ProfileRequest, profile
+
+    measure = profile_fn or profile
+    reference = reference_fn or reference_workload
+    prov = table.provenance
+    profile_json = prov.get("device_profile") or {}
+    name = profile_json.get("name") if isinstance(profile_json, Mapping) else None
+    known = device_profiles().get(name or "")
+    memory = profile_json.get("memory_mb") if isinstance(profile_json, Mapping) else None
+    base, levels = _line_levels(table)
+    today_ref = reference()
+    today = speed_level(today_ref, base)
+    rows = []
+    for config, metric, cap in drift_configs(table, count):
+        key = table.space.key(config)
+        reps = table.measurements.get(key) or []
+        pairs = [((m.get("metrics") or {}).get(metric), lvl) for m, lvl in zip(reps, levels.get(key) or [None] * len(reps))
+                 if m.get("status") == "ok"]
+        recorded = [v for v, _ in pairs if v is not None]
+        request = ProfileRequest(config=config, device="cpu", device_profile=known.name if known else None,
+                                 memory_limit_mb=memory, artefact_cache=artefact_cache)
+        m = measure(request)
+        data = m.to_dict() if hasattr(m, "to_dict") else dict(m)
+        live = (data.get("metrics") or {}).get(metric) if data.get("status") == "ok" else None
+        row = {"config": config, "metric": metric, "cap": cap, "recorded_median": statistics.median(recorded),
+               "repeats": len(recorded), "live": live, "live_status": data.get("status"),
+               "live_contaminated": bool(data.get("contaminated")), "ratio": None, "ratio_corrected": None}
+        if live is not None:
+            row["ratio"] = round(live / row["recorded_median"], 4)
+            normed = [v / lvl for v, lvl in pairs if v is not None and lvl]
+            if today and len(normed) == len(recorded):
+                row["ratio_corrected"] = round((live / today) / statistics.median(normed), 4)
+        rows.append(row)
+    return {"table": table.name, "reference_today": today_ref, "table_reference": base, "level_today": today,
+            "configurations": rows}
