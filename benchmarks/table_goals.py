@@ -10,15 +10,26 @@ For a table (shipped name or path):
    tables only);
 3. deployment footprint against parameter bytes per model x backend x precision;
 4. latency CV of repeats near the caps (goal: at most 0.05);
-5. recording cost: median per measurement and per configuration, and the whole grid.
+5. recording cost: median per measurement and per configuration, and the whole grid;
+6. v3 goals (issue 29): ``oom`` + ``timeout`` share of the grid (goal >= 10 %), (model, backend,
+   precision) triples that run at one batch size and are ``oom`` at a larger one (goal >= 10), crashed
+   configurations a lookup on the triple predicts (goal <= 60 %), configurations flipping at the memory
+   boundary;
+7. with ``--memory-check N``: for up to N (model, backend, precision) the recorded resident set the
+   device held beside an independent measurement of the same artefact: a plain Python process (no
+   deploybench code) that imports the runtime, loads the artefact from the artefact cache, runs the
+   recorded batch and reports its resident high-water mark (goal: ratio within 0.9-1.1).
 
     .venv/bin/python benchmarks/table_goals.py cpu [--seeds 20] [--json]
+    .venv/bin/python benchmarks/table_goals.py recordings/v3/small.jsonl --memory-check 6 --artefact-cache DIR
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 import sys
 
 from tabulate import tabulate
@@ -58,16 +69,119 @@ def random_search_hits(table_name: str, scenario: str, seeds: int) -> dict:
             "mean_best": sum(found) / len(found) if found else None, "found": len(found), "optimum": optimum}
 
 
+#: the independent resident-set measurement: imports only the runtime, loads the artefact, runs the batch
+_INDEPENDENT = r"""
+import json, sys
+kind, path, batch, threads, torchvision = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5] == "1"
+import numpy as np
+x = np.random.default_rng(0).random((batch, 3, 224, 224), dtype=np.float32)
+if kind == "onnx":
+    import onnxruntime as ort
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    for _ in range(5):
+        sess.run(None, {name: x})
+else:
+    import torch
+    if torchvision:
+        import torchvision  # a pickled torchvision module needs it to load
+    torch.set_num_threads(threads)
+    try:
+        model = torch.jit.load(path, map_location="cpu")
+    except Exception:
+        model = torch.load(path, map_location="cpu", weights_only=False)
+    model.eval()
+    with torch.inference_mode():
+        for _ in range(5):
+            model(torch.from_numpy(x))
+status = dict(l.split(":", 1) for l in open("/proc/self/status") if ":" in l)
+print(json.dumps({k: float(status[k].split()[0]) / 1024 for k in ("VmHWM", "VmRSS", "RssAnon", "RssFile")}))
+"""
+
+
+def independent_resident_mb(artefact: dict, batch: int, threads: int) -> dict:
+    """The resident high-water mark (MB) of a plain process that loads ``artefact`` and runs ``batch``."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), CUDA_VISIBLE_DEVICES="")
+    kind = "onnx" if artefact.get("format") == "onnx" else "torch"
+    torchvision = "0" if str(artefact.get("precision", "")).startswith("int8") else "1"
+    done = subprocess.run([sys.executable, "-c", _INDEPENDENT, kind, artefact["path"], str(batch), str(threads),
+                           torchvision], capture_output=True, text=True, env=env, timeout=600)
+    if done.returncode != 0:
+        return {"error": done.stderr.strip()[-300:] or f"exit {done.returncode}"}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def memory_check(table, cache: str, limit: int) -> list[dict]:
+    """Recorded resident peak (``memory_device_peak_mb``) per (model, backend, precision) beside an
+    independent measurement of the same artefact at the recorded batch size and threads."""
+    from deploybench.live.profiler import ProfileRequest, artefact_slot
+
+    best: dict[tuple, tuple] = {}
+    for key in table.grid_keys():
+        config = table.configs.get(key)
+        for m in table.measurements.get(key) or []:
+            held = (m.get("metrics") or {}).get("memory_device_peak_mb")
+            if m.get("status") != "ok" or held is None:
+                continue
+            triple = (config["model"], config["backend"], config["precision"])
+            # the smallest batch and thread count measured: the artefact with the least activation noise
+            rank = (config["batch_size"], config.get("threads") or 0)
+            if triple not in best or rank < best[triple][0]:
+                best[triple] = (rank, config, [])
+            if rank == best[triple][0] and config == best[triple][1]:
+                best[triple][2].append(held)
+    rows = []
+    for triple, (_, config, helds) in sorted(best.items())[:limit]:
+        slot = artefact_slot(ProfileRequest(config=config, artefact_cache=cache))
+        try:
+            with open(os.path.join(slot, "artefact.json"), encoding="utf-8") as fh:
+                artefact = json.load(fh).get("artefact") or {}
+        except (OSError, ValueError):
+            rows.append({"triple": triple, "error": f"no prepared artefact in {cache}"})
+            continue
+        independent = independent_resident_mb(artefact, int(config["batch_size"]), int(config.get("threads") or 1))
+        recorded = max(helds)
+        row = {"triple": triple, "batch_size": config["batch_size"], "threads": config.get("threads"),
+               "recorded_mb": recorded, **{f"independent_{k}": round(v, 1) for k, v in independent.items()
+                                           if isinstance(v, float)}}
+        if "VmHWM" in independent:
+            row["ratio"] = round(recorded / independent["VmHWM"], 3)
+        else:
+            row["error"] = independent.get("error")
+        rows.append(row)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser()
     p.add_argument("table", help="shipped table name or path")
     p.add_argument("--seeds", type=int, default=20)
     p.add_argument("--json", action="store_true")
+    p.add_argument("--memory-check", type=int, default=0, metavar="N",
+                   help="compare the recorded resident set of up to N artefacts with an independent measurement")
+    p.add_argument("--artefact-cache", default=None, metavar="DIR",
+                   help="where the recording kept its artefacts (default: <cache>/artefacts)")
     args = p.parse_args(argv)
     table = load_table(resolve_table(args.table))
     s = table_summary(table)
     out = {"table": s["name"], "grid": s["grid"], "crash_structure": s["crash_structure"], "cost": s["cost"],
-           "memory": s["memory"], "scenarios": []}
+           "memory": s["memory"], "scenarios": [], "crash_dependence": s["crash_dependence"],
+           "memory_boundary": {k: v for k, v in s["memory_boundary"].items() if k != "flipping"},
+           "speed_levels": s["speed_levels"]}
+    per_kind = s["crash_structure"]["per_kind"]
+    out["v3_goals"] = {
+        "oom_timeout_share_of_grid": round(sum(per_kind.get(k, {}).get("share_of_grid", 0.0) for k in ("oom", "timeout")), 4),
+        "batch_dependent_oom_triples": len(s["crash_dependence"]["batch_dependent_oom_triples"]),
+        "decided_by_triple_share": s["crash_dependence"]["decided_by_triple_share"],
+    }
+    if args.memory_check:
+        from deploybench.live.accuracy import default_cache_dir
+
+        cache = args.artefact_cache or os.path.join(default_cache_dir(), "artefacts")
+        out["memory_check"] = memory_check(table, cache, args.memory_check)
     for sc in s["scenarios"]:
         item = {"scenario": sc["scenario"], "optimum": sc["optimum"], "optimum_ties": sc["optimum_ties"],
                 "best_config": sc["best_config"], "latency_cv_near_cap": sc["latency_cv_near_cap"],
@@ -105,6 +219,20 @@ def main(argv: list[str] | None = None) -> int:
     print(tabulate([[r["model"], r["backend"], r["precision"], r["deploy_mb_median"], r["param_mb"], r["artefact_mb"],
                      r["prepare_peak_mb"]] for r in s["memory"]],
                    headers=["model", "backend", "precision", "footprint", "parameters", "artefact", "prep. peak"]))
+    g = out["v3_goals"]
+    share = g["decided_by_triple_share"]
+    print(f"6. v3 goals: oom + timeout {100 * g['oom_timeout_share_of_grid']:.1f} % of the measured grid (goal >= 10 %); "
+          f"{g['batch_dependent_oom_triples']} triples run at one batch and are oom at a larger one (goal >= 10); "
+          f"crashes decided by (model, backend, precision) alone: "
+          + ("-" if share is None else f"{100 * share:.0f} %") + " (goal <= 60 %); "
+          f"{out['memory_boundary']['configs_flipping']} configurations flip between oom and running")
+    if out.get("memory_check"):
+        print("7. recorded resident set against an independent measurement of the same artefact (goal: ratio 0.9-1.1)")
+        print(tabulate([["/".join(r["triple"]), r.get("batch_size"), r.get("threads"), r.get("recorded_mb"),
+                         r.get("independent_VmHWM"), r.get("independent_RssFile"), r.get("ratio") or r.get("error")]
+                        for r in out["memory_check"]],
+                       headers=["artefact", "batch", "threads", "recorded MB", "independent MB", "of it file-backed",
+                                "ratio"]))
     c = out["cost"]
     print(f"5. recording cost: {c['total_s']:.0f} s charged so far; median {c['per_measurement_median_s']} s per "
           f"measurement, {per_config} s per configuration; whole grid at that rate: {c['grid_estimate_h']} h")

@@ -168,3 +168,19 @@ def test_a_runtime_heavier_than_the_device_is_oom_under_resident_accounting(live
         charged = profile(_request(live_env, device_mb=device))
         assert charged.status == "ok", charged.error
         assert charged.metrics["memory_accounting"] == "cgroup-charge"
+
+
+@pytest.mark.live
+def test_an_onnx_runtime_worker_holds_only_its_runtime_and_artefact(live_env):
+    """The documented accuracy is looked up by the profiler: the measuring worker never imports torchvision
+    (~680 MB resident), so what the device held is the worker's own high-water mark."""
+    from deploybench.live.profiler import ProfileRequest, profile
+
+    config = {**TINY, "backend": "onnxruntime", "graph_optimization": "all"}
+    m = profile(ProfileRequest(config=config, device="cpu", warmup_min_iters=1, warmup_max_iters=2, min_iters=3,
+                               max_iters=5, measure_time_s=0.0, time_limit_s=90, max_retries=0, memory_limit_mb=4096.0,
+                               device_profile="edge", artefact_cache=str(live_env / "artefacts")))
+    assert m.status == "ok", m.error
+    worker_hwm = m.metrics["memory_baseline_mb"] + m.metrics["memory_peak_mb"]
+    assert m.metrics["memory_device_peak_mb"] <= worker_hwm + 30.0
+    assert m.metrics["accuracy_source"] == "documented_fp32" and m.metrics["accuracy_unknown"] == 0.0

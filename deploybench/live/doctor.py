@@ -30,8 +30,17 @@ def memory_limit_report() -> str:
     """One line per memory-limit mechanism: available here or why not, and which one device profiles use."""
     from .limits import memory_limit_support
 
+    from .limits import _resolve_accounting
+
     support = memory_limit_support()
-    lines = [f"device memory limit: {support.get('selected')} (used for device profiles such as cpu and edge)"]
+    try:
+        accounting = _resolve_accounting(None)
+    except ValueError as exc:
+        accounting = f"invalid ({exc})"
+    beside = (" + a resident watchdog counting file-backed pages" if accounting == "rss+file"
+              and support.get("selected") not in ("watchdog", "none") else "")
+    lines = [f"device memory limit: {support.get('selected')}{beside} (used for device profiles such as cpu, edge "
+             f"and small); accounting {accounting}"]
     for name, item in (support.get("mechanisms") or {}).items():
         lines.append(f"  {name}: {'available' if item.get('available') else 'unavailable'} - {item.get('detail', '')}")
     return "\n".join(lines)

@@ -578,6 +578,8 @@ def profile(request: ProfileRequest) -> Measurement:
             if redone_for and isinstance(metrics.get("contention"), dict):
                 metrics["contention"] = {**metrics["contention"], "redone_for": redone_for}
             status = result["status"]
+            if status == "ok" and "accuracy_source" not in metrics:
+                metrics.update(_documented_accuracy(request.config))
             if status == "early_stopped":
                 metrics = early_stop_view(metrics)
             info = dict(result.get("info") or {})
@@ -598,6 +600,16 @@ def profile(request: ProfileRequest) -> Measurement:
         return Measurement(fail["status"], metrics={**base_metrics, **mech}, error=fail["error"], cost_s=cost,
                            stages=stages, info={**(fail.get("info") or {}), "stderr_tail": run["stderr"][-800:]},
                            attempts=attempts)
+
+
+def _documented_accuracy(config: Mapping[str, Any]) -> dict:
+    """The documented accuracy of a measured deployment, looked up here rather than in the measuring
+    worker (the lookup imports torchvision, which would count against the device's memory)."""
+    from .models import accuracy_for
+
+    accuracy, source, weights = accuracy_for(config["model"], config["precision"], config["backend"])
+    return {"accuracy": accuracy, "accuracy_source": source, "accuracy_weights": weights,
+            "accuracy_unknown": 1.0 if accuracy is None else 0.0}
 
 
 def _trial_timeout(request: ProfileRequest, limit_s: float, prep_cost: float, run: dict | None, what: str,
