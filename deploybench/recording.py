@@ -196,6 +196,9 @@ class Recorder:
                               + (f" or near the device memory (worker tree >= {int((1 - NEAR_MEMORY) * 100)} % of "
                                  f"{profile.memory_mb:g} MB, or oom after the artefact loaded)" if profile.memory_mb else ""),
             "memory_accounting": _accounting(),
+            "precision_check": "once per artefact and ONNX Runtime optimisation level (exact: kernels are assigned per "
+                               "node by type, not by batch or thread count; quantised layers' FLOP share does not "
+                               "depend on the batch)",
             "trial_time_limit_s": profile.trial_time_limit_s,
             "threads_recorded": list(self.grid.threads),
             "time_limit_s": self.time_limit_s,

@@ -113,7 +113,10 @@ def run(args: argparse.Namespace, pm: Any) -> int:
                         weights=args.weights, data_dir=args.data, max_other_cores=args.max_other_cores)
     size = grid.size()
     print(f"recording a grid of {size} configurations on device profile {profile.name} ({profile.description}) "
-          f"into {args.out}; up to {args.repeats} clean repeats near a latency cap; limit {args.time_limit:g} s "
+          f"into {args.out}; up to {args.repeats} clean repeats near a latency cap"
+          + (" or the memory boundary" if profile.memory_mb else "")
+          + (f"; {profile.trial_time_limit_s:g} s per trial" if profile.trial_time_limit_s else "")
+          + f"; limit {args.time_limit:g} s "
           f"per worker; artefacts cached in {cache}", flush=True)
     try:
         summary = recorder.run(on_line=lambda line: print(line, flush=True))
