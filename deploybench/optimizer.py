@@ -150,6 +150,13 @@ class Optimizer:
         optimizers written for the first contract (see :func:`build_optimizer`)."""
         self.context = replace(self.context, fidelities=tuple(fidelities), budget_seconds=budget_seconds)
 
+    @classmethod
+    def validate_params(cls, params: Mapping[str, Any]) -> None:
+        """Raise ``ValueError`` (with a message naming what is allowed) when ``params`` (the
+        optimizer's own parameters, defaults filled in) cannot make a working optimizer. Called when
+        cases are collected, so a typo is a usage error before any case runs, not a failed case.
+        The default accepts everything the constructor's signature accepts."""
+
     # -- estimator conventions --------------------------------------------------------------------
     @classmethod
     def _param_names(cls) -> list[str]:

@@ -194,6 +194,14 @@ def check_optimizer_params(name: str, cls: type, params: dict[str, Any]) -> dict
         value = _coerce_param(name, key, value, default)
         if default is inspect.Parameter.empty or value != default or type(value) is not type(default):
             out[key] = value
+    validate = getattr(cls, "validate_params", None)
+    if validate is not None:
+        full = {k: defaults[k] for k in allowed if k in defaults}
+        full.update(params)
+        try:
+            validate(full)
+        except (ValueError, TypeError) as exc:
+            raise UsageError(f"optimizer {name!r}: {exc}") from exc
     return out
 
 

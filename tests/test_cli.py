@@ -174,6 +174,8 @@ def test_budget_in_seconds_of_cost(cli, tmp_path):
 def test_optimizer_shorthand_sets_its_declared_parameter_and_keeps_variants_apart(monkeypatch):
     """`-o NAME:VALUE` sets the parameter the optimizer declares as `shorthand_param`; two values of one
     optimizer are two variants (two folders), and --opt-param still applies to both."""
+    import pytest
+
     import deploybench.plugins as plugins
     from deploybench.session import collect
 
@@ -184,6 +186,8 @@ def test_optimizer_shorthand_sets_its_declared_parameter_and_keeps_variants_apar
     assert [dict(c.optimizer_params) for c in cases] == [
         {"flavour": "salt", "width": 3}, {"flavour": "pepper", "width": 3}, {"width": 3}]
     assert len({c.node_id for c in cases}) == 3
+    with pytest.raises(plugins.UsageError, match="optimizer 'flavoured': unknown flavour 'sugar'; flavours: plain"):
+        collect(pm, tasks=["crashy_branin"], optimizers=["flavoured:sugar"])  # validate_params, before any case runs
 
 
 def test_optimizer_shorthand_on_an_optimizer_without_one_is_a_usage_error(monkeypatch):

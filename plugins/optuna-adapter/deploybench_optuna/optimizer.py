@@ -4,6 +4,7 @@ prescribes (:mod:`deploybench_optuna.policy`)."""
 from __future__ import annotations
 
 import logging
+import warnings
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any, Iterator, Mapping
@@ -143,11 +144,20 @@ class OptunaSampler(_StudyAdapter):
         self.sampler_kwargs = sampler_kwargs
         self.avoid_duplicates = avoid_duplicates
         self.max_retries = max_retries
-        if sampler_kwargs is not None and not isinstance(sampler_kwargs, Mapping):
-            raise ValueError(f"sampler_kwargs must be a JSON object (dict) of {sampler}'s arguments, "
-                             f"got {type(sampler_kwargs).__name__}")
+        self.validate_params({"sampler": sampler, "sampler_kwargs": sampler_kwargs})
         cls = resolve_sampler(sampler)
         self._start(build_sampler(cls, sampler_kwargs, self.seed), policy_for(cls))
+
+    @classmethod
+    def validate_params(cls, params: Mapping[str, Any]) -> None:
+        """An unknown sampler or sampler argument is a usage error when cases are collected."""
+        sampler, kwargs = params.get("sampler", "TPESampler"), params.get("sampler_kwargs")
+        if kwargs is not None and not isinstance(kwargs, Mapping):
+            raise ValueError(f"sampler_kwargs must be a JSON object (dict) of {sampler}'s arguments, "
+                             f"got {type(kwargs).__name__}")
+        with warnings.catch_warnings():  # e.g. QMCSampler's ExperimentalWarning: printed once when a case runs
+            warnings.simplefilter("ignore")
+            build_sampler(resolve_sampler(sampler), kwargs, 0)  # raises ValueError naming what is allowed
 
 
 class OptunaGP(_StudyAdapter):

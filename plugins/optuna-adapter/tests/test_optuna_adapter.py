@@ -86,6 +86,21 @@ def test_unknown_sampler_fails_at_construction_with_the_known_names_and_the_clos
     assert "BaseSampler" not in known_samplers() and "BaseGASampler" not in known_samplers()
 
 
+def test_a_wrong_sampler_is_a_usage_error_when_cases_are_collected():
+    """Before any case runs: exit code 2 with the closest name, not an errored case."""
+    from deploybench.plugins import UsageError, create_plugin_manager
+    from deploybench.session import collect
+
+    pm = create_plugin_manager()
+    with pytest.raises(UsageError, match="did you mean 'GPSampler'"):
+        collect(pm, tasks=["crashy_branin"], optimizers=["optuna:GPSamplr"])
+    with pytest.raises(UsageError, match="did you mean 'n_startup_trials'"):
+        collect(pm, tasks=["crashy_branin"], optimizers=["optuna"],
+                optimizer_params={"optuna": {"sampler_kwargs": {"n_startup_trial": 3}}})
+    cases = collect(pm, tasks=["crashy_branin"], optimizers=["optuna:GPSampler", "optuna:QMCSampler"])
+    assert [dict(c.optimizer_params)["sampler"] for c in cases] == ["GPSampler", "QMCSampler"]
+
+
 def test_import_paths_and_bad_kwargs_get_clear_messages():
     opt = OptunaSampler(context(), sampler="optuna.samplers:RandomSampler")
     assert isinstance(opt.study.sampler, optuna.samplers.RandomSampler)
