@@ -48,8 +48,9 @@ MEASUREMENT_FORMAT = 2
 EARLY_STOP_VIEW = ("early_stop_estimate_ms", "early_stop_threshold_ms", "n_timed_iters", "n_warmup_iters",
                    "device_executed", "threads_used", "providers", "graph_optimization", "memory_format",
                    "artefact_format", "quant_engine", "precision_executed", "memory_limit_mb",
-                   "memory_limit_mechanism", "memory_accounting", "device_profile", "contention", "trial_time_limit_s", "memory_prepare_peak_mb",
-                   "artefact_mb", "param_mb", "weights_source", "compile_mode")
+                   "memory_limit_mechanism", "memory_accounting", "device_profile", "contention",
+                   "trial_time_limit_s", "memory_prepare_peak_mb", "artefact_mb", "param_mb", "weights_source",
+                   "compile_mode")
 STATUSES = ("ok", "early_stopped", "crashed", "timeout")
 #: test-only hooks (``_debug_action``, the ``tiny_cnn`` model) are honoured only when this is "1"
 TESTING_ENV = "DEPLOYBENCH_TESTING"
