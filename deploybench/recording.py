@@ -115,7 +115,8 @@ class RecordingSummary:
         from collections import Counter
 
         out = [f"recorded {len(self.new)} new measurements in {self.wall_s:.0f} s; grid {self.covered}/{self.grid} "
-               f"configurations measured; {self.clean_repeats_missing} configurations near a cap still need repeats",
+               f"configurations measured; {self.clean_repeats_missing} configurations near a latency cap or the memory "
+               "boundary still need repeats",
                f"measurements redone by the contention guard: {self.redone}; still disturbed after every retry "
                f"(kept as contaminated, not counted): {self.contaminated}"]
         for pass_no, ref in self.speed_references:
