@@ -97,30 +97,37 @@ def crash_dependence(table: Table) -> dict:
 
     - ``decided_by_triple``: crashed configurations (every repeat crashed or timed out) whose whole
       (model, backend, precision) crashes with the same kind at every batch size, thread count and knob:
-      a lookup on the triple predicts them; their share of all crashed configurations;
+      a lookup on the triple predicts them; their share of the crashed configurations of triples measured
+      at every grid configuration (a partly recorded triple cannot say: ``crashed_in_incomplete_triples``);
     - ``batch_dependent_oom_triples``: triples that run (P(ok) >= 0.5) at some batch size and are ``oom``
       (P(oom) >= 0.5) at a larger one."""
     groups: dict[tuple, list[tuple[dict, list]]] = defaultdict(list)
-    for key in table.grid_keys():
+    complete: dict[tuple, bool] = {}
+    for key, config in zip(table.grid_keys(), table.space.grid()):
+        triple = (config["model"], config["backend"], config["precision"])
         reps = table.measurements.get(key)
+        complete[triple] = complete.get(triple, True) and bool(reps)
         if reps:
-            c = table.configs[key]
-            groups[(c["model"], c["backend"], c["precision"])].append((c, reps))
-    crashed = by_triple = 0
+            groups[triple].append((table.configs[key], reps))
+    crashed = by_triple = incomplete = 0
     batch_oom = []
     for triple, members in sorted(groups.items()):
         kinds = [_config_crash(reps) for _, reps in members]
         n_crashed = sum(k is not None for k in kinds)
-        crashed += n_crashed
-        if n_crashed == len(members) and len(set(kinds)) == 1:
-            by_triple += n_crashed
+        if not complete[triple]:
+            incomplete += n_crashed
+        else:
+            crashed += n_crashed
+            if n_crashed == len(members) and len(set(kinds)) == 1:
+                by_triple += n_crashed
         runs = [int(c["batch_size"]) for c, reps in members
                 if sum(m.get("status") == "ok" for m in reps) >= 0.5 * len(reps)]
         ooms = [int(c["batch_size"]) for c, reps in members if sum(_is_oom(m) for m in reps) >= 0.5 * len(reps)]
         if runs and ooms and min(runs) < max(ooms):
             batch_oom.append({"model": triple[0], "backend": triple[1], "precision": triple[2],
                               "runs_at_batch": sorted(set(runs)), "oom_at_batch": sorted(set(ooms))})
-    return {"crashed_configurations": crashed, "decided_by_triple": by_triple,
+    return {"crashed_configurations": crashed, "crashed_in_incomplete_triples": incomplete,
+            "decided_by_triple": by_triple,
             "decided_by_triple_share": round(by_triple / crashed, 4) if crashed else None,
             "batch_dependent_oom_triples": batch_oom}
 

@@ -101,3 +101,14 @@ def test_the_memory_boundary_gets_repeats_p_oom_and_replay_shows_the_flip(tmp_pa
     statuses = {task.evaluate(flip_config, EvalContext(seed=seed, trial=trial)).status
                 for seed in range(4) for trial in range(10)}
     assert Status.CRASHED in statuses and statuses - {Status.CRASHED}  # an optimizer sees both verdicts
+
+
+def test_a_partly_recorded_triple_does_not_count_as_a_lookup(tmp_path):
+    """Only batch 8 recorded (every configuration oom there): whether the triple decides the crash is not
+    known until batch 1 is measured."""
+    out = tmp_path / "part.jsonl"
+    Recorder(GRID, out, profile_fn=BoundaryProfiler(), device_profile="small", only={"batch_size": [8]},
+             repeats_near_cap=1).run(on_line=lambda line: None)
+    dep = crash_dependence(load_table(out))
+    assert dep["crashed_configurations"] == 0 and dep["decided_by_triple_share"] is None
+    assert dep["crashed_in_incomplete_triples"] == 2  # mobilenet_v2 and resnet18 at batch 8, first call oom

@@ -206,10 +206,14 @@ def _info(args: Any) -> int:
                  f"{100 * v['share_of_grid']:.1f} %"] for k, v in cs["per_kind"].items()]
         print(tabulate(rows, headers=["kind", "configurations", "share of grid"]))
     dep = summary["crash_dependence"]
-    if dep["crashed_configurations"]:
+    if dep["crashed_configurations"] or dep["crashed_in_incomplete_triples"]:
+        share = dep["decided_by_triple_share"]
         print(f"decided by (model, backend, precision) alone: {dep['decided_by_triple']} of "
-              f"{dep['crashed_configurations']} crashed configurations ({100 * dep['decided_by_triple_share']:.0f} %); "
-              f"triples that run at one batch size and are oom at a larger one: "
+              f"{dep['crashed_configurations']} crashed configurations of fully measured triples"
+              + ("" if share is None else f" ({100 * share:.0f} %)")
+              + (f" ({dep['crashed_in_incomplete_triples']} more in triples not fully measured yet)"
+                 if dep["crashed_in_incomplete_triples"] else "")
+              + f"; triples that run at one batch size and are oom at a larger one: "
               f"{len(dep['batch_dependent_oom_triples'])}")
     mb = summary["memory_boundary"]
     if mb["device_mb"]:
