@@ -18,6 +18,8 @@ from deploybench.results import iter_case_files, read_case_file
 ADAPTERS = [
     ("smac", "deploybench_smac", "plugins/smac-adapter", {"challengers": 200, "local_search_iterations": 1}),
     ("nevergrad", "deploybench_nevergrad", "plugins/nevergrad-adapter", {}),
+    ("optuna_gp", "deploybench_optuna", "plugins/optuna-adapter", {"n_startup_trials": 4}),
+    ("optuna_cmaes", "deploybench_optuna", "plugins/optuna-adapter", {}),
 ]
 
 
