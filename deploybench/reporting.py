@@ -2,26 +2,23 @@
 
 A user of a deployment optimizer came for a configuration and its measurements, not for a mean over
 seeds; :func:`answers` finds, per task, the best feasible configuration any case of the session
-found, with its measured metrics, the objective's name and direction, the regret to the known
+found (from the same summaries the leaderboard scores), with its measured metrics, the objective's name and direction, the regret to the known
 optimum where there is one, and how many seeds found it. The per-trial lines (``-v``) name the
 constraint that decides each trial's feasibility.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
-from collections import defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from .outcome import counts_as_found
-from .results import ResultsFormatError, read_case_file
-from .runner import GLYPHS, CaseResult
+from .runner import GLYPHS
+from .scoring.metrics import GroupResult, loss
+from .scoring.reading import CaseSummary
 
-__all__ = ["PROGRESS_LEGEND", "Answer", "glyph", "answers", "format_answers", "format_value", "short_config",
+__all__ = ["PROGRESS_LEGEND", "TaskAnswer", "glyph", "answers", "format_answers", "format_value", "short_config",
            "binding_constraint", "trial_line", "trial_detail", "next_step_line"]
 
 _GLYPH_MEANINGS = {
@@ -115,8 +112,8 @@ def trial_detail(record: Mapping[str, Any], objective_metric: str, constraints: 
 
 
 @dataclass
-class Answer:
-    """The best feasible configuration the session found for one task."""
+class TaskAnswer:
+    """The best feasible configuration the session found for one task (one leaderboard table)."""
 
     task_label: str
     objective_metric: str
@@ -143,58 +140,38 @@ class Answer:
         return self.known_optimum - self.best if self.direction == "maximize" else self.best - self.known_optimum
 
 
-def _key(config: Mapping[str, Any] | None) -> str:
-    return json.dumps(config, sort_keys=True, default=str)
-
-
-def _best_trial(path: str, best: float, config: Mapping[str, Any]) -> tuple[dict, int | None, dict]:
-    """The header and the first feasible trial of a case file that measured ``config`` with ``best``."""
-    try:
-        case = read_case_file(path)
-    except (OSError, ResultsFormatError):
-        return {}, None, {}
-    for t in case.trials:
-        o = t["outcome"]
-        if counts_as_found(o) and o.get("objective") == best and _key(t["config"]) == _key(config):
-            return case.header, t["trial"], o.get("metrics") or {}
-    rec = (case.end or {}).get("recommendation") or {}
-    if rec and counts_as_found(rec["outcome"]) and rec["outcome"].get("objective") == best:
-        return case.header, None, rec["outcome"].get("metrics") or {}
-    return case.header, None, {}
-
-
 def _reached(value: float | None, best: float | None) -> bool:
     """Whether a seed's best equals the session's best (several configurations can tie: accuracy is
     a property of the model, whatever the backend or batch size)."""
     return value is not None and best is not None and abs(value - best) <= 1e-9 * max(1.0, abs(best))
 
 
-def answers(results: Iterable[CaseResult]) -> list[Answer]:
-    """Per task (label), the best feasible configuration over every optimizer and seed of the session."""
-    by_task: dict[str, list[CaseResult]] = defaultdict(list)
-    for r in results:
-        if r.status != "error" and r.path:
-            by_task[r.case.task_label].append(r)
+def _where(case: CaseSummary) -> str:
+    """Where in its case file the best value was measured: the trial's own ``"trial"`` number, or the
+    end line's recommendation (a multi-fidelity optimizer's full-fidelity validation)."""
+    rec = case.recommendation or {}
+    if rec and rec.get("config") == case.best_config and (rec.get("outcome") or {}).get("objective") == case.best:
+        return " (the recommendation in its end line)"
+    return f" (trial {case.best_trial - 1})" if case.best_trial else ""
+
+
+def answers(groups: Iterable[GroupResult]) -> list[TaskAnswer]:
+    """Per table of :func:`deploybench.scoring.summary.summarize` (a task at one budget), the best
+    feasible configuration over every optimizer and seed, from the same case summaries the
+    leaderboard scores (so the run's answer and the leaderboard's best configuration agree)."""
     out = []
-    for label, rs in sorted(by_task.items()):
-        header = {}
-        try:
-            header = read_case_file(rs[0].path).header
-        except (OSError, ResultsFormatError):
-            pass
-        objective = header.get("objective") or {}
-        answer = Answer(label, objective.get("metric", "objective"), objective.get("direction", "maximize"),
-                        list(header.get("constraints") or []), header.get("known_optimum"))
-        sign = 1.0 if answer.direction == "maximize" else -1.0
-        found = [r for r in rs if r.best is not None and r.best_config is not None]
-        if found:
-            winner = max(found, key=lambda r: sign * r.best)
-            answer.best, answer.config = winner.best, dict(winner.best_config)
-            _, trial, answer.metrics = _best_trial(winner.path, winner.best, winner.best_config)
-            answer.source = winner.path + (f" (trial {trial})" if trial is not None else "")
-        for r in rs:
-            n_with, n = answer.found_by.get(r.case.optimizer, (0, 0))
-            answer.found_by[r.case.optimizer] = (n_with + _reached(r.best, answer.best), n + 1)
+    for group in groups:
+        first = group.rows[0].cases[0]
+        answer = TaskAnswer(group.key.task_label, group.objective_metric, group.direction, list(first.constraints),
+                            group.known_optimum)
+        candidates = [(row, row.answer) for row in group.rows if row.answer is not None]
+        if candidates:
+            row, top = min(candidates, key=lambda ra: loss(ra[1].objective, group.direction))
+            answer.best, answer.config, answer.metrics = top.objective, dict(top.config), dict(top.metrics)
+            case = next(c for c in row.cases if c.seed == top.seed)
+            answer.source = case.path + _where(case)
+        for row in group.rows:
+            answer.found_by[row.label] = (sum(_reached(c.best, answer.best) for c in row.cases), len(row.cases))
         out.append(answer)
     return out
 
@@ -208,7 +185,7 @@ def _display_path(path: str) -> str:
     return path if rel.startswith("..") else rel
 
 
-def format_answers(found: Sequence[Answer]) -> list[str]:
+def format_answers(found: Sequence[TaskAnswer]) -> list[str]:
     """Lines of the answer block: per task the objective, the best configuration, its measurements."""
     lines: list[str] = []
     for a in found:

@@ -41,6 +41,8 @@ from .plugins import DeployBenchPluginManager, UsageError, unknown_name_message
 from .results import FORMAT_VERSION, ResultsFormatError, ResultsWriteError, scan_case_file, write_manifest
 from .reporting import PROGRESS_LEGEND, answers, format_answers, glyph, next_step_line, trial_detail, trial_line
 from .runner import Case, CaseResult, RunOptions, identity_message
+from .scoring.columns import fmt_num
+from .scoring.summary import summarize
 
 __all__ = ["ExitCode", "EXIT_OK", "EXIT_CASE_ERRORS", "EXIT_USAGE", "EXIT_INTERNAL", "EXIT_INTERRUPTED", "collect",
            "Session", "parse_task_arg", "stop_signals_interrupt"]
@@ -538,36 +540,47 @@ class Session:
         return ExitCode.OK
 
     def summary(self) -> None:
+        """The summary table and the answer per task, scored by :func:`deploybench.scoring.summary.summarize`
+        (the leaderboard's own function), so ``deploybench leaderboard`` on these results prints the same
+        best, success, waste, TTFF and cost for the same cases."""
         if not self.results:
             self.rule("no cases ran")
             return
         self.rule("summary", "-")
-        groups: dict[tuple[str, str], list[CaseResult]] = defaultdict(list)
-        for r in self.results:
-            groups[(r.case.task_label, r.case.variant)].append(r)
+        by_path = {str(r.path): r for r in self.results if r.path}
+        try:
+            groups = summarize(list(by_path), statistics=False)
+        except (OSError, ResultsFormatError) as exc:
+            self.write(f"note: the summary could not read the case files back ({exc}); they are kept as written")
+            groups = []
         rows = []
-        for (label, opt), rs in sorted(groups.items()):
-            ran = [r for r in rs if r.status != "error"]
-            found = [r.best for r in ran if r.best is not None]
-            ttff = [r.ttff for r in ran if r.ttff is not None]
-            wastes = [r.waste for r in ran if r.waste is not None]
-            rows.append([
-                label, opt, len(rs), sum(r.status == "error" for r in rs),
-                f"{sum(found) / len(found):.4g}" if found else "none",
-                f"{len(found)}/{len(ran)}" if ran else "0/0",
-                f"{100 * sum(wastes) / len(wastes):.0f}%" if wastes else "-",
-                f"{sum(ttff) / len(ttff):.1f}" if ttff else "-",
-                f"{sum(r.cost_s for r in rs) / len(rs):.1f}",
-                sum(r.env_errors for r in rs),
-            ])
-        self.write(tabulate(rows, headers=["task", "optimizer", "cases", "errors", "best feasible (mean)",
-                                           "found", "waste", "TTFF (trials)", "cost s/case", "env errors"],
-                            tablefmt="simple"))
-        self.write("best feasible: mean over the seeds that found a feasible configuration (found = seeds with one); "
-                   "waste: share of crashed, timed-out or infeasible trials; env errors: environment failures "
-                   "(machine problems, not crash structure)")
+        for group in groups:
+            penalised = group.penalty is not None
+            for row in group.rows:
+                mine = [by_path[c.path] for c in row.cases if c.path in by_path]
+                best = row.best.mean if row.best is not None and penalised else None
+                rows.append([
+                    group.key.task_label, row.label, row.seeds, row.n_errors,
+                    fmt_num(best) if best is not None else "none",
+                    f"{round(row.success * row.seeds)}/{row.seeds}",
+                    f"{100 * row.waste:.0f}%" if row.waste is not None else "-",
+                    f"{row.ttff_trials:.1f}" if row.ttff_trials is not None else "-",
+                    f"{row.cost:.1f}", sum(r.env_errors for r in mine),
+                ])
+        unread = [r for r in self.results if not r.path]
+        for r in unread:  # a case that errored before its file was written
+            rows.append([r.case.task_label, r.case.variant, 1, int(r.status == "error"), "none", "0/1", "-", "-",
+                         f"{r.cost_s:.1f}", r.env_errors])
+        self.write(tabulate(rows, headers=["task", "optimizer", "seeds", "errors", "best feasible (mean)", "found",
+                                           "waste", "TTFF (trials)", "cost s/case", "env errors"],
+                            tablefmt="simple", disable_numparse=True))
+        self.write("best feasible: mean over seeds of each seed's best feasible objective, a seed that found nothing "
+                   "scoring the task's penalty (as on the leaderboard); found: seeds with a feasible configuration; "
+                   "waste: share of crashed, timed-out or infeasible trials; TTFF: trials to the first feasible one "
+                   "(budget + 1 for a seed that found none); env errors: environment failures (machine problems, "
+                   "not crash structure)")
         self.rule("the answer: best configuration found per task", "-")
-        for line in format_answers(answers(self.results)):
+        for line in format_answers(answers(groups)):
             self.write(line)
         errors = [r for r in self.results if r.status == "error"]
         if errors:

@@ -288,12 +288,32 @@ def test_every_package_in_the_source_tree_is_installed():
 def test_the_answer_says_when_a_noisy_best_beats_the_known_optimum(best, words):
     # a replayed table serves one recorded repeat per trial, so a fast repeat can beat the optimum
     # (defined on medians); calling that "the known optimum" would misreport what was found
-    from deploybench.reporting import Answer, format_answers
+    from deploybench.reporting import TaskAnswer, format_answers
 
-    answer = Answer(task_label="server_throughput@cpu", objective_metric="throughput_sps", direction="maximize",
+    answer = TaskAnswer(task_label="server_throughput@cpu", objective_metric="throughput_sps", direction="maximize",
                     constraints=[{"metric": "latency_p99_ms", "cap": 100.0}], known_optimum=1138.0, best=best,
                     config={"model": "mobilenet_v3_small"}, metrics={"latency_p99_ms": 15.8},
                     found_by={"random": (1, 20)})
     line = format_answers([answer])[1]
     assert words in line
     assert answer.regret == max(0.0, 1138.0 - best)
+
+
+def test_the_run_summary_and_the_leaderboard_print_the_same_best_for_the_same_cases(cli, tmp_path):
+    """The README's main command: some seeds find nothing, and both views score them with the task's
+    penalty (one function, ``scoring.summary.summarize``, behind both)."""
+    out = tmp_path / "r"
+    proc = cli("run", "--optimizer", "tba", "--task", "edge_tight", "--seeds", "5", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    row = next(line.split() for line in proc.stdout.splitlines() if line.startswith("edge_tight@edge  tba"))
+    run_best, run_found, run_ttff = row[4], row[5], row[7]
+    assert run_found != "5/5"  # the case the two views used to disagree on: a seed that found nothing
+    board = cli("leaderboard", str(out))
+    assert board.returncode == 0, board.stderr
+    cells = [c.strip() for c in next(line for line in board.stdout.splitlines()
+                                     if line.startswith("| tba ")).strip("|").split("|")]
+    assert cells[2].split()[0] == run_best  # "0.728 [0.695, 0.757]"
+    assert cells[3] == f"{100 * int(run_found.split('/')[0]) / 5:.0f}%"
+    headers = [h.strip() for h in next(line for line in board.stdout.splitlines()
+                                       if line.startswith("| optimizer")).strip("|").split("|")]
+    assert cells[headers.index("TTFF trials")] == run_ttff

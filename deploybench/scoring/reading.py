@@ -106,6 +106,7 @@ class CaseSummary:
     cost_by_fidelity: dict[str, float] = field(default_factory=dict)
     n_lower_fidelity: int = 0
     recommendation: dict | None = None  # the end line's full-fidelity validation, if any
+    constraints: list = field(default_factory=list)  # the header's constraints (metric, cap, scale)
 
     @property
     def found_feasible(self) -> bool:
@@ -233,7 +234,8 @@ def _from_header(path: Path, h: dict) -> CaseSummary:
         objective_metric=str(objective.get("metric") or "objective"), known_optimum=h.get("known_optimum"),
         family_param=h.get("family_param"), best_family=h.get("best_family"), status="unfinished",
         penalty=_number(h.get("penalty")), optimizer_version=h.get("optimizer_version"),
-        optimizer_libraries=dict(h.get("optimizer_libraries") or {}))
+        optimizer_libraries=dict(h.get("optimizer_libraries") or {}),
+        constraints=[dict(c) for c in h.get("constraints") or [] if isinstance(c, dict)])
 
 
 def iter_case_paths(root: Path | str) -> Iterator[Path]:
