@@ -391,6 +391,37 @@ def test_tune_an_onnx_file_and_refuse_broken_factories(tmp_path, monkeypatch, qu
 
 
 @pytest.mark.live
+def test_tune_an_onnx_file_whose_weights_are_in_a_side_file(tmp_path, monkeypatch, quiet_live):
+    """torch.onnx.export (dynamo, the default exporter) writes the weights to ``model.onnx.data``
+    beside the graph; the artefact must carry them, and a missing side file is named at pre-flight."""
+    import onnx
+    import torch
+
+    monkeypatch.syspath_prepend(str(FIXTURES))
+    from tune_factories import tiny
+
+    plain = tmp_path / "plain.onnx"
+    warnings.simplefilter("ignore", DeprecationWarning)
+    torch.onnx.export(tiny().eval(), (torch.zeros(1, 3, 64, 64),), str(plain), input_names=["x"], dynamo=False,
+                      dynamic_axes={"x": {0: "batch"}})
+    model_dir = tmp_path / "exported"
+    model_dir.mkdir()
+    onnx_path = model_dir / "model.onnx"
+    onnx.save(onnx.load(str(plain)), str(onnx_path), save_as_external_data=True, all_tensors_to_one_file=True,
+              location="model.onnx.data", size_threshold=0)
+    assert (model_dir / "model.onnx.data").stat().st_size > 0
+    spec = TuneSpec(models=(str(onnx_path),), p95_ms=50.0, objective="latency", precisions=("fp32", "int8_dynamic"),
+                    batch_sizes=(1,), threads=(1,), budget=2, candidates=1, repeats=1, min_feasible_rate=0.05,
+                    optimizer="random")
+    result = tune(spec, tmp_path / "run", on_line=lambda s: None)
+    assert result.status == "recommended", result.status
+    assert all(t["outcome"]["status"] == "ok" for t in result.trials)
+    (model_dir / "model.onnx.data").unlink()
+    with pytest.raises(TuneInputError, match=r"external data that is not beside it: .*model\.onnx\.data"):
+        tune(spec, tmp_path / "run2", on_line=lambda s: None)
+
+
+@pytest.mark.live
 def test_probe_repeats_a_live_configuration(tmp_path, monkeypatch, quiet_live, cli):
     monkeypatch.chdir(FIXTURES)
     config = {"model": "tune_factories:tiny", "backend": "onnxruntime", "precision": "fp32", "batch_size": 2,

@@ -174,22 +174,40 @@ def _prepare_onnx(model: Any, precision: str, workdir: str, info: dict, shape: t
     return _quantise_onnx(path, precision, workdir, info, shape)
 
 
+#: protobuf cannot serialise a message of 2 GiB or more; larger models keep their weights in a side file
+_PROTOBUF_LIMIT = 2**31 - 1
+
+
+def _save_onnx(model: Any, path: str) -> None:
+    """Save ``model`` at ``path`` as one self-contained file, or with its weights in ``<name>.data``
+    beside it when it is too large for one protobuf message."""
+    import onnx
+
+    if model.ByteSize() < _PROTOBUF_LIMIT:
+        onnx.save(model, path)
+    else:
+        onnx.save(model, path, save_as_external_data=True, all_tensors_to_one_file=True,
+                  location=os.path.basename(path) + ".data")
+
+
 def _prepare_onnx_file(source_path: str, precision: str, workdir: str, info: dict, shape: tuple[int, ...],
                        fixed_batch: int | None) -> str:
-    """The artefact of a user's ONNX file: the file itself (fp32), converted to fp16, or quantised."""
-    import shutil
+    """The artefact of a user's ONNX file: the model itself (fp32), converted to fp16, or quantised.
 
+    The file is loaded with its external data (``torch.onnx.export`` writes the weights of even a small
+    model to a side file, ``model.onnx.data``, named inside the graph relative to the ``.onnx``), so
+    copying the ``.onnx`` alone would leave the artefact without its weights."""
     import onnx
 
     path = os.path.join(workdir, "model.onnx")
     info["onnx_exporter"] = "user file"
+    model = onnx.load(source_path)  # reads the external data files the graph names, beside source_path
     if precision == "fp16":
         from onnxruntime.transformers.float16 import convert_float_to_float16
 
-        model = onnx.load(source_path)
-        onnx.save(convert_float_to_float16(model, keep_io_types=False), path)
+        _save_onnx(convert_float_to_float16(model, keep_io_types=False), path)
         return path
-    shutil.copyfile(source_path, path)
+    _save_onnx(model, path)
     return _quantise_onnx(path, precision, workdir, info, shape, batch=fixed_batch or 1)
 
 

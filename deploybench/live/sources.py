@@ -231,13 +231,24 @@ def build_torch_module(source: ModelSource, weights: str = "auto") -> tuple[Any,
 def onnx_input(path: str) -> tuple[tuple[int | None, ...], int | None]:
     """(one sample's input shape, the fixed batch size or None) of an ONNX file's first input.
     Raises :class:`SourceError` when the file does not load as ONNX."""
-    try:
-        import onnx
+    import onnx
 
+    try:
         model = onnx.load(path, load_external_data=False)
-        onnx.checker.check_model(model)
     except Exception as exc:  # noqa: BLE001 - any parse failure is the user's file
         raise SourceError(f"{path} does not load as an ONNX model: {type(exc).__name__}: {str(exc)[:300]}") from None
+    here = os.path.dirname(path)
+    missing = sorted({os.path.join(here, entry.value)
+                      for tensor in model.graph.initializer if tensor.data_location == onnx.TensorProto.EXTERNAL
+                      for entry in tensor.external_data if entry.key == "location"
+                      and not os.path.isfile(os.path.join(here, entry.value))})
+    if missing:
+        raise SourceError(f"{path} keeps its weights in external data that is not beside it: "
+                          f"{', '.join(missing)} (copy the .onnx together with its data file)")
+    try:
+        onnx.checker.check_model(path)  # by path: external data is resolved beside the file
+    except Exception as exc:  # noqa: BLE001 - an invalid graph is the user's file
+        raise SourceError(f"{path} is not a valid ONNX model: {type(exc).__name__}: {str(exc)[:300]}") from None
     initializers = {i.name for i in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in initializers]
     if not inputs:
