@@ -432,3 +432,23 @@ def test_probe_repeats_a_live_configuration(tmp_path, monkeypatch, quiet_live, c
     summary = json.loads((tmp_path / "p" / "probe.json").read_text())["summaries"][0]
     assert summary["n"] == 2 and summary["feasible"] == 2 and summary["flip_rate"] == 0.0
     assert summary["devices"] == {"cpu": 2} and summary["precisions"] == {"fp32": 2}
+
+
+def test_a_profile_without_a_compiler_leaves_torch_compile_out_of_the_search():
+    from deploybench.live.devices import get_device_profile
+    from deploybench.live.sources import parse_model_source
+    from deploybench.tuning.task import tune_grid
+
+    sources = [parse_model_source("resnet18")]
+    edge = get_device_profile("edge")
+    grid, notes = tune_grid(TuneSpec(models=("resnet18",), p95_ms=10.0, device_profile="edge"), sources, edge)
+    assert "torch_compile" not in grid.backends and set(grid.backends) == {"pytorch_eager", "onnxruntime"}
+    assert any("no torch_compile" in n for n in notes)
+    with pytest.raises(TuneInputError, match="the edge device profile cannot run it"):
+        tune_grid(TuneSpec(models=("resnet18",), p95_ms=10.0, backends=("torch_compile",)), sources, edge)
+    cpu = get_device_profile("cpu")
+    grid, notes = tune_grid(TuneSpec(models=("resnet18",), p95_ms=10.0), sources, cpu)
+    assert "torch_compile" in grid.backends and not notes
+    # a profile that runs every backend keeps the identity it had before the field existed
+    assert "backends" not in cpu.to_json() and edge.to_json()["backends"] == ["pytorch_eager", "onnxruntime"]
+    assert type(edge).from_json(edge.to_json()) == edge

@@ -28,6 +28,8 @@ DEVICE_PROFILE_ENV = "DEPLOYBENCH_DEVICE_PROFILE"
 #: the ``small`` profile: memory left to one application on a 1 GB board once its OS runs
 SMALL_MEMORY_MB = 768.0
 SMALL_TRIAL_LIMIT_S = 60.0
+#: the backends of a board without a compiler toolchain: exported (ONNX Runtime) or eager PyTorch artefacts
+NO_COMPILER = ("pytorch_eager", "onnxruntime")
 SMALL_STANDS_FOR = ("1 GB single-board computers running a headless OS (about 768 MB left to the application): "
                     "Raspberry Pi 3 Model B/B+, Raspberry Pi 4 Model B 1 GB, NXP i.MX 8M Mini boards with 1 GB")
 
@@ -45,9 +47,21 @@ class DeviceProfile:
     trial_time_limit_s: float | None = None
     #: the real boards the profile stands for (documentation, stored with a table's provenance)
     stands_for: str = ""
+    #: the runtime backends the device can run (empty: every backend); a board without a compiler
+    #: toolchain runs an exported or eager artefact, never ``torch_compile``
+    backends: tuple[str, ...] = ()
 
     def to_json(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        if self.backends:
+            data["backends"] = list(self.backends)
+        else:  # profiles that run every backend keep the identity they had before the field existed
+            data.pop("backends")
+        return data
+
+    def allows(self, backend: str) -> bool:
+        """Whether the device can run ``backend``."""
+        return not self.backends or backend in self.backends
 
     @classmethod
     def from_json(cls, data: Mapping) -> "DeviceProfile":
@@ -56,7 +70,8 @@ class DeviceProfile:
                    memory_mb=None if data.get("memory_mb") is None else float(data["memory_mb"]),
                    description=str(data.get("description", "")),
                    trial_time_limit_s=None if limit is None else float(limit),
-                   stands_for=str(data.get("stands_for", "")))
+                   stands_for=str(data.get("stands_for", "")),
+                   backends=tuple(str(b) for b in data.get("backends") or ()))
 
 
 def device_profiles() -> dict[str, DeviceProfile]:
@@ -65,11 +80,11 @@ def device_profiles() -> dict[str, DeviceProfile]:
     items = (
         DeviceProfile("host", cores, None, f"this machine as it is ({cores} threads, no emulated memory limit)"),
         DeviceProfile("cpu", 2, 4096.0, "small cloud CPU instance: 2 threads, 4 GiB"),
-        DeviceProfile("edge", 2, 1024.0, "edge board: 2 threads, 1 GiB"),
+        DeviceProfile("edge", 2, 1024.0, "edge board: 2 threads, 1 GiB, no compiler", backends=NO_COMPILER),
         DeviceProfile("small", 2, SMALL_MEMORY_MB,
                       f"small-memory board: 2 threads, {SMALL_MEMORY_MB:g} MB for the application and its runtime "
                       f"(resident, file-backed pages included), {SMALL_TRIAL_LIMIT_S:g} s per trial, no compiler",
-                      trial_time_limit_s=SMALL_TRIAL_LIMIT_S, stands_for=SMALL_STANDS_FOR),
+                      trial_time_limit_s=SMALL_TRIAL_LIMIT_S, stands_for=SMALL_STANDS_FOR, backends=NO_COMPILER),
     )
     return {p.name: p for p in items}
 

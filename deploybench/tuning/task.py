@@ -175,7 +175,9 @@ def resolve_device(spec: TuneSpec) -> Any:
     threads = spec.device_threads if spec.device_threads is not None else base.max_threads
     return DeviceProfile(f"{base.name}-custom", int(threads), memory,
                          f"{base.description}; overridden: {threads} threads, "
-                         + (f"{memory:g} MB" if memory else "no memory limit"))
+                         + (f"{memory:g} MB" if memory else "no memory limit"),
+                         trial_time_limit_s=base.trial_time_limit_s, stands_for=base.stands_for,
+                         backends=base.backends)
 
 
 def resolve_objective(spec: TuneSpec, sources: Sequence[Any]) -> Objective:
@@ -215,6 +217,14 @@ def tune_grid(spec: TuneSpec, sources: Sequence[Any], device: Any) -> tuple[Depl
         hint = closest_name(unknown[0], list(BACKENDS))
         raise TuneInputError(f"unknown backend {unknown[0]!r}; allowed: {', '.join(BACKENDS)}"
                              + (f"; did you mean {hint!r}?" if hint else ""))
+    unavailable = [b for b in backends if not device.allows(b)]
+    if unavailable and spec.backends:
+        raise TuneInputError(f"--backends {','.join(unavailable)}: the {device.name} device profile cannot run it "
+                             f"({device.description}); its backends: {', '.join(device.backends)}")
+    if unavailable:
+        backends = tuple(b for b in backends if device.allows(b))
+        notes.append(f"the {device.name} device profile has no {', '.join(unavailable)} ({device.description}): "
+                     "the search leaves it out")
     if any(s.kind == "onnx" for s in sources):
         if "onnxruntime" not in backends:
             raise TuneInputError("an ONNX file runs on onnxruntime only; --backends excludes it")
