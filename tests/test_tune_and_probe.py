@@ -422,6 +422,20 @@ def test_tune_an_onnx_file_whose_weights_are_in_a_side_file(tmp_path, monkeypatc
 
 
 @pytest.mark.live
+def test_a_wrong_input_shape_stops_at_pre_flight_not_in_every_trial(tmp_path, monkeypatch, quiet_live):
+    monkeypatch.syspath_prepend(str(FIXTURES))
+    monkeypatch.chdir(FIXTURES)
+    spec = TuneSpec(models=("tune_factories:tiny",), input_shape="3,64", p95_ms=50.0, objective="latency",
+                    backends=("pytorch_eager",), precisions=("fp32",), batch_sizes=(1,), threads=(1,), budget=2)
+    lines: list[str] = []
+    with pytest.raises(TuneInputError, match=r"cannot run tune_factories:tiny on its input: .*--input-shape 3,64 "
+                                             r"is the shape of one sample"):
+        tune(spec, tmp_path / "run", on_line=lines.append)
+    assert any(line.startswith("pre-flight: running tune_factories:tiny once") for line in lines)
+    assert not (tmp_path / "run" / "search").exists()  # no trial was spent
+
+
+@pytest.mark.live
 def test_probe_repeats_a_live_configuration(tmp_path, monkeypatch, quiet_live, cli):
     monkeypatch.chdir(FIXTURES)
     config = {"model": "tune_factories:tiny", "backend": "onnxruntime", "precision": "fp32", "batch_size": 2,
@@ -452,3 +466,26 @@ def test_a_profile_without_a_compiler_leaves_torch_compile_out_of_the_search():
     # a profile that runs every backend keeps the identity it had before the field existed
     assert "backends" not in cpu.to_json() and edge.to_json()["backends"] == ["pytorch_eager", "onnxruntime"]
     assert type(edge).from_json(edge.to_json()) == edge
+
+
+def test_the_end_message_says_why_nothing_ran_to_completion(tmp_path):
+    """All crashed: the kinds and the first error (not "see the trial table", whose cells are empty);
+    all stopped early under an unreachable cap: the fastest estimate against the cap."""
+    from deploybench.live.sources import parse_model_source
+    from deploybench.tuning.session import _no_feasible_message
+    from deploybench.tuning.task import TuneTask
+
+    task = TuneTask(TuneSpec(models=("resnet18",), p95_ms=0.001, objective="latency"),
+                    [parse_model_source("resnet18")], artefact_dir=str(tmp_path), profile_fn=lambda r: None)
+    config = {"model": "resnet18", "backend": "onnxruntime", "precision": "fp32", "batch_size": 1}
+    crashed = {"config": config, "outcome": {"status": "crashed", "error": {
+        "kind": "runtime", "message": "[measure] RuntimeError: expected input[1, 1, 3, 64] to have 3 channels"}}}
+    text = _no_feasible_message(task, [crashed, crashed])
+    assert "2 crashed or timed out (runtime x2); the first: RuntimeError: expected input[1, 1, 3, 64]" in text
+    assert "see the trial table" not in text
+    stopped = {"config": config, "outcome": {"status": "infeasible", "early_stopped": True,
+                                             "metrics": {"early_stop_estimate_ms": 4.2}}}
+    text = _no_feasible_message(task, [stopped, {**stopped, "outcome": {**stopped["outcome"],
+                                                                         "metrics": {"early_stop_estimate_ms": 3.1}}}])
+    assert "2 stopped early, clearly over the latency cap (the fastest ran at about 3.1 ms against " \
+           "latency_p95_ms <= 0.001)" in text and "new run" in text

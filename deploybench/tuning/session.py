@@ -71,8 +71,10 @@ def _sources(spec: TuneSpec) -> list[Any]:
     return sources
 
 
-def _preflight(task: TuneTask, prepare_fn: Callable[[Any], dict], on_line: Callable[[str], None]) -> None:
-    """Prepare each model at fp32 once: a model that cannot be built, exported or loaded stops the run."""
+def _preflight(task: TuneTask, prepare_fn: Callable[[Any], dict], on_line: Callable[[str], None],
+               smoke: bool = False) -> None:
+    """Prepare each model at fp32 once, and with ``smoke`` run it once: a model that cannot be built,
+    exported, loaded or run on its declared input stops the run before the search."""
     for label, source in task.sources.items():
         backend = "onnxruntime" if source.kind == "onnx" or "pytorch_eager" not in task.grid.backends else "pytorch_eager"
         config = {"model": label, "backend": backend, "precision": "fp32", "batch_size": task.grid.batch_sizes[0]}
@@ -93,6 +95,34 @@ def _preflight(task: TuneTask, prepare_fn: Callable[[Any], dict], on_line: Calla
         if memory and param_mb and param_mb > memory:
             raise TuneInputError(f"{label} is too large for the device: its parameters alone take {param_mb:.0f} MB, "
                                  f"the device {task.device_profile.name} has {memory:g} MB (--device-memory-mb)")
+        if smoke:
+            _smoke_run(task, label, request, on_line)
+
+
+def _smoke_run(task: TuneTask, label: str, request: Any, on_line: Callable[[str], None]) -> None:
+    """Run the prepared model once, at batch 1, without a memory limit: a model that cannot take the
+    declared input (a wrong ``--input-shape``, a rank it does not accept) would otherwise crash in every
+    trial of the search; a runtime error here is the user's input, said once, before any trial."""
+    from dataclasses import replace
+
+    from ..live.profiler import profile
+    from ..locking import exclusive_lock
+
+    on_line(f"pre-flight: running {label} once at batch 1")
+    one = replace(request, config={**request.config, "batch_size": 1}, latency_cap_ms=None, early_stop_factor=0.0,
+                  warmup_min_iters=1, warmup_max_iters=1, min_iters=1, max_iters=1, max_retries=0,
+                  memory_limit_mb=None)
+    with exclusive_lock(task.spec.lock):
+        data = profile(one).to_dict()
+    error = data.get("error") or {}
+    if data.get("status") == "crashed" and error.get("kind") in ("runtime", "unsupported"):
+        message = str(error.get("message") or "no reason given")
+        first = next((ln for ln in message.splitlines() if ln.strip()), message).strip()
+        first = re.sub(r"^\[\w+\] ", "", first)  # the worker's stage tag
+        shape = task.spec.input_shape
+        hint = (f"; --input-shape {shape} is the shape of one sample, without the batch dimension: is it the "
+                "shape the model takes?") if shape else ""
+        raise TuneInputError(f"cannot run {label} on its input: {first[:300]}{hint}")
 
 
 def _progress(task: TuneTask, budget: int, on_line: Callable[[str], None]) -> Callable[[Any, dict], None]:
@@ -180,7 +210,7 @@ def _no_feasible_message(task: TuneTask, trials: list[dict]) -> str:
                 f"{task.device_profile.name}; try a larger --device-memory-mb or a smaller model")
     measured = [t for t in trials if t["outcome"].get("violation")]
     if not measured:
-        return f"no configuration ran to completion in {len(trials)} trials (see the trial table for the errors)"
+        return _nothing_measured_message(task, trials)
     closest = min(measured, key=lambda t: sum(t["outcome"]["violation"].values()))
     from ..reporting import binding_constraint, short_config
 
@@ -194,6 +224,38 @@ def _no_feasible_message(task: TuneTask, trials: list[dict]) -> str:
     return (f"no configuration met the caps in {len(trials)} trials; the closest was {short_config(closest['config'])} "
             f"({binding}). Loosen a cap, widen the space (--batch-sizes, --precisions) or raise --budget; "
             "every trial is kept (resume with a larger budget)")
+
+
+def _nothing_measured_message(task: TuneTask, trials: list[dict]) -> str:
+    """Why no trial has a measured violation: every trial crashed (the errors, by kind, with the first
+    message) and/or was stopped early (the fastest estimate against the latency cap)."""
+    from ..reporting import format_value
+
+    failed = [t for t in trials if t["outcome"].get("status") in ("crashed", "timeout")]
+    stopped = [t for t in trials if t["outcome"].get("early_stopped")]
+    parts = []
+    if failed:
+        kinds: dict[str, int] = {}
+        for t in failed:
+            kind = (t["outcome"].get("error") or {}).get("kind") or t["outcome"]["status"]
+            kinds[kind] = kinds.get(kind, 0) + 1
+        message = str((failed[0]["outcome"].get("error") or {}).get("message") or "").strip()
+        first = re.sub(r"^\[\w+\] ", "", next((ln for ln in message.splitlines() if ln.strip()), "")).strip()
+        parts.append(f"{len(failed)} crashed or timed out ({', '.join(f'{k} x{n}' for k, n in sorted(kinds.items()))})"
+                     + (f"; the first: {first[:200]}" if first else ""))
+    if stopped:
+        estimates = [(t["outcome"].get("metrics") or {}).get("early_stop_estimate_ms") for t in stopped]
+        estimates = [e for e in estimates if isinstance(e, (int, float))]
+        cap = task.spec.latency_cap
+        text = f"{len(stopped)} stopped early, clearly over the latency cap"
+        if estimates and cap:
+            text += f" (the fastest ran at about {format_value(min(estimates))} ms against {cap[0]} <= {format_value(cap[1])})"
+        parts.append(text)
+    if not parts:
+        return f"no configuration met the caps in {len(trials)} trials"
+    advice = "a looser latency cap needs a new run (another --out, or --overwrite)" if stopped and not failed else \
+        "every error message is in report.json"
+    return f"no configuration ran to completion in {len(trials)} trials: " + "; ".join(parts) + f". {advice}"
 
 
 def _copy_deployment(task: TuneTask, verdict: CandidateVerdict, out: Path) -> dict | None:
@@ -275,10 +337,11 @@ def tune(model: TuneSpec | str | Sequence[str], out_dir: str | os.PathLike[str] 
     on_line(f"tune: {task.metadata.description}")
     on_line(f"optimizer {spec.optimizer}, budget {spec.budget} trials"
             + (f" or {spec.budget_seconds:g} s" if spec.budget_seconds else "") + f", space of {task.grid.size()} configurations")
-    if prepare_fn is None and profile_fn is None:
+    live = prepare_fn is None and profile_fn is None
+    if live:
         from ..live.profiler import prepare as prepare_fn
     if prepare_fn is not None:
-        _preflight(task, prepare_fn, on_line)
+        _preflight(task, prepare_fn, on_line, smoke=live)
     spec_path.write_text(json.dumps({"spec": spec.to_json(), "sources": [s.to_json() for s in sources]}, indent=2))
     case = Case(task="tune", target=task.device_profile.name, task_label="tune", optimizer=spec.optimizer,
                 seed=spec.seed, budget=spec.budget, budget_seconds=spec.budget_seconds, kind="live")
