@@ -28,6 +28,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from .locking import exclusive_lock
 from .recommendation import clopper_pearson_two_sided, flip_rate
+from .reporting import short_config
 
 __all__ = ["ProbeCaps", "ProbeSummary", "ProbeResult", "probe", "select_near_caps", "summarize_repeats",
            "configs_from_tune"]
@@ -265,8 +266,10 @@ def probe(configs: Sequence[Mapping[str, Any]], caps: ProbeCaps, out_dir: str | 
                 verdict = "feasible" if caps.feasible(data) else ("early stop" if data["status"] == "early_stopped"
                                                                   else "infeasible" if data["status"] == "ok"
                                                                   else data["status"])
-                on_line(f"{key}: repeat {clean}/{repeats} {verdict}"
+                on_line(f"{short_config(config)}: repeat {clean}/{repeats} {verdict}"
                         + (f" {caps.latency_metric}={value:.2f}" if value is not None else "")
+                        + (f" (redone x{int(data['attempts']) - 1}: other work disturbed the measurement)"
+                           if int(data.get("attempts") or 1) > 1 and not data.get("contaminated") else "")
                         + (" (contaminated: redone)" if data.get("contaminated") else ""))
     finally:
         fh.close()
@@ -295,13 +298,15 @@ def _write(result: ProbeResult, out: Path) -> dict[str, str]:
                      f"{lat['median']:.2f} ± {lat['sd']:.2f}" if lat.get("n") else "-",
                      f"{lat['min']:.2f}..{lat['max']:.2f}" if lat.get("n") else "-",
                      "-" if s.distance_to_cap is None else f"{s.distance_to_cap:+.0%}",
-                     ", ".join(f"{k} x{v}" for k, v in s.devices.items()), s.contaminated])
+                     ", ".join(f"{k} x{v}" for k, v in s.devices.items()), s.redone, s.contaminated])
     text = [f"# deploybench probe: {result.caps.describe()}", "",
             "phi: share of clean repeats that meet the caps (95 % Clopper-Pearson interval); flip rate "
             "min(phi, 1 - phi) with the interval it takes over phi's; latency: median ± sd over repeats of "
-            f"{result.caps.latency_metric}; distance: median relative to the cap; device: where each repeat executed.",
+            f"{result.caps.latency_metric}; distance: median relative to the cap; device: where each repeat executed; "
+            "redone: measurements the contention guard took again because other work disturbed them; contaminated: "
+            "repeats disturbed in every attempt (not counted in phi).",
             "", tabulate(rows, headers=["configuration", "feasible", "phi", "flip rate", "latency ms", "range",
-                                        "distance", "device", "contaminated"], tablefmt="github"), ""]
+                                        "distance", "device", "redone", "contaminated"], tablefmt="github"), ""]
     if figure:
         text.append(f"![flip rate against distance to the cap]({Path(figure).name})")
     Path(paths["markdown"]).write_text("\n".join(text) + "\n")

@@ -158,7 +158,10 @@ def _rank_key(v: CandidateVerdict, direction: str) -> tuple:
 
 def recommend(verdicts: Sequence[CandidateVerdict], direction: str,
               latency: tuple[str, float] | None = None) -> tuple[CandidateVerdict | None, dict[str, CandidateVerdict]]:
-    """(the recommended candidate or None, alternatives by role: ``next_best``, ``safer``, ``faster``)."""
+    """(the recommended candidate or None, alternatives by role: ``next_best``, ``safer``, ``higher_throughput``).
+
+    ``higher_throughput`` is the robust candidate with the most images per second; under a latency
+    objective it is usually a larger batch, so it is named for what it gains, not "faster"."""
     robust = sorted((v for v in verdicts if v.robust), key=lambda v: _rank_key(v, direction))
     if not robust:
         return None, {}
@@ -174,5 +177,5 @@ def recommend(verdicts: Sequence[CandidateVerdict], direction: str,
             alternatives["safer"] = safest
     fastest = max(robust, key=lambda v: v.medians.get("throughput_sps") or 0.0)
     if fastest is not chosen and (fastest.medians.get("throughput_sps") or 0) > (chosen.medians.get("throughput_sps") or 0):
-        alternatives["faster"] = fastest
+        alternatives["higher_throughput"] = fastest
     return chosen, alternatives

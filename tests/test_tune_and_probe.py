@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from deploybench.reporting import format_value
+
 from deploybench.live.profiler import Measurement
 from deploybench.live.sources import SourceError, parse_model_source
 from deploybench.probing import ProbeCaps, probe, select_near_caps, summarize_repeats
@@ -68,13 +70,13 @@ def test_a_candidate_lucky_once_is_not_recommended():
     assert chosen is steady and not alternatives
 
 
-def test_recommend_names_safer_and_faster_alternatives():
+def test_recommend_names_safer_and_higher_throughput_alternatives():
     rule = RecommendationRule(repeats=4)
     best = judge_candidate("a", {}, _outcome("ok", 0.8, 18), [_outcome("ok", 0.8, 18)] * 4, rule)
     safe = judge_candidate("b", {}, _outcome("ok", 0.7, 5), [{**_outcome("ok", 0.7, 5), "metrics": {
         "latency_p95_ms": 5, "throughput_sps": 900}}] * 4, rule)
     chosen, alternatives = recommend([safe, best], "maximize", ("latency_p95_ms", 20.0))
-    assert chosen is best and alternatives["safer"] is safe and alternatives["faster"] is safe
+    assert chosen is best and alternatives["safer"] is safe and alternatives["higher_throughput"] is safe
     assert alternatives["next_best"] is safe
 
 
@@ -130,6 +132,8 @@ def test_tune_recommends_a_candidate_that_holds_and_skips_the_lucky_one(tmp_path
     assert report["recommended"]["config"] == rec.config
     md = (tmp_path / "run" / "report.md").read_text()
     assert "## Recommended deployment" in md and "How to load it" in md
+    assert "**Status:** recommended after " in md and "recommended: recommended" not in md
+    assert "| None " not in md and "None |" not in md
     assert (tmp_path / "run" / "trials.png").stat().st_size > 0 and (tmp_path / "run" / "tradeoff.png").exists()
 
 
@@ -148,6 +152,11 @@ def test_tune_resumes_without_measuring_again(tmp_path):
     new_repeats = sum(v.n for v in second.candidates if v.key not in old_keys)
     assert sum(fake.calls.values()) - measured == 2 + new_repeats
     assert any("resumed: 3 recorded trials" in line for line in lines)
+    # the first new trial's line carries the best of the replayed ones, not "none yet"
+    replayed_best = max(t["outcome"]["objective"] for t in first.trials if t["outcome"]["status"] == "ok")
+    fourth = next(line for line in lines if line.startswith("[  4/5]"))
+    assert "none yet" not in fourth and fourth.endswith(f"best throughput_sps: {format_value(replayed_best)}") \
+        or second.trials[3]["outcome"]["objective"] > replayed_best
 
 
 def test_an_interrupted_remeasurement_resumes_where_it_stopped(tmp_path):
@@ -281,10 +290,15 @@ def test_probe_flip_rates_resume_and_pack_with_the_table(tmp_path):
         calls[key] += 1
         first = dict(request.config) == dict(picked[0])
         p95 = (19.0 if calls[key] % 2 else 21.0) if first else 5.0
-        return Measurement("ok", metrics={"latency_p95_ms": p95, "memory_peak_mb": 100.0, "device_executed": "cpu"})
+        redone = not first and calls[key] == 1  # the guard redid the second configuration's first repeat
+        return Measurement("ok", metrics={"latency_p95_ms": p95, "memory_peak_mb": 100.0, "device_executed": "cpu"},
+                           attempts=2 if redone else 1)
 
+    lines: list[str] = []
     result = probe(picked, caps, tmp_path / "probe", repeats=4, table_header=table.header, profile_fn=alternating,
-                   on_line=lambda s: None)
+                   on_line=lines.append)
+    assert sum("(redone x1: other work disturbed the measurement)" in line for line in lines) == 1
+    assert all(not line.startswith("[[") for line in lines)  # configurations as name=value, not JSON pairs
     flips = {s.key: s for s in result.summaries}
     s0 = flips[table.space.key(picked[0])]
     s1 = flips[table.space.key(picked[1])]
@@ -297,7 +311,12 @@ def test_probe_flip_rates_resume_and_pack_with_the_table(tmp_path):
     chunk = load_table(tmp_path / "probe" / "probe.jsonl")
     assert chunk.header["space_signature"] == table.header["space_signature"]
     assert sum(len(v) for v in chunk.measurements.values()) == 8
-    assert (tmp_path / "probe" / "flip-rates.png").exists() and "flip rate" in (tmp_path / "probe" / "probe.md").read_text()
+    md = (tmp_path / "probe" / "probe.md").read_text()
+    assert (tmp_path / "probe" / "flip-rates.png").exists() and "flip rate" in md
+    header = next(line for line in md.splitlines() if line.startswith("| configuration"))
+    redone_col = [c.strip() for c in header.strip("|").split("|")].index("redone")
+    assert sorted(line.strip("|").split("|")[redone_col].strip() for line in md.splitlines()
+                  if line.startswith("| ") and not line.startswith("| configuration")) == ["0", "1"]
 
 
 def test_probe_selects_a_tune_runs_trials_nearest_its_cap(tmp_path):

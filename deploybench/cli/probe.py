@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from ..exit_codes import ExitCode
+from ..reporting import short_config
 from .arguments import add_device_options
 
 __all__ = ["add_parser", "run"]
@@ -176,7 +177,7 @@ def run(args: argparse.Namespace, pm: Any) -> int:
         lat = s.latency
         flip = "-" if s.flip_rate is None else f"{s.flip_rate:.0%} [{s.flip_interval[0]:.0%}, {s.flip_interval[1]:.0%}]"
         spread = f"{lat['median']:.2f} ± {lat['sd']:.2f} ms" if lat.get("n") else "no latency"
-        print(f"{s.key}\n  feasible {s.feasible}/{s.n}, flip rate {flip}, {caps.latency_metric} {spread}, "
-              f"devices {s.devices}")
+        print(f"{short_config(s.config)}\n  feasible {s.feasible}/{s.n}, flip rate {flip}, {caps.latency_metric} {spread}, "
+              f"devices {s.devices}" + (f", {s.redone} measurement(s) redone by the contention guard" if s.redone else ""))
     print(f"report: {result.paths.get('markdown')}  chunk: {result.paths.get('chunk')}")
     return ExitCode.OK

@@ -89,10 +89,12 @@ def run(args: argparse.Namespace, pm: Any) -> int:
     if result.recommended is not None:
         rec = result.recommended
         print(f"recommended: {short_config(rec.config)}")
-        print(f"  {metric} {format_value(rec.median_objective)}; feasible in {rec.feasible}/{rec.n} re-measurements, "
-              f"P(feasible) >= {rec.lower_bound:.2f} at {spec.confidence:.0%} confidence")
+        spread = (f" (repeats {format_value(rec.ranges[metric][0])}..{format_value(rec.ranges[metric][1])})"
+                  if metric in rec.ranges else "")
+        print(f"  {metric} {format_value(rec.median_objective)}{spread}; feasible in {rec.feasible}/{rec.n} "
+              f"re-measurements, P(feasible) >= {rec.lower_bound:.2f} at {spec.confidence:.0%} confidence")
         for name in ("latency_p95_ms", "latency_p99_ms", "memory_peak_mb", "throughput_sps"):
-            if name in rec.medians:
+            if name in rec.medians and name != metric:
                 lo, hi = rec.ranges[name]
                 print(f"  {name}: {format_value(rec.medians[name])} (repeats {format_value(lo)}..{format_value(hi)})")
         roles: dict[int, list[str]] = {}

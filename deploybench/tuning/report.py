@@ -93,10 +93,17 @@ def _figures(result: Any, task: Any, out: Path) -> dict[str, str]:
                 best = o["objective"]
         best_t.append(best)
         best_s.append(cum)
-    for ax, xs, steps, label in ((axes[0], xs_t, list(range(1, len(trials) + 1)), "trial"),
-                                  (axes[1], xs_s, best_s, "measured seconds (cumulative cost)")):
+    cum_all = list(best_s)
+    others = [(i + 1, cum_all[i]) for i, t in enumerate(trials)
+              if not (t["outcome"].get("status") == "ok" and t["outcome"].get("objective") is not None)]
+    for ax, xs, steps, label, col in ((axes[0], xs_t, list(range(1, len(trials) + 1)), "trial", 0),
+                                       (axes[1], xs_s, best_s, "measured seconds (cumulative cost)", 1)):
         ax.scatter(xs, ys, s=18, color="tab:blue", label="feasible trial")
         ax.step(steps, best_t, where="post", color="tab:orange", label="best so far")
+        if others:  # every trial is on the x axis: the ones without a feasible value as ticks along the bottom
+            ax.scatter([o[col] for o in others], [0.02] * len(others), marker="|", s=80, color="tab:gray",
+                       transform=ax.get_xaxis_transform(), label="infeasible, early-stopped or crashed")
+        ax.set_xlim(left=0.5 if col == 0 else 0.0, right=(len(trials) + 0.5) if col == 0 else max(cum_all[-1], 1e-9) * 1.02)
         ax.set_xlabel(label)
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
@@ -114,24 +121,27 @@ def _figures(result: Any, task: Any, out: Path) -> dict[str, str]:
     styles = {"ok": ("tab:green", "o", "feasible"), "infeasible": ("tab:red", "x", "infeasible")}
     for ax, (x_metric, cap) in zip(axes, panels):
         seen = set()
+        # the objective against each limit; when the objective is that limit's metric (a latency
+        # objective), the panel shows what latency buys instead: throughput
+        y_metric = "throughput_sps" if x_metric == metric else metric
         for t in trials:
             o = t["outcome"]
             m = o.get("metrics") or {}
-            y = m.get(metric) if metric != "accuracy" else m.get("accuracy")
+            y = m.get(y_metric)
             if m.get(x_metric) is None or y is None or o["status"] not in styles:
                 continue
             color, marker, label = styles[o["status"]]
             ax.scatter(m[x_metric], y, color=color, marker=marker, s=22, label=None if label in seen else label)
             seen.add(label)
         if result.recommended is not None and result.recommended.medians.get(x_metric) is not None:
-            y = result.recommended.median_objective
+            y = result.recommended.medians.get(y_metric) if y_metric != metric else result.recommended.median_objective
             if y is not None:
                 ax.scatter(result.recommended.medians[x_metric], y, marker="*", s=220, color="gold", edgecolor="black",
                            label="recommended (median of repeats)", zorder=5)
         if cap is not None:
             ax.axvline(cap, color="black", linestyle="--", linewidth=1, label=f"cap {cap:g}")
         ax.set_xlabel(x_metric)
-        ax.set_ylabel(metric)
+        ax.set_ylabel(y_metric)
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(loc="best", fontsize=8)
@@ -140,6 +150,21 @@ def _figures(result: Any, task: Any, out: Path) -> dict[str, str]:
     fig.savefig(paths["tradeoff"], dpi=110)
     plt.close(fig)
     return paths
+
+
+def _cell(value: Any) -> str:
+    """A table cell: the value rounded, ``-`` where nothing was measured."""
+    return "-" if value is None else format_value(value)
+
+
+_STATUS_WORDS = {"recommended": "recommended", "no_feasible": "no feasible configuration",
+                 "no_robust": "no robust candidate"}
+
+
+def _status_text(result: Any) -> str:
+    """The status line: the message when it starts with the status's own words, else both."""
+    words = _STATUS_WORDS.get(result.status, result.status)
+    return result.message if result.message.startswith(words) else f"{words}: {result.message}"
 
 
 def _redone(result: Any) -> int:
@@ -173,21 +198,26 @@ def write_report(result: Any, task: Any, rule: RecommendationRule) -> dict[str, 
     paths = {"json": str(out / "report.json"), "markdown": str(out / "report.md"), **figures}
     Path(paths["json"]).write_text(json.dumps(data, indent=1, default=str, allow_nan=False))
     lines = [f"# deploybench tune: {task.metadata.description}", "",
-             f"**Status:** {result.status}: {result.message}", ""]
+             f"**Status:** {_status_text(result)}", ""]
     if rec is not None:
         lines += ["## Recommended deployment", "", "```", json.dumps(rec.config, indent=1), "```", "",
-                  f"- {metric}: {format_value(rec.median_objective)} (median of {rec.n} repeats)",
+                  f"- {metric}: {format_value(rec.median_objective)} (median of {rec.n} repeats"
+                  + (f", range [{format_value(rec.ranges[metric][0])}, {format_value(rec.ranges[metric][1])}])"
+                     if metric in rec.ranges else ")"),
                   f"- feasible in {rec.feasible}/{rec.n} fresh re-measurements; P(feasible) >= {rec.lower_bound:.2f} "
                   f"at {rule.confidence:.0%} confidence (one-sided Clopper-Pearson)"]
         for name, values in rec.ranges.items():
+            if name == metric:
+                continue
             lines.append(f"- {name}: median {format_value(rec.medians[name])}, range over repeats "
                          f"[{format_value(values[0])}, {format_value(values[1])}]")
         lines += ["", "### What was traded", ""]
         if not result.alternatives:
-            lines.append("No other robust candidate is safer or faster.")
+            lines.append("No other robust candidate is safer or has a higher throughput.")
         for role, v in result.alternatives.items():
             words = {"next_best": "next best robust", "safer": "safer (larger margin to the latency cap)",
-                     "faster": "faster (higher throughput)"}[role]
+                     "higher_throughput": "higher throughput (more images per second, each batch may take longer)"
+                     }[role]
             lines.append(f"- {words}: {short_config(v.config)}: {metric} {format_value(v.median_objective)}, p95 "
                          f"{format_value(v.medians.get('latency_p95_ms'))} ms, throughput "
                          f"{format_value(v.medians.get('throughput_sps'))}/s, {v.feasible}/{v.n} feasible")
@@ -212,10 +242,14 @@ def write_report(result: Any, task: Any, rule: RecommendationRule) -> dict[str, 
         status = "early stop" if o.get("early_stopped") else o["status"]
         if o.get("error"):
             status += f" ({o['error'].get('kind')})"
-        rows.append([t["trial"] + 1, short_config(t["config"]), status, format_value(o.get("objective")),
-                     format_value(m.get("latency_p95_ms")), format_value(m.get("memory_peak_mb")),
-                     format_value(m.get("throughput_sps")), format_value(o.get("cost_s"))])
+        reason = ""
+        if o.get("error"):
+            message = str(o["error"].get("message") or "").strip()
+            reason = next((ln for ln in message.splitlines() if ln.strip()), "")[:120]
+        rows.append([t["trial"] + 1, short_config(t["config"]), status, _cell(o.get("objective")),
+                     _cell(m.get("latency_p95_ms")), _cell(m.get("memory_peak_mb")),
+                     _cell(m.get("throughput_sps")), _cell(o.get("cost_s")), reason or "-"])
     lines += ["", tabulate(rows, headers=["#", "configuration", "outcome", metric, "p95 ms", "memory MB",
-                                          "throughput/s", "cost s"], tablefmt="github"), ""]
+                                          "throughput/s", "cost s", "error"], tablefmt="github"), ""]
     Path(paths["markdown"]).write_text("\n".join(lines))
     return paths

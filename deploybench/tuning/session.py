@@ -125,14 +125,39 @@ def _smoke_run(task: TuneTask, label: str, request: Any, on_line: Callable[[str]
         raise TuneInputError(f"cannot run {label} on its input: {first[:300]}{hint}")
 
 
-def _progress(task: TuneTask, budget: int, on_line: Callable[[str], None]) -> Callable[[Any, dict], None]:
+def _replayed_best(search_dir: Path, before: int, task: TuneTask) -> float | None:
+    """The best feasible objective among the first ``before`` trials a resumed search replayed."""
+    from ..outcome import counts_as_found
+    from ..results import ResultsFormatError, read_case_file
+    from ..scoring.reading import iter_case_paths
+
+    best = None
+    for path in iter_case_paths(search_dir) if search_dir.exists() else ():
+        try:
+            trials = read_case_file(path).trials
+        except (OSError, ResultsFormatError):
+            continue
+        for t in trials[:before]:
+            o = t["outcome"]
+            if counts_as_found(o) and o.get("objective") is not None and (
+                    best is None or task.objective.better(o["objective"], best)):
+                best = o["objective"]
+    return best
+
+
+def _progress(task: TuneTask, budget: int, on_line: Callable[[str], None],
+              search_dir: Path | None = None) -> Callable[[Any, dict], None]:
     from ..reporting import format_value, short_config
 
-    state: dict[str, Any] = {"best": None}
+    state: dict[str, Any] = {"best": None, "started": False}
     metric = task.objective.metric
     sign = 1.0 if task.objective.direction == "maximize" else -1.0
 
     def on_trial(case: Any, record: dict) -> None:
+        if not state["started"]:  # a resumed search: the best of the replayed trials is the best so far
+            state["started"] = True
+            if record["trial"] > 0 and search_dir is not None:
+                state["best"] = _replayed_best(search_dir, record["trial"], task)
         o = record["outcome"]
         m = o.get("metrics") or {}
         if o.get("status") == "ok" and o.get("objective") is not None:
@@ -346,7 +371,7 @@ def tune(model: TuneSpec | str | Sequence[str], out_dir: str | os.PathLike[str] 
     case = Case(task="tune", target=task.device_profile.name, task_label="tune", optimizer=spec.optimizer,
                 seed=spec.seed, budget=spec.budget, budget_seconds=spec.budget_seconds, kind="live")
     options = RunOptions(out_dir=str(out / "search"), resume=resume, overwrite=overwrite and not resume, extend=True)
-    result = run_case(case, options, pm, on_trial=_progress(task, spec.budget, on_line), task=task)
+    result = run_case(case, options, pm, on_trial=_progress(task, spec.budget, on_line, out / "search"), task=task)
     if result.replayed:
         on_line(f"resumed: {result.replayed} recorded trials replayed, not measured again")
     trials = read_case_file(result.path).trials
