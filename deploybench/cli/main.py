@@ -20,7 +20,8 @@ __all__ = ["main", "build_parser"]
 #: ``run(args, pm) -> int``. Only the module of the command being run is imported (the leaderboard's
 #: statistics import SciPy, which ``deploybench run`` does not need); ``--help`` imports them all.
 COMMANDS = {"run": "run", "list": "listing", "plugins": "plugins_cmd", "leaderboard": "leaderboard",
-            "doctor": "doctor", "record": "record", "table": "table", "tune": "tune", "probe": "probe"}
+            "doctor": "doctor", "record": "record", "table": "table", "tune": "tune", "probe": "probe",
+            "export": "export"}
 COMMAND_MODULES = tuple(COMMANDS.values())
 
 

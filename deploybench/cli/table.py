@@ -54,6 +54,14 @@ def add_parser(sub: Any, pm: Any) -> None:
     drift.add_argument("--artefact-cache", default=None, metavar="DIR",
                        help="keep prepared artefacts here (default: <cache>/artefacts)")
     drift.add_argument("--json", action="store_true", help="print the result as JSON")
+    export = tsub.add_parser("export", help="a recorded table as Parquet or CSV, one row per measurement",
+                             description="One row per measurement (config.* and metric.* columns, repeat, status, "
+                                         "error kind, cost) of a recorded table. Parquet needs pyarrow "
+                                         "(pip install 'deploybench[export]'). Columns: docs/export.md.")
+    export.add_argument("table", help="a shipped table name (cpu, edge, ...) or a path")
+    export.add_argument("--out", required=True, metavar="PATH", help="the file to write (.parquet or .csv)")
+    export.add_argument("--format", choices=("parquet", "csv"), default=None,
+                        help="parquet or csv (default: from the --out suffix, else parquet)")
     p.set_defaults(handler=run)
 
 
@@ -65,7 +73,26 @@ def run(args: Any, pm: Any) -> int:
         return _pack(args)
     if command == "drift":
         return _drift(args)
-    raise UsageError("deploybench table: choose a subcommand: info, pack, drift")
+    if command == "export":
+        return _export(args)
+    raise UsageError("deploybench table: choose a subcommand: info, pack, drift, export")
+
+
+def _export(args: Any) -> int:
+    from ..export import EXPORT_SCHEMA, TABLE_COLUMNS, ExportError, table_rows, write_rows
+
+    table = _load(args.table)
+    suffix = Path(args.out).suffix.lower().lstrip(".")
+    fmt = args.format or (suffix if suffix in ("parquet", "csv") else "parquet")
+    try:
+        n_rows, n_cols = write_rows(table_rows(table), args.out, fmt, TABLE_COLUMNS,
+                                    metadata={"level": "table", "table": table.name,
+                                              "space_signature": str(table.header.get("space_signature", ""))})
+    except ExportError as exc:
+        raise UsageError(f"table export: {exc}") from None
+    print(f"wrote {args.out}: {n_rows} measurement rows x {n_cols} columns of table {table.name}, {fmt}, "
+          f"schema {EXPORT_SCHEMA}")
+    return 0
 
 
 def _drift(args: Any) -> int:
