@@ -16,6 +16,20 @@ FIXTURES = Path(__file__).parent / "fixtures"
 pytest_plugins = ["pytester"]  # plugin authors' test files are run in-process by some tests
 
 
+#: fixtures whose tests are slow by nature: a fresh interpreter per call, a real browser, a Ray instance
+SLOW_FIXTURES = frozenset({"run_cli", "chromium", "ray_cluster", "ray_local"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark as ``slow`` what the fast loop (``pytest -m "not slow"``) leaves out: live inference
+    (``live``), subprocess CLI runs, the browser and Ray, besides the tests marked ``slow`` by hand."""
+    for item in items:
+        if item.get_closest_marker("slow") is not None:
+            continue
+        if item.get_closest_marker("live") is not None or SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 def cli_env(extra_paths: list[Path] | None = None, **env: str) -> dict[str, str]:
     out = dict(os.environ)
     paths = [str(p) for p in (extra_paths or [])] + [str(FIXTURES)]

@@ -71,7 +71,7 @@ def test_every_documented_command_is_found():
     assert "deploybench run --optimizer tba --task edge_tight --seeds 5" in commands  # the main command
     assert "deploybench leaderboard --check" in commands
     assert all(runnable(c, f)[0] in ("run", "list", "plugins", "leaderboard", "doctor", "record", "table", "tune",
-                                                    "probe", "--version")
+                                                    "probe", "export", "--version")
                for _, c, f in documented_commands())
 
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import csv
+import html as html_lib
 import io
 import json
+import os
+import re
 from pathlib import Path
 
 import pytest
@@ -68,7 +71,7 @@ def test_check_passes_then_fails_with_a_diff(cli, small_runs, tmp_path):
     code, out, err = cli("leaderboard", *small_runs, "--out", str(readme), "--check")
     assert code == 0, out + err
     assert "up to date" in out
-    readme.write_text(text.replace("| random", "| randomised", 1))
+    readme.write_text(text.replace("\n| random", "\n| randomised", 1))  # the first task table's row
     code, out, err = cli("leaderboard", *small_runs, "--out", str(readme), "--check")
     assert code == 1
     assert "-| randomised" in out and "+| random" in out
@@ -204,7 +207,7 @@ def test_published_page_renders_in_a_browser(chromium, tmp_path):
                  if line.startswith("|") and i + 1 < len(readme.splitlines())
                  and readme.splitlines()[i + 1].startswith("|-")]
     assert len(dom.tables) == len(md_tables) >= 7  # six task tables, the ranking, its tests (and references)
-    first = dom.tables[0]
+    first = next(t for t in dom.tables if t["head"][0] == "optimizer")  # the first task's table
     assert first["head"][0] == "optimizer" and any(h.startswith("best ") for h in first["head"])
     assert all(len(row) == len(first["head"]) for row in first["rows"])
     md_rows = sum(1 for line in md_headers) - len(md_tables)
@@ -232,14 +235,16 @@ def test_page_tables_sort_by_a_clicked_column(chromium, tmp_path):
     text = page.read_text(encoding="utf-8")
 
     def sorted_by(header: str, clicks: int) -> list[list[str]]:
-        click = ("<script>var t = document.querySelectorAll('table.sortable')[0];"
+        click = ("<script>var t = Array.prototype.find.call(document.querySelectorAll('table.sortable'), "
+                 "x => x.tHead.rows[0].cells[0].textContent.trim() === 'optimizer');"
                  "var h = Array.prototype.find.call(t.tHead.rows[0].cells, c => c.textContent.trim() === "
                  f"'{header}');" + "h.click();" * clicks + "</script>")
         copy = tmp_path / f"sorted-{clicks}.html"
         copy.write_text(text.replace("</body>", click + "</body>"), encoding="utf-8")
-        return _Dom(_browser(chromium, tmp_path, "--dump-dom", copy.as_uri())).tables[0]
+        return next(t for t in _Dom(_browser(chromium, tmp_path, "--dump-dom", copy.as_uri())).tables
+                    if t["head"][0] == "optimizer")
 
-    original = _Dom(text).tables[0]
+    original = next(t for t in _Dom(text).tables if t["head"][0] == "optimizer")
     col = original["head"].index("waste")
     waste = lambda rows: [float(r[col].rstrip("%")) for r in rows]  # noqa: E731
     up, down = sorted_by("waste", 1)["rows"], sorted_by("waste", 2)["rows"]
@@ -248,12 +253,58 @@ def test_page_tables_sort_by_a_clicked_column(chromium, tmp_path):
     assert waste(original["rows"]) != waste(up)  # the published order (by best objective) is not by waste
 
 
+def test_page_summary_comes_first_filters_hide_rows_and_tables_fit_at_1400_px(chromium, tmp_path):
+    """What a reader sees first is the overall ranking and one line per table; the optimizer filter
+    hides the other rows of every table, the task filter every other task's section; at a 1400 px
+    window no table needs sideways scrolling; headers take the keyboard focus (Enter sorts)."""
+    page = PUBLISHED / "index.html"
+    if not page.is_file():
+        pytest.skip("no published page in this checkout")
+    text = page.read_text(encoding="utf-8")
+    main = text.split("<main>", 1)[1]
+    assert main.index('<h2 id="summary">') < main.index('<section data-task=')
+    assert 'tabindex="0"' in main and '<select id="task-filter">' in main
+    probe = """<script>
+      window.addEventListener("load", function () {
+        var out = {};
+        out.overflowing = Array.prototype.filter.call(document.querySelectorAll(".table-wrap"), function (w) {
+          return w.scrollWidth > w.clientWidth + 1; }).length;
+        var f = document.getElementById("optimizer-filter"); f.value = "cbo"; f.dispatchEvent(new Event("input"));
+        var shown = [], hidden = 0;
+        document.querySelectorAll("table.sortable").forEach(function (t) {
+          var col = Array.prototype.map.call(t.tHead.rows[0].cells, c => c.textContent.trim()).indexOf("optimizer");
+          if (col < 0) return;
+          Array.prototype.forEach.call(t.tBodies[0].rows, function (r) {
+            if (r.hidden) hidden++; else shown.push(r.cells[col].textContent.trim()); });
+        });
+        out.shown = Array.from(new Set(shown)).sort(); out.hidden = hidden;
+        var s = document.getElementById("task-filter"); s.value = s.options[1].value; s.dispatchEvent(new Event("change"));
+        out.sections = Array.prototype.filter.call(document.querySelectorAll("section[data-task]"),
+          x => !x.hidden).map(x => x.getAttribute("data-task"));
+        out.first = s.options[1].value;
+        document.body.setAttribute("data-probe", JSON.stringify(out));
+      });
+    </script>"""
+    copy = PUBLISHED / f".probe-{os.getpid()}.html"  # beside the page, so its figures resolve
+    try:
+        copy.write_text(text.replace("</body>", probe + "</body>"), encoding="utf-8")
+        dom = _browser(chromium, tmp_path, "--window-size=1400,1000", "--virtual-time-budget=5000", "--dump-dom",
+                       copy.as_uri())
+    finally:
+        copy.unlink(missing_ok=True)
+    found = json.loads(html_lib.unescape(re.search(r'data-probe="([^"]*)"', dom).group(1)))
+    assert found["overflowing"] == 0, f"{found['overflowing']} tables need sideways scrolling at 1400 px"
+    assert found["shown"] and all("cbo" in name for name in found["shown"]) and found["hidden"] > 0
+    assert found["sections"] == [found["first"]]
+
+
 def test_html_format_is_a_standalone_page(cli, small_runs, tmp_path):
     code, out, err = cli("leaderboard", *small_runs, "--format", "html", "--plots", str(tmp_path / "plots"))
     assert code == 0, err
     assert out.startswith("<!DOCTYPE html>\n<html lang=\"en\">") and '<meta charset="utf-8">' in out
     assert "<style>" in out and "<script>" in out and "http" not in out.split("<main>")[0]  # nothing fetched
-    assert out.count('<table class="sortable">') == 2 and "Provenance" in out
+    # the summary's task list and the two tables (one optimizer: no overall ranking)
+    assert out.count('<table class="sortable">') == 3 and "Provenance" in out
     for src in [part.split('"')[0] for part in out.split('<img src="')[1:]]:
         assert (Path(src) if Path(src).is_absolute() else Path.cwd() / src).is_file()
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # a real Ray instance
+
 from deploybench.plugins import create_plugin_manager
 from deploybench.results import read_case_file
 from deploybench.runner import Case, RunOptions

@@ -283,7 +283,8 @@ def test_all_formats_render(tmp_path):
     assert "\\begin{tabular}" in render(board, "latex") and "\\section*" in render(board, "latex")
     page = render(board, "html")
     assert page.startswith("<!DOCTYPE html>") and "<meta charset=\"utf-8\">" in page and "<style>" in page
-    assert page.count("<table class=\"sortable\">") == 3  # the table, the across-task ranking, its tests
+    # the summary's ranking and task list, the table, the across-task ranking and its tests
+    assert page.count("<table class=\"sortable\">") == 5
     rows = list(csv.DictReader(io.StringIO(render(board, "csv"))))
     assert {r["optimizer"] for r in rows} == {"random", "good", "other"}
     data = json.loads(render(board, "json"))

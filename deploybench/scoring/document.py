@@ -6,6 +6,7 @@ README, a LaTeX table for a paper and an HTML page say exactly the same thing.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Sequence, Union
 
@@ -57,8 +58,8 @@ def _latex(text: str) -> str:
 
 
 def _plain(text: str) -> str:
-    """Markdown emphasis and code marks removed (for LaTeX and HTML)."""
-    return text.replace("**", "").replace("`", "")
+    """Markdown emphasis, code marks and links (their text kept) removed (for LaTeX and titles)."""
+    return re.sub(r"\[([^\]]+)\]\(([^)\s]+)\)", r"\1", text).replace("**", "").replace("`", "")
 
 
 def _table(block: Table, fmt: str) -> str:

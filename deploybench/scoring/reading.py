@@ -107,6 +107,7 @@ class CaseSummary:
     n_lower_fidelity: int = 0
     recommendation: dict | None = None  # the end line's full-fidelity validation, if any
     constraints: list = field(default_factory=list)  # the header's constraints (metric, cap, scale)
+    deploybench_version: str | None = None  # the harness that wrote the file
 
     @property
     def found_feasible(self) -> bool:
@@ -235,7 +236,8 @@ def _from_header(path: Path, h: dict) -> CaseSummary:
         family_param=h.get("family_param"), best_family=h.get("best_family"), status="unfinished",
         penalty=_number(h.get("penalty")), optimizer_version=h.get("optimizer_version"),
         optimizer_libraries=dict(h.get("optimizer_libraries") or {}),
-        constraints=[dict(c) for c in h.get("constraints") or [] if isinstance(c, dict)])
+        constraints=[dict(c) for c in h.get("constraints") or [] if isinstance(c, dict)],
+        deploybench_version=h.get("deploybench_version"))
 
 
 def iter_case_paths(root: Path | str) -> Iterator[Path]:

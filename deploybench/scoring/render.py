@@ -10,6 +10,8 @@ import csv
 import io
 import json
 import math
+import os
+from pathlib import Path
 from typing import Any
 
 from .board import Leaderboard
@@ -177,6 +179,36 @@ def _overall_blocks(board: Leaderboard, plots_rel: str | None) -> list[Block]:
     return blocks
 
 
+def _summary_blocks(board: Leaderboard) -> list[Block]:
+    """What a reader needs first: the overall ranking (short) and one line per table."""
+    blocks: list[Block] = [Heading(2, "Summary")]
+    o = board.overall
+    if o is not None:
+        blocks.append(Paragraph(f"Overall ranking of the {len(o.labels)} optimizers present in all {o.n_tables} tables "
+                                f"(average rank of the mean best objective over the tables, 1 = best; the tests and "
+                                f"the critical-difference diagram are under **Across tasks**)."))
+        blocks.append(Table(["#", "optimizer", "avg rank", "best mean in", "mean success", "mean waste"],
+                            [[i, lab, f"{o.avg_rank[lab]:.2f}", f"{o.groups_best[lab]}/{o.n_tables}",
+                              _pct(o.mean_success[lab]), _pct(o.mean_waste[lab])]
+                             for i, lab in enumerate(o.labels, start=1)],
+                            ["right", "left", "right", "right", "right", "right"]))
+    rows = []
+    labels = [g.key.task_label for g in board.groups]
+    for g in board.groups:
+        seeds = sorted({len(r.cases) for r in g.rows})
+        top = g.rows[0] if g.rows and g.rows[0].best is not None else None
+        significant = sum(1 for t in g.tests if t.winner is not None)
+        rows.append([g.key.title(with_signature=labels.count(g.key.task_label) > 1), len(g.rows),
+                     "–".join(map(str, (seeds[0], seeds[-1]))) if len(seeds) > 1 else str(seeds[0]),
+                     f"{g.direction} `{g.objective_metric}`", top.label if top else DASH,
+                     fmt_num(top.best.mean) if top else DASH, f"{significant}/{len(g.tests)}"])
+    blocks.append(Paragraph("One line per table: the optimizer with the best mean (the first row of the table) and "
+                            "how many optimizer pairs its seed-paired Wilcoxon-Holm tests separate."))
+    blocks.append(Table(["table", "optimizers", "seeds", "objective", "best mean", "its mean", "significant pairs"],
+                        rows, ["left", "right", "right", "left", "left", "right", "right"]))
+    return blocks
+
+
 def _reproducibility_blocks() -> list[Block]:
     return [Heading(2, "Reproducing these results"), Bullets([
         "`deploybench leaderboard RESULTS_DIR --reproduce N` reruns N of the recorded cases, chosen across tasks and "
@@ -200,17 +232,34 @@ def _reproducibility_blocks() -> list[Block]:
     ])]
 
 
+def _records_link(g: GroupResult, records_base: str | None) -> str:
+    """`` Records: [runs/<task>/](runs/<task>/).`` when every case file of the table lies in one task folder
+    (``<task>/<optimizer>/seed_N``), relative to ``records_base`` (the document's folder)."""
+    if records_base is None:
+        return ""
+    folders = {Path(c.path).parent.parent for r in g.rows for c in r.cases}
+    if len(folders) != 1:
+        return ""
+    rel = Path(os.path.relpath(folders.pop(), records_base)).as_posix()
+    return f" Records: [{rel}/]({rel}/)."
+
+
 def leaderboard_blocks(board: Leaderboard, *, plots_rel: str | None = None, title: str = "DeployBench leaderboard",
-                       preamble: str | None = None) -> list[Block]:
-    """The whole document. ``plots_rel``: the plots folder relative to the document (None: no images)."""
+                       preamble: str | None = None, records_base: str | None = None) -> list[Block]:
+    """The whole document. ``plots_rel``: the plots folder relative to the document (None: no images);
+    ``records_base``: the document's folder, to link each table to its records (None: no links)."""
     blocks: list[Block] = [Heading(1, title)]
     if preamble:
         blocks.append(Paragraph(preamble))
     tasks = sorted({g.key.task_label for g in board.groups})
+    versions = sorted({c.deploybench_version for g in board.groups for r in g.rows for c in r.cases
+                       if c.deploybench_version})
+    written = f" Written by deploybench {', '.join(versions)}." if versions else ""
     blocks.append(Paragraph(f"{board.n_cases} cases, {board.n_trials} trials, {len(board.groups)} "
                             f"table{'s' if len(board.groups) != 1 else ''} ({', '.join(tasks) or 'none'}). "
                             f"One table per task, task signature and budget: runs of different task versions or "
-                            f"budgets are never mixed."))
+                            f"budgets are never mixed.{written}"))
+    blocks += _summary_blocks(board)
     labels = [g.key.task_label for g in board.groups]
     for g in board.groups:
         k = g.key
@@ -226,7 +275,7 @@ def leaderboard_blocks(board: Leaderboard, *, plots_rel: str | None = None, titl
         blocks.append(Paragraph("; ".join(facts) + "."))
         blocks.append(_group_table(g))
         blocks.append(Bullets(_definitions(g, board)))
-        blocks.append(Paragraph(_provenance(g)))
+        blocks.append(Paragraph(_provenance(g) + _records_link(g, records_base)))
         blocks += _reference_blocks(g, board)
         if plots_rel is not None:
             stems = plot_stems(k)
@@ -317,13 +366,13 @@ def _csv(board: Leaderboard) -> str:
 
 
 def render(board: Leaderboard, fmt: str = "github", *, plots_rel: str | None = None,
-           preamble: str | None = None, title: str = "DeployBench leaderboard") -> str:
+           preamble: str | None = None, title: str = "DeployBench leaderboard", records_base: str | None = None) -> str:
     """The leaderboard in one of :data:`FORMATS` (``html``: a standalone page)."""
     if fmt == "json":
         return json.dumps(to_json_data(board), indent=2, sort_keys=True, default=str, allow_nan=False) + "\n"
     if fmt == "csv":
         return _csv(board)
-    blocks = leaderboard_blocks(board, plots_rel=plots_rel, preamble=preamble, title=title)
+    blocks = leaderboard_blocks(board, plots_rel=plots_rel, preamble=preamble, title=title, records_base=records_base)
     if fmt == "html":
         return html_page(blocks, title=title)
     return render_blocks(blocks, fmt)
