@@ -28,6 +28,7 @@ def _require(package: str, folder: str) -> None:
         pytest.skip(f"{package} is not installed (pip install ./{folder})")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, package, folder, params", ADAPTERS, ids=[a[0] for a in ADAPTERS])
 def test_adapter_is_registered_and_passes_check_optimizer(name, package, folder, params):
     _require(package, folder)
@@ -38,6 +39,7 @@ def test_adapter_is_registered_and_passes_check_optimizer(name, package, folder,
     check_optimizer(cls, params, budget=10)
 
 
+@pytest.mark.slow
 def test_cli_runs_both_adapters_on_crashy_branin(cli, tmp_path):
     for _, package, folder, _ in ADAPTERS:
         _require(package, folder)

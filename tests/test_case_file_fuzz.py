@@ -99,6 +99,7 @@ def _mutate(data: bytes, kind: str, args: tuple) -> bytes:
     return b"\n".join(lines)
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(mutation=mutations())
 def test_no_mutated_case_file_makes_an_internal_error(valid_results, mutation):

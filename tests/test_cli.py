@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from conftest import cli_env
 
 from deploybench.results import read_case_file
@@ -62,6 +64,7 @@ def test_unknown_names_exit_2_with_known_names_and_closest(cli, tmp_path):
     assert proc.returncode == 2 and "invalid choice" in proc.stderr
 
 
+@pytest.mark.slow
 def test_keyword_selection_and_collect_only(cli, tmp_path):
     proc = cli("run", "-o", "random", "--seeds", "3", "-k", "branin and not mf and not seed=1", "--collect-only")
     assert proc.returncode == 0, proc.stderr
@@ -119,6 +122,7 @@ def test_optimizer_that_raises_ends_only_its_own_case(cli, tmp_path):
     assert not (tmp_path / "x/crashy_branin/random").exists()
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_keeps_every_finished_case(tmp_path):
     out = tmp_path / "r"
     args = [sys.executable, "-m", "deploybench.cli.main", "-p", "core_fixtures", "run", "-o", "random", "-t", "slow_branin",

@@ -457,6 +457,7 @@ def _ident(config) -> tuple:
     return config["model"], config["batch_size"]
 
 
+@pytest.mark.slow
 def test_recorder_measures_once_then_repeats_near_the_caps_in_separate_passes(tmp_path):
     fake = FakeProfiler()
     lines: list[str] = []
@@ -480,6 +481,7 @@ def test_recorder_measures_once_then_repeats_near_the_caps_in_separate_passes(tm
     assert table.provenance["memory_limit_support"]["selected"] and table.provenance["contention_threshold_cores"] == 0.2
 
 
+@pytest.mark.slow
 def test_recorder_does_not_count_contaminated_results_as_repeats(tmp_path):
     # mobilenet_v2 batch 1 is disturbed on its 2nd measurement; resnet18 batch 1 on every one of this run
     fake = FakeProfiler(disturbed=lambda config, n: (_ident(config) == ("mobilenet_v2", 1) and n == 2)
@@ -503,6 +505,7 @@ def test_recorder_does_not_count_contaminated_results_as_repeats(tmp_path):
     assert quiet.counts() == {("resnet18", 1): 5} and (again.covered, again.clean_repeats_missing) == (4, 0)
 
 
+@pytest.mark.slow
 def test_recorder_stops_cleanly_and_a_rerun_resumes(tmp_path, monkeypatch):
     from deploybench import recording
 

@@ -5,6 +5,8 @@ one (nothing here runs a model)."""
 
 from __future__ import annotations
 
+import pytest
+
 from deploybench import EvalContext, Status
 from deploybench.deployment_grid import DeploymentGrid
 from deploybench.live.devices import device_profiles
@@ -68,6 +70,7 @@ class BoundaryProfiler:
         return Measurement("crashed", error=oom, cost_s=1.0, stages={"import_s": 1.0})
 
 
+@pytest.mark.slow
 def test_the_memory_boundary_gets_repeats_p_oom_and_replay_shows_the_flip(tmp_path):
     fake = BoundaryProfiler()
     out = tmp_path / "small.jsonl"

@@ -75,6 +75,7 @@ def test_every_documented_command_is_found():
                for _, c, f in documented_commands())
 
 
+@pytest.mark.slow
 def test_documented_commands_run(cli, tmp_path):
     """A fresh folder holding what the documents assume: the published leaderboard (read by
     ``leaderboard --check``) and ``my_device.jsonl``, a recorded table (here the shipped cpu one)."""

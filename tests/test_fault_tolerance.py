@@ -149,6 +149,7 @@ def reference(tmp_path_factory):
     return _all_records(out)
 
 
+@pytest.mark.slow
 def test_sigkill_with_workers_then_resume_loses_nothing_finished(tmp_path, reference):
     out = tmp_path / "r"
     env = cli_env(FT_SLEEP="0.5")
@@ -173,6 +174,7 @@ def test_sigkill_with_workers_then_resume_loses_nothing_finished(tmp_path, refer
 
 @pytest.mark.parametrize("workers, how", [("1", "SIGINT group"), ("2", "SIGINT group"), ("1", "SIGTERM runner"),
                                           ("2", "SIGTERM runner"), ("2", "SIGHUP runner"), ("2", "SIGTERM group")])
+@pytest.mark.slow
 def test_ctrl_c_sigterm_sighup_stop_cleanly_and_resume_completes(tmp_path, reference, workers, how):
     """Ctrl-C reaches the whole process group; a scheduler, ``timeout`` or a container stop sends
     SIGTERM (to the runner or its group); a closed terminal SIGHUP. All end the same way."""

@@ -47,6 +47,7 @@ def cli(capsys, monkeypatch):
     return _run
 
 
+@pytest.mark.slow
 def test_published_readme_matches_its_records(capsys, monkeypatch):
     """The committed leaderboard/README.md is exactly what its committed records give, with the
     metric columns the installed plugins add (as ``deploybench leaderboard --check`` renders it)."""

@@ -183,6 +183,7 @@ def test_cbo_plus_starts_with_a_latin_hypercube_and_does_not_repeat_itself():
     assert len({task.space.key(c) for c in configs}) == len(configs)
 
 
+@pytest.mark.slow
 def test_cbo_plus_learns_to_avoid_crashes_and_violations():
     task = CrashyBranin()
     late = []

@@ -69,6 +69,7 @@ def test_crash_policy_ranks_crashes_below_every_infeasible():
     assert 0.5 <= constraint_value(stopped) < CRASH_CONSTRAINT
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["tpe", "tba_tpe", "tba_tpe_plus", "cbo", "cbo_plus"])
 def test_a_region_that_always_crashes_stops_being_proposed(name):
     task = GridTask()
@@ -79,6 +80,7 @@ def test_a_region_that_always_crashes_stops_being_proposed(name):
     assert np.mean(late_broken) < 0.12  # uniform sampling would give 1/3
 
 
+@pytest.mark.slow
 def test_no_duplicate_evaluations_on_a_finite_space():
     task = GridTask()
     for name in ("random", "tba", "tba_tpe", "tba_tpe_plus", "tpe", "cbo", "cbo_plus"):
@@ -218,6 +220,7 @@ def test_tpe_startup_default_follows_the_reference():
     assert opt._study.sampler._n_startup_trials == max(3, 30 // 5)
 
 
+@pytest.mark.slow
 def test_optimizers_improve_on_random_search_on_crashy_branin():
     task = CrashyBranin()
     def mean_best(name):

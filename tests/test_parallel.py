@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from deploybench.executors import LaneScheduler, visible_gpus
 from deploybench.results import read_case_file
 from deploybench.runner import Case
@@ -23,6 +25,7 @@ def _records(out: Path) -> dict[str, list[dict]]:
     return found
 
 
+@pytest.mark.slow
 def test_parallel_workers_match_a_serial_run(cli, tmp_path):
     serial = cli(*ARGS, "--out", str(tmp_path / "serial"))
     parallel = cli(*ARGS, "-n", "2", "--out", str(tmp_path / "parallel"))

@@ -30,6 +30,7 @@ def _imported_after(code: str) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_start_up_imports_only_what_the_command_uses(tmp_path):
     """A fresh interpreter is the point here: sys.modules shows what each command imported."""
     version = _imported_after("""
@@ -235,6 +236,7 @@ def test_live_without_the_live_extra_is_a_usage_error_with_the_install_command(c
     assert proc.returncode == 2 and "pip install 'deploybench[live]'" in proc.stderr
 
 
+@pytest.mark.slow
 def test_doctor_prints_each_probe_as_it_finishes(cli, tmp_path, monkeypatch):
     import deploybench.live.doctor as live_doctor
 
@@ -299,6 +301,7 @@ def test_the_answer_says_when_a_noisy_best_beats_the_known_optimum(best, words):
     assert answer.regret == max(0.0, 1138.0 - best)
 
 
+@pytest.mark.slow
 def test_the_run_summary_and_the_leaderboard_print_the_same_best_for_the_same_cases(cli, tmp_path):
     """The README's main command: some seeds find nothing, and both views score them with the task's
     penalty (one function, ``scoring.summary.summarize``, behind both)."""

@@ -198,6 +198,7 @@ def test_recommendation_truly_feasible_metric(table_path):
     assert build_replay_task("edge_tight", str(table_path)).metadata.kind == "replay"
 
 
+@pytest.mark.slow
 def test_recorder_with_a_fake_profiler_repeats_near_caps_and_resumes(tmp_path, monkeypatch, capsys):
     from deploybench.cli.main import main
     from deploybench.live import profiler
@@ -321,6 +322,7 @@ def test_recorder_stop_after_starts_nothing_that_could_overrun(tmp_path, monkeyp
     assert "time box of 30 s" in out and "run the same command again" in out and "grid 0/1 configurations" in out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(shipped_tables()))
 def test_every_shipped_table_is_complete_with_provenance_and_replays(name):
     from deploybench.tables import resolve_table

@@ -157,6 +157,7 @@ def test_without_out_every_session_writes_a_new_run_folder(cli, tmp_path):
     assert nothing.returncode == ExitCode.USAGE_ERROR and "--out" in nothing.stderr
 
 
+@pytest.mark.slow
 def test_one_session_per_results_folder(tmp_path):
     out = tmp_path / "r"
     env = cli_env(FT_SLEEP="0.3")
@@ -185,6 +186,7 @@ def test_one_session_per_results_folder(tmp_path):
 SLOW = (*FT, "run", "-t", "ft_faulty[slow]", "-o", "random", "--seeds", "3", "--budget", "6")
 
 
+@pytest.mark.slow
 def test_sigkill_of_the_runner_takes_its_workers_down_and_resume_completes(tmp_path):
     out = tmp_path / "r"
     proc = _popen([*SLOW, "-n", "2", "--out", str(out)], cli_env(FT_SLEEP="0.5"))

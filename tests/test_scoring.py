@@ -183,6 +183,7 @@ def test_significant_winner_is_marked(tmp_path):
     assert board.overall.labels == ["good", "random"] and board.overall.avg_rank["good"] == 1.0
 
 
+@pytest.mark.slow
 def test_a_table_too_small_for_any_significant_pair_says_so(tmp_path):
     """10 seeds and 12 optimizers (66 pairs): even if one optimizer beats another on every seed, the exact
     Wilcoxon p is 2/2**10 and Holm's first step makes it 66 times that, 0.129 > 0.05."""
