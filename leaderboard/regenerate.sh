@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerate the published leaderboard: run every built-in optimizer and every peer adapter in
-# plugins/ (SMAC, Nevergrad, Optuna's GP and CMA-ES samplers, Ax, HEBO; installed by the README's test
+# plugins/ (SMAC, Nevergrad, Optuna's GP and CMA-ES samplers; Ax and HEBO with SLOW_PEERS=1; installed by the README's test
 # command) on every shipped task (synthetic, cascade, deployment scenarios replayed from the shipped
 # tables, the multi-fidelity tasks under their budget in seconds of charged cost), compact the records (no
 # timings, the software versions stamped into each header, gzip), then write README.md, index.html (the
@@ -37,7 +37,13 @@ if [ -x "$ROOT/.venv/bin/deploybench" ]; then
   PYTHON="$ROOT/.venv/bin/python"
 fi
 BUILTINS="random tba tba_tpe tba_tpe_plus tpe cbo cbo_plus scout tpe_hyperband"
-PEERS="smac nevergrad optuna_gp optuna_cmaes ax hebo"
+PEERS="smac nevergrad optuna_gp optuna_cmaes"
+# Ax (median ask+tell 10.8 s at trial 25, 20.6 s at trial 100 on crashy_branin) and HEBO (3.1 s, 2.9 s)
+# would take about 10 and 6 hours of one core on this board's 17 tables at its seeds (measured with
+# benchmarks/optimizer_quality.py --part speed; the 2-hour goal for the whole board cannot hold them).
+# SLOW_PEERS=1 adds them (EXPENSIVE_OPTIMIZERS seeds on the deployment tables, SEEDS elsewhere);
+# benchmarks/peer_report.py compares them on the tables they ran.
+[ -n "${SLOW_PEERS:-}" ] && PEERS="$PEERS ax hebo"
 OPTIMIZERS="${OPTIMIZERS:-$BUILTINS $PEERS}"
 SYNTHETIC_TASKS="crashy_branin hierarchical_rosenbrock crash_cliff crashy_branin_mf"
 CASCADE_TASKS="cascade_line cascade_overthink cascade_skip cascade_tree cascade_trap cascade_line_latency
