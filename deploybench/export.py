@@ -18,6 +18,7 @@ import math
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
+from . import direction as direction_
 from .outcome import counts_as_found
 from .results import read_case_file
 from .scoring.summary import summarize
@@ -97,8 +98,7 @@ def trial_rows(paths: Sequence[Path | str]) -> Iterator[dict[str, Any]]:
                     cost = float(o.get("cost_s") or 0.0)
                     cumulative += cost
                     found = counts_as_found(o) and o.get("objective") is not None
-                    if found and (best is None or (o["objective"] > best if group.direction == "maximize"
-                                                   else o["objective"] < best)):
+                    if found and direction_.better(o["objective"], best, group.direction):
                         best = o["objective"]
                     out = {**identity, "trial": record["trial"], "status": o["status"],
                            "early_stopped": bool(o.get("early_stopped")), "feasible": found,

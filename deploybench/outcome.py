@@ -17,6 +17,8 @@ from enum import Enum
 from types import MappingProxyType
 from typing import Any, Mapping
 
+from . import direction as direction_
+
 __all__ = ["Status", "ErrorKind", "TrialError", "Outcome", "outcome_rank_key", "counts_as_found"]
 
 
@@ -221,7 +223,7 @@ def outcome_rank_key(outcome: Outcome, direction: str = "maximize") -> tuple:
     violation, then every crash and timeout (which rank below every infeasible outcome)."""
     if outcome.status is Status.OK:
         value = outcome.objective if outcome.objective is not None else 0.0
-        return (0, -value if direction == "maximize" else value)
+        return (0, direction_.loss(value, direction))
     if outcome.status is Status.INFEASIBLE:
         return (1, outcome.total_violation if not outcome.early_stopped else math.inf)
     return (2, 0.0)

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from statistics import median
 from typing import Any, Iterable, Mapping, Sequence
 
+from . import direction as direction_
+
 __all__ = ["RecommendationRule", "CandidateVerdict", "feasibility_lower_bound", "required_repeats",
            "select_candidates", "judge_candidate", "recommend", "flip_rate", "clopper_pearson_two_sided"]
 
@@ -108,7 +110,7 @@ _SUMMARY_METRICS = ("latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "throu
 def select_candidates(trials: Iterable[Mapping[str, Any]], direction: str, k: int,
                       key_fn: Any = None) -> list[dict]:
     """The ``k`` best distinct feasible full-fidelity trials (ties: higher throughput)."""
-    sign = -1.0 if direction == "maximize" else 1.0
+    sign = -direction_.sign(direction)
     best: dict[str, dict] = {}
     for t in trials:
         o = t["outcome"]
@@ -151,8 +153,8 @@ def judge_candidate(key: str, config: dict, search_outcome: Mapping[str, Any], r
 
 
 def _rank_key(v: CandidateVerdict, direction: str) -> tuple:
-    sign = -1.0 if direction == "maximize" else 1.0
-    obj = v.median_objective if v.median_objective is not None else (-math.inf if direction == "maximize" else math.inf)
+    sign = -direction_.sign(direction)
+    obj = v.median_objective if v.median_objective is not None else direction_.worst_value(direction)
     return (sign * obj, -(v.medians.get("throughput_sps") or 0.0), v.medians.get("latency_p95_ms") or math.inf)
 
 

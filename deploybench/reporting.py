@@ -14,6 +14,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
+from . import direction as direction_
 from .runner import GLYPHS
 from .scoring.metrics import GroupResult, loss
 from .scoring.reading import CaseSummary
@@ -56,7 +57,7 @@ def short_config(config: Mapping[str, Any]) -> str:
 
 
 def _direction_words(direction: str) -> str:
-    return "higher is better" if direction == "maximize" else "lower is better"
+    return direction_.in_words(direction)
 
 
 def binding_constraint(outcome: Mapping[str, Any], constraints: Sequence[Mapping[str, Any]]) -> str:
@@ -137,7 +138,7 @@ class TaskAnswer:
         """Signed distance to the known optimum (negative: the best trial beat it)."""
         if self.best is None or self.known_optimum is None:
             return None
-        return self.known_optimum - self.best if self.direction == "maximize" else self.best - self.known_optimum
+        return direction_.regret(self.known_optimum, self.best, self.direction)
 
 
 def _reached(value: float | None, best: float | None) -> bool:
@@ -190,7 +191,7 @@ def format_answers(found: Sequence[TaskAnswer]) -> list[str]:
     lines: list[str] = []
     for a in found:
         limits = ", ".join(f"{c['metric']} <= {format_value(c['cap'])}" for c in a.constraints)
-        verb = "maximise" if a.direction == "maximize" else "minimise"
+        verb = "maximise" if direction_.is_max(a.direction) else "minimise"
         lines.append(f"{a.task_label}: {verb} {a.objective_metric} ({_direction_words(a.direction)})"
                      + (f" subject to {limits}" if limits else ""))
         if a.best is None:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Iterator
 
+from . import direction as direction_
 from .outcome import ErrorKind
 
 __all__ = [
@@ -200,7 +201,7 @@ def _header_problem(h: dict) -> str | None:
     if h.get("budget_seconds") is not None and not _is_number(h["budget_seconds"]):
         return f"'budget_seconds' must be a number or null, got {h['budget_seconds']!r:.60}"
     direction = (h.get("objective") or {}).get("direction", "maximize")
-    if direction not in ("maximize", "minimize"):
+    if direction not in direction_.DIRECTIONS:
         return f"objective direction must be 'maximize' or 'minimize', got {direction!r:.60}"
     if h.get("known_optimum") is not None and not _is_number(h["known_optimum"]):
         return f"'known_optimum' must be a number or null, got {h['known_optimum']!r:.60}"

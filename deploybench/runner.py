@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from . import direction as direction_
 from . import __version__
 from .identity import case_identity, identity_changes, variant_name
 from .locking import ResultsFolderBusy, wait_for_case_file
@@ -143,7 +144,7 @@ def summarize_trials(trials: list[dict], direction: str = "maximize", recommenda
             if ttff is None:
                 ttff = t["trial"] + 1
             v = o.get("objective")
-            if v is not None and (best is None or (v > best if direction == "maximize" else v < best)):
+            if v is not None and direction_.better(v, best, direction):
                 best, best_config = v, t["config"]
         elif o["status"] != "ok":
             wasted += 1
@@ -151,7 +152,7 @@ def summarize_trials(trials: list[dict], direction: str = "maximize", recommenda
             env += 1
     if recommendation is not None and counts_as_found(recommendation["outcome"]):
         v = recommendation["outcome"].get("objective")
-        if v is not None and (best is None or (v > best if direction == "maximize" else v < best)):
+        if v is not None and direction_.better(v, best, direction):
             best, best_config = v, recommendation["config"]
     n = len(trials)
     return {

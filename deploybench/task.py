@@ -12,6 +12,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Sequence
 
+from . import direction as direction_
 from .fidelity import FULL, Fidelity, check_fidelities, find_fidelity
 from .outcome import Outcome, Status
 from .space import SearchSpace
@@ -29,16 +30,16 @@ class Objective:
     direction: str = "maximize"
 
     def __post_init__(self) -> None:
-        if self.direction not in ("maximize", "minimize"):
-            raise ValueError(f"direction must be 'maximize' or 'minimize', got {self.direction!r}")
+        direction_.check(self.direction)
 
     @property
     def sign(self) -> float:
         """+1 when larger is better, -1 otherwise (multiply to get a maximised value)."""
-        return 1.0 if self.direction == "maximize" else -1.0
+        return direction_.sign(self.direction)
 
-    def better(self, a: float, b: float) -> bool:
-        return a > b if self.direction == "maximize" else a < b
+    def better(self, a: float, b: float | None) -> bool:
+        """Whether ``a`` is strictly better than ``b`` (anything beats ``None``)."""
+        return direction_.better(a, b, self.direction)
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,8 @@ class OptunaStudyMixin:
         quiet_optuna()
         sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup_trials, multivariate=multivariate,
                                              group=group)
-        direction = "maximize" if self.objective.direction == "maximize" else "minimize"
-        self._study = optuna.create_study(direction=direction, sampler=sampler)
+        # Optuna spells the directions as deploybench does ("maximize" / "minimize")
+        self._study = optuna.create_study(direction=self.objective.direction, sampler=sampler)
         self._pending: dict[str, optuna.Trial] = {}
         self._measured: dict[str, Outcome] = {}
         self._worst = math.nan

@@ -162,3 +162,26 @@ def test_task_signatures_are_stable_and_distinct():
     assert a.signature() == b.signature()
     assert len({CrashyBranin().signature(), HierarchicalRosenbrock().signature(), CrashCliff().signature()}) == 3
     json.dumps(a.describe())  # JSON-safe
+
+
+def test_direction_helpers_and_no_direction_string_compared_elsewhere():
+    import math
+    import re
+    from pathlib import Path
+
+    from deploybench import direction
+
+    assert direction.better(2.0, 1.0, "maximize") and direction.better(1.0, 2.0, "minimize")
+    assert direction.better(1.0, None, "minimize") and not direction.better(1.0, 1.0, "maximize")
+    assert direction.loss(3.0, "maximize") == -3.0 and direction.loss(3.0, "minimize") == 3.0
+    assert direction.regret(10.0, 7.0, "maximize") == 3.0 and direction.regret(1.0, 4.0, "minimize") == 3.0
+    assert direction.worst([1.0, 5.0], "maximize") == 1.0 and direction.worst([1.0, 5.0], "minimize") == 5.0
+    assert direction.worst_value("maximize") == -math.inf and direction.sign("minimize") == -1.0
+    with pytest.raises(ValueError, match="'maximize' or 'minimize'"):
+        direction.check("max")
+    root = Path(__file__).resolve().parents[1]
+    compare = re.compile(r"""[=!]= ["'](maximize|minimize)["']""")
+    offenders = [f"{p.relative_to(root)}:{i}" for folder in ("deploybench", "optimizers")
+                 for p in (root / folder).rglob("*.py") if p.name != "direction.py"
+                 for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if compare.search(line)]
+    assert not offenders, f"compare directions through deploybench.direction: {offenders}"

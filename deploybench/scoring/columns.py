@@ -29,6 +29,7 @@ from typing import Any, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
+from .. import direction as direction_
 from .reading import CaseSummary, GroupKey
 from .statistics import bootstrap_mean_ci
 
@@ -88,8 +89,7 @@ class GroupContext:
     def regret(self, value: float) -> float:
         """Simple regret against the known optimum, clipped at 0 (noise can land above it)."""
         assert self.known_optimum is not None
-        r = self.known_optimum - value if self.direction == "maximize" else value - self.known_optimum
-        return max(0.0, r)
+        return max(0.0, direction_.regret(self.known_optimum, value, self.direction))
 
     def seed_text(self, label: str, what: str) -> str:
         k = self.key
@@ -210,7 +210,7 @@ class BestObjective:
         return _ci(value)
 
     def describe(self, context: GroupContext) -> str:
-        worst = "lowest" if context.direction == "maximize" else "highest"
+        worst = "lowest" if direction_.is_max(context.direction) else "highest"
         text = (f"**best {context.objective_metric}** ({context.direction}): mean over seeds of each seed's best "
                 f"feasible objective, with a 95% BCa bootstrap interval of the mean (2000 resamples, "
                 f"scipy.stats.bootstrap). Seeds that found no feasible configuration are counted, not dropped: ")

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from .. import direction as direction_
 from ..outcome import counts_as_found
 from ..results import read_case_file
 
@@ -35,9 +36,6 @@ class CaseTrace:
     n_trials: int
 
 
-def _better(a: float, b: float | None, direction: str) -> bool:
-    return b is None or (a > b if direction == "maximize" else a < b)
-
 
 def read_trace(path: Path | str) -> CaseTrace:
     case = read_case_file(path)
@@ -53,11 +51,11 @@ def read_trace(path: Path | str) -> CaseTrace:
         by_level[level] = by_level.get(level, 0.0) + float(o.get("cost_s") or 0.0)
         key = repr(sorted(t["config"].items()))
         verdicts.setdefault(level, {})[key] = o["status"] == "ok"
-        if counts_as_found(o) and o.get("objective") is not None and _better(o["objective"], best, direction):
+        if counts_as_found(o) and o.get("objective") is not None and direction_.better(o["objective"], best, direction):
             best = o["objective"]
             steps.append((cost, best))
     rec = (case.end or {}).get("recommendation")
-    if rec and counts_as_found(rec["outcome"]) and _better(rec["outcome"]["objective"], best, direction):
+    if rec and counts_as_found(rec["outcome"]) and direction_.better(rec["outcome"]["objective"], best, direction):
         steps.append((cost, rec["outcome"]["objective"]))
     return CaseTrace(direction, steps, cost, by_level, verdicts, len(case.trials))
 
@@ -79,7 +77,7 @@ def within(value: float, target: float, tolerance: float) -> bool:
 def cost_to_reach(trace: CaseTrace, target: float, tolerance: float = 0.01) -> float | None:
     """Charged cost until a found value was within ``tolerance`` of ``target`` or better (None: never)."""
     for spent, v in trace.steps:
-        better = v >= target if trace.direction == "maximize" else v <= target
+        better = direction_.at_least_as_good(v, target, trace.direction)
         if better or within(v, target, tolerance):
             return spent
     return None

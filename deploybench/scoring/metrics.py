@@ -20,6 +20,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from .. import direction as direction_
 from .columns import BUILTIN_COLUMNS, GroupContext, Interval, RowCases, column_key, discovery_rule
 from .reading import CaseSummary, GroupKey
 from .statistics import PairTest, pairwise_wilcoxon_holm
@@ -161,7 +162,7 @@ def _software_text(c: CaseSummary) -> str:
 
 def loss(value: float, direction: str) -> float:
     """Lower is better, whatever the objective's direction."""
-    return -value if direction == "maximize" else value
+    return direction_.loss(value, direction)
 
 
 def _params_key(params: dict) -> str:
@@ -180,7 +181,7 @@ def row_label(optimizer: str, params: dict, variants: Sequence[dict]) -> str:
 
 def _group_penalty(cases: Sequence[CaseSummary], direction: str, problems: list[str]) -> tuple[float | None, str | None]:
     """The task's declared penalty (the worst if headers disagree), else the worst observed feasible value."""
-    worst = min if direction == "maximize" else max
+    worst = lambda values: direction_.worst(values, direction)  # noqa: E731
     declared = {c.penalty for c in cases if c.penalty is not None}
     if declared:
         if len(declared) > 1:
@@ -203,7 +204,7 @@ def best_found(cases: Sequence[CaseSummary], direction: str, known_optimum: floa
     key = _params_key(top.best_config)
     regret = None
     if known_optimum is not None:
-        regret = max(0.0, known_optimum - top.best if direction == "maximize" else top.best - known_optimum)
+        regret = max(0.0, direction_.regret(known_optimum, top.best, direction))
     return Answer(config=dict(top.best_config), objective=top.best, metrics=dict(top.best_metrics or {}),
                   seed=top.seed, trial=top.best_trial or 0,
                   seeds_found=sum(_params_key(c.best_config) == key for c in found), regret=regret)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .. import direction as direction_
 from .metrics import GroupResult, RowMetrics
 from .reading import GroupKey
 from .statistics import bootstrap_mean_band, nemenyi_cliques
@@ -80,8 +81,7 @@ def _curve_values(group: GroupResult, row: RowMetrics) -> tuple[np.ndarray, bool
     m[np.isnan(m)] = penalty
     use_regret = group.known_optimum is not None
     if use_regret:
-        sign = 1.0 if group.direction == "maximize" else -1.0
-        m = np.clip(sign * (group.known_optimum - m), 0.0, None)
+        m = np.clip(direction_.regret(group.known_optimum, m, group.direction), 0.0, None)
     return m, use_regret
 
 
@@ -99,8 +99,7 @@ def _cost_values(group: GroupResult, row: RowMetrics, grid: np.ndarray) -> np.nd
         m[i, ok] = best[idx[ok]]
     m[np.isnan(m)] = penalty
     if group.known_optimum is not None:
-        sign = 1.0 if group.direction == "maximize" else -1.0
-        m = np.clip(sign * (group.known_optimum - m), 0.0, None)
+        m = np.clip(direction_.regret(group.known_optimum, m, group.direction), 0.0, None)
     return m
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Iterable, Iterator
 
+from .. import direction as direction_
 from ..outcome import counts_as_found
 from ..results import ResultsFormatError, scan_case_file
 
@@ -124,9 +125,6 @@ class CaseSummary:
         return self.best_config.get(self.family_param)
 
 
-def _better(a: float, b: float, direction: str) -> bool:
-    return a > b if direction == "maximize" else a < b
-
 
 def summarize_case_file(path: Path | str) -> CaseSummary:
     """Stream one case file (``.jsonl`` or ``.jsonl.gz``) into a :class:`CaseSummary` through the one strict case-file reader,
@@ -166,12 +164,12 @@ def summarize_case_file(path: Path | str) -> CaseSummary:
                 if summary.first_feasible_trial is None:
                     summary.first_feasible_trial = summary.n_trials
                     summary.first_feasible_cost = summary.total_cost
-                if best is None or _better(v, best, direction):
+                if best is None or direction_.better(v, best, direction):
                     best = v
                     summary.best_config = record.get("config")
                     summary.best_metrics = o.get("metrics")
                     summary.best_trial = summary.n_trials
-                if worst is None or _better(worst, v, direction):
+                if worst is None or direction_.better(worst, v, direction):
                     worst = v
         elif status == "infeasible":
             summary.n_infeasible += 1
@@ -190,7 +188,7 @@ def summarize_case_file(path: Path | str) -> CaseSummary:
     if isinstance(rec, dict) and isinstance(rec.get("outcome"), dict) and counts_as_found(rec["outcome"]):
         summary.recommendation = rec
         v = rec["outcome"].get("objective")
-        if isinstance(v, (int, float)) and math.isfinite(v) and (best is None or _better(v, best, direction)):
+        if isinstance(v, (int, float)) and math.isfinite(v) and (best is None or direction_.better(v, best, direction)):
             best = v
             summary.best_config = rec.get("config")
             summary.best_metrics = rec["outcome"].get("metrics")
@@ -198,7 +196,7 @@ def summarize_case_file(path: Path | str) -> CaseSummary:
             if summary.first_feasible_trial is None:
                 summary.first_feasible_trial = summary.n_trials
                 summary.first_feasible_cost = summary.total_cost
-        if isinstance(v, (int, float)) and math.isfinite(v) and (worst is None or _better(worst, v, direction)):
+        if isinstance(v, (int, float)) and math.isfinite(v) and (worst is None or direction_.better(worst, v, direction)):
             worst = v
     summary.best, summary.worst_feasible = best, worst
     summary.problems = problems

@@ -76,7 +76,7 @@ def _figures(result: Any, task: Any, out: Path) -> dict[str, str]:
 
     paths: dict[str, str] = {}
     metric = task.objective.metric
-    sign = 1.0 if task.objective.direction == "maximize" else -1.0
+    sign = task.objective.sign
     trials = result.trials
     if not trials:
         return paths

@@ -151,7 +151,7 @@ def _progress(task: TuneTask, budget: int, on_line: Callable[[str], None],
 
     state: dict[str, Any] = {"best": None, "started": False}
     metric = task.objective.metric
-    sign = 1.0 if task.objective.direction == "maximize" else -1.0
+    sign = task.objective.sign
 
     def on_trial(case: Any, record: dict) -> None:
         if not state["started"]:  # a resumed search: the best of the replayed trials is the best so far

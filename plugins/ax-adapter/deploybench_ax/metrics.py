@@ -68,7 +68,7 @@ class MetricNames:
     @property
     def objective_str(self) -> str:
         """``"name"`` (Ax maximises it) or ``"-name"`` (a minimised objective)."""
-        return self.objective_name if self.objective.direction == "maximize" else f"-{self.objective_name}"
+        return self.objective_name if self.objective.sign > 0 else f"-{self.objective_name}"
 
     @property
     def constraint_strs(self) -> list[str]:
