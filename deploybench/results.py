@@ -34,6 +34,7 @@ __all__ = [
     "scan_case_file",
     "MAX_LINE_BYTES",
     "iter_case_files",
+    "CASE_PATTERNS",
     "case_path",
     "write_manifest",
     "ResultsFormatError",
@@ -253,9 +254,11 @@ def _end_problem(e: dict) -> str | None:
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str, bool]]:
-    """(line number, text, complete) for each line, never holding more than MAX_LINE_BYTES of one."""
+    """(line number, text, complete) for each line, never holding more than MAX_LINE_BYTES of one.
+    ``.gz`` files (the published records) are decompressed; undecodable bytes are replaced, so a
+    damaged line is reported as corrupt rather than stopping the reader."""
     try:
-        if path.suffix == ".gz":  # published records are compressed
+        if path.suffix == ".gz":
             fh = gzip.open(path, "rt", encoding="utf-8", errors="replace")
         else:
             fh = open(path, "r", encoding="utf-8", errors="replace")
@@ -377,13 +380,19 @@ def read_case_file(path: Path | str) -> CaseFile:
                     problems=problems)
 
 
+#: the names of case files: written plain by the runner, compressed in the published records
+CASE_PATTERNS = ("seed_*.jsonl", "seed_*.jsonl.gz")
+
+
 def iter_case_files(root: Path | str) -> Iterator[Path]:
-    """Every ``seed_*.jsonl`` under ``root``, in sorted order."""
+    """Every case file (``seed_*.jsonl`` or ``seed_*.jsonl.gz``) under ``root``, in sorted order,
+    whatever the folder names between (``<task>/<optimizer>`` or a parameter variant's
+    ``<task>/<optimizer>[params]``); ``root`` may also be one case file."""
     root = Path(root)
     if root.is_file():
         yield root
         return
-    yield from sorted(root.rglob("seed_*.jsonl"))
+    yield from sorted({p for pattern in CASE_PATTERNS for p in root.rglob(pattern) if p.is_file()})
 
 
 def write_manifest(out_dir: Path | str, manifest: dict) -> None:

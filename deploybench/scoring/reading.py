@@ -9,23 +9,21 @@ versions or budgets never mix in one table.
 
 from __future__ import annotations
 
-import gzip
 import json
 import math
 from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 from .. import direction as direction_
 from ..outcome import counts_as_found
-from ..results import ResultsFormatError, scan_case_file
+from ..results import CASE_PATTERNS, ResultsFormatError, iter_case_files, scan_case_file
 
 __all__ = ["GroupKey", "CaseSummary", "summarize_case_file", "iter_summaries", "group_summaries",
-           "iter_case_paths", "open_case_text", "CASE_PATTERNS"]
+           "iter_case_paths", "CASE_PATTERNS"]
 
 #: case file names the leaderboard reads: plain, or gzip-compressed as the published records are
-CASE_PATTERNS = ("seed_*.jsonl", "seed_*.jsonl.gz")
 
 #: outcome statuses that waste a trial (early-stopped trials are infeasible)
 WASTED = ("infeasible", "crashed", "timeout")
@@ -208,14 +206,6 @@ def summarize_case_file(path: Path | str) -> CaseSummary:
     return summary
 
 
-def open_case_text(path: Path | str) -> IO[str]:
-    """A case file opened as text, decompressing ``.gz`` files (undecodable bytes are replaced, so a
-    damaged line is reported as corrupt rather than stopping the reader)."""
-    path = Path(path)
-    if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8", errors="replace")
-    return open(path, "r", encoding="utf-8", errors="replace")
-
 
 def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
@@ -238,16 +228,8 @@ def _from_header(path: Path, h: dict) -> CaseSummary:
         deploybench_version=h.get("deploybench_version"))
 
 
-def iter_case_paths(root: Path | str) -> Iterator[Path]:
-    """Every case file (``seed_*.jsonl`` or ``seed_*.jsonl.gz``) under ``root``, in sorted order,
-    whatever the folder names between (``<task>/<optimizer>`` or a parameter variant's
-    ``<task>/<optimizer>[params]``); ``root`` may also be one case file."""
-    root = Path(root)
-    if root.is_file():
-        yield root
-        return
-    found = {p for pattern in CASE_PATTERNS for p in root.rglob(pattern) if p.is_file()}
-    yield from sorted(found)
+#: every case file under a root: the one listing, :func:`deploybench.results.iter_case_files`
+iter_case_paths = iter_case_files
 
 
 def iter_summaries(roots: Iterable[Path | str]) -> Iterator[CaseSummary]:

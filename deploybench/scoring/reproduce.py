@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from .reading import iter_case_paths, open_case_text
+from ..results import ResultsFormatError, read_case_file
+from .reading import iter_case_paths
 
 __all__ = ["CaseRecord", "Comparison", "read_record", "load_records", "choose_cases", "compare_trials", "reproduce_case", "run_arguments",
            "COMPARED_FIELDS"]
@@ -69,25 +70,14 @@ class Comparison:
 
 
 def read_record(path: Path | str) -> CaseRecord:
-    """A case file's header and trial lines; a torn or corrupt line ends the readable part."""
-    header: dict | None = None
-    trials: list[dict] = []
-    with open_case_text(path) as fh:
-        for raw in fh:
-            if not raw.strip():
-                continue
-            try:
-                record = json.loads(raw)
-            except ValueError:
-                break
-            if record.get("type") == "case":
-                header = record
-            elif record.get("type") == "trial":
-                trials.append(record)
-    if header is None:
-        raise ValueError(f"{path} is not a deploybench case file (no case header line)")
-    trials.sort(key=lambda t: t.get("trial", 0))
-    return CaseRecord(Path(path), header, trials)
+    """A case file's header and trials, read by the one strict reader
+    (:func:`deploybench.results.read_case_file`: a torn or corrupt line is skipped, and only the first
+    contiguous run of trials is trusted). Raises ValueError for a file that is not a case file."""
+    try:
+        case = read_case_file(path)
+    except ResultsFormatError as exc:
+        raise ValueError(str(exc)) from None
+    return CaseRecord(Path(path), case.header, case.trials)
 
 
 def choose_cases(records: Sequence[CaseRecord], n: int) -> list[CaseRecord]:
