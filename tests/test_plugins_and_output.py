@@ -95,6 +95,10 @@ def test_misspelt_and_undecorated_hooks_are_broken_plugins_naming_the_hook(cli, 
                "--out", str(tmp_path / "r"), env=env)
     assert proc.returncode == 0, proc.stderr
     assert "BROKEN PLUGIN misspelt" in proc.stdout and "1 cases completed" in proc.stdout
+    listed = cli("-p", "misspelt", "list", "optimizers", env=env)
+    assert listed.returncode == 0 and "random" in listed.stdout
+    assert "note: 1 plugin(s) failed to load and are missing above: misspelt" in listed.stdout
+    assert "`deploybench plugins` shows why" in listed.stdout
 
 
 def test_bad_names_are_broken_and_executor_clashes_are_usage_errors(cli, tmp_path):

@@ -41,7 +41,7 @@ def outcome(status: str, objective: float | None = None, cost: float = 1.0, kind
 def write_case(root: Path, optimizer: str, seed: int, outcomes: list[dict], *, task: str = "toy", budget: int | None = None,
                signature: str = "sig1", direction: str = "maximize", best_family=None, configs=None,
                params: dict | None = None, end: bool = True, torn: bool = False, known_optimum=OPTIMUM,
-               penalty: float | None = None) -> Path:
+               penalty: float | None = None, old_header: bool = False) -> Path:
     budget = budget if budget is not None else len(outcomes)
     path = case_path(root, task, optimizer, seed)
     header = {"node_id": f"{task}[x]::{optimizer}[seed={seed}]", "task": task, "target": "x", "task_label": task,
@@ -50,6 +50,8 @@ def write_case(root: Path, optimizer: str, seed: int, outcomes: list[dict], *, t
               "penalty": penalty,
               "family_param": "fam", "best_family": best_family, "optimizer": optimizer,
               "optimizer_params": params or {}, "seed": seed, "budget": budget, "budget_seconds": None}
+    if old_header:  # written before the harness recorded the task's penalty
+        del header["penalty"]
     cum = 0.0
     seen: set = set()
     with CaseWriter(path) as w:
@@ -119,8 +121,8 @@ def test_seeds_without_feasible_are_penalised_not_dropped(tmp_path):
     write_case(tmp_path, "opt", 0, [outcome("crashed", kind="runtime"), outcome("infeasible", 50.0)])
     write_case(tmp_path, "opt", 1, [outcome("ok", 9.0), outcome("ok", 8.0)])
     g = _board(tmp_path).groups[0]
-    assert g.penalty == 2.0  # no penalty in these headers: the worst feasible objective any run observed
-    assert g.context.penalty_source == "observed"
+    assert g.penalty == 2.0  # the task declares no penalty: the worst feasible objective any run observed
+    assert g.context.penalty_source == "undeclared"
     opt = g.row("opt")
     assert opt.seeds == 2 and opt.success == 0.5
     assert opt.best_by_seed == {0: 2.0, 1: 9.0}
@@ -340,13 +342,19 @@ def test_penalty_is_the_tasks_and_never_moves_with_other_optimizers(tmp_path):
 
 
 def test_records_without_a_penalty_fall_back_and_say_so(tmp_path):
-    write_case(tmp_path, "opt", 0, [outcome("ok", 3.0), outcome("ok", 5.0)])
-    write_case(tmp_path, "opt", 1, [outcome("crashed", kind="oom")], budget=2)
-    board = _board(tmp_path)
+    old, new = tmp_path / "old", tmp_path / "new"
+    for root, old_header in ((old, True), (new, False)):
+        write_case(root, "opt", 0, [outcome("ok", 3.0), outcome("ok", 5.0)], old_header=old_header)
+        write_case(root, "opt", 1, [outcome("crashed", kind="oom")], budget=2, old_header=old_header)
+    board = _board(old)  # records written before the harness stored the penalty: rerun them
     g = board.groups[0]
     assert g.context.penalty_source == "observed" and g.row("opt").best_by_seed == {0: 5.0, 1: 3.0}
     md = render(board, "github")
     assert "(observed, not declared)" in md and "do not carry the task's penalty" in md
+    board = _board(new)  # a task that declares no penalty: rerunning would not change it, so do not say so
+    assert board.groups[0].context.penalty_source == "undeclared"
+    md = render(board, "github")
+    assert "because the task declares no penalty" in md and "rerun the cases" not in md
 
 
 @pytest.mark.parametrize("name, witness, noise", [

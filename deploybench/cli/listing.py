@@ -31,4 +31,8 @@ def run(args: Any, pm: Any) -> int:
     if args.what in ("executors", "all"):
         print(tabulate([[name, type(ex).__module__] for name, ex in pm.executors().items()],
                        headers=["executor", "module"]))
+    if pm.broken:  # what they would have registered is missing from the lists above
+        names = ", ".join(f"{b.name} ({b.source})" for b in pm.broken)
+        print(f"\nnote: {len(pm.broken)} plugin(s) failed to load and are missing above: {names}; "
+              "`deploybench plugins` shows why")
     return 0

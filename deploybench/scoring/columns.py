@@ -223,6 +223,10 @@ class BestObjective:
                            f"table observed, because these records do not carry the task's penalty (written before "
                            f"deploybench recorded it); this value depends on the runs in the table, so rerun the "
                            f"cases to score them against the task's own penalty.")
+        if context.penalty_source == "undeclared":
+            return text + (f"they score {fmt_num(context.penalty)}, the {worst} feasible objective any run in this "
+                           f"table observed, because the task declares no penalty (a task sets "
+                           f"`TaskMetadata.penalty` to make this score independent of the runs in the table).")
         return text + "no seed of this table found a feasible configuration and the task declares no penalty."
 
 

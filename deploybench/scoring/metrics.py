@@ -190,7 +190,8 @@ def _group_penalty(cases: Sequence[CaseSummary], direction: str, problems: list[
         return worst(declared), "task"
     observed = [v for c in cases for v in (c.best, c.worst_feasible) if v is not None]
     if observed:
-        return worst(observed), "observed"
+        # "undeclared": the task has no penalty; "observed": records written before the harness stored it
+        return worst(observed), "undeclared" if all(c.penalty_recorded for c in cases) else "observed"
     return None, None
 
 

@@ -107,6 +107,7 @@ class CaseSummary:
     recommendation: dict | None = None  # the end line's full-fidelity validation, if any
     constraints: list = field(default_factory=list)  # the header's constraints (metric, cap, scale)
     deploybench_version: str | None = None  # the harness that wrote the file
+    penalty_recorded: bool = False  # the header has a "penalty" field (None: the task declares none)
 
     @property
     def found_feasible(self) -> bool:
@@ -225,7 +226,7 @@ def _from_header(path: Path, h: dict) -> CaseSummary:
         penalty=_number(h.get("penalty")), optimizer_version=h.get("optimizer_version"),
         optimizer_libraries=dict(h.get("optimizer_libraries") or {}),
         constraints=[dict(c) for c in h.get("constraints") or [] if isinstance(c, dict)],
-        deploybench_version=h.get("deploybench_version"))
+        deploybench_version=h.get("deploybench_version"), penalty_recorded="penalty" in h)
 
 
 #: every case file under a root: the one listing, :func:`deploybench.results.iter_case_files`

@@ -269,7 +269,8 @@ def leaderboard_blocks(board: Leaderboard, *, plots_rel: str | None = None, titl
             facts.append(f"known optimum {fmt_num(g.known_optimum)}")
         if g.penalty is not None:
             facts.append(f"penalty for a seed that found nothing {fmt_num(g.penalty)}"
-                         + (" (observed, not declared)" if g.context.penalty_source == "observed" else ""))
+                         + (" (observed, not declared)" if g.context.penalty_source in ("observed", "undeclared")
+                            else ""))
         if g.family_param:
             facts.append(f"families: `{g.family_param}`" + (f", best family `{g.best_family}`" if g.best_family is not None else ""))
         blocks.append(Paragraph("; ".join(facts) + "."))
