@@ -277,6 +277,8 @@ class Session:
     stopped_by: str | None = None
     started: float = field(default_factory=time.time)
     first_in_folder: bool = False
+    #: notes on what ``--resume`` leaves as it is (unfinished cases under other parameters)
+    resume_notes: list[str] = field(default_factory=list)
     _task_facts: dict = field(default_factory=dict, repr=False)
 
     # -- output ----------------------------------------------------------------------------------
@@ -323,6 +325,8 @@ class Session:
                        f"executor: {self.executor} with {self.workers} workers"
                        + ("; live cases run one at a time so their timings do not interfere" if live else ""))
         self.write(f"results: {self.options.out_dir}" + (" (resuming)" if self.options.resume else ""))
+        for note in self.resume_notes:
+            self.write(note)
         self.write(f"collected {len(self.cases)} case{'s' if len(self.cases) != 1 else ''}")
         self.write()
         return info
@@ -381,6 +385,8 @@ class Session:
                 f"results folder {self.options.out_dir} already holds {len(existing)} of the {len(self.cases)} cases "
                 f"this run would write (e.g. {first}); add --resume to continue them, --overwrite to replace "
                 "them, or choose another --out")
+        if self.options.resume:
+            self.resume_notes = self._other_variants_left_unfinished()
         folders = {}
         for case in self.cases:
             folders.setdefault(case.path(self.options.out_dir).parent, case)
@@ -406,6 +412,33 @@ class Session:
                     raise UsageError(
                         f"{path} belongs to a different case ({'; '.join(changes)}) and sits beside the cases this "
                         "run would write, so their results would be mixed; move it away, or choose another --out")
+
+    def _other_variants_left_unfinished(self) -> list[str]:
+        """``--resume`` continues the cases of this run's parameters only: name the unfinished case files
+        of the same task, optimizer and seed under other parameters (another variant folder), which this
+        run leaves as they are, so a changed ``--opt-param`` does not silently start over elsewhere."""
+        from .results import ResultsFormatError, read_case_file
+
+        notes = []
+        mine = {c.path(self.options.out_dir) for c in self.cases}
+        seen: set[Path] = set()
+        for case in self.cases:
+            path = case.path(self.options.out_dir)
+            task_dir = path.parent.parent
+            for folder in [task_dir / case.optimizer, *task_dir.glob(f"{case.optimizer}[[]*")]:
+                other = folder / path.name
+                if other in mine or other in seen or not other.is_file():
+                    continue
+                seen.add(other)
+                try:
+                    unfinished = read_case_file(other).end is None
+                except (OSError, ResultsFormatError):
+                    continue
+                if unfinished:
+                    notes.append(f"note: --resume continues the cases of these parameters ({path.parent.name}/); "
+                                 f"the unfinished {other.relative_to(self.options.out_dir)} has other parameters "
+                                 "and is left as it is (rerun with its parameters to continue it)")
+        return notes
 
     def _identity(self, case: Case) -> dict | None:
         from .identity import case_identity

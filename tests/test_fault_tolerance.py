@@ -247,3 +247,20 @@ def test_results_from_a_newer_format_are_refused_with_exit_2(run_cli, tmp_path):
     assert json.loads(path.read_text())["format_version"] == 99  # left as it was
     board = run_cli("leaderboard", str(out))
     assert board.returncode == 2 and "99" in board.stderr, board.stdout + board.stderr
+
+
+def test_resume_with_other_parameters_names_the_unfinished_case_it_leaves(cli, tmp_path):
+    """``--resume --opt-param ...`` continues (or starts) the cases of the new parameters in their own
+    folder; the unfinished case of the old parameters is named, not silently left behind."""
+    out = tmp_path / "r"
+    assert cli("run", "-o", "tba", "-t", "crashy_branin", "--budget", "10", "--out", str(out)).returncode == 0
+    path = out / "crashy_branin" / "tba" / "seed_0.jsonl"
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines[:-4]) + "\n")  # unfinished: the end line and the last trials lost
+    proc = cli("run", "-o", "tba", "-t", "crashy_branin", "--budget", "10", "--out", str(out), "--resume",
+               "--opt-param", "tba.T_init=0.5")
+    assert proc.returncode == 0, proc.stderr
+    assert ("note: --resume continues the cases of these parameters (tba[T_init=0.5]/); the unfinished "
+            "crashy_branin/tba/seed_0.jsonl has other parameters and is left as it is") in proc.stdout
+    again = cli("run", "-o", "tba", "-t", "crashy_branin", "--budget", "10", "--out", str(out), "--resume")
+    assert again.returncode == 0 and "note: --resume continues" not in again.stdout  # its own parameters
