@@ -384,7 +384,13 @@ def _previous_session(case: Case, path: Path, options: RunOptions, header: dict)
         if not same_budget:
             problems.append(f"resume: {path} was run with budget {previous.header.get('budget')}; "
                             f"rerun with budget {case.budget}")
-        return _Previous(None, [], problems)  # a finished case (error, other budget) is run again
+            return _Previous(None, [], problems)  # another budget: run again
+        # an errored case continues after its last recorded trial: a hang or crash at trial N (recorded
+        # as that trial's outcome) is not met again, and the trials before it are not measured again
+        if previous.trials:
+            problems.append(f"resume: {path} ended with an error after {len(previous.trials)} recorded trials; "
+                            "continuing after them")
+        return _Previous(None, previous.trials, problems)
     return _Previous(None, previous.trials, problems)
 
 

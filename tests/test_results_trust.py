@@ -239,6 +239,14 @@ def test_an_in_process_evaluation_past_its_time_limit_ends_its_case_only(run_cli
     assert hung.end["status"] == "error" and hung.end["error"]["stage"] == "evaluate"
     assert [t["outcome"]["status"] for t in hung.trials][2] == "timeout" and len(hung.trials) == 3
     assert read_case_file(out / "ft_faulty@ok/random/seed_0.jsonl").completed  # the session went on
+    # as the message says, --resume continues the errored case after the hung trial, not from trial 0
+    again = run_cli(*FT, "run", "-t", "ft_faulty[hang_inprocess]", "-o", "random", "--budget", "5",
+                    "--out", str(out), "--resume", *extra)
+    assert again.returncode == ExitCode.OK, again.stdout + again.stderr
+    assert "resumed after 3 recorded trials" in again.stdout
+    resumed = read_case_file(out / "ft_faulty@hang_inprocess/random/seed_0.jsonl")
+    assert resumed.completed and len(resumed.trials) == 5 and resumed.trials[2]["outcome"]["status"] == "timeout"
+    assert [t["config"] for t in resumed.trials[:3]] == [t["config"] for t in hung.trials]
 
 
 # -- 3. bad input: one line, the usage code, before any work -----------------------------------------
