@@ -35,6 +35,7 @@ __all__ = [
     "MAX_LINE_BYTES",
     "iter_case_files",
     "CASE_PATTERNS",
+    "drop_lines_after_end",
     "case_path",
     "write_manifest",
     "ResultsFormatError",
@@ -378,6 +379,33 @@ def read_case_file(path: Path | str) -> CaseFile:
             end = record
     return CaseFile(path=path, header=header, trials=trials, end=end, torn_line=skipped[-1] if skipped else None,
                     problems=problems)
+
+
+def drop_lines_after_end(path: Path | str) -> int:
+    """Remove what follows the end line of a finished, plain case file (a line torn by a process
+    killed after the case ended, or appended by mistake); returns how many lines were removed. The
+    file is replaced atomically; compressed (published) files and files without an end line are
+    left as they are."""
+    path = Path(path)
+    if path.suffix == ".gz":
+        return 0
+    with open(path, "r", encoding="utf-8", errors="replace") as fh:
+        lines = fh.readlines()
+    last_end = None
+    for i, raw in enumerate(lines):
+        try:
+            record = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and record.get("type") == "end":
+            last_end = i
+    if last_end is None or last_end == len(lines) - 1:
+        return 0
+    tmp = path.with_name(path.name + ".repair")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.writelines(lines[:last_end + 1])
+    os.replace(tmp, path)
+    return len(lines) - last_end - 1
 
 
 #: the names of case files: written plain by the runner, compressed in the published records

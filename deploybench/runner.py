@@ -31,7 +31,8 @@ from .fidelity import UnknownFidelityError, split_suggestion
 from .optimizer import OptimizerContext, build_optimizer
 from .outcome import ErrorKind, Outcome, counts_as_found
 from .plugins import DeployBenchPluginManager, UsageError, create_plugin_manager
-from .results import CaseWriter, ResultsFormatError, ResultsWriteError, case_path, read_case_file
+from .results import (CaseWriter, ResultsFormatError, ResultsWriteError, case_path, drop_lines_after_end,
+                      read_case_file)
 from .space import InvalidConfigError
 from .task import EvalContext, Task
 
@@ -373,6 +374,9 @@ def _previous_session(case: Case, path: Path, options: RunOptions, header: dict)
     same_budget = (previous.header.get("budget") == case.budget
                    and previous.header.get("budget_seconds") == case.budget_seconds)
     if previous.completed and previous.intact and same_budget:
+        if previous.torn_line is not None and (removed := drop_lines_after_end(path)):
+            problems.append(f"resume: removed {removed} damaged line(s) after the end line of {path} "
+                            "(the case had finished; nothing it recorded was lost)")
         summary = summarize_trials(previous.trials, header["objective"]["direction"],
                                    (previous.end or {}).get("recommendation"))
         return _Previous(CaseResult(case=case, status="completed", path=str(path), skipped=True, problems=problems,

@@ -264,3 +264,22 @@ def test_resume_with_other_parameters_names_the_unfinished_case_it_leaves(cli, t
             "crashy_branin/tba/seed_0.jsonl has other parameters and is left as it is") in proc.stdout
     again = cli("run", "-o", "tba", "-t", "crashy_branin", "--budget", "10", "--out", str(out), "--resume")
     assert again.returncode == 0 and "note: --resume continues" not in again.stdout  # its own parameters
+
+
+def test_resume_repairs_a_torn_line_after_the_end_line(cli, tmp_path):
+    """A finished case with a damaged line after its end line: --resume skips the case (it finished)
+    and removes the damaged tail, so the leaderboard stops warning about it."""
+    out = tmp_path / "r"
+    assert cli("run", "-o", "random", "-t", "crashy_branin", "--budget", "5", "--out", str(out)).returncode == 0
+    path = out / "crashy_branin" / "random" / "seed_0.jsonl"
+    intact = path.read_bytes()
+    with open(path, "ab") as fh:
+        fh.write(b'{"type":"tri')
+    board = cli("leaderboard", str(out))
+    assert "torn last line" in board.stdout + board.stderr
+    proc = cli("run", "-o", "random", "-t", "crashy_branin", "--budget", "5", "--out", str(out), "--resume")
+    assert proc.returncode == 0, proc.stderr
+    assert "SKIPPED (finished earlier)" in proc.stdout and "removed 1 damaged line(s) after the end line" in proc.stdout
+    assert path.read_bytes() == intact
+    board = cli("leaderboard", str(out))
+    assert "torn last line" not in board.stdout + board.stderr
