@@ -434,4 +434,8 @@ def write_manifest(out_dir: Path | str, manifest: dict) -> None:
         with open(out / "sessions.jsonl", "a", encoding="utf-8") as fh:
             fh.write(json.dumps(manifest, sort_keys=True, default=str, allow_nan=False) + "\n")
     except OSError as exc:
+        try:  # a half-written temporary file is not a manifest: leave none behind
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
         raise _write_error(out / "manifest.json", exc) from None

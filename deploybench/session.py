@@ -481,7 +481,8 @@ class Session:
             self._execute(executor)
         except KeyboardInterrupt as exc:
             self.interrupted = True
-            cause = f" by {exc.args[0]}" if exc.args and str(exc.args[0]).startswith("SIG") else ""
+            # our handlers raise KeyboardInterrupt("SIGTERM") etc.; Python's own for Ctrl-C raises it bare
+            cause = f" by {exc.args[0]}" if exc.args and str(exc.args[0]).startswith("SIG") else " by SIGINT (Ctrl-C)"
             self.write("")
             self.write(f"!!! interrupted{cause}: finished cases are kept; the case in flight is resumable with --resume")
         except ResultsWriteError as exc:
@@ -572,12 +573,33 @@ class Session:
             return ExitCode.CASE_ERRORS
         return ExitCode.OK
 
+    def _in_flight_trials(self) -> list[tuple[str, int]]:
+        """(path, trials) of the unfinished case files this session started but did not finish."""
+        from .results import read_case_file
+
+        done = {r.case.node_id for r in self.results}
+        kept = []
+        for case in self.cases:
+            path = case.path(self.options.out_dir)
+            if case.node_id in done or not path.is_file():
+                continue
+            try:
+                record = read_case_file(path)
+            except (OSError, ResultsFormatError):
+                continue
+            if record.end is None and record.trials:
+                kept.append((str(path), len(record.trials)))
+        return kept
+
     def summary(self) -> None:
         """The summary table and the answer per task, scored by :func:`deploybench.scoring.summary.summarize`
         (the leaderboard's own function), so ``deploybench leaderboard`` on these results prints the same
         best, success, waste, TTFF and cost for the same cases."""
         if not self.results:
-            self.rule("no cases ran")
+            kept = self._in_flight_trials()
+            self.rule("no case finished" if kept else "no cases ran")
+            for path, n in kept:
+                self.write(f"kept: {path} ({n} trial{'s' if n != 1 else ''}; --resume continues it)")
             return
         self.rule("summary", "-")
         by_path = {str(r.path): r for r in self.results if r.path}

@@ -219,6 +219,7 @@ def test_a_failing_disk_stops_cleanly_and_stays_resumable(run_cli, tmp_path):
     path = out / "ft_faulty@disk_full/random/seed_0.jsonl"
     kept = read_case_file(path)
     assert len(kept.trials) == 2 and not kept.finished  # every trial written before the fault
+    assert not (out / "manifest.json.tmp").exists()  # no half-written manifest left behind
 
     resumed = run_cli(*args, "--resume", env=cli_env(FT_DISK_FULL="0"))
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
