@@ -133,6 +133,10 @@ def test_tune_recommends_a_candidate_that_holds_and_skips_the_lucky_one(tmp_path
     md = (tmp_path / "run" / "report.md").read_text()
     assert "## Recommended deployment" in md and "How to load it" in md
     assert "**Status:** recommended after " in md and "recommended: recommended" not in md
+    # int8_static won, and the fake device measures no accuracy: the report says so, at the top
+    assert any(n.startswith("warning: the recommended int8_static deployment is quantised with calibration")
+               for n in result.notes)
+    assert "> **warning: the recommended int8_static deployment" in md
     assert "| None " not in md and "None |" not in md
     assert (tmp_path / "run" / "trials.png").stat().st_size > 0 and (tmp_path / "run" / "tradeoff.png").exists()
 

@@ -106,6 +106,9 @@ def run(args: argparse.Namespace, pm: Any) -> int:
                   f"p95 {format_value(v.medians.get('latency_p95_ms'))} ms{extra})")
         if result.deployment:
             print(f"  artefact: {result.deployment['path']}")
+        for note in result.notes:
+            if note.startswith("warning:"):
+                print(note)
     else:
         print(f"no recommendation: {result.message}")
     print(f"rule: {rule.describe()}")

@@ -200,7 +200,9 @@ def write_report(result: Any, task: Any, rule: RecommendationRule) -> dict[str, 
     lines = [f"# deploybench tune: {task.metadata.description}", "",
              f"**Status:** {_status_text(result)}", ""]
     if rec is not None:
-        lines += ["## Recommended deployment", "", "```", json.dumps(rec.config, indent=1), "```", "",
+        warnings = [n for n in result.notes if n.startswith("warning:")]
+        lines += ["## Recommended deployment", "", *[f"> **{w}**" for w in warnings], *([""] if warnings else []),
+                  "```", json.dumps(rec.config, indent=1), "```", "",
                   f"- {metric}: {format_value(rec.median_objective)} (median of {rec.n} repeats"
                   + (f", range [{format_value(rec.ranges[metric][0])}, {format_value(rec.ranges[metric][1])}])"
                      if metric in rec.ranges else ")"),

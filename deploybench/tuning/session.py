@@ -283,6 +283,22 @@ def _nothing_measured_message(task: TuneTask, trials: list[dict]) -> str:
     return f"no configuration ran to completion in {len(trials)} trials: " + "; ".join(parts) + f". {advice}"
 
 
+def _unmeasured_accuracy_warning(verdict: CandidateVerdict) -> str | None:
+    """A warning when the recommendation changes the model's numerics (int8, fp16) and no accuracy was
+    measured for it: its speed is measured, what it costs in accuracy is not."""
+    precision = str(verdict.config.get("precision", ""))
+    if precision == "fp32":
+        return None
+    metrics = [r.get("metrics") or {} for r in verdict.repeats] or [{}]
+    if any(m.get("accuracy") is not None and not m.get("accuracy_unknown") for m in metrics):
+        return None
+    how = ("quantised with calibration on generated inputs" if precision == "int8_static"
+           else "quantised" if precision.startswith("int8") else "converted to half precision")
+    return (f"warning: the recommended {precision} deployment is {how}, and its accuracy was not measured "
+            "(no documented figure for this model and precision, no --data): check it on your own data before "
+            "deploying, or pass --precisions fp32 to keep the model's numerics")
+
+
 def _copy_deployment(task: TuneTask, verdict: CandidateVerdict, out: Path) -> dict | None:
     from ..live.profiler import artefact_slot
 
@@ -396,6 +412,9 @@ def tune(model: TuneSpec | str | Sequence[str], out_dir: str | os.PathLike[str] 
             outcome.status = "recommended"
             outcome.deployment = _copy_deployment(task, chosen, out)
             outcome.message = f"recommended after {chosen.feasible}/{chosen.n} feasible repeats"
+            warning = _unmeasured_accuracy_warning(chosen)
+            if warning:
+                outcome.notes.append(warning)
     outcome.redone = task.redone
     from .report import write_report
 
