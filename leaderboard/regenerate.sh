@@ -100,6 +100,7 @@ rm -rf leaderboard/plots
 "$DEPLOYBENCH" leaderboard leaderboard/runs --references leaderboard/references.json \
   --plots leaderboard/plots --out leaderboard/README.md
 "$DEPLOYBENCH" leaderboard --format html --out leaderboard/index.html  # the same, as a web page
+"$DEPLOYBENCH" leaderboard --format summary --out leaderboard/summary.json  # per table: the best, the order
 rm -f leaderboard/plots/*.svg  # the README and the page show the PNGs; SVGs would be unlinked weight
 "$DEPLOYBENCH" leaderboard --check > /dev/null
 echo "leaderboard regenerated: leaderboard/README.md, leaderboard/index.html, leaderboard/plots/"

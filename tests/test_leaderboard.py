@@ -353,3 +353,28 @@ def test_reproduce_usage_errors(cli, tmp_path):
     assert code == 2 and "positive number of cases" in err
     code, _, err = cli("leaderboard", str(tmp_path), "--reproduce", "1")
     assert code == 2 and "no case files" in err
+
+
+def test_summary_format_is_small_data_that_agrees_with_the_tables(cli, small_runs):
+    code, out, err = cli("leaderboard", *small_runs, "--format", "summary")
+    assert code == 0, err
+    summary = json.loads(out)
+    code, full, err = cli("leaderboard", *small_runs, "--format", "json")
+    full = json.loads(full)
+    assert summary["schema"] == 1 and summary["cases"] == full["cases"]
+    assert [t["budget"] for t in summary["tables"]] == [g["budget"] for g in full["groups"]]
+    for table, group in zip(summary["tables"], full["groups"]):
+        first = group["rows"][0]
+        assert table["best"]["optimizer"] == first["optimizer"]
+        assert table["best"]["mean"] == pytest.approx(first["best"]["mean"], rel=1e-6)
+        assert table["order"] == [r["optimizer"] for r in group["rows"]]
+
+
+def test_published_summary_json_is_checked_with_the_pages():
+    summary = PUBLISHED / "summary.json"
+    if not summary.is_file():
+        pytest.skip("no published summary in this checkout")
+    data = json.loads(summary.read_text())
+    readme = (PUBLISHED / "README.md").read_text(encoding="utf-8")
+    assert len(data["tables"]) == readme.count("\n## ") - 3  # all but Summary, Across tasks, Reproducing
+    assert data["ranking"][0]["optimizer"] in readme.split("## Summary", 1)[1].split("\n|   1 | ", 1)[1][:40]

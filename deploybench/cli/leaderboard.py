@@ -25,6 +25,7 @@ __all__ = ["add_parser", "run", "PUBLISHED"]
 
 #: the published leaderboard's layout, relative to the working directory
 PUBLISHED = {"runs": "leaderboard/runs", "readme": "leaderboard/README.md", "page": "leaderboard/index.html",
+             "summary": "leaderboard/summary.json",
              "references": "leaderboard/references.json", "plots": "leaderboard/plots"}
 
 
@@ -140,6 +141,8 @@ def run(args: argparse.Namespace, pm: Any) -> int:
         links = links or PUBLISHED["plots"]  # the published README shows the published figures
         if args.check and out is None:
             checks = [(Path(PUBLISHED["readme"]), "github"), (Path(PUBLISHED["page"]), "html")]
+            if Path(PUBLISHED["summary"]).exists():
+                checks.append((Path(PUBLISHED["summary"]), "summary"))
     if args.check and out is None and not checks:
         raise UsageError("--check compares with a file: give --out FILE")
     for r in results:

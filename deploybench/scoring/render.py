@@ -24,7 +24,7 @@ from .statistics import SignificanceFloor, significance_floor
 
 __all__ = ["render", "FORMATS", "fmt_num", "leaderboard_blocks", "to_json_data"]
 
-FORMATS = ("github", "markdown", "latex", "html", "csv", "json")
+FORMATS = ("github", "markdown", "latex", "html", "csv", "json", "summary")
 
 
 def _p(p: float) -> str:
@@ -329,6 +329,37 @@ def to_json_data(board: Leaderboard) -> dict:
             "discovery_tol": board.discovery_tol, "groups": groups, "overall": overall, "problems": board.problems}
 
 
+#: version of the ``summary`` format's layout
+SUMMARY_SCHEMA = 1
+
+
+def to_summary_data(board: Leaderboard) -> dict:
+    """A small summary for badges and other sites (the ``summary`` format): per table its best
+    optimizer (the first row) with its mean and 95 % interval and the row order; across tasks the
+    ranking. Deterministic, like the other formats."""
+    def number(v: float | None) -> float | None:
+        return None if v is None or (isinstance(v, float) and math.isnan(v)) else round(float(v), 6)
+
+    tables = []
+    for g in board.groups:
+        top = g.rows[0] if g.rows and g.rows[0].best is not None else None
+        tables.append({
+            "task": g.key.task_label, "signature": g.key.task_signature, "budget": g.key.budget,
+            "budget_seconds": g.key.budget_seconds, "objective": g.objective_metric, "direction": g.direction,
+            "optimizers": len(g.rows), "seeds": max((r.seeds for r in g.rows), default=0),
+            "best": None if top is None else {"optimizer": top.label, "mean": number(top.best.mean),
+                                              "ci95": [number(top.best.lo), number(top.best.hi)]},
+            "order": [r.label for r in g.rows],
+            "significant_pairs": sum(1 for t in g.tests if t.winner is not None), "pairs": len(g.tests)})
+    o = board.overall
+    ranking = [] if o is None else [{"optimizer": lab, "avg_rank": number(o.avg_rank[lab]),
+                                     "best_mean_in": o.groups_best[lab]} for lab in o.labels]
+    versions = sorted({c.deploybench_version for g in board.groups for r in g.rows for c in r.cases
+                       if c.deploybench_version})
+    return {"schema": SUMMARY_SCHEMA, "deploybench": versions, "cases": board.n_cases, "trials": board.n_trials,
+            "tables": tables, "ranking": ranking}
+
+
 def _floor_data(tests: Any, alpha: float) -> dict | None:
     floor = significance_floor(tests, alpha)
     return None if floor is None else {**floor.__dict__, "can_show_a_difference": floor.can_show_a_difference}
@@ -371,6 +402,8 @@ def render(board: Leaderboard, fmt: str = "github", *, plots_rel: str | None = N
     """The leaderboard in one of :data:`FORMATS` (``html``: a standalone page)."""
     if fmt == "json":
         return json.dumps(to_json_data(board), indent=2, sort_keys=True, default=str, allow_nan=False) + "\n"
+    if fmt == "summary":
+        return json.dumps(to_summary_data(board), indent=1, sort_keys=True, allow_nan=False) + "\n"
     if fmt == "csv":
         return _csv(board)
     blocks = leaderboard_blocks(board, plots_rel=plots_rel, preamble=preamble, title=title, records_base=records_base)
