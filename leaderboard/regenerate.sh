@@ -97,6 +97,7 @@ if [ -z "${SKIP_RUNS:-}" ]; then
 fi
 
 rm -rf leaderboard/plots
+"$DEPLOYBENCH" list optimizers --json > leaderboard/optimizers.json  # what each optimizer is, for the pages
 "$DEPLOYBENCH" leaderboard leaderboard/runs --references leaderboard/references.json \
   --plots leaderboard/plots --out leaderboard/README.md
 "$DEPLOYBENCH" leaderboard --format html --out leaderboard/index.html  # the same, as a web page

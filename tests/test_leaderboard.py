@@ -304,8 +304,9 @@ def test_html_format_is_a_standalone_page(cli, small_runs, tmp_path):
     assert code == 0, err
     assert out.startswith("<!DOCTYPE html>\n<html lang=\"en\">") and '<meta charset="utf-8">' in out
     assert "<style>" in out and "<script>" in out and "http" not in out.split("<main>")[0]  # nothing fetched
-    # the summary's task list and the two tables (one optimizer: no overall ranking)
-    assert out.count('<table class="sortable">') == 3 and "Provenance" in out
+    # the summary's task list, the two tables (one optimizer: no overall ranking), the Optimizers table
+    assert out.count('<table class="sortable">') == 4 and "Provenance" in out
+    assert '<tr id="optimizer-random">' in out and '<a href="#optimizer-random">random</a>' in out
     for src in [part.split('"')[0] for part in out.split('<img src="')[1:]]:
         assert (Path(src) if Path(src).is_absolute() else Path.cwd() / src).is_file()
 
@@ -376,5 +377,5 @@ def test_published_summary_json_is_checked_with_the_pages():
         pytest.skip("no published summary in this checkout")
     data = json.loads(summary.read_text())
     readme = (PUBLISHED / "README.md").read_text(encoding="utf-8")
-    assert len(data["tables"]) == readme.count("\n## ") - 3  # all but Summary, Across tasks, Reproducing
+    assert len(data["tables"]) == sum(1 for line in readme.splitlines() if line.startswith("## ") and "(B=" in line)
     assert data["ranking"][0]["optimizer"] in readme.split("## Summary", 1)[1].split("\n|   1 | ", 1)[1][:40]

@@ -324,3 +324,12 @@ def test_the_run_summary_and_the_leaderboard_print_the_same_best_for_the_same_ca
     headers = [h.strip() for h in next(line for line in board.stdout.splitlines()
                                        if line.startswith("| optimizer")).strip("|").split("|")]
     assert cells[headers.index("TTFF trials")] == run_ttff
+
+
+def test_list_optimizers_as_json_names_module_and_description(cli):
+    proc = cli("list", "optimizers", "--json")
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
+    assert info["tba"]["module"] == "deploybench_optimizers.tba" and "annealing" in info["tba"]["description"]
+    bad = cli("list", "tasks", "--json")
+    assert bad.returncode == 2 and "list --json lists optimizers" in bad.stderr

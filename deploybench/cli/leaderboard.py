@@ -25,7 +25,7 @@ __all__ = ["add_parser", "run", "PUBLISHED"]
 
 #: the published leaderboard's layout, relative to the working directory
 PUBLISHED = {"runs": "leaderboard/runs", "readme": "leaderboard/README.md", "page": "leaderboard/index.html",
-             "summary": "leaderboard/summary.json",
+             "summary": "leaderboard/summary.json", "optimizers": "leaderboard/optimizers.json",
              "references": "leaderboard/references.json", "plots": "leaderboard/plots"}
 
 
@@ -52,7 +52,27 @@ def add_parser(sub: Any, pm: Any) -> None:
                         f"(default {DEFAULT_DISCOVERY_TOL:g})")
     p.add_argument("--alpha", type=float, default=0.05, help="significance level of the tests (default 0.05)")
     p.add_argument("--title", default="DeployBench leaderboard", help="document title")
+    p.add_argument("--optimizers-info", default=None, metavar="FILE",
+                   help="JSON of `deploybench list optimizers --json` describing the optimizers (default: the "
+                        "published leaderboard/optimizers.json for the published board, else this installation)")
     p.set_defaults(handler=run)
+
+
+def _optimizer_info(path: str | None, pm: Any) -> dict[str, dict]:
+    """What each optimizer is: from ``path`` (the published board keeps a copy, so the page does not
+    depend on which plugins are installed where it is checked), else from this installation."""
+    import json
+
+    if path is not None and Path(path).is_file():
+        try:
+            return json.loads(Path(path).read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise UsageError(f"--optimizers-info {path}: not JSON ({exc})") from None
+    if path is not None and Path(path) != Path(PUBLISHED["optimizers"]):
+        raise UsageError(f"--optimizers-info {path} does not exist")
+    from .listing import optimizer_info
+
+    return optimizer_info(pm)
 
 
 def _count(text: str) -> int:
@@ -143,6 +163,7 @@ def run(args: argparse.Namespace, pm: Any) -> int:
             checks = [(Path(PUBLISHED["readme"]), "github"), (Path(PUBLISHED["page"]), "html")]
             if Path(PUBLISHED["summary"]).exists():
                 checks.append((Path(PUBLISHED["summary"]), "summary"))
+    published = [Path(r) for r in results] == [Path(PUBLISHED["runs"])]
     if args.check and out is None and not checks:
         raise UsageError("--check compares with a file: give --out FILE")
     for r in results:
@@ -155,6 +176,7 @@ def run(args: argparse.Namespace, pm: Any) -> int:
     if args.check and not checks:
         checks = [(Path(out), args.format)]
 
+    info = _optimizer_info(args.optimizers_info or (PUBLISHED["optimizers"] if published else None), pm)
     board = build_leaderboard(results, extra_metrics=_metrics(pm), references=load_references(references),
                               discovery_tol=args.discovery_tol, alpha=args.alpha)
     if not board.groups:
@@ -168,7 +190,7 @@ def run(args: argparse.Namespace, pm: Any) -> int:
                     f"hand. Regenerating from the same records gives the same text, and `deploybench leaderboard "
                     f"--check` fails when this file and the records disagree.")
         return render(board, fmt, plots_rel=plots_rel, preamble=preamble, title=args.title,
-                      records_base=str(base) if target else None)
+                      records_base=str(base) if target else None, optimizer_info=info)
 
     if args.check:
         ok = [_check(path, text_for(str(path), fmt), board.n_cases) for path, fmt in checks]

@@ -12,10 +12,27 @@ from tabulate import tabulate
 def add_parser(sub: Any, pm: Any) -> None:
     p = sub.add_parser("list", help="list tasks, targets, optimizers and executors")
     p.add_argument("what", nargs="?", choices=("tasks", "optimizers", "targets", "executors", "all"), default="all")
+    p.add_argument("--json", action="store_true",
+                   help="optimizers only: name, module and description as JSON (what the leaderboard links to)")
     p.set_defaults(handler=run)
 
 
+def optimizer_info(pm: Any) -> dict[str, dict[str, str]]:
+    """Per registered optimizer: its module and one-line description (no optimizer module imported)."""
+    return {name: {"module": spec.import_path.partition(":")[0], "description": spec.description}
+            for name, spec in sorted(pm.optimizer_specs().items())}
+
+
 def run(args: Any, pm: Any) -> int:
+    if args.json:
+        import json
+
+        if args.what not in ("optimizers", "all"):
+            from ..plugins import UsageError
+
+            raise UsageError(f"list --json lists optimizers; got {args.what!r} (use: deploybench list optimizers --json)")
+        print(json.dumps(optimizer_info(pm), indent=1, sort_keys=True))
+        return 0
     specs = pm.task_specs()
     if args.what in ("tasks", "targets", "all"):
         rows = [[s.name, s.kind, ", ".join(s.targets) + (" (or a table path)" if s.accepts_paths else ""),

@@ -29,6 +29,7 @@ class Table:
     headers: Sequence[str]
     rows: Sequence[Sequence[Any]]
     align: Sequence[str] | None = None  # per column: "left" | "right" | "center"
+    row_ids: Sequence[str] | None = None  # per row: an anchor the html page gives it (other formats ignore it)
 
 
 @dataclass(frozen=True)

@@ -164,18 +164,32 @@ def _cell(header: str, text: str) -> str:
     return inline_markdown(text)
 
 
-def _table(block: Table) -> str:
+def _optimizer_link(text: str, anchors: set[str]) -> str:
+    """An optimizer cell linked to its line in the Optimizers table (``tba[T_init=0.5] (2 errored)``
+    links to ``#optimizer-tba``), or as it is when there is none."""
+    name = text.split("[", 1)[0].split(" (", 1)[0].strip()
+    anchor = f"optimizer-{name}"
+    if anchor not in anchors:
+        return inline_markdown(text)
+    return f'<a href="#{html.escape(anchor)}">{inline_markdown(text)}</a>'
+
+
+def _table(block: Table, anchors: set[str] = frozenset()) -> str:
     align = list(block.align or ["left"] * len(block.headers))
     head = "".join(f'<th scope="col" tabindex="0" title="{html.escape(_plain_text(str(h)))} (click, or Enter, '
                    f'to sort)">{inline_markdown(str(h))}</th>' for h in block.headers)
     body = []
-    for row in block.rows:
+    ids = list(block.row_ids or [])
+    for n, row in enumerate(block.rows):
         cells = []
         for i, v in enumerate(row):
             cls = ' class="num"' if i < len(align) and align[i] == "right" else ""
             header = str(block.headers[i]) if i < len(block.headers) else ""
-            cells.append(f"<td{cls}>{_cell(header, '' if v is None else str(v))}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
+            text = "" if v is None else str(v)
+            linked = header in ("optimizer", "a", "b", "better") and not ids
+            cells.append(f"<td{cls}>{_optimizer_link(text, anchors) if linked else _cell(header, text)}</td>")
+        row_id = f' id="{html.escape(ids[n])}"' if n < len(ids) else ""
+        body.append(f"<tr{row_id}>" + "".join(cells) + "</tr>")
     return (f'<div class="table-wrap"><table class="sortable">\n<thead><tr>{head}</tr></thead>\n<tbody>\n'
             + "\n".join(body) + "\n</tbody>\n</table></div>")
 
@@ -185,7 +199,8 @@ def _plain_text(text: str) -> str:
 
 
 #: second-level headings that are not a task's table
-_GENERAL_SECTIONS = ("Summary", "Across tasks", "Reproducing these results", "Problems found while reading")
+_GENERAL_SECTIONS = ("Summary", "Across tasks", "Optimizers", "Reproducing these results",
+                     "Problems found while reading")
 
 
 def _task_of(heading: str) -> str | None:
@@ -214,6 +229,7 @@ def html_page(blocks: Sequence[Block], *, title: str) -> str:
     parts: list[str] = []
     figures: list[str] = []
     open_section = False
+    anchors = {i for b in blocks if isinstance(b, Table) for i in (b.row_ids or ())}
 
     def flush() -> None:
         if figures:
@@ -239,7 +255,7 @@ def html_page(blocks: Sequence[Block], *, title: str) -> str:
                 parts.append('<nav class="toc"><strong>Contents</strong>' + (_filters(tasks) if tasks else "")
                              + "<ul>\n" + "\n".join(toc) + "\n</ul></nav>")
         elif isinstance(b, Table):
-            parts.append(_table(b))
+            parts.append(_table(b, anchors))
         elif isinstance(b, Paragraph):
             cls = ' class="provenance"' if b.text.startswith("**Provenance**") else ""
             parts.append(f"<p{cls}>{inline_markdown(b.text)}</p>")

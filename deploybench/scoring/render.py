@@ -209,6 +209,21 @@ def _summary_blocks(board: Leaderboard) -> list[Block]:
     return blocks
 
 
+def _optimizer_blocks(board: Leaderboard, info: dict[str, dict] | None) -> list[Block]:
+    """What each optimizer on the board is: its one-line description and module, as registered."""
+    if info is None:
+        return []
+    names = sorted({r.optimizer for g in board.groups for r in g.rows})
+    rows = [[name, (info.get(name) or {}).get("description") or "(not registered where this page was generated)",
+             f"`{(info.get(name) or {}).get('module', '')}`" if (info.get(name) or {}).get("module") else DASH]
+            for name in names]
+    return [Heading(2, "Optimizers"),
+            Paragraph("What each optimizer on the board is, as its plugin registers it (`deploybench list "
+                      "optimizers`); its docstring says what it is told and what it is not."),
+            Table(["optimizer", "what it is", "module"], rows, ["left", "left", "left"],
+                  row_ids=[f"optimizer-{name}" for name in names])]
+
+
 def _reproducibility_blocks() -> list[Block]:
     return [Heading(2, "Reproducing these results"), Bullets([
         "`deploybench leaderboard RESULTS_DIR --reproduce N` reruns N of the recorded cases, chosen across tasks and "
@@ -245,9 +260,11 @@ def _records_link(g: GroupResult, records_base: str | None) -> str:
 
 
 def leaderboard_blocks(board: Leaderboard, *, plots_rel: str | None = None, title: str = "DeployBench leaderboard",
-                       preamble: str | None = None, records_base: str | None = None) -> list[Block]:
+                       preamble: str | None = None, records_base: str | None = None,
+                       optimizer_info: dict[str, dict] | None = None) -> list[Block]:
     """The whole document. ``plots_rel``: the plots folder relative to the document (None: no images);
-    ``records_base``: the document's folder, to link each table to its records (None: no links)."""
+    ``records_base``: the document's folder, to link each table to its records (None: no links);
+    ``optimizer_info``: per optimizer name its ``description`` and ``module`` (an Optimizers section)."""
     blocks: list[Block] = [Heading(1, title)]
     if preamble:
         blocks.append(Paragraph(preamble))
@@ -284,6 +301,7 @@ def leaderboard_blocks(board: Leaderboard, *, plots_rel: str | None = None, titl
             blocks.append(Image(f"{k.task_label}: best so far against seconds of cost", f"{plots_rel}/{stems['cost']}.png"))
             blocks.append(Image(f"{k.task_label}: waste by outcome kind", f"{plots_rel}/{stems['waste']}.png"))
     blocks += _overall_blocks(board, plots_rel)
+    blocks += _optimizer_blocks(board, optimizer_info)
     blocks += _reproducibility_blocks()
     if board.problems:
         blocks.append(Heading(2, "Problems found while reading"))
@@ -398,7 +416,8 @@ def _csv(board: Leaderboard) -> str:
 
 
 def render(board: Leaderboard, fmt: str = "github", *, plots_rel: str | None = None,
-           preamble: str | None = None, title: str = "DeployBench leaderboard", records_base: str | None = None) -> str:
+           preamble: str | None = None, title: str = "DeployBench leaderboard", records_base: str | None = None,
+           optimizer_info: dict[str, dict] | None = None) -> str:
     """The leaderboard in one of :data:`FORMATS` (``html``: a standalone page)."""
     if fmt == "json":
         return json.dumps(to_json_data(board), indent=2, sort_keys=True, default=str, allow_nan=False) + "\n"
@@ -406,7 +425,8 @@ def render(board: Leaderboard, fmt: str = "github", *, plots_rel: str | None = N
         return json.dumps(to_summary_data(board), indent=1, sort_keys=True, allow_nan=False) + "\n"
     if fmt == "csv":
         return _csv(board)
-    blocks = leaderboard_blocks(board, plots_rel=plots_rel, preamble=preamble, title=title, records_base=records_base)
+    blocks = leaderboard_blocks(board, plots_rel=plots_rel, preamble=preamble, title=title, records_base=records_base,
+                                optimizer_info=optimizer_info)
     if fmt == "html":
         return html_page(blocks, title=title)
     return render_blocks(blocks, fmt)
