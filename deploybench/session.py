@@ -591,6 +591,28 @@ class Session:
                 kept.append((str(path), len(record.trials)))
         return kept
 
+    def _summary_rows(self, groups: list, by_path: dict[str, CaseResult]) -> list[list]:
+        """One row per task and optimizer: the leaderboard's numbers, plus this session's error counts."""
+        rows = []
+        for group in groups:
+            penalised = group.penalty is not None
+            for row in group.rows:
+                mine = [by_path[c.path] for c in row.cases if c.path in by_path]
+                best = row.best.mean if row.best is not None and penalised else None
+                rows.append([
+                    group.key.task_label, row.label, row.seeds, row.n_errors,
+                    fmt_num(best) if best is not None else "none",
+                    f"{round(row.success * row.seeds)}/{row.seeds}",
+                    f"{100 * row.waste:.0f}%" if row.waste is not None else "-",
+                    f"{row.ttff_trials:.1f}" if row.ttff_trials is not None else "-",
+                    f"{row.cost:.1f}", sum(r.env_errors for r in mine),
+                ])
+        for r in self.results:  # a case that errored before its file was written
+            if not r.path:
+                rows.append([r.case.task_label, r.case.variant, 1, int(r.status == "error"), "none", "0/1", "-", "-",
+                             f"{r.cost_s:.1f}", r.env_errors])
+        return rows
+
     def summary(self) -> None:
         """The summary table and the answer per task, scored by :func:`deploybench.scoring.summary.summarize`
         (the leaderboard's own function), so ``deploybench leaderboard`` on these results prints the same
@@ -608,24 +630,7 @@ class Session:
         except (OSError, ResultsFormatError) as exc:
             self.write(f"note: the summary could not read the case files back ({exc}); they are kept as written")
             groups = []
-        rows = []
-        for group in groups:
-            penalised = group.penalty is not None
-            for row in group.rows:
-                mine = [by_path[c.path] for c in row.cases if c.path in by_path]
-                best = row.best.mean if row.best is not None and penalised else None
-                rows.append([
-                    group.key.task_label, row.label, row.seeds, row.n_errors,
-                    fmt_num(best) if best is not None else "none",
-                    f"{round(row.success * row.seeds)}/{row.seeds}",
-                    f"{100 * row.waste:.0f}%" if row.waste is not None else "-",
-                    f"{row.ttff_trials:.1f}" if row.ttff_trials is not None else "-",
-                    f"{row.cost:.1f}", sum(r.env_errors for r in mine),
-                ])
-        unread = [r for r in self.results if not r.path]
-        for r in unread:  # a case that errored before its file was written
-            rows.append([r.case.task_label, r.case.variant, 1, int(r.status == "error"), "none", "0/1", "-", "-",
-                         f"{r.cost_s:.1f}", r.env_errors])
+        rows = self._summary_rows(groups, by_path)
         self.write(tabulate(rows, headers=["task", "optimizer", "seeds", "errors", "best feasible (mean)", "found",
                                            "waste", "TTFF (trials)", "cost s/case", "env errors"],
                             tablefmt="simple", disable_numparse=True))

@@ -58,6 +58,22 @@ def add_parser(sub: Any, pm: Any) -> None:
     p.set_defaults(handler=run)
 
 
+def _published_defaults(args: argparse.Namespace, references: str | None, links: str | None
+                        ) -> tuple[list[str], str | None, str | None, list[tuple[Path, str]]]:
+    """Without RESULTS_DIR: the published records, references and figures, and the files --check compares."""
+    if not Path(PUBLISHED["runs"]).is_dir():
+        raise UsageError(f"no RESULTS_DIR given and no published records at {PUBLISHED['runs']} "
+                         f"(run it from the repository root, or name a results directory)")
+    references = references or (PUBLISHED["references"] if Path(PUBLISHED["references"]).exists() else None)
+    checks: list[tuple[Path, str]] = []
+    if args.check and args.out is None:
+        checks = [(Path(PUBLISHED["readme"]), "github"), (Path(PUBLISHED["page"]), "html")]
+        if Path(PUBLISHED["summary"]).exists():
+            checks.append((Path(PUBLISHED["summary"]), "summary"))
+    # the published README shows the published figures
+    return [PUBLISHED["runs"]], references, links or PUBLISHED["plots"], checks
+
+
 def _optimizer_info(path: str | None, pm: Any) -> dict[str, dict]:
     """What each optimizer is: from ``path`` (the published board keeps a copy, so the page does not
     depend on which plugins are installed where it is checked), else from this installation."""
@@ -153,16 +169,7 @@ def run(args: argparse.Namespace, pm: Any) -> int:
     if args.reproduce is not None and args.check:
         raise UsageError("--reproduce reruns cases and --check compares rendered text: give one of them")
     if not results:
-        if not Path(PUBLISHED["runs"]).is_dir():
-            raise UsageError(f"no RESULTS_DIR given and no published records at {PUBLISHED['runs']} "
-                             f"(run it from the repository root, or name a results directory)")
-        results = [PUBLISHED["runs"]]
-        references = references or (PUBLISHED["references"] if Path(PUBLISHED["references"]).exists() else None)
-        links = links or PUBLISHED["plots"]  # the published README shows the published figures
-        if args.check and out is None:
-            checks = [(Path(PUBLISHED["readme"]), "github"), (Path(PUBLISHED["page"]), "html")]
-            if Path(PUBLISHED["summary"]).exists():
-                checks.append((Path(PUBLISHED["summary"]), "summary"))
+        results, references, links, checks = _published_defaults(args, references, links)
     published = [Path(r) for r in results] == [Path(PUBLISHED["runs"])]
     if args.check and out is None and not checks:
         raise UsageError("--check compares with a file: give --out FILE")
