@@ -280,6 +280,21 @@ class Session:
     #: notes on what ``--resume`` leaves as it is (unfinished cases under other parameters)
     resume_notes: list[str] = field(default_factory=list)
     _task_facts: dict = field(default_factory=dict, repr=False)
+    _tasks: dict = field(default_factory=dict, repr=False)  # (task, target) -> the task, built once per run
+
+    def task(self, name: str, target: str) -> Any:
+        """The task ``name[target]``, built once per session for the header, the identities, the
+        manifest and the per-trial lines (each case still builds its own: cases never share state)."""
+        key = (name, target)
+        if key not in self._tasks:
+            self._tasks[key] = self.pm.get_task_spec(name).build(target)
+        return self._tasks[key]
+
+    def close_tasks(self) -> None:
+        """Close the tasks :meth:`task` built."""
+        for task in self._tasks.values():
+            task.close()
+        self._tasks.clear()
 
     # -- output ----------------------------------------------------------------------------------
     def write(self, text: str = "") -> None:
@@ -309,15 +324,13 @@ class Session:
         for b in self.pm.broken:
             self.write(f"BROKEN PLUGIN {b.name} ({b.source}): {b.error}")
         targets = sorted({(c.task, c.target, c.kind) for c in self.cases})
-        specs = self.pm.task_specs()
         for name, target, kind in targets:
-            task = specs[name].build(target)
+            task = self.task(name, target)
             line = f"target: {name}[{target}] ({kind}, v{task.version}, signature {task.signature()})"
             extra = task.metadata.extra or {}
             if extra.get("header"):
                 line += f" -- {extra['header']}"
             self.write(line)
-            task.close()
         if self.executor != "serial" or self.workers > 1:
             live = any(c.kind == "live" for c in self.cases)
             describe = getattr(self.pm.executors().get(self.executor), "describe", None)
@@ -373,6 +386,7 @@ class Session:
         except ResultsFolderBusy as exc:
             raise UsageError(str(exc)) from None
         finally:
+            self.close_tasks()
             lock.release()
 
     def check_results_folder(self) -> None:
@@ -445,13 +459,10 @@ class Session:
         from .runner import _construct
 
         try:
-            task = self.pm.get_task_spec(case.task).build(case.target)
-            try:
-                cls = self.pm.get_optimizer_class(case.optimizer)
-                optimizer = _construct(case, task, cls)
-                return case_identity(task.signature(), case.optimizer, cls, optimizer.get_params())
-            finally:
-                task.close()
+            task = self.task(case.task, case.target)
+            cls = self.pm.get_optimizer_class(case.optimizer)
+            optimizer = _construct(case, task, cls)
+            return case_identity(task.signature(), case.optimizer, cls, optimizer.get_params())
         except Exception:  # noqa: BLE001 - reported by the case itself when it runs
             return None
 
@@ -548,22 +559,18 @@ class Session:
         """``-v``: one line per trial; ``-vv``: with every metric, rounded."""
         task = self._task_facts.get(case.task_label)
         if task is None:
-            built = self.pm.get_task_spec(case.task).build(case.target)
+            built = self.task(case.task, case.target)
             task = (built.objective.metric, [c.to_json() for c in built.constraints])
-            built.close()
             self._task_facts[case.task_label] = task
         report = trial_detail if self.verbosity >= 2 else trial_line
         self.write(report(record, *task))
 
     def _task_descriptions(self) -> dict:
         out = {}
-        specs = self.pm.task_specs()
         for name, target, label in sorted({(c.task, c.target, c.task_label) for c in self.cases}):
-            task = specs[name].build(target)
-            desc = task.describe()
+            desc = self.task(name, target).describe()
             desc.pop("space", None)
             out[label] = desc
-            task.close()
         return out
 
     def exit_status(self) -> ExitCode:

@@ -333,3 +333,23 @@ def test_list_optimizers_as_json_names_module_and_description(cli):
     assert info["tba"]["module"] == "deploybench_optimizers.tba" and "annealing" in info["tba"]["description"]
     bad = cli("list", "tasks", "--json")
     assert bad.returncode == 2 and "list --json lists optimizers" in bad.stderr
+
+
+def test_a_session_builds_each_task_once_besides_its_cases(cli, tmp_path, monkeypatch):
+    """The header, the identities, the manifest and the per-trial lines share one build of each
+    (task, target); only the cases build their own."""
+    from deploybench.tasks import synthetic
+
+    builds = []
+    real = synthetic.CrashyBranin.__init__
+
+    def counting(self, *args, **kwargs):
+        builds.append(1)
+        real(self, *args, **kwargs)
+
+    monkeypatch.setattr(synthetic.CrashyBranin, "__init__", counting)
+    proc = cli("run", "-o", "random", "-o", "tba", "-t", "crashy_branin", "--seeds", "2", "--budget", "3", "-v",
+               "--out", str(tmp_path / "r"))
+    assert proc.returncode == 0, proc.stderr
+    cases = 4
+    assert len(builds) == cases + 2  # one to check the name at collection, one for the session, one per case
