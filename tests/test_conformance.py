@@ -79,9 +79,73 @@ def test_checks_that_do_not_apply_are_skipped_not_passed(pytester):
             check(optimizer)
     """)
     result = pytester.runpytest_inprocess("-v", "-rs", "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=9, skipped=1)
+    result.assert_outcomes(passed=10, skipped=1)
     result.stdout.fnmatch_lines(["*::test_conformance?noisy-check_different_seeds_differ? SKIPPED*", "SKIPPED*check_different_seeds_differ does not "
                                  "apply: Noisy declares tags.deterministic = False*"])
+
+
+FORGETFUL = """
+    import numpy as np
+    from deploybench import Optimizer, OptimizerTags
+
+    class Forgetful(Optimizer):
+        # suggests from an unseeded generator: no run can be repeated, so none can be resumed
+        name = "forgetful"
+        tags = OptimizerTags(deterministic=False)
+
+        def ask(self):
+            return self.space.sample(np.random.default_rng())
+
+        def tell(self, config, outcome):
+            pass
+"""
+
+
+def test_resume_goes_through_the_real_runner_and_known_failures_are_strict_xfails(pytester):
+    """The resume check runs the runner on files: an optimizer that cannot replay its recorded trials
+    fails it with the reason; listed in expected_failed_checks, the failure is an xfail (strict: a
+    check that starts passing fails the run until it is taken off the list)."""
+    pytester.makepyfile(forgetful_opt=FORGETFUL)
+    pytester.makepyfile(test_plugin="""
+        from deploybench.testing import parametrize_with_checks
+        from forgetful_opt import Forgetful
+
+        KNOWN = {"check_same_seed_same_suggestions": "suggestions do not depend on the seed",
+                 "check_resumes_through_the_runner": "cannot replay its recorded trials"}
+
+        @parametrize_with_checks([Forgetful], budget=6, expected_failed_checks=lambda cls: KNOWN)
+        def test_conformance(optimizer, check):
+            check(optimizer)
+    """)
+    result = pytester.runpytest_inprocess("-v", "-rxs", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=8, skipped=1, xfailed=2)
+    result.stdout.fnmatch_lines(["XFAIL *check_resumes_through_the_runner* - cannot replay its recorded trials"])
+
+
+def test_check_optimizer_reports_expected_failures_and_refuses_stale_ones(pytester):
+    import importlib
+    import sys
+
+    from deploybench.plugins import create_plugin_manager
+    from deploybench.testing import check_optimizer
+
+    pytester.makepyfile(forgetful_opt=FORGETFUL)
+    sys.path.insert(0, str(pytester.path))
+    try:
+        forgetful = importlib.import_module("forgetful_opt").Forgetful
+    finally:
+        sys.path.remove(str(pytester.path))
+        sys.modules.pop("forgetful_opt", None)
+    with pytest.raises(AssertionError, match="--resume could not replay the 7 recorded trials"):
+        check_optimizer(forgetful, expected_failed_checks={"check_same_seed_same_suggestions": "unseeded"})
+    known = {"check_same_seed_same_suggestions": "unseeded", "check_resumes_through_the_runner": "no replay"}
+    notes = check_optimizer(forgetful, expected_failed_checks=known)
+    assert "check_resumes_through_the_runner: expected to fail (no replay)" in notes
+    with pytest.raises(ValueError, match=r"unknown checks \['check_resume'\]"):
+        check_optimizer(forgetful, expected_failed_checks={"check_resume": "typo"})
+    random_search = create_plugin_manager().get_optimizer_class("random")
+    with pytest.raises(AssertionError, match="passed but is listed in expected_failed_checks"):
+        check_optimizer(random_search, expected_failed_checks={"check_resumes_through_the_runner": "stale"})
 
 
 def test_an_optimizer_written_for_the_first_contract_still_runs_with_a_deprecation_warning():
