@@ -100,16 +100,18 @@ def _preflight(task: TuneTask, prepare_fn: Callable[[Any], dict], on_line: Calla
 
 
 def _smoke_run(task: TuneTask, label: str, request: Any, on_line: Callable[[str], None]) -> None:
-    """Run the prepared model once, at batch 1, without a memory limit: a model that cannot take the
-    declared input (a wrong ``--input-shape``, a rank it does not accept) would otherwise crash in every
-    trial of the search; a runtime error here is the user's input, said once, before any trial."""
+    """Run the prepared model once (batch 1, or the ONNX file's fixed batch), without a memory limit: a
+    model that cannot take the declared input (a wrong ``--input-shape``, a rank it does not accept)
+    would otherwise crash in every trial of the search; a runtime error here is the user's input, said
+    once, before any trial."""
     from dataclasses import replace
 
     from ..live.profiler import profile
     from ..locking import exclusive_lock
 
-    on_line(f"pre-flight: running {label} once at batch 1")
-    one = replace(request, config={**request.config, "batch_size": 1}, latency_cap_ms=None, early_stop_factor=0.0,
+    batch = getattr(task.sources.get(label), "fixed_batch", None) or 1  # an ONNX file may fix its batch size
+    on_line(f"pre-flight: running {label} once at batch {batch}")
+    one = replace(request, config={**request.config, "batch_size": batch}, latency_cap_ms=None, early_stop_factor=0.0,
                   warmup_min_iters=1, warmup_max_iters=1, min_iters=1, max_iters=1, max_retries=0,
                   memory_limit_mb=None)
     with exclusive_lock(task.spec.lock):
