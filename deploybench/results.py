@@ -10,18 +10,29 @@ A killed run therefore loses at most the trial in flight. Readers tolerate a tor
 (and say so); a file written by a newer format version is refused with a clear message.
 A run manifest (``manifest.json``, plus every session in ``sessions.jsonl``) records versions,
 the command line, the machine and the task signatures.
+
+Published records (``leaderboard/runs``) keep the same files, compacted, in one ZIP archive per table
+(``<task label>.tar.xz`` holding ``<optimizer>/seed_<n>.jsonl``; :mod:`deploybench.archive` writes
+them): every reader here takes a case inside an archive wherever it takes a case file, and a case's
+path then reads ``.../edge_tight@edge.tar.xz/tba/seed_0.jsonl``. ``tar xf`` gives back the layout
+``run`` writes.
 """
 
 from __future__ import annotations
 
+import fnmatch
+import functools
 import gzip
+import io
 import json
+import lzma
 import math
 import os
+import tarfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any, Iterator, Union
 
 from . import direction as direction_
 from .outcome import ErrorKind
@@ -35,6 +46,12 @@ __all__ = [
     "MAX_LINE_BYTES",
     "iter_case_files",
     "CASE_PATTERNS",
+    "ARCHIVE_SUFFIX",
+    "CaseLocation",
+    "case_location",
+    "archive_of",
+    "is_archive",
+    "ArchivedCase",
     "drop_lines_after_end",
     "case_path",
     "write_manifest",
@@ -44,6 +61,7 @@ __all__ = [
 ]
 
 FORMAT_VERSION = 1
+
 
 
 class ResultsFormatError(Exception):
@@ -164,7 +182,7 @@ _ERROR_KINDS = tuple(kind.value for kind in ErrorKind)
 class CaseFile:
     """A case file as read back: header, trials, end line (None if unfinished), and read problems."""
 
-    path: Path
+    path: CaseLocation
     header: dict
     trials: list[dict] = field(default_factory=list)
     end: dict | None = None
@@ -254,23 +272,25 @@ def _end_problem(e: dict) -> str | None:
     return None
 
 
-def _lines(path: Path) -> Iterator[tuple[int, str, bool]]:
+def _lines(path: CaseLocation) -> Iterator[tuple[int, str, bool]]:
     """(line number, text, complete) for each line, never holding more than MAX_LINE_BYTES of one.
-    ``.gz`` files (the published records) are decompressed; undecodable bytes are replaced, so a
-    damaged line is reported as corrupt rather than stopping the reader."""
+    ``.gz`` files and archive members are decompressed; undecodable bytes are replaced, so a damaged
+    line is reported as corrupt rather than stopping the reader."""
     try:
-        if path.suffix == ".gz":
+        if isinstance(path, ArchivedCase):
+            fh = io.TextIOWrapper(io.BytesIO(path.data()), encoding="utf-8", errors="replace")
+        elif path.suffix == ".gz":
             fh = gzip.open(path, "rt", encoding="utf-8", errors="replace")
         else:
             fh = open(path, "r", encoding="utf-8", errors="replace")
     except OSError as exc:
-        raise ResultsFormatError(f"cannot read {path}: {exc.strerror or exc}") from None
+        raise ResultsFormatError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
     with fh:
         lineno = 0
         while True:
             try:
                 raw = fh.readline(MAX_LINE_BYTES)
-            except (OSError, EOFError, zlib.error) as exc:  # unreadable, or a damaged .gz stream
+            except (OSError, EOFError, zlib.error) as exc:  # unreadable, or a damaged stream
                 raise ResultsFormatError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
             if not raw:
                 return
@@ -283,7 +303,7 @@ def _lines(path: Path) -> Iterator[tuple[int, str, bool]]:
             yield lineno, raw, raw.endswith("\n")
 
 
-def scan_case_file(path: Path | str, problems: list[str], skipped: list[int] | None = None) -> Iterator[tuple[str, dict]]:
+def scan_case_file(path: CaseLocation | str, problems: list[str], skipped: list[int] | None = None) -> Iterator[tuple[str, dict]]:
     """Stream a case file strictly, one record at a time: ``("case", header)`` first, then
     ``("trial", record)`` for each trial in order (numbered 0, 1, 2, ...) and ``("end", record)``.
 
@@ -296,7 +316,7 @@ def scan_case_file(path: Path | str, problems: list[str], skipped: list[int] | N
     receives the numbers of torn and corrupt lines.
     """
     skipped = skipped if skipped is not None else []
-    path = Path(path)
+    path = case_location(path)
     header_seen = False
     expected = 0
     gap_noted = False
@@ -361,10 +381,10 @@ def scan_case_file(path: Path | str, problems: list[str], skipped: list[int] | N
         raise ResultsFormatError(f"{path} is not a deploybench case file (no case header line)")
 
 
-def read_case_file(path: Path | str) -> CaseFile:
+def read_case_file(path: CaseLocation | str) -> CaseFile:
     """Read a whole case file with :func:`scan_case_file`. A torn or corrupt line is skipped and
     reported in ``problems``; an unusable file raises :class:`ResultsFormatError`."""
-    path = Path(path)
+    path = case_location(path)
     problems: list[str] = []
     header: dict = {}
     trials: list[dict] = []
@@ -384,10 +404,10 @@ def read_case_file(path: Path | str) -> CaseFile:
 def drop_lines_after_end(path: Path | str) -> int:
     """Remove what follows the end line of a finished, plain case file (a line torn by a process
     killed after the case ended, or appended by mistake); returns how many lines were removed. The
-    file is replaced atomically; compressed (published) files and files without an end line are
-    left as they are."""
-    path = Path(path)
-    if path.suffix == ".gz":
+    file is replaced atomically; compressed (published) files, archived cases and files without an
+    end line are left as they are."""
+    path = case_location(path)
+    if isinstance(path, ArchivedCase) or path.suffix == ".gz":
         return 0
     with open(path, "r", encoding="utf-8", errors="replace") as fh:
         lines = fh.readlines()
@@ -410,17 +430,119 @@ def drop_lines_after_end(path: Path | str) -> int:
 
 #: the names of case files: written plain by the runner, compressed in the published records
 CASE_PATTERNS = ("seed_*.jsonl", "seed_*.jsonl.gz")
+#: one published table's records: ``<optimizer>/seed_<n>.jsonl`` members of a solid xz-compressed tar
+#: (see :mod:`deploybench.archive` for why this container)
+ARCHIVE_SUFFIX = ".tar.xz"
+#: members of one archive per pass, so reading a board decompresses each table once (a table is a few
+#: tens of MB decompressed)
+_ARCHIVES_KEPT = 2
 
 
-def iter_case_files(root: Path | str) -> Iterator[Path]:
-    """Every case file (``seed_*.jsonl`` or ``seed_*.jsonl.gz``) under ``root``, in sorted order,
-    whatever the folder names between (``<task>/<optimizer>`` or a parameter variant's
-    ``<task>/<optimizer>[params]``); ``root`` may also be one case file."""
-    root = Path(root)
-    if root.is_file():
+def _is_case_name(name: str) -> bool:
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in CASE_PATTERNS)
+
+
+def is_archive(path: Path) -> bool:
+    """True for a records archive (``<task label>.tar.xz``)."""
+    return path.name.endswith(ARCHIVE_SUFFIX)
+
+
+@functools.lru_cache(maxsize=_ARCHIVES_KEPT)
+def _archive_contents(path: str, mtime_ns: int, size: int) -> dict[str, bytes]:
+    """The case members of one archive version (keyed by modification time and size, so a rewritten
+    archive is read again), decompressed once: an xz stream cannot be entered in the middle."""
+    try:
+        with tarfile.open(path, "r:xz") as tar:
+            return {m.name: tar.extractfile(m).read() for m in tar if m.isfile()  # type: ignore[union-attr]
+                    and _is_case_name(m.name.rsplit("/", 1)[-1])}
+    except (OSError, EOFError, tarfile.TarError, lzma.LZMAError) as exc:
+        raise ResultsFormatError(f"cannot read the records archive {path}: {getattr(exc, 'strerror', None) or exc}"
+                                 ) from None
+
+
+def _contents(archive: Path) -> dict[str, bytes]:
+    try:
+        st = archive.stat()
+    except OSError as exc:
+        raise ResultsFormatError(f"cannot read the records archive {archive}: {exc.strerror or exc}") from None
+    return _archive_contents(str(archive), st.st_mtime_ns, st.st_size)
+
+
+@dataclass(frozen=True)
+class ArchivedCase:
+    """A case file inside a records archive; its text form is the path through the archive
+    (``runs/edge_tight@edge.tar.xz/tba/seed_0.jsonl``), which :func:`case_location` turns back into it."""
+
+    archive: Path
+    member: str
+
+    def __str__(self) -> str:
+        return f"{self.archive.as_posix()}/{self.member}"
+
+    @property
+    def name(self) -> str:
+        return self.member.rsplit("/", 1)[-1]
+
+    @property
+    def suffix(self) -> str:
+        return Path(self.name).suffix
+
+    def data(self) -> bytes:
+        try:
+            return _contents(self.archive)[self.member]
+        except KeyError:
+            raise ResultsFormatError(f"{self.archive} holds no case {self.member}") from None
+
+
+#: a case file on disk, or a case inside a published archive
+CaseLocation = Union[Path, ArchivedCase]
+
+
+def case_location(path: CaseLocation | str) -> CaseLocation:
+    """Where a case is: the file itself, or, for a path through an archive
+    (``runs/edge_tight@edge.tar.xz/tba/seed_0.jsonl``), that member of the archive."""
+    if isinstance(path, ArchivedCase):
+        return path
+    path = Path(path)
+    text = path.as_posix()
+    if ARCHIVE_SUFFIX + "/" not in text or path.exists():
+        return path
+    for parent in path.parents:
+        if is_archive(parent) and parent.is_file():
+            return ArchivedCase(parent, path.relative_to(parent).as_posix())
+    return path
+
+
+def archive_of(path: CaseLocation | str) -> Path | None:
+    """The archive a case lies in, or None for a case file on disk."""
+    location = case_location(path)
+    return location.archive if isinstance(location, ArchivedCase) else None
+
+
+def _order(path: CaseLocation) -> tuple[str, ...]:
+    return tuple(str(path).split("/"))
+
+
+def iter_case_files(root: CaseLocation | str) -> Iterator[CaseLocation]:
+    """Every case (``seed_*.jsonl`` or ``seed_*.jsonl.gz``, on disk or inside a ``.tar.xz`` records
+    archive) under ``root``, in sorted order, whatever the folder names between (``<task>/<optimizer>``
+    or a parameter variant's ``<task>/<optimizer>[params]``); ``root`` may also be one case file or one
+    archive."""
+    if isinstance(root, ArchivedCase):
         yield root
         return
-    yield from sorted({p for pattern in CASE_PATTERNS for p in root.rglob(pattern) if p.is_file()})
+    root = Path(root)
+    if root.is_file():
+        if is_archive(root):
+            yield from sorted((ArchivedCase(root, m) for m in _contents(root)), key=_order)
+        else:
+            yield root
+        return
+    found: list[CaseLocation] = [p for pattern in CASE_PATTERNS for p in root.rglob(pattern) if p.is_file()]
+    for archive in root.rglob("*" + ARCHIVE_SUFFIX):
+        if archive.is_file():
+            found.extend(ArchivedCase(archive, m) for m in _contents(archive))
+    yield from sorted(set(found), key=_order)
 
 
 def write_manifest(out_dir: Path | str, manifest: dict) -> None:

@@ -3,9 +3,11 @@
 # plugins/ (SMAC, Nevergrad, Optuna's GP and CMA-ES samplers; Ax and HEBO with SLOW_PEERS=1; installed by the README's test
 # command) on every shipped task (synthetic, cascade, deployment scenarios replayed from the shipped
 # tables, the multi-fidelity tasks under their budget in seconds of charged cost), compact the records (no
-# timings, the software versions stamped into each header, gzip), then write README.md, index.html (the
-# same as a web page) and plots/ from them. Each task × optimizer run replaces only its own folder of
-# leaderboard/runs, so one group can be refreshed without rerunning the others.
+# timings, the software versions stamped into each header, one xz archive per table), then write README.md, index.html (the
+# same as a web page) and plots/ from them. The records are one ZIP archive per table
+# (leaderboard/runs/<task>.tar.xz, holding <optimizer>/seed_N.jsonl as `run` writes them; see
+# deploybench/archive.py); each task × optimizer run replaces only its own members, so one group can be
+# refreshed without rerunning the others.
 #
 # Seeds: 20 per synthetic and cascade case (SEEDS), 100 per deployment case (DEPLOYMENT_SEEDS). On the
 # replayed deployment scenarios the optimizers' lead over random search is small against the spread between
@@ -86,13 +88,8 @@ if [ -z "${SKIP_RUNS:-}" ]; then
         || [ $? -eq 1 ]
     done
   done
-  "$PYTHON" leaderboard/compact_records.py leaderboard/runs.new
-  for dir in leaderboard/runs.new/*/*/*/; do  # <kind>/<task>/<optimizer>/
-    name="${dir#leaderboard/runs.new/*/}"
-    rm -rf "leaderboard/runs/$name"
-    mkdir -p "$(dirname "leaderboard/runs/$name")"
-    mv "$dir" "leaderboard/runs/$name"
-  done
+  # one compact archive per table (<task>.tar.xz); the optimizers just run replace their members in it
+  "$PYTHON" leaderboard/pack_records.py leaderboard/runs.new --into leaderboard/runs
   rm -rf leaderboard/runs.new
 fi
 

@@ -11,7 +11,7 @@ import pytest
 from deploybench import Outcome, Status
 from deploybench.fidelity import FULL, Fidelity, Suggestion, UnknownFidelityError, check_fidelities, split_suggestion
 from deploybench.plugins import create_plugin_manager
-from deploybench.results import read_case_file
+from deploybench.results import iter_case_files, read_case_file
 from deploybench.runner import Case, RunOptions, run_case
 from deploybench.scoring.reading import summarize_case_file
 from deploybench.session import collect
@@ -84,10 +84,10 @@ def test_single_fidelity_tasks_keep_their_signatures(task_cls):
     must still have the same signature, or its results would no longer compare."""
     task = task_cls()
     assert task.fidelities == (FULL,) and not task.multi_fidelity and task.default_budget_seconds is None
-    records = sorted((Path(__file__).parent.parent / "leaderboard" / "runs" / task.name).rglob("seed_0.jsonl*"))
-    if not records:
-        pytest.skip(f"no committed leaderboard records of {task.name}")
-    assert read_case_file(records[0]).header["task_signature"] == task.signature()
+    archive = Path(__file__).parent.parent / "leaderboard" / "runs" / f"{task.name}.tar.xz"
+    records = [p for p in iter_case_files(archive) if p.name == "seed_0.jsonl"]
+    assert records, f"no committed leaderboard records of {task.name} in {archive}"
+    assert {read_case_file(p).header["task_signature"] for p in records} == {task.signature()}
 
 
 def test_crashy_branin_mf_passes_the_task_and_fidelity_checks():

@@ -18,12 +18,12 @@ from typing import Any, Iterable, Iterator
 
 from .. import direction as direction_
 from ..outcome import counts_as_found
-from ..results import CASE_PATTERNS, ResultsFormatError, iter_case_files, scan_case_file
+from ..results import CASE_PATTERNS, CaseLocation, ResultsFormatError, case_location, iter_case_files, scan_case_file
 
 __all__ = ["GroupKey", "CaseSummary", "summarize_case_file", "iter_summaries", "group_summaries",
            "iter_case_paths", "CASE_PATTERNS"]
 
-#: case file names the leaderboard reads: plain, or gzip-compressed as the published records are
+#: case file names the leaderboard reads: plain, or gzip-compressed (the published ones are in archives)
 
 #: outcome statuses that waste a trial (early-stopped trials are infeasible)
 WASTED = ("infeasible", "crashed", "timeout")
@@ -125,12 +125,12 @@ class CaseSummary:
 
 
 
-def summarize_case_file(path: Path | str) -> CaseSummary:
-    """Stream one case file (``.jsonl`` or ``.jsonl.gz``) into a :class:`CaseSummary` through the one strict case-file reader,
+def summarize_case_file(path: CaseLocation | str) -> CaseSummary:
+    """Stream one case file (``.jsonl``, ``.jsonl.gz`` or a case in a records archive) into a :class:`CaseSummary` through the one strict case-file reader,
     :func:`deploybench.results.scan_case_file` (the runner and ``--resume`` use it too): a torn,
     corrupt or mistyped line is skipped and noted in ``problems``; an unusable file (no header, a
     newer format, a mistyped header) raises :class:`ResultsFormatError`."""
-    path = Path(path)
+    path = case_location(path)
     summary: CaseSummary | None = None
     direction = "maximize"
     end: dict | None = None
@@ -212,7 +212,7 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
 
 
-def _from_header(path: Path, h: dict) -> CaseSummary:
+def _from_header(path: CaseLocation, h: dict) -> CaseSummary:
     objective = h.get("objective") or {}
     label = h.get("task_label") or h.get("task") or "?"
     group = GroupKey(label, str(h.get("task_signature") or "unknown"), int(h.get("budget") or 0),

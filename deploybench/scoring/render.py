@@ -21,6 +21,7 @@ from .html_page import html_page
 from .metrics import GroupResult, RowMetrics
 from .plots import CD_STEM, plot_stems
 from .statistics import SignificanceFloor, significance_floor
+from ..results import archive_of, is_archive
 
 __all__ = ["render", "FORMATS", "fmt_num", "leaderboard_blocks", "to_json_data"]
 
@@ -248,15 +249,19 @@ def _reproducibility_blocks() -> list[Block]:
 
 
 def _records_link(g: GroupResult, records_base: str | None) -> str:
-    """`` Records: [runs/<task>/](runs/<task>/).`` when every case file of the table lies in one task folder
-    (``<task>/<optimizer>/seed_N``), relative to ``records_base`` (the document's folder)."""
+    """`` Records: [runs/<task>.tar.xz](runs/<task>.tar.xz).`` when every case of the table lies in one records
+    archive (or ``[runs/<task>/]`` in one task folder, ``<task>/<optimizer>/seed_N``), relative to
+    ``records_base`` (the document's folder)."""
     if records_base is None:
         return ""
-    folders = {Path(c.path).parent.parent for r in g.rows for c in r.cases}
-    if len(folders) != 1:
+    places = {archive_of(c.path) or Path(c.path).parent.parent for r in g.rows for c in r.cases}
+    if len(places) != 1:
         return ""
-    rel = Path(os.path.relpath(folders.pop(), records_base)).as_posix()
-    return f" Records: [{rel}/]({rel}/)."
+    place = places.pop()
+    rel = Path(os.path.relpath(place, records_base)).as_posix()
+    if not is_archive(place):
+        rel += "/"
+    return f" Records: [{rel}]({rel})."
 
 
 def leaderboard_blocks(board: Leaderboard, *, plots_rel: str | None = None, title: str = "DeployBench leaderboard",

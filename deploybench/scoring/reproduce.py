@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from ..results import ResultsFormatError, read_case_file
+from ..results import CaseLocation, ResultsFormatError, read_case_file
 from .reading import iter_case_paths
 
 __all__ = ["CaseRecord", "Comparison", "read_record", "load_records", "choose_cases", "compare_trials", "reproduce_case", "run_arguments",
@@ -32,7 +32,7 @@ COMPARED_FIELDS = ("config", "outcome", "duplicate")
 class CaseRecord:
     """One case file's header and trial lines (in trial order)."""
 
-    path: Path
+    path: CaseLocation
     header: dict
     trials: list[dict]
 
@@ -77,7 +77,7 @@ def read_record(path: Path | str) -> CaseRecord:
         case = read_case_file(path)
     except ResultsFormatError as exc:
         raise ValueError(str(exc)) from None
-    return CaseRecord(Path(path), case.header, case.trials)
+    return CaseRecord(case.path, case.header, case.trials)
 
 
 def choose_cases(records: Sequence[CaseRecord], n: int) -> list[CaseRecord]:
