@@ -103,8 +103,12 @@ def deploybench_leaderboard_metrics() -> "list[Any]":
 
 # -- command line ------------------------------------------------------------------------------------
 @hookspec
-def deploybench_addoption(parser: "argparse.ArgumentParser") -> None:
-    """Add options to ``deploybench run``. Called once, before the command line is parsed.
+def deploybench_addoption(parser: "argparse.ArgumentParser", command: str) -> None:
+    """Add options to ``deploybench run`` (``command`` ``"run"``) and ``deploybench record`` (``"record"``:
+    an executor plugin that can measure a recording, see ``measurement_pool`` on
+    :class:`deploybench.executors.Executor`, takes its options there too). Called once, before the
+    command line is parsed; an implementation may leave ``command`` out of its signature and add the
+    same options to both.
 
     Read them back in :func:`deploybench_sessionstart` from ``session.options``.
     """

@@ -27,13 +27,13 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol, Sequence, runtime_checkable
 
 from .deployment_grid import DeploymentGrid
 from .locking import exclusive_lock
 from .tables import load_table, open_table_for_append
 
-__all__ = ["Recorder", "RecordingSummary", "NEAR_CAP", "NEAR_MEMORY", "DEFAULT_REPEATS_NEAR_CAP", "LIVE_TIME_LIMIT_S",
+__all__ = ["Recorder", "RecordingSummary", "MeasurementPool", "LocalPool", "Measured", "NEAR_CAP", "NEAR_MEMORY", "DEFAULT_REPEATS_NEAR_CAP", "LIVE_TIME_LIMIT_S",
            "near_a_cap", "near_memory_boundary", "needs_repeats", "recording_order", "missing_repeats"]
 
 NEAR_CAP = 0.3
@@ -136,7 +136,8 @@ class Recorder:
     """Record ``grid`` on the device profile ``device_profile`` into the chunk ``out`` (``.jsonl``).
 
     ``only`` narrows what this run measures (chunking) while the chunk keeps the whole grid;
-    ``profile_fn`` replaces the live profiler (tests); ``reference_fn`` the speed reference workload
+    ``pool`` is where the measurements run (default: a :class:`LocalPool` on this machine; an executor
+    plugin's pool spreads them over a fleet); ``profile_fn`` replaces the live profiler (tests); ``reference_fn`` the speed reference workload
     (:func:`deploybench.live.drift.reference_workload`), measured before the first measurement of every
     pass of every run (so a resumed chunk measures its own) and stored with each line as
     ``speed_reference``. Constructor arguments are stored as given.
@@ -149,7 +150,7 @@ class Recorder:
                  max_new: int | None = None, lock: str | None = None, note: str | None = None,
                  weights: str = "auto", data_dir: str | None = None, max_other_cores: float | None = None,
                  profile_fn: Callable[[Any], Any] | None = None,
-                 reference_fn: Callable[[], dict] | None = None) -> None:
+                 reference_fn: Callable[[], dict] | None = None, pool: "MeasurementPool | None" = None) -> None:
         self.grid = grid
         self.out = Path(out)
         self.name = name or self.out.name.split(".")[0]
@@ -168,6 +169,7 @@ class Recorder:
         self.max_other_cores = max_other_cores
         self.profile_fn = profile_fn
         self.reference_fn = reference_fn
+        self.pool = pool
         if self.repeats_near_cap < 1:
             raise ValueError("repeats near a cap must be at least 1")
 
@@ -237,11 +239,20 @@ class Recorder:
                               memory_limit_mb=profile.memory_mb, max_other_cores=self.max_other_cores,
                               artefact_cache=self.artefact_cache)
 
-    def run(self, on_line: Callable[[str], None] = print) -> RecordingSummary:
+    def _pool(self) -> "MeasurementPool":
+        if self.pool is not None:
+            return self.pool
         from .live.profiler import profile
-        from .tasks.deployment import scenarios
 
+        if self.reference_fn is None:
+            from .live.drift import reference_workload as reference
+        else:
+            reference = self.reference_fn
+        return LocalPool(self.profile_fn or profile, reference, lock=self.lock)
+
+    def run(self, on_line: Callable[[str], None] = print) -> RecordingSummary:
         from .live.devices import get_device_profile
+        from .tasks.deployment import scenarios
 
         scen = list(scenarios().values())
         device_mb = get_device_profile(self.device_profile).memory_mb
@@ -249,6 +260,7 @@ class Recorder:
         fh = open_table_for_append(self.out, header)  # raises TableError on another grid
         summary = RecordingSummary()
         started = time.time()
+        pool = self._pool()
         try:
             existing = load_table(self.out)
             space = self.grid.space()
@@ -256,56 +268,126 @@ class Recorder:
             for key, reps in existing.measurements.items():
                 clean[key] = [m for m in reps if not m.get("contaminated")]
             todo = self._todo()
-            measure = self.profile_fn or profile
-            if self.reference_fn is None:
-                from .live.drift import reference_workload as reference
-            else:
-                reference = self.reference_fn
-            for pass_no in range(self.repeats_near_cap):
-                speed_reference = None
+            submitted = 0
+            copies = max(1, int(getattr(pool, "copies", 1)))  # measurements one job makes (one per node)
+
+            def jobs(pass_no: int, disturbed: dict[str, int]) -> Iterator[tuple[dict, Any]]:
+                """This round's configurations, one measurement each, checked against the time box and the
+                measurement cap before each is handed out (a pool asks for the next when it has a free slot)."""
+                nonlocal submitted
                 for config in todo:
                     key = space.key(config)
                     reps = clean.setdefault(key, [])
-                    wanted = 1 if pass_no == 0 else (
-                        pass_no + 1 if reps and needs_repeats(reps, scen, device_mb) else 0)
-                    disturbed = 0
-                    while len(reps) < wanted and disturbed < MAX_CONTAMINATED_PER_PASS:
-                        if self.max_new is not None and len(summary.new) >= self.max_new:
-                            summary.stopped = f"after {self.max_new} new measurements"
-                            return summary
-                        if self.stop_after_s is not None and \
-                                time.time() - started + self.time_limit_s > self.stop_after_s:
-                            summary.stopped = (f"at the time box of {self.stop_after_s:g} s: the next measurement "
-                                               "could run past it")
-                            return summary
-                        with exclusive_lock(self.lock):
-                            if speed_reference is None:  # this pass of this run measures: its level first
-                                speed_reference = reference()
-                                summary.speed_references.append((pass_no, speed_reference))
-                            m = measure(self._request(config))
-                        data = m.to_dict() if hasattr(m, "to_dict") else dict(m)
-                        fh.write(json.dumps({"type": "measurement", "key": key, "config": config,
+                    wanted = copies * (1 if pass_no == 0 else (
+                        pass_no + 1 if reps and needs_repeats(reps, scen, device_mb) else 0))
+                    if len(reps) >= wanted or disturbed.get(key, 0) >= MAX_CONTAMINATED_PER_PASS:
+                        continue
+                    if self.max_new is not None and submitted >= self.max_new:
+                        summary.stopped = f"after {self.max_new} new measurements"
+                        return
+                    if self.stop_after_s is not None and time.time() - started + self.time_limit_s > self.stop_after_s:
+                        summary.stopped = (f"at the time box of {self.stop_after_s:g} s: the next measurement "
+                                           "could run past it")
+                        return
+                    submitted += 1
+                    yield config, self._request(config)
+
+            for pass_no in range(self.repeats_near_cap):
+                disturbed: dict[str, int] = {}
+                while True:  # a round measures each configuration still short of clean repeats once
+                    measured = 0
+                    for result in pool.measure(pass_no, jobs(pass_no, disturbed)):
+                        measured += 1
+                        key = space.key(result.config)
+                        reps = clean.setdefault(key, [])
+                        data = result.data
+                        fh.write(json.dumps({"type": "measurement", "key": key, "config": result.config,
                                              "repeat": len(reps), "pass": pass_no,
-                                             "load_avg_1m": round(os.getloadavg()[0], 2),
+                                             "load_avg_1m": result.load_avg_1m,
                                              "recorded_at": round(time.time()), "time_limit_s": self.time_limit_s,
-                                             "speed_reference": speed_reference,
+                                             "speed_reference": result.speed_reference,
+                                             **({"node": result.node} if result.node else {}),
                                              "measurement": data}, allow_nan=False) + "\n")
                         fh.flush()
                         summary.new.append((key, data))
                         summary.redone += max(0, int(data.get("attempts", 1)) - 1)
+                        if result.speed_reference is not None and \
+                                (pass_no, result.speed_reference) not in summary.speed_references:
+                            summary.speed_references.append((pass_no, result.speed_reference))
                         if data.get("contaminated"):
                             summary.contaminated += 1
-                            disturbed += 1
+                            disturbed[key] = disturbed.get(key, 0) + 1
                         else:
                             reps.append(data)
-                        on_line(_line(key, len(reps), pass_no, data))
+                        on_line(_line(key, len(reps), pass_no, data, result.node))
+                    if summary.stopped:
+                        return summary
+                    if measured == 0:
+                        break
             return summary
         finally:
             fh.close()
+            close = getattr(pool, "close", None)
+            if callable(close):
+                close()
             summary.wall_s = time.time() - started
             table = load_table(self.out)
             summary.covered, summary.grid = table.coverage()
             summary.clean_repeats_missing = missing_repeats(table, self.repeats_near_cap)
+
+
+@dataclass
+class Measured:
+    """One measurement back from a pool: the configuration, the profiler's result (``to_dict`` form), the
+    speed reference of the machine that measured it in this pass, that machine (None: this one) and its
+    load average then."""
+
+    config: dict
+    data: dict
+    speed_reference: dict | None = None
+    node: dict | None = None
+    load_avg_1m: float | None = None
+
+
+@runtime_checkable
+class MeasurementPool(Protocol):
+    """Where a recording's measurements run: this machine (:class:`LocalPool`) or a fleet of machines
+    (an executor plugin's ``measurement_pool``, e.g. ``deploybench-ray``).
+
+    ``measure(pass_no, jobs)`` takes ``(config, ProfileRequest)`` pairs from ``jobs`` only when it has a
+    free slot (the recorder checks its time box and measurement cap as each is taken) and yields a
+    :class:`Measured` for each as it finishes, in any order. It never runs two measurements on one
+    machine at once, measures each machine's speed reference once per pass (before its first
+    measurement of that pass), and gives each result the identity of the machine that measured it. An
+    optional ``copies`` says how many measurements one job makes (one per node in a study that measures
+    every configuration on every node; 1 when absent), so passes count repeats per copy. A
+    measurement lost with its machine is measured again elsewhere or left out (the recorder asks for it
+    again in its next round); the recorder is the only writer of the table.
+    """
+
+    def measure(self, pass_no: int, jobs: Iterable[tuple[dict, Any]]) -> Iterator[Measured]:
+        ...  # pragma: no cover - a protocol
+
+
+class LocalPool:
+    """Measures on this machine, one configuration at a time, each under the lock ``lock`` (see
+    ``deploybench record --lock``). Constructor arguments are stored as given."""
+
+    def __init__(self, profile_fn: Callable[[Any], Any], reference_fn: Callable[[], dict], *,
+                 lock: str | None = None) -> None:
+        self.profile_fn = profile_fn
+        self.reference_fn = reference_fn
+        self.lock = lock
+        self._references: dict[int, dict] = {}
+
+    def measure(self, pass_no: int, jobs: Iterable[tuple[dict, Any]]) -> Iterator[Measured]:
+        for config, request in jobs:
+            with exclusive_lock(self.lock):
+                if pass_no not in self._references:  # this pass measures here: the machine's level first
+                    self._references[pass_no] = self.reference_fn()
+                m = self.profile_fn(request)
+            data = m.to_dict() if hasattr(m, "to_dict") else dict(m)
+            yield Measured(config, data, self._references[pass_no], None, round(os.getloadavg()[0], 2))
 
 
 def _reference_text(ref: Mapping[str, Any]) -> str:
@@ -354,7 +436,7 @@ def missing_repeats(table: Any, wanted: int) -> int:
     return repeats_to_record(table, wanted)[0]
 
 
-def _line(key: str, n: int, pass_no: int, m: Mapping[str, Any]) -> str:
+def _line(key: str, n: int, pass_no: int, m: Mapping[str, Any], node: Mapping[str, Any] | None = None) -> str:
     metrics = m.get("metrics") or {}
     p95 = metrics.get("latency_p95_ms")
     mem = metrics.get("memory_peak_mb")
@@ -369,4 +451,5 @@ def _line(key: str, n: int, pass_no: int, m: Mapping[str, Any]) -> str:
     elif int(m.get("attempts", 1)) > 1:
         why = ((metrics.get("contention") or {}).get("redone_for") or ["disturbed by other work"])[0]
         text += f" [redone {int(m['attempts']) - 1}x: {why}]"
-    return text + f" [clean repeats {n}]"
+    where = f" [on {node.get('label') or node.get('host') or node.get('id')}]" if node else ""
+    return text + f" [clean repeats {n}]" + where

@@ -15,7 +15,7 @@ from collections import Counter, defaultdict
 from typing import Any, Mapping
 
 from .recording import NEAR_CAP, near_memory_boundary, repeats_to_record, table_device_mb
-from .tables import Table, ground_truth
+from .tables import Table, ground_truth, node_name
 
 __all__ = ["table_summary", "clopper_pearson", "crash_dependence", "memory_boundary"]
 
@@ -276,6 +276,7 @@ def table_summary(table: Table) -> dict:
     redo_reasons: Counter = Counter()
     costs, per_config, loads, redone = [], [], [], 0
     crash_kinds: Counter = Counter()
+    nodes: Counter = Counter()
     for key in keys:
         reps = table.measurements[key]
         per_config.append(sum(float(m.get("cost_s") or 0.0) for m in reps))
@@ -297,6 +298,7 @@ def table_summary(table: Table) -> dict:
                 accountings[(m.get("metrics") or {}).get("memory_accounting") or default] += 1
             if extra.get("load_avg_1m") is not None:
                 loads.append(float(extra["load_avg_1m"]))
+            nodes[node_name(extra)] += 1
     n = sum(statuses.values())
     repeats = Counter(len(table.measurements[k]) for k in keys)
     p = table.provenance
@@ -326,6 +328,7 @@ def table_summary(table: Table) -> dict:
         "crash_dependence": crash_dependence(table),
         "memory_boundary": memory_boundary(table),
         "speed_levels": _speed_levels(table),
+        "nodes": dict(sorted(nodes.items())),
         "time_limits_s": {str(k): v for k, v in limits.items()},
         "repeats_per_configuration": {str(k): v for k, v in sorted(repeats.items())},
         "still_to_record": _still_to_record(table, covered, grid, costs),

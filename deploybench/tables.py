@@ -459,8 +459,25 @@ def _merge_provenance(tables: Sequence[Table], note: str | None) -> dict:
     return base
 
 
+#: the node name of measurements recorded without a fleet (on the recording machine itself)
+LOCAL_NODE = "local"
+
+
+def node_name(extra: Mapping[str, Any] | None) -> str:
+    """The node a measurement line names (``deploybench record --executor ray`` stores it): its label,
+    else its host and the start of its Ray node id; :data:`LOCAL_NODE` for a line without one."""
+    node = (extra or {}).get("node")
+    if not isinstance(node, Mapping):
+        return LOCAL_NODE
+    if node.get("label"):
+        return str(node["label"])
+    ident = str(node.get("id") or "")[:8]
+    return f"{node.get('host') or '?'}:{ident}" if ident else str(node.get("host") or LOCAL_NODE)
+
+
 def pack_tables(tables: Sequence[Table], *, name: str, keep: Mapping[str, Sequence[Any]] | None = None,
-                complete: bool = True, note: str | None = None, prefer_load_below: float | None = None) -> PackResult:
+                complete: bool = True, note: str | None = None, prefer_load_below: float | None = None,
+                node: str | None = None) -> PackResult:
     """Merge recorded tables (chunks of one device's recording) into one table.
 
     The packed grid is the product of the measured values of each parameter, restricted to ``keep``
@@ -470,7 +487,9 @@ def pack_tables(tables: Sequence[Table], *, name: str, keep: Mapping[str, Sequen
     fewer configurations lost, then threads before batch sizes before precisions, backends, models).
     Repeats of one configuration from several sources are concatenated. With ``prefer_load_below``, a
     configuration that has repeats recorded at a 1-minute load average at or below it keeps only those
-    (repeats measured while other jobs ran are replaced by quiet ones where a quiet one exists).
+    (repeats measured while other jobs ran are replaced by quiet ones where a quiet one exists). With
+    ``node``, only the measurements of that node of a fleet recording are kept (:func:`node_name`): one
+    machine's view of the device, where the default pools every node's repeats.
     """
     if not tables:
         raise TableError("nothing to pack: give at least one table")
@@ -491,6 +510,9 @@ def pack_tables(tables: Sequence[Table], *, name: str, keep: Mapping[str, Sequen
             if t.provenance.get("time_limit_s") is not None:  # older chunks store it in the header only
                 source["time_limit_s"] = t.provenance["time_limit_s"]
             for m, extra in zip(reps, extras):
+                if node is not None and node_name(extra) != node:
+                    filtered_out += 1
+                    continue
                 rows.append((config, {**source, **extra}, m))
     if prefer_load_below is not None:
         rows, superseded = _prefer_quiet(rows, prefer_load_below)
@@ -549,6 +571,8 @@ def pack_tables(tables: Sequence[Table], *, name: str, keep: Mapping[str, Sequen
             provenance["time_limits_s"] = limits  # per measurement in each record's time_limit_s
     if prefer_load_below is not None:
         provenance["prefer_load_below"] = prefer_load_below
+    if node is not None:
+        provenance["node"] = node  # one node's view of a fleet recording
     header = {"type": "table", "format_version": TABLE_FORMAT_VERSION, "name": name, "space": space.to_json(),
               "space_signature": space.signature(), "provenance": provenance}
     return PackResult(header=header, records=records, dropped=dropped, filtered_out=filtered_out,

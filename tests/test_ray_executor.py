@@ -57,6 +57,16 @@ def test_plugin_registers_the_executor_and_its_option(cli):
     assert "--ray-address" in cli("run", "--help").stdout
 
 
+def test_record_takes_the_ray_options_and_names_the_executors_that_can_record(cli, tmp_path):
+    text = cli("record", "--help").stdout
+    assert "--executor" in text and "--ray-address" in text and "--ray-every-node" in text
+    assert "--ray-every-node" not in cli("run", "--help").stdout  # a recording option only
+    refused = cli("record", "--out", str(tmp_path / "t.jsonl"), "--executor", "process")
+    assert refused.returncode == 2
+    assert "executor 'process' runs cases but cannot record" in refused.stderr and "ray, serial" in refused.stderr
+    assert not (tmp_path / "t.jsonl").exists()  # refused before anything was written
+
+
 def test_ray_started_by_the_test_gives_the_serial_records(tmp_path):
     import ray
 

@@ -61,7 +61,31 @@ def add_parser(sub: Any, pm: Any) -> None:
                         "cores busy on average (default 0.15)")
     p.add_argument("--weights", default="auto", choices=("auto", "pretrained", "random"))
     p.add_argument("--data", default=None, help="ImageFolder of ImageNet synset folders for measured accuracy")
+    p.add_argument("--executor", default="serial", metavar="NAME",
+                   help="where the measurements run: serial (this machine, one at a time; the default) or an "
+                        "executor plugin that can record on a fleet, e.g. ray (one measurement per node that "
+                        "declares the device; see --fleet-device)")
+    p.add_argument("--fleet-device", default=None, metavar="LABEL",
+                   help="with a fleet executor: measure on the nodes that declare this device (for ray, the custom "
+                        "resource device:LABEL; default: the --device-profile name)")
+    if pm is not None:  # executor plugins add their options (e.g. --ray-address)
+        pm.hook.deploybench_addoption(parser=p, command="record")
     p.set_defaults(handler=run)
+
+
+def measurement_pool(args: argparse.Namespace, pm: Any, device: str) -> Any:
+    """None for a serial recording on this machine, else the named executor's measurement pool."""
+    if args.executor in ("serial", "local"):
+        return None
+    executors = pm.executors()
+    if args.executor not in executors:
+        raise UsageError(unknown_name_message("executor", args.executor, executors))
+    able = sorted(["serial", *(n for n, e in executors.items() if callable(getattr(e, "measurement_pool", None)))])
+    factory = getattr(executors[args.executor], "measurement_pool", None)
+    if not callable(factory):
+        raise UsageError(f"executor {args.executor!r} runs cases but cannot record (it has no measurement_pool); "
+                         f"executors that can record: {', '.join(able)}")
+    return factory(device, options=args, lock=args.lock)
 
 
 def run(args: argparse.Namespace, pm: Any) -> int:
@@ -107,10 +131,11 @@ def run(args: argparse.Namespace, pm: Any) -> int:
         from ..live.accuracy import default_cache_dir
 
         cache = os.path.join(default_cache_dir(), "artefacts")
+    pool = measurement_pool(args, pm, args.fleet_device or profile.name)
     recorder = Recorder(grid, args.out, name=args.name, device_profile=profile.name, device=args.device,
                         repeats_near_cap=args.repeats, time_limit_s=args.time_limit, artefact_cache=cache, only=only,
                         stop_after_s=args.stop_after, max_new=args.max_new, lock=args.lock, note=args.note,
-                        weights=args.weights, data_dir=args.data, max_other_cores=args.max_other_cores)
+                        weights=args.weights, data_dir=args.data, max_other_cores=args.max_other_cores, pool=pool)
     size = grid.size()
     print(f"recording a grid of {size} configurations on device profile {profile.name} ({profile.description}) "
           f"into {args.out}; up to {args.repeats} clean repeats near a latency cap"
@@ -118,6 +143,8 @@ def run(args: argparse.Namespace, pm: Any) -> int:
           + (f"; {profile.trial_time_limit_s:g} s per trial" if profile.trial_time_limit_s else "")
           + f"; limit {args.time_limit:g} s "
           f"per worker; artefacts cached in {cache}", flush=True)
+    if pool is not None and callable(getattr(pool, "describe", None)):
+        print(pool.describe(), flush=True)
     try:
         summary = recorder.run(on_line=lambda line: print(line, flush=True))
     except TableError as exc:

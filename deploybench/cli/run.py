@@ -160,7 +160,7 @@ def add_parser(sub: Any, pm: Any) -> None:
                    help="set an optimizer parameter, e.g. tba.T_init=0.5 (repeatable)")
     p.add_argument("--fsync", action="store_true", help="fsync every trial line (survives a machine crash)")
     if pm is not None:  # None for the top-level --help, which loads no plugin
-        pm.hook.deploybench_addoption(parser=p)
+        pm.hook.deploybench_addoption(parser=p, command="run")
     p.set_defaults(handler=run)
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-from ..plugins import UsageError
+from ..plugins import UsageError, unknown_name_message
 from ..recording import NEAR_CAP
 from ..tables import Table, TableError, load_table, pack_tables, resolve_table, write_table
 from .arguments import csv_list
@@ -43,6 +43,16 @@ def add_parser(sub: Any, pm: Any) -> None:
     pack.add_argument("--prefer-load-below", type=float, default=None, metavar="L",
                       help="per configuration, keep only repeats recorded at a 1-minute load average <= L when "
                            "it has any (replaces measurements taken while other jobs ran)")
+    pack.add_argument("--node", default=None, metavar="LABEL",
+                      help="of a fleet recording, keep only this node's measurements (one machine's view; the "
+                           "default pools every node's repeats)")
+    het = tsub.add_parser("heterogeneity", help="how the nodes of a fleet recording differ near the caps",
+                          description="Per node: measurements and speed level. Per scenario, over configurations "
+                                      "near its latency cap measured on two or more nodes: the spread of the nodes' "
+                                      "medians and the flip rate between nodes (two nodes disagree on feasibility) "
+                                      "beside the flip rate within a node.")
+    het.add_argument("table", help="a shipped table name or a path")
+    het.add_argument("--json", action="store_true", help="print the report as JSON")
     drift = tsub.add_parser("drift", help="re-measure a few configurations near the caps live: how far is this "
                                           "machine from the table?",
                             description="Measure the speed reference workload and re-measure the configurations "
@@ -75,7 +85,23 @@ def run(args: Any, pm: Any) -> int:
         return _drift(args)
     if command == "export":
         return _export(args)
-    raise UsageError("deploybench table: choose a subcommand: info, pack, drift, export")
+    if command == "heterogeneity":
+        return _heterogeneity(args)
+    raise UsageError("deploybench table: choose a subcommand: info, pack, heterogeneity, drift, export")
+
+
+def _heterogeneity(args: Any) -> int:
+    import json
+
+    from ..heterogeneity import heterogeneity
+    from ..tasks.deployment import scenarios
+
+    report = heterogeneity(_load(args.table), list(scenarios().values()))
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        print("\n".join(report.lines()))
+    return 0
 
 
 def _export(args: Any) -> int:
@@ -136,12 +162,18 @@ def _load(name: str) -> Table:
 
 def _pack(args: Any) -> int:
     tables = [_load(s) for s in args.sources]
+    if args.node is not None:
+        from ..tables import node_name
+
+        nodes = sorted({node_name(e) for t in tables for extras in t.extras.values() for e in extras})
+        if args.node not in nodes:
+            raise UsageError(unknown_name_message("node", args.node, nodes))
     keep = {"model": args.models, "backend": args.backends, "precision": args.precisions,
             "batch_size": args.batch_sizes, "threads": args.threads}
     name = args.name or Path(args.out).name.split(".")[0]
     try:
         result = pack_tables(tables, name=name, keep=keep, complete=not args.partial, note=args.note,
-                             prefer_load_below=args.prefer_load_below)
+                             prefer_load_below=args.prefer_load_below, node=args.node)
     except TableError as exc:
         raise UsageError(str(exc)) from exc
     if getattr(args, "require_complete", False) and result.dropped:
@@ -206,6 +238,9 @@ def _info(args: Any) -> int:
               "accuracy; no device memory limit, no contention guard (superseded by format 2 recordings)")
     if p.get("note"):
         print(f"note: {p['note']}")
+    if len(summary["nodes"]) > 1:
+        print(f"measured on {len(summary['nodes'])} nodes: " + ", ".join(f"{k} ({v})" for k, v in summary["nodes"].items())
+              + "; replay pools them (`deploybench table heterogeneity` compares them, `table pack --node` keeps one)")
     g = summary["grid"]
     print(f"grid: {g['measured']}/{g['configurations']} configurations measured "
           f"({100 * g['measured'] / max(g['configurations'], 1):.0f} %), {summary['measurements']} measurements, "

@@ -47,9 +47,17 @@ def _address(session: Any) -> str | None:
 
 
 class RayExecutor:
-    """Runs cases as Ray tasks; see the module docstring."""
+    """Runs cases as Ray tasks; see the module docstring. ``deploybench record --executor ray`` measures
+    through :meth:`measurement_pool` (:mod:`deploybench_ray.recording`)."""
 
     name = "ray"
+
+    def measurement_pool(self, device: str, *, options: Any = None, lock: str | None = None) -> Any:
+        """A recording's measurements on the Ray nodes that declare ``device:<device>``."""
+        from .recording import RayMeasurementPool
+
+        return RayMeasurementPool(device, address=getattr(options, "ray_address", None), lock=lock,
+                                  every_node=bool(getattr(options, "ray_every_node", False)))
 
     def describe(self, cases: Sequence[Case], workers: int, session: Any = None) -> str:
         address = _address(session)
@@ -106,8 +114,13 @@ def deploybench_register_executors() -> list[Any]:
 
 
 @hookimpl
-def deploybench_addoption(parser: Any) -> None:
+def deploybench_addoption(parser: Any, command: str) -> None:
     parser.add_argument("--ray-address", default=None, metavar="ADDR",
-                        help="with --executor ray: the Ray cluster to run cases on ('auto' finds the one "
-                             "`ray start --head` started on this machine, or HOST:PORT); default 'local': "
-                             f"start a local Ray instance with -n CPUs (also ${ADDRESS_ENV})")
+                        help="with --executor ray: the Ray cluster to run cases or measurements on ('auto' finds "
+                             "the one `ray start --head` started on this machine, or HOST:PORT); default for run: "
+                             "'local', a local Ray instance with -n CPUs; for record: 'auto' (also "
+                             f"${ADDRESS_ENV})")
+    if command == "record":
+        parser.add_argument("--ray-every-node", action="store_true",
+                            help="with --executor ray: measure each configuration once on every node of the device "
+                                 "(a heterogeneity study: deploybench table heterogeneity compares the nodes)")
