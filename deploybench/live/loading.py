@@ -14,6 +14,7 @@ Timing: CUDA events around each iteration on a GPU (torch backends), ``perf_coun
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -100,7 +101,28 @@ def import_runtime(config: dict, requested_device: str) -> Runtime:
     return Runtime("torch", "cpu")
 
 
-def _load_onnx(artefact: dict, config: dict, runtime: Runtime) -> Loaded:
+def _ort_device_check(ort: Any, artefact: dict, config: dict, providers: list[str], workdir: str) -> dict:
+    """The executed-precision verdict on the providers the measurement runs on: a profiled run of one
+    input. The artefact's own check ran on ONNX Runtime's CPU provider, which computes an fp16 model's
+    kernels in fp32; on CUDA the same model runs in fp16, so a CUDA measurement is judged here."""
+    import json
+
+    from .artefacts import _ort_session_options, ort_precision_shares, precision_verdict
+
+    level = config.get("graph_optimization", "all")
+    so = _ort_session_options(ort, 1, level, os.path.join(workdir, "profile-device"))
+    sess = ort.InferenceSession(artefact["path"], so, providers=providers)
+    inp = sess.get_inputs()[0]
+    dtype = np.float16 if "float16" in inp.type else np.float32
+    sess.run(None, {inp.name: _images(1, _shape(artefact)).astype(dtype)})
+    prof = sess.end_profiling()
+    with open(prof, encoding="utf-8") as fh:
+        events = json.load(fh)
+    os.remove(prof)
+    return precision_verdict(str(config["precision"]), ort_precision_shares(events))
+
+
+def _load_onnx(artefact: dict, config: dict, runtime: Runtime, workdir: str | None = None) -> Loaded:
     import onnxruntime as ort
 
     from .artefacts import _ort_session_options
@@ -113,8 +135,19 @@ def _load_onnx(artefact: dict, config: dict, runtime: Runtime) -> Loaded:
     sess = ort.InferenceSession(artefact["path"], so, providers=providers)
     actual = list(sess.get_providers())
     on_cuda = bool(actual) and actual[0] == "CUDAExecutionProvider"
-    metrics = {"providers": actual, "threads_used": threads, "graph_optimization": level,
-               "provider_fallback": want_cuda and not on_cuda}
+    if want_cuda and not on_cuda:  # a silent fall-back would record a CPU measurement as the GPU's
+        raise RuntimeError(f"requested CUDAExecutionProvider but ONNX Runtime could only start {actual} "
+                           "(no usable CUDA device or libraries): a machine problem, not the configuration's")
+    metrics = {"providers": actual, "threads_used": threads, "graph_optimization": level}
+    check_key = f"onnxruntime/{level}"
+    if on_cuda:
+        verdict = _ort_device_check(ort, artefact, config, actual, workdir or os.path.dirname(artefact["path"]))
+        metrics.update(precision_executed=verdict["executed"], precision_shares=verdict["shares"],
+                       precision_checked_on="cuda")
+    else:
+        verdict = (artefact.get("checks") or {}).get(check_key) or {"ok": True}
+    if not verdict.get("ok", True):
+        raise NotImplementedError(verdict.get("reason") or f"{config['precision']} did not execute")
     inp = sess.get_inputs()[0]
     dtype = np.float16 if "float16" in inp.type else np.float32
     x_np = _images(int(config["batch_size"]), _shape(artefact)).astype(dtype)
@@ -209,5 +242,5 @@ def _load_torch(artefact: dict, config: dict, runtime: Runtime) -> Loaded:
 def load_artefact(artefact: dict, config: dict, runtime: Runtime, workdir: str) -> Loaded:
     """Load ``artefact`` for ``config``'s backend and knobs; raises on what cannot run."""
     if runtime.family == "onnx":
-        return _load_onnx(artefact, config, runtime)
+        return _load_onnx(artefact, config, runtime, workdir)
     return _load_torch(artefact, config, runtime)

@@ -484,6 +484,12 @@ def _prepare_now(payload: dict, request: ProfileRequest, workdir: str, limit_s: 
     return fail
 
 
+def _judged_on_device(request: ProfileRequest) -> bool:
+    """True when the measuring worker judges the executed precision itself: ONNX Runtime on a request
+    that may run on CUDA, where the artefact's check (made on the CPU provider) does not apply."""
+    return request.config.get("backend") == "onnxruntime" and request.device != "cpu"
+
+
 def _check_key(config: Mapping[str, Any]) -> str:
     if config["backend"] == "onnxruntime":
         return f"onnxruntime/{config.get('graph_optimization', 'all')}"
@@ -538,7 +544,7 @@ def profile(request: ProfileRequest) -> Measurement:
             return _trial_timeout(request, trial_limit, prep_cost, None, "preparing the artefact", base_metrics)
         measure_limit = request.time_limit_s if trial_limit is None else min(request.time_limit_s,
                                                                               trial_limit - prep_cost)
-        if check is not None and not check.get("ok"):
+        if check is not None and not check.get("ok") and not _judged_on_device(request):
             return Measurement("crashed", metrics=base_metrics, cost_s=prep_cost, stages=prep_stages,
                                error={"kind": "unsupported", "message": check.get("reason") or "precision not executed"})
         attempts, redo_s = 0, 0.0
