@@ -24,6 +24,7 @@ from .hookspecs import hookimpl
 from .lifeline import ORPHAN_EXIT_CODE, bind_to_parent, parent_is_gone
 from .plugins import DeployBenchPluginManager, create_plugin_manager
 from .runner import SESSION_ERRORS, Case, CaseResult, RunOptions, run_case
+from .signals import WORKER_STOP_SIGNALS, signals_interrupt
 
 __all__ = ["Executor", "SerialExecutor", "ProcessExecutor", "LaneScheduler", "visible_gpus", "run_case_in_worker",
            "prepare_worker_process", "rerun_options"]
@@ -170,15 +171,10 @@ class LaneScheduler:
 
 
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
 def _stop_quietly(signum: int, frame: Any) -> None:
     os._exit(128 + signum)
-
-
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 def prepare_worker_process(parent_pid: int | None = None) -> None:
@@ -186,7 +182,7 @@ def prepare_worker_process(parent_pid: int | None = None) -> None:
     (even by SIGKILL; see :mod:`deploybench.lifeline`), and an idle worker exits quietly on SIGINT,
     SIGTERM or SIGHUP (Ctrl-C and ``kill`` of a process group reach every worker)."""
     bind_to_parent(parent_pid)
-    for signum in _STOP_SIGNALS:
+    for signum in WORKER_STOP_SIGNALS:
         signal.signal(signum, _stop_quietly)
 
 
@@ -207,15 +203,13 @@ def _init_worker(parent_pid: int) -> None:
 def _worker(case: Case, options: RunOptions, gpu: str | None, parent_pid: int) -> CaseResult:
     """Run a case in a pool process. While it runs, SIGINT, SIGTERM and SIGHUP raise
     KeyboardInterrupt, so the case leaves its file resumable."""
-    idle = {signum: signal.signal(signum, _interrupt) for signum in _STOP_SIGNALS}
     saved = os.environ.get("CUDA_VISIBLE_DEVICES")
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu  # inherited by the live profiler's fresh processes
     try:
-        return run_case_in_worker(case, options, parent_pid=parent_pid)
+        with signals_interrupt(WORKER_STOP_SIGNALS):
+            return run_case_in_worker(case, options, parent_pid=parent_pid)
     finally:
-        for signum, handler in idle.items():
-            signal.signal(signum, handler)
         if gpu is not None:
             if saved is None:
                 os.environ.pop("CUDA_VISIBLE_DEVICES", None)

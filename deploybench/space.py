@@ -361,10 +361,6 @@ class SearchSpace:
         return f"SearchSpace({', '.join(self.names)})"
 
     @property
-    def is_conditional(self) -> bool:
-        return any(p.condition is not None for p in self.params)
-
-    @property
     def is_finite(self) -> bool:
         return not any(isinstance(p, Float) for p in self.params)
 

@@ -181,7 +181,7 @@ def test_optimizer_shorthand_sets_its_declared_parameter_and_keeps_variants_apar
     import pytest
 
     import deploybench.plugins as plugins
-    from deploybench.session import collect
+    from deploybench.collection import collect
 
     monkeypatch.syspath_prepend(str(Path(__file__).parent / "fixtures"))
     pm = plugins.create_plugin_manager(["core_fixtures"])
@@ -198,7 +198,7 @@ def test_optimizer_shorthand_on_an_optimizer_without_one_is_a_usage_error(monkey
     import pytest
 
     import deploybench.plugins as plugins
-    from deploybench.session import collect
+    from deploybench.collection import collect
 
     pm = plugins.create_plugin_manager()
     with pytest.raises(plugins.UsageError, match="takes no ':' value.*--opt-param tba.PARAM=VALUE"):

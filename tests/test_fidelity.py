@@ -14,7 +14,7 @@ from deploybench.plugins import create_plugin_manager
 from deploybench.results import iter_case_files, read_case_file
 from deploybench.runner import Case, RunOptions, run_case
 from deploybench.scoring.reading import summarize_case_file
-from deploybench.session import collect
+from deploybench.collection import collect
 from deploybench.task import EvalContext
 from deploybench.tasks.synthetic import CrashCliff, CrashyBranin, HierarchicalRosenbrock
 from deploybench.tasks.synthetic_mf import CrashyBraninMF

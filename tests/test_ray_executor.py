@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow  # a real Ray instance
 from deploybench.plugins import create_plugin_manager
 from deploybench.results import read_case_file
 from deploybench.runner import Case, RunOptions
-from deploybench.session import collect
+from deploybench.collection import collect
 
 try:
     md.distribution("deploybench-ray")

@@ -22,7 +22,6 @@ from deploybench.scoring.statistics import (
     bootstrap_mean_ci,
     friedman,
     holm,
-    insignificant_cliques,
     pairwise_wilcoxon_holm,
     significance_floor,
     smallest_holm_p,
@@ -253,14 +252,6 @@ def test_ranks_friedman_and_wilcoxon():
     assert winners[("a", "c")] == "a" and winners[("b", "c")] == "b"
     tied = pairwise_wilcoxon_holm({"x": {0: 1.0, 1: 2.0}, "y": {0: 1.0, 1: 2.0}})
     assert tied[0].p == 1.0 and tied[0].winner is None
-
-
-def test_cliques_join_methods_not_separated():
-    from deploybench.scoring.statistics import PairTest
-
-    tests = [PairTest("a", "c", 10, 0.001, 0.003, "a"), PairTest("a", "b", 10, 0.5, 0.5, None),
-             PairTest("b", "c", 10, 0.5, 0.5, None)]
-    assert insignificant_cliques(["a", "b", "c"], tests) == [(0, 1), (1, 2)]
 
 
 # -- rendering and plots --------------------------------------------------------------------------

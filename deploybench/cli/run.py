@@ -14,7 +14,8 @@ from ..exit_codes import ExitCode
 from ..plugins import UsageError, unknown_name_message
 from ..reporting import PROGRESS_LEGEND
 from ..runner import RunOptions
-from ..session import Session, collect
+from ..collection import collect
+from ..session import Session
 from .doctor import require_live_dependencies
 
 #: without --out, each session writes a new folder under this one (as benchopt does)

@@ -104,10 +104,6 @@ class RowMetrics:
         return self.values.get("ttff_trials")
 
     @property
-    def ttff_cost(self) -> float | None:
-        return self.values.get("ttff_cost_s")
-
-    @property
     def discovery(self) -> float | None:
         return self.values.get("discovery")
 

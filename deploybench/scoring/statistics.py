@@ -19,7 +19,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 __all__ = ["bootstrap_mean_ci", "bootstrap_mean_band", "average_ranks", "friedman", "PairTest",
-           "pairwise_wilcoxon_holm", "holm", "nemenyi_cd", "insignificant_cliques", "nemenyi_cliques",
+           "pairwise_wilcoxon_holm", "holm", "nemenyi_cd", "nemenyi_cliques",
            "SignificanceFloor", "significance_floor", "smallest_holm_p"]
 
 N_BOOT = 2000
@@ -209,20 +209,6 @@ def nemenyi_cd(k: int, n_blocks: int, alpha: float = 0.05) -> float:
         return math.nan
     q = scipy_stats().studentized_range.ppf(1.0 - alpha, k, 1e6) / math.sqrt(2.0)
     return float(q * math.sqrt(k * (k + 1) / (6.0 * n_blocks)))
-
-
-def insignificant_cliques(order: Sequence[str], tests: Sequence[PairTest]) -> list[tuple[int, int]]:
-    """Maximal runs ``(i, j)`` of methods (in rank order) with no significant difference between
-    any two members: the bars of a critical-difference diagram."""
-    sig = {frozenset((t.a, t.b)) for t in tests if t.significant()}
-    runs: list[tuple[int, int]] = []
-    for i in range(len(order)):
-        j = i
-        while j + 1 < len(order) and all(frozenset((order[m], order[j + 1])) not in sig for m in range(i, j + 1)):
-            j += 1
-        if j > i and not any(a <= i and j <= b for a, b in runs):
-            runs.append((i, j))
-    return runs
 
 
 def nemenyi_cliques(order: Sequence[str], avg_rank: Mapping[str, float], cd: float) -> list[tuple[int, int]]:
