@@ -73,6 +73,14 @@ def add_parser(sub: Any, pm: Any) -> None:
     p.set_defaults(handler=run)
 
 
+def _shown(path: str) -> str:
+    """``path`` as printed: under the home folder as ``~/...``, so a recording's committed log names no
+    machine's user folder."""
+    home = os.path.expanduser("~")
+    full = os.path.abspath(path)
+    return "~" + full[len(home):] if home not in ("", "/") and (full + os.sep).startswith(home + os.sep) else path
+
+
 def measurement_pool(args: argparse.Namespace, pm: Any, device: str) -> Any:
     """None for a serial recording on this machine, else the named executor's measurement pool."""
     if args.executor in ("serial", "local"):
@@ -142,7 +150,7 @@ def run(args: argparse.Namespace, pm: Any) -> int:
           + (" or the memory boundary" if profile.memory_mb else "")
           + (f"; {profile.trial_time_limit_s:g} s per trial" if profile.trial_time_limit_s else "")
           + f"; limit {args.time_limit:g} s "
-          f"per worker; artefacts cached in {cache}", flush=True)
+          f"per worker; artefacts cached in {_shown(cache)}", flush=True)
     if pool is not None and callable(getattr(pool, "describe", None)):
         print(pool.describe(), flush=True)
     try:
