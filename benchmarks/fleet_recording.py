@@ -24,9 +24,9 @@ from pathlib import Path
 
 os.environ.setdefault("DEPLOYBENCH_TESTING", "1")  # the tiny model, in this process and every raylet's workers
 
-from deploybench.deployment_grid import DeploymentGrid  # noqa: E402
-from deploybench.heterogeneity import heterogeneity  # noqa: E402
-from deploybench.recording import Recorder  # noqa: E402
+from deploybench.device_tables.grid import DeploymentGrid  # noqa: E402
+from deploybench.device_tables.heterogeneity import heterogeneity  # noqa: E402
+from deploybench.device_tables.recording import Recorder  # noqa: E402
 from deploybench.tasks.deployment import scenarios  # noqa: E402
 
 TARGET_P95_MS = {"node-1": 14.0, "node-2": 28.0}
@@ -115,7 +115,7 @@ def main() -> int:
         finally:
             ray.shutdown()
             cluster.shutdown()
-        from deploybench.tables import load_table
+        from deploybench.device_tables.table import load_table
 
         report = heterogeneity(load_table(base / "study.jsonl"), list(scenarios().values()))
     print("\n".join(report.lines()))

@@ -56,7 +56,7 @@ def _wide_plugin(table: str, source: str | None) -> Any:
     """A plugin object registering ``edge_wide_custom``: edge_wide on ``table`` (its simulator fitted on
     ``source``). A name of its own, since ``edge_wide`` is registered on the shipped format-2 tables."""
     from deploybench import TaskSpec, hookimpl
-    from deploybench.tables import load_table
+    from deploybench.device_tables.table import load_table
     from deploybench.tasks.replay_fidelity import MultiFidelityReplayTask, wide_scenario
 
     class Wide:
@@ -274,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="benchmarks/results/scout")
     parser.add_argument("--plot", action="store_true", help="write the best-vs-cost figure into --out")
     args = parser.parse_args(argv)
-    from deploybench.tables import TableError, resolve_table
+    from deploybench.device_tables.table import TableError, resolve_table
 
     try:  # a shipped table's name (cpu, edge) or a path
         args.wide, args.source = (str(resolve_table(t)) if t else None for t in (args.wide, args.source))

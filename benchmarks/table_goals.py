@@ -38,8 +38,8 @@ import sys
 
 from tabulate import tabulate
 
-from deploybench.table_report import table_summary
-from deploybench.tables import load_table, resolve_table
+from deploybench.device_tables.report import table_summary
+from deploybench.device_tables.table import load_table, resolve_table
 from deploybench import OptimizerContext
 
 
@@ -178,7 +178,7 @@ def burst_check(table, scenario_name: str, count: int, cache: str) -> dict:
 
     from deploybench.live.devices import device_profiles
     from deploybench.live.profiler import ProfileRequest, profile
-    from deploybench.tables import ground_truth
+    from deploybench.device_tables.table import ground_truth
     from deploybench.tasks.deployment import scenarios
 
     scenario = scenarios()[scenario_name]

@@ -16,8 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from deploybench.deployment_grid import DeploymentGrid
-from deploybench.tables import TABLE_FORMAT_VERSION, ground_truth, load_table, write_table
+from deploybench.device_tables.grid import DeploymentGrid
+from deploybench.device_tables.table import TABLE_FORMAT_VERSION, ground_truth, load_table, write_table
 from deploybench.tasks.deployment import scenarios
 from deploybench.tasks.replay import ReplayTask
 

@@ -18,7 +18,7 @@ from statistics import median
 
 from tabulate import tabulate
 
-from deploybench.tables import load_table
+from deploybench.device_tables.table import load_table
 
 METRIC = {"throughput": "throughput_sps", "latency": "latency_p95_ms", "accuracy": "accuracy"}
 

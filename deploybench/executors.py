@@ -51,7 +51,7 @@ class Executor(Protocol):
     ``session`` is the running :class:`~deploybench.session.Session` (its ``cli_options`` carry the
     options the plugin added). An optional ``describe(cases, workers, session=None) -> str`` gives the
     run header's executor line. An optional ``measurement_pool(device, *, options, lock) ->``
-    :class:`deploybench.recording.MeasurementPool` lets ``deploybench record --executor NAME`` spread a
+    :class:`deploybench.device_tables.recording.MeasurementPool` lets ``deploybench record --executor NAME`` spread a
     recording's measurements over the machines the executor reaches (``options``: the parsed command
     line, with the options the plugin added).
     """

@@ -112,7 +112,7 @@ def trial_rows(paths: Sequence[Path | str]) -> Iterator[dict[str, Any]]:
 
 
 def table_rows(table: Any) -> Iterator[dict[str, Any]]:
-    """One row per measurement of a loaded recorded table (:class:`deploybench.tables.Table`): the
+    """One row per measurement of a loaded recorded table (:class:`deploybench.device_tables.table.Table`): the
     configuration, the repeat, the status, the error kind and every scalar metric, as replay serves them
     (measurements contaminated in every attempt are not in ``table.measurements`` and not exported)."""
     for key, measurements in table.measurements.items():

@@ -16,11 +16,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from deploybench import EvalContext, Status
-from deploybench.deployment_grid import BATCH_SIZES, MODELS, PRECISIONS, DeploymentGrid
+from deploybench.device_tables.grid import BATCH_SIZES, MODELS, PRECISIONS, DeploymentGrid
 from deploybench.live.profiler import EARLY_STOP_VIEW, Measurement
 from deploybench.live.timing import TimingPlan, early_stop_index, run_timed
-from deploybench.recording import LIVE_TIME_LIMIT_S, Recorder
-from deploybench.tables import (MAX_GRID_CONFIGS, MAX_LINE_CHARS, Table, TableError, grid_space, ground_truth,
+from deploybench.device_tables.recording import LIVE_TIME_LIMIT_S, Recorder
+from deploybench.device_tables.table import (MAX_GRID_CONFIGS, MAX_LINE_CHARS, Table, TableError, grid_space, ground_truth,
                                 load_table, pack_tables, shipped_tables)
 from deploybench.tasks.deployment import LiveTask, deployment_space, measurement_to_outcome, scenarios
 from deploybench.tasks.replay import ReplayTask, replay_early_stop
@@ -507,7 +507,7 @@ def test_recorder_does_not_count_contaminated_results_as_repeats(tmp_path):
 
 @pytest.mark.slow
 def test_recorder_stops_cleanly_and_a_rerun_resumes(tmp_path, monkeypatch):
-    from deploybench import recording
+    from deploybench.device_tables import recording
 
     out = tmp_path / "t.jsonl"
     first = FakeProfiler()
@@ -546,7 +546,7 @@ def test_every_shipped_table_replays_through_deploybench_run(run_cli, tmp_path, 
 
 
 def test_pass_speed_levels_separate_machine_drift_from_noise_within_a_pass(tmp_path):
-    from deploybench.table_report import pass_speed_levels
+    from deploybench.device_tables.report import pass_speed_levels
 
     space = grid_space(["resnet18", "mobilenet_v2", "googlenet"], ["onnxruntime"], ["fp32"], [1], [1],
                        graph_optimizations=["all"])
@@ -567,7 +567,7 @@ def test_pass_speed_levels_separate_machine_drift_from_noise_within_a_pass(tmp_p
 
 def test_table_info_says_what_a_resumed_recording_still_has_to_measure(tmp_path, capsys):
     from deploybench.cli.main import main
-    from deploybench.table_report import table_summary
+    from deploybench.device_tables.report import table_summary
 
     space = grid_space(["resnet18", "mobilenet_v2", "googlenet"], ["onnxruntime"], ["fp32"], [1], [1],
                        graph_optimizations=["all"])

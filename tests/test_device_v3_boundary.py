@@ -8,12 +8,12 @@ from __future__ import annotations
 import pytest
 
 from deploybench import EvalContext, Status
-from deploybench.deployment_grid import DeploymentGrid
+from deploybench.device_tables.grid import DeploymentGrid
 from deploybench.live.devices import device_profiles
 from deploybench.live.profiler import Measurement
-from deploybench.recording import Recorder, near_memory_boundary, needs_repeats
-from deploybench.table_report import clopper_pearson, crash_dependence, memory_boundary, table_summary
-from deploybench.tables import load_table
+from deploybench.device_tables.recording import Recorder, near_memory_boundary, needs_repeats
+from deploybench.device_tables.report import clopper_pearson, crash_dependence, memory_boundary, table_summary
+from deploybench.device_tables.table import load_table
 from deploybench.tasks.replay import ReplayTask
 
 SMALL_MB = device_profiles()["small"].memory_mb

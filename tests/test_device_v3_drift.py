@@ -8,12 +8,12 @@ import json
 
 import pytest
 
-from deploybench.deployment_grid import DeploymentGrid
+from deploybench.device_tables.grid import DeploymentGrid
 from deploybench.live.drift import (REFERENCE_VERSION, drift_check, pass_levels, reference_median,
                                     reference_workload, speed_level)
 from deploybench.live.profiler import Measurement
-from deploybench.recording import Recorder
-from deploybench.tables import grid_space, load_table
+from deploybench.device_tables.recording import Recorder
+from deploybench.device_tables.table import grid_space, load_table
 
 GRID = DeploymentGrid(models=("mobilenet_v2", "resnet18"), backends=("onnxruntime",), precisions=("fp32",),
                       batch_sizes=(1,), threads=(1,), memory_formats=(), graph_optimizations=("all",))

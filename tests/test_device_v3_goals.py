@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from deploybench.tables import grid_space, load_table
+from deploybench.device_tables.table import grid_space, load_table
 
 GOALS = Path(__file__).resolve().parents[1] / "benchmarks" / "table_goals.py"
 

@@ -12,7 +12,7 @@ import pytest
 from deploybench.export import EXPORT_SCHEMA, ExportError, TRIAL_COLUMNS, write_rows
 from deploybench.results import read_case_file
 from deploybench.scoring.summary import summarize
-from deploybench.tables import load_table, resolve_table
+from deploybench.device_tables.table import load_table, resolve_table
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")

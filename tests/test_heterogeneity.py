@@ -8,8 +8,8 @@ import json
 import pytest
 
 from deploybench.cli.main import main
-from deploybench.heterogeneity import heterogeneity
-from deploybench.tables import LOCAL_NODE, grid_space, load_table, node_name, pack_tables
+from deploybench.device_tables.heterogeneity import heterogeneity
+from deploybench.device_tables.table import LOCAL_NODE, grid_space, load_table, node_name, pack_tables
 from deploybench.tasks.deployment import scenarios
 
 SPACE = grid_space(["mobilenet_v2"], ["onnxruntime"], ["fp32"], [1, 8], [1], graph_optimizations=["all"])

@@ -10,7 +10,7 @@ import pytest
 
 from deploybench import EvalContext, InvalidConfigError, Status
 from deploybench.results import read_case_file
-from deploybench.tables import (TableError, grid_space, ground_truth, load_table, pack_tables, shipped_tables,
+from deploybench.device_tables.table import (TableError, grid_space, ground_truth, load_table, pack_tables, shipped_tables,
                                 write_table)
 from deploybench.tasks.deployment import get_scenario
 from deploybench.tasks.replay import RecommendationTrulyFeasible, ReplayTask, build_replay_task
@@ -295,7 +295,7 @@ def test_default_target_is_the_best_shipped_table():
 
 
 def test_edge_tight_replays_the_edge_recording_first(tmp_path, monkeypatch):
-    import deploybench.tables as tables_module
+    import deploybench.device_tables.table as tables_module
     from deploybench.plugins import create_plugin_manager
 
     for name in ("cpu", "edge"):
@@ -325,7 +325,7 @@ def test_recorder_stop_after_starts_nothing_that_could_overrun(tmp_path, monkeyp
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(shipped_tables()))
 def test_every_shipped_table_is_complete_with_provenance_and_replays(name):
-    from deploybench.tables import resolve_table
+    from deploybench.device_tables.table import resolve_table
     from deploybench.tasks.deployment import scenarios
 
     table = load_table(resolve_table(name))

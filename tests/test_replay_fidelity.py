@@ -10,7 +10,7 @@ import pytest
 
 from deploybench import EvalContext, OptimizerContext, Status
 from deploybench.fidelity import split_suggestion
-from deploybench.tables import TableError, grid_space, load_table
+from deploybench.device_tables.table import TableError, grid_space, load_table
 from deploybench.tasks.replay_fidelity import (PROBE_ITERS, MultiFidelityReplayTask, probe_measurement,
                                                wide_scenario)
 from deploybench.testing import check_task
@@ -179,7 +179,7 @@ def test_scout_runs_on_the_wide_scenario_under_a_seconds_budget(task):
 
 
 def _ship(monkeypatch, directory):
-    import deploybench.tables as tables_module
+    import deploybench.device_tables.table as tables_module
 
     monkeypatch.setattr(tables_module, "shipped_tables_dir", lambda: directory)
 

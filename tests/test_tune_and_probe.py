@@ -20,10 +20,10 @@ from deploybench.reporting import format_value
 
 from deploybench.live.profiler import Measurement
 from deploybench.live.sources import SourceError, parse_model_source
-from deploybench.probing import ProbeCaps, probe, select_near_caps, summarize_repeats
-from deploybench.recommendation import (RecommendationRule, feasibility_lower_bound, flip_rate, judge_candidate,
+from deploybench.tuning.probe import ProbeCaps, probe, select_near_caps, summarize_repeats
+from deploybench.tuning.recommendation import (RecommendationRule, feasibility_lower_bound, flip_rate, judge_candidate,
                                         recommend, required_repeats)
-from deploybench.tables import load_table
+from deploybench.device_tables.table import load_table
 from deploybench.tuning import DEFAULT_TUNE_OPTIMIZER, TuneInputError, TuneSpec, tune
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -324,7 +324,7 @@ def test_probe_flip_rates_resume_and_pack_with_the_table(tmp_path):
 
 
 def test_probe_selects_a_tune_runs_trials_nearest_its_cap(tmp_path):
-    from deploybench.probing import configs_from_tune
+    from deploybench.tuning.probe import configs_from_tune
 
     tune(_spec(budget=6), tmp_path / "run", profile_fn=FakeDevice(), on_line=lambda s: None)
     configs, saved = configs_from_tune(tmp_path / "run", 2)

@@ -1,6 +1,6 @@
 """``deploybench probe``: repeat configurations in fresh processes; flip rates near the caps.
 
-The command parses and prints; :func:`deploybench.probing.probe` does the work.
+The command parses and prints; :func:`deploybench.tuning.probe.probe` does the work.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def add_parser(sub: Any, pm: Any) -> None:
 
 def _caps(args: argparse.Namespace, tune_spec: dict | None) -> Any:
     from ..plugins import UsageError
-    from ..probing import ProbeCaps
+    from ..tuning.probe import ProbeCaps
 
     if args.scenario:
         from ..tasks.deployment import scenarios
@@ -96,8 +96,8 @@ def _device(args: argparse.Namespace, default: str) -> Any:
 def run(args: argparse.Namespace, pm: Any) -> int:
     from ..live.sources import SourceError, parse_model_source
     from ..plugins import UsageError
-    from ..probing import configs_from_tune, probe, select_near_caps
-    from ..tables import TableError, load_table, resolve_table
+    from ..tuning.probe import configs_from_tune, probe, select_near_caps
+    from ..device_tables.table import TableError, load_table, resolve_table
 
     from .doctor import require_live_dependencies
 

@@ -1,6 +1,6 @@
 """``deploybench record``: measure a deployment grid with the live profiler into a replayable table.
 
-The recording itself lives in :mod:`deploybench.recording`; this command parses options and prints.
+The recording itself lives in :mod:`deploybench.device_tables.recording`; this command parses options and prints.
 """
 
 from __future__ import annotations
@@ -10,16 +10,16 @@ import os
 from typing import Any
 
 from ..plugins import UsageError, unknown_name_message
-from ..tables import TableError
+from ..device_tables.table import TableError
 from .arguments import csv_list
 
 SPACES = ("image_classification",)
 
 
 def add_parser(sub: Any, pm: Any) -> None:
-    from ..deployment_grid import (BACKENDS, BATCH_SIZES, GRAPH_OPTIMIZATIONS, MEMORY_FORMATS, MODELS, PRECISIONS,
+    from ..device_tables.grid import (BACKENDS, BATCH_SIZES, GRAPH_OPTIMIZATIONS, MEMORY_FORMATS, MODELS, PRECISIONS,
                                    THREADS)
-    from ..recording import DEFAULT_REPEATS_NEAR_CAP, LIVE_TIME_LIMIT_S
+    from ..device_tables.recording import DEFAULT_REPEATS_NEAR_CAP, LIVE_TIME_LIMIT_S
 
     p = sub.add_parser("record", help="record a deployment table with the live profiler",
                        description="Measure every configuration of a deployment grid on this machine, emulating a "
@@ -97,9 +97,9 @@ def measurement_pool(args: argparse.Namespace, pm: Any, device: str) -> Any:
 
 
 def run(args: argparse.Namespace, pm: Any) -> int:
-    from ..deployment_grid import BACKENDS, GRAPH_OPTIMIZATIONS, MEMORY_FORMATS, MODELS, PRECISIONS, DeploymentGrid
+    from ..device_tables.grid import BACKENDS, GRAPH_OPTIMIZATIONS, MEMORY_FORMATS, MODELS, PRECISIONS, DeploymentGrid
     from ..live.devices import get_device_profile
-    from ..recording import Recorder
+    from ..device_tables.recording import Recorder
 
     if args.space not in SPACES:
         raise UsageError(unknown_name_message("space", args.space, SPACES))

@@ -9,8 +9,8 @@ from typing import Any
 from tabulate import tabulate
 
 from ..plugins import UsageError, unknown_name_message
-from ..recording import NEAR_CAP
-from ..tables import Table, TableError, load_table, pack_tables, resolve_table, write_table
+from ..device_tables.recording import NEAR_CAP
+from ..device_tables.table import Table, TableError, load_table, pack_tables, resolve_table, write_table
 from .arguments import csv_list
 
 
@@ -93,7 +93,7 @@ def run(args: Any, pm: Any) -> int:
 def _heterogeneity(args: Any) -> int:
     import json
 
-    from ..heterogeneity import heterogeneity
+    from ..device_tables.heterogeneity import heterogeneity
     from ..tasks.deployment import scenarios
 
     report = heterogeneity(_load(args.table), list(scenarios().values()))
@@ -163,7 +163,7 @@ def _load(name: str) -> Table:
 def _pack(args: Any) -> int:
     tables = [_load(s) for s in args.sources]
     if args.node is not None:
-        from ..tables import node_name
+        from ..device_tables.table import node_name
 
         nodes = sorted({node_name(e) for t in tables for extras in t.extras.values() for e in extras})
         if args.node not in nodes:
@@ -182,7 +182,7 @@ def _pack(args: Any) -> int:
                          f"{len(result.dropped) - 1} more values); record the rest first, or pack without "
                          "--require-complete to ship the complete part")
     if args.require_repeats is not None:
-        from ..recording import missing_repeats
+        from ..device_tables.recording import missing_repeats
 
         short = sum(missing_repeats(t, args.require_repeats) for t in tables)
         if short:
@@ -213,7 +213,7 @@ def _fmt_config(config: dict | None) -> str:
 def _info(args: Any) -> int:
     import json
 
-    from ..table_report import table_summary
+    from ..device_tables.report import table_summary
 
     table = _load(args.table)
     summary = table_summary(table)

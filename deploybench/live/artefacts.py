@@ -6,7 +6,7 @@ deployed artefact needs, so preparation runs in a separate worker (``prepare``) 
 worker loads only the artefact: its memory is the deployment footprint, and the preparation peak is a
 separate metric (``memory_prepare_peak_mb``).
 
-Artefacts by family (see :func:`deploybench.deployment_grid.artefact_key`):
+Artefacts by family (see :func:`deploybench.device_tables.grid.artefact_key`):
 
 - ``torch`` (serves ``pytorch_eager`` and ``torch_compile``): fp32/fp16 as a pickled ``nn.Module``
   (``torch.save``); int8 as TorchScript (eager-mode quantised modules do not survive pickling), with the

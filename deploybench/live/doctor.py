@@ -45,8 +45,8 @@ def memory_limit_report() -> str:
         lines.append(f"  {name}: {'available' if item.get('available') else 'unavailable'} - {item.get('detail', '')}")
     return "\n".join(lines)
 
-from ..deployment_grid import BACKENDS as _BACKENDS
-from ..deployment_grid import PRECISIONS as _PRECISIONS
+from ..device_tables.grid import BACKENDS as _BACKENDS
+from ..device_tables.grid import PRECISIONS as _PRECISIONS
 _CACHE_TTL_S = 24 * 3600
 
 

@@ -423,7 +423,7 @@ def _failure(run: dict, what: str, limit_s: float, memory_limit_mb: float | None
 def artefact_slot(request: ProfileRequest) -> str | None:
     """The folder of ``request``'s artefact in ``request.artefact_cache`` (None without a cache); its
     ``artefact.json`` describes the artefact (``artefact.path`` is the file a deployment loads)."""
-    from ..deployment_grid import artefact_key
+    from ..device_tables.grid import artefact_key
 
     if not request.artefact_cache:
         return None
@@ -439,7 +439,7 @@ def _artefact(request: ProfileRequest, workdir: str, limit_s: float | None = Non
     """The prepared artefact of the request's configuration: from the cache, or prepared now.
 
     Returns {"status": "ok", "artefact": info, "cost_s"} or a failure record (crashed/timeout)."""
-    from ..deployment_grid import artefact_key
+    from ..device_tables.grid import artefact_key
 
     model, family, precision = artefact_key(request.config)
     payload = {"model": model, "family": family, "precision": precision, "weights": request.weights,

@@ -43,7 +43,7 @@ class SourceError(ValueError):
 class ModelSource:
     """One model to deploy.
 
-    - ``kind``: ``zoo`` (a model of the suite's grid, :data:`deploybench.deployment_grid.MODELS`),
+    - ``kind``: ``zoo`` (a model of the suite's grid, :data:`deploybench.device_tables.grid.MODELS`),
       ``torchvision`` (another torchvision classifier), ``factory`` or ``onnx``;
     - ``ref``: the torchvision name, ``package.module:function``, or the ONNX file's absolute path;
     - ``label``: the value of the ``model`` parameter in configurations and reports;
@@ -69,7 +69,7 @@ class ModelSource:
     @property
     def backends(self) -> tuple[str, ...]:
         """The backends that can run this source (an ONNX file has no PyTorch module)."""
-        from ..deployment_grid import BACKENDS
+        from ..device_tables.grid import BACKENDS
 
         return ("onnxruntime",) if self.kind == "onnx" else BACKENDS
 
@@ -121,7 +121,7 @@ def parse_model_source(text: str, input_shape: str | Sequence[int] | None = None
                        cwd: str | None = None) -> ModelSource:
     """A :class:`ModelSource` from what a user typed; raises :class:`SourceError` with the closest
     valid name when it names nothing."""
-    from ..deployment_grid import MODELS
+    from ..device_tables.grid import MODELS
     from ..space import closest_name
 
     text = str(text).strip()

@@ -1,6 +1,6 @@
 """The deployment space, the three scenarios, and the live task that measures on this machine.
 
-The grid is defined once in :mod:`deploybench.deployment_grid` (models, backends, precisions, batch
+The grid is defined once in :mod:`deploybench.device_tables.grid` (models, backends, precisions, batch
 sizes 1, 4 and 16, threads and runtime knobs, each active only where it applies). Scenarios are immutable
 :class:`Scenario` records returned by :func:`scenarios` (no module-level registry); replay tasks share
 them. The memory constraint judges the deployment footprint (``memory_peak_mb``: the artefact loaded
@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
-from ..deployment_grid import (BACKENDS, BATCH_SIZES, MODELS, PRECISIONS, THREADED_BACKENDS, THREADS,
+from ..device_tables.grid import (BACKENDS, BATCH_SIZES, MODELS, PRECISIONS, THREADED_BACKENDS, THREADS,
                                DeploymentGrid)
 from ..outcome import ErrorKind, Outcome
 from ..space import SearchSpace
@@ -46,7 +46,7 @@ LIVE_WEIGHTS_ENV = "DEPLOYBENCH_LIVE_WEIGHTS"
 def deployment_space(models: Sequence[str] | None = None, threads: Sequence[int] | None = None,
                      batch_sizes: Sequence[int] = BATCH_SIZES, backends: Sequence[str] = BACKENDS,
                      precisions: Sequence[str] = PRECISIONS) -> SearchSpace:
-    """The deployment search space (:class:`~deploybench.deployment_grid.DeploymentGrid`); arguments narrow it."""
+    """The deployment search space (:class:`~deploybench.device_tables.grid.DeploymentGrid`); arguments narrow it."""
     return DeploymentGrid(models=tuple(models) if models else MODELS, backends=tuple(backends),
                           precisions=tuple(precisions), batch_sizes=tuple(batch_sizes),
                           threads=tuple(threads) if threads else THREADS).space()

@@ -62,7 +62,7 @@ def _per_iteration_tables() -> tuple[str, ...]:
     """Shipped tables of format 2 or later (they keep per-iteration timings and per-stage durations,
     which the probe level replays); only each header line is read."""
     try:
-        from ..tables import shipped_tables, table_format_version
+        from ..device_tables.table import shipped_tables, table_format_version
     except ImportError:
         return ()
     return tuple(name for name, path in shipped_tables().items() if table_format_version(path) >= 2)
@@ -81,7 +81,7 @@ def wide_source(target: str, tables: tuple[str, ...]) -> str | None:
 
 def _wide_factory(tables: tuple[str, ...]):
     def build(target: str) -> Task:
-        from ..tables import load_table, resolve_table
+        from ..device_tables.table import load_table, resolve_table
         from .replay_fidelity import MultiFidelityReplayTask, wide_scenario
 
         source = wide_source(target, tables)

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..outcome import Outcome
-from ..tables import Table, TableError, ground_truth, load_table, resolve_table, shipped_tables
+from ..device_tables.table import Table, TableError, ground_truth, load_table, resolve_table, shipped_tables
 from ..task import EvalContext, Task, TaskMetadata
 from .deployment import Scenario, get_scenario, measurement_to_outcome
 

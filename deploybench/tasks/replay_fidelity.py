@@ -32,7 +32,7 @@ import numpy as np
 
 from ..fidelity import Fidelity
 from ..outcome import Outcome
-from ..tables import Table, TableError
+from ..device_tables.table import Table, TableError
 from ..task import EvalContext, Objective
 from .deployment import Scenario, measurement_to_outcome
 from .replay import EARLY_STOP_MIN_ITERS, ReplayTask, _pick, replay_early_stop

@@ -10,7 +10,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-from ..recommendation import CandidateVerdict, RecommendationRule
+from .recommendation import CandidateVerdict, RecommendationRule
 from ..reporting import format_value, short_config
 
 __all__ = ["write_report", "load_snippet"]

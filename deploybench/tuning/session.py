@@ -9,7 +9,7 @@ Steps (each kept on disk under ``out_dir``, so an interrupted run resumes with `
    through the suite's runner (``search/``: the case file, resumable like ``deploybench run``).
 3. **Re-measurement**: the top candidates are measured ``repeats`` more times in fresh processes
    (``repeats.jsonl``, appended as they finish).
-4. **Recommendation** by :mod:`deploybench.recommendation`; the report (``report.json``,
+4. **Recommendation** by :mod:`deploybench.tuning.recommendation`; the report (``report.json``,
    ``report.md``, figures) and the recommended artefact (``deployment/``) are written.
 """
 
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ..recommendation import CandidateVerdict, RecommendationRule, judge_candidate, recommend, select_candidates
+from .recommendation import CandidateVerdict, RecommendationRule, judge_candidate, recommend, select_candidates
 from ..task import EvalContext
 from .task import TuneInputError, TuneSpec, TuneTask
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
-from ..deployment_grid import BATCH_SIZES, PRECISIONS, DeploymentGrid
+from ..device_tables.grid import BATCH_SIZES, PRECISIONS, DeploymentGrid
 from ..locking import exclusive_lock
 from ..outcome import Outcome
 from ..task import Constraint, EvalContext, Objective, Task, TaskMetadata
@@ -86,7 +86,7 @@ class TuneSpec:
 
     def validate(self) -> None:
         """Raise :class:`TuneInputError` on options that cannot work, before anything is measured."""
-        from ..recommendation import required_repeats
+        from .recommendation import required_repeats
 
         if not self.models:
             raise TuneInputError("give at least one model (a torchvision name, package.module:function or a .onnx file)")
@@ -206,7 +206,7 @@ def resolve_objective(spec: TuneSpec, sources: Sequence[Any]) -> Objective:
 def tune_grid(spec: TuneSpec, sources: Sequence[Any], device: Any) -> tuple[DeploymentGrid, list[str]]:
     """The deployment grid of the user's models, narrowed by the options; returns notes on what was
     restricted and why."""
-    from ..deployment_grid import BACKENDS
+    from ..device_tables.grid import BACKENDS
 
     notes = []
     backends = tuple(spec.backends) if spec.backends else BACKENDS

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from deploybench.plugins import UsageError
-from deploybench.recording import Measured
+from deploybench.device_tables.recording import Measured
 
 ADDRESS_ENV = "DEPLOYBENCH_RAY_ADDRESS"
 LABEL_ENV = "DEPLOYBENCH_NODE_LABEL"
@@ -88,7 +88,7 @@ def measure_on_node(request: Any, run_id: str, pass_no: int, lock: str | None,
 
 
 class RayMeasurementPool:
-    """A :class:`deploybench.recording.MeasurementPool` on the nodes of a Ray cluster that declare
+    """A :class:`deploybench.device_tables.recording.MeasurementPool` on the nodes of a Ray cluster that declare
     ``device:<device>``; see the module docstring. ``address``: the cluster (``auto``, ``HOST:PORT``;
     default ``$DEPLOYBENCH_RAY_ADDRESS`` or ``auto``), unless Ray is already initialised in this process.
     ``profile_fn`` and ``reference_fn`` replace the live profiler and the reference workload (tests).

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
-from .deployment_grid import GRID_PARAMS, DeploymentGrid, canonical_order
-from .space import SearchSpace
+from ..space import SearchSpace
+from .grid import GRID_PARAMS, DeploymentGrid, canonical_order
 
 __all__ = ["TABLE_FORMAT_VERSION", "Table", "load_table", "TableError", "ConfigTruth", "ScenarioTruth",
            "ground_truth", "open_table_for_append", "shipped_tables_dir", "shipped_tables", "resolve_table",
@@ -289,7 +289,7 @@ def open_table_for_append(path: Path | str, header: dict) -> Any:
 
 
 def shipped_tables_dir() -> Path:
-    return Path(__file__).parent / "tasks" / "tables"
+    return Path(__file__).parent.parent / "tasks" / "tables"
 
 
 def shipped_tables() -> dict[str, Path]:
@@ -324,7 +324,7 @@ def resolve_table(target: str) -> Path:
     path = Path(target).expanduser()
     if path.exists():
         return path
-    from .plugins import unknown_name_message
+    from ..plugins import unknown_name_message
 
     raise TableError(unknown_name_message("recorded table", target, shipped) + " (or give a path to a recorded table)")
 
@@ -401,7 +401,7 @@ DROP_PREFERENCE = ("model", "backend", "precision", "batch_size", "threads", "me
 def grid_space(models: Sequence[str], backends: Sequence[str], precisions: Sequence[str],
                batch_sizes: Sequence[int], threads: Sequence[int], memory_formats: Sequence[str] = (),
                graph_optimizations: Sequence[str] = ()) -> SearchSpace:
-    """A recorded grid as a space (see :class:`deploybench.deployment_grid.DeploymentGrid`)."""
+    """A recorded grid as a space (see :class:`deploybench.device_tables.grid.DeploymentGrid`)."""
     return DeploymentGrid(models=tuple(models), backends=tuple(backends), precisions=tuple(precisions),
                           batch_sizes=tuple(batch_sizes), threads=tuple(threads), memory_formats=tuple(memory_formats),
                           graph_optimizations=tuple(graph_optimizations)).space()

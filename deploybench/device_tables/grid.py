@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Mapping, Sequence
 
-from .space import Categorical, Condition, Integer, Ordinal, SearchSpace
+from ..space import Categorical, Condition, Integer, Ordinal, SearchSpace
 
 __all__ = ["SMALL_GRID", "MODELS", "BACKENDS", "PRECISIONS", "BATCH_SIZES", "THREADS", "MEMORY_FORMATS", "GRAPH_OPTIMIZATIONS",
            "THREADED_BACKENDS", "MEMORY_FORMAT_BACKENDS", "GRAPH_OPTIMIZATION_BACKENDS", "GRID_PARAMS",

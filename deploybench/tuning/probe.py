@@ -26,9 +26,9 @@ from pathlib import Path
 from statistics import mean, median, pstdev
 from typing import Any, Callable, Mapping, Sequence
 
-from .locking import exclusive_lock
+from ..locking import exclusive_lock
+from ..reporting import short_config
 from .recommendation import clopper_pearson_two_sided, flip_rate
-from .reporting import short_config
 
 __all__ = ["ProbeCaps", "ProbeSummary", "ProbeResult", "probe", "select_near_caps", "summarize_repeats",
            "configs_from_tune"]
@@ -153,7 +153,7 @@ def select_near_caps(table: Any, caps: ProbeCaps, n: int, models: Sequence[str] 
 
 def configs_from_tune(tune_dir: str | os.PathLike[str], n: int) -> tuple[list[dict], dict]:
     """The ``n`` configurations of a ``deploybench tune`` run nearest its latency cap, and its spec."""
-    from .results import read_case_file
+    from ..results import read_case_file
 
     root = Path(tune_dir)
     try:
@@ -180,8 +180,8 @@ def configs_from_tune(tune_dir: str | os.PathLike[str], n: int) -> tuple[list[di
 def _header(configs: Sequence[Mapping[str, Any]], name: str, device_profile: Any, base: Mapping[str, Any] | None,
             caps: ProbeCaps, repeats: int) -> dict:
     """The chunk header: the table's own (so the chunk packs with it) or a grid of the probed configurations."""
-    from .deployment_grid import DeploymentGrid
-    from .machine import library_versions, machine_info
+    from ..device_tables.grid import DeploymentGrid
+    from ..machine import library_versions, machine_info
 
     note = (f"deploybench probe: {repeats} repeats per configuration in fresh processes, judged against "
             f"{caps.describe()}")
@@ -214,9 +214,9 @@ def probe(configs: Sequence[Mapping[str, Any]], caps: ProbeCaps, out_dir: str | 
 
     Repeats are interleaved (one of each configuration per round), so a slow drift of the machine
     spreads over every configuration instead of biasing one."""
-    from .live.devices import get_device_profile
-    from .live.profiler import ProfileRequest
-    from .tables import load_table, open_table_for_append
+    from ..live.devices import get_device_profile
+    from ..live.profiler import ProfileRequest
+    from ..device_tables.table import load_table, open_table_for_append
 
     if repeats < 1:
         raise ValueError("repeats must be at least 1")
@@ -235,7 +235,7 @@ def probe(configs: Sequence[Mapping[str, Any]], caps: ProbeCaps, out_dir: str | 
     done: dict[str, list[dict]] = {k: list(existing.measurements.get(k, [])) for k, _ in keyed}
     measure = profile_fn
     if measure is None:
-        from .live.profiler import profile as measure
+        from ..live.profiler import profile as measure
     result = ProbeResult(caps=caps, out_dir=str(out))
     artefacts = out / "artefacts"
     try:
@@ -281,7 +281,7 @@ def probe(configs: Sequence[Mapping[str, Any]], caps: ProbeCaps, out_dir: str | 
 def _write(result: ProbeResult, out: Path) -> dict[str, str]:
     from tabulate import tabulate
 
-    from .reporting import short_config
+    from ..reporting import short_config
 
     paths = {"chunk": str(out / "probe.jsonl"), "json": str(out / "probe.json"), "markdown": str(out / "probe.md")}
     Path(paths["json"]).write_text(json.dumps({"caps": result.caps.__dict__,

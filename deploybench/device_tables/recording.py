@@ -29,9 +29,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol, Sequence, runtime_checkable
 
-from .deployment_grid import DeploymentGrid
-from .locking import exclusive_lock
-from .tables import load_table, open_table_for_append
+from ..locking import exclusive_lock
+from .grid import DeploymentGrid
+from .table import load_table, open_table_for_append
 
 __all__ = ["Recorder", "RecordingSummary", "MeasurementPool", "LocalPool", "Measured", "NEAR_CAP", "NEAR_MEMORY", "DEFAULT_REPEATS_NEAR_CAP", "LIVE_TIME_LIMIT_S",
            "near_a_cap", "near_memory_boundary", "needs_repeats", "recording_order", "missing_repeats"]
@@ -87,7 +87,7 @@ def needs_repeats(reps: Sequence[Mapping[str, Any]], scenarios: Sequence[Any], d
 def recording_order(config: Mapping[str, Any]) -> tuple:
     """Batch size first, then the cheap backends and the small models, so a recording stopped at any
     point holds complete sub-grids at the smaller batch sizes."""
-    from .deployment_grid import BACKENDS, MODELS
+    from .grid import BACKENDS, MODELS
 
     backend_cost = {"onnxruntime": 0, "pytorch_eager": 1, "torch_compile": 2}
     return (config["batch_size"], backend_cost.get(config["backend"], len(BACKENDS)),
@@ -175,11 +175,11 @@ class Recorder:
 
     # -- header -------------------------------------------------------------------------------------------
     def header(self) -> dict:
-        from .live.contention import max_other_cores
-        from .live.devices import get_device_profile
-        from .live.limits import memory_limit_support
-        from .live.profiler import MEASUREMENT_FORMAT
-        from .machine import library_versions, machine_info
+        from ..live.contention import max_other_cores
+        from ..live.devices import get_device_profile
+        from ..live.limits import memory_limit_support
+        from ..live.profiler import MEASUREMENT_FORMAT
+        from ..machine import library_versions, machine_info
 
         space = self.grid.space()
         profile = get_device_profile(self.device_profile)
@@ -226,9 +226,9 @@ class Recorder:
         return configs
 
     def _request(self, config: dict) -> Any:
-        from .live.devices import get_device_profile
-        from .live.profiler import ProfileRequest
-        from .tasks.deployment import scenarios
+        from ..live.devices import get_device_profile
+        from ..live.profiler import ProfileRequest
+        from ..tasks.deployment import scenarios
 
         profile = get_device_profile(self.device_profile)
         loosest = max(scenarios().values(), key=lambda s: s.latency_cap_ms)
@@ -242,17 +242,17 @@ class Recorder:
     def _pool(self) -> "MeasurementPool":
         if self.pool is not None:
             return self.pool
-        from .live.profiler import profile
+        from ..live.profiler import profile
 
         if self.reference_fn is None:
-            from .live.drift import reference_workload as reference
+            from ..live.drift import reference_workload as reference
         else:
             reference = self.reference_fn
         return LocalPool(self.profile_fn or profile, reference, lock=self.lock)
 
     def run(self, on_line: Callable[[str], None] = print) -> RecordingSummary:
-        from .live.devices import get_device_profile
-        from .tasks.deployment import scenarios
+        from ..live.devices import get_device_profile
+        from ..tasks.deployment import scenarios
 
         scen = list(scenarios().values())
         device_mb = get_device_profile(self.device_profile).memory_mb
@@ -398,7 +398,7 @@ def _reference_text(ref: Mapping[str, Any]) -> str:
 
 def _accounting() -> str:
     """The memory accounting recordings on this machine use (see :mod:`deploybench.live.limits`)."""
-    from .live.limits import _resolve_accounting
+    from ..live.limits import _resolve_accounting
 
     try:
         return _resolve_accounting(None)
@@ -418,7 +418,7 @@ def repeats_to_record(table: Any, wanted: int) -> tuple[int, int]:
     near the device's memory boundary with fewer than ``wanted`` clean repeats, and how many repeats they
     lack together. Configurations not measured yet are not counted (whether they lie near a cap is not
     known before their first pass)."""
-    from .tasks.deployment import scenarios
+    from ..tasks.deployment import scenarios
 
     scen = list(scenarios().values())
     device_mb = table_device_mb(table)

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
 from .recording import NEAR_CAP
-from .tables import LOCAL_NODE, Table, _repeat_feasible, node_name
+from .table import LOCAL_NODE, Table, _repeat_feasible, node_name
 
 __all__ = ["node_name", "NodeLevel", "ScenarioSpread", "HeterogeneityReport", "heterogeneity", "LOCAL_NODE"]
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from statistics import median
 from typing import Any, Iterable, Mapping, Sequence
 
-from . import direction as direction_
+from .. import direction as direction_
 
 __all__ = ["RecommendationRule", "CandidateVerdict", "feasibility_lower_bound", "required_repeats",
            "select_candidates", "judge_candidate", "recommend", "flip_rate", "clopper_pearson_two_sided"]
@@ -41,7 +41,7 @@ def feasibility_lower_bound(k: int, n: int, confidence: float) -> float:
 
 def clopper_pearson_two_sided(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
     """Exact two-sided interval of a binomial rate ``k / n`` ((0, 1) when ``n`` is 0); the one ``table info`` shows."""
-    from .table_report import clopper_pearson
+    from ..device_tables.report import clopper_pearson
 
     return clopper_pearson(k, n, confidence)
 

@@ -15,7 +15,7 @@ from collections import Counter, defaultdict
 from typing import Any, Mapping
 
 from .recording import NEAR_CAP, near_memory_boundary, repeats_to_record, table_device_mb
-from .tables import Table, ground_truth, node_name
+from .table import Table, ground_truth, node_name
 
 __all__ = ["table_summary", "clopper_pearson", "crash_dependence", "memory_boundary"]
 
@@ -228,7 +228,7 @@ def _scenario(table: Table, scenario: Any) -> dict:
 
 
 def _speed_levels(table: Table) -> list[dict]:
-    from .live.drift import pass_levels
+    from ..live.drift import pass_levels
 
     return pass_levels(table)
 
@@ -265,7 +265,7 @@ def _still_to_record(table: Table, covered: int, grid: int, costs: list[float]) 
 
 def table_summary(table: Table) -> dict:
     """Everything ``deploybench table info`` reports about ``table``, as JSON-safe data."""
-    from .tasks.deployment import scenarios
+    from ..tasks.deployment import scenarios
 
     covered, grid = table.coverage()
     keys = [k for k in table.grid_keys() if table.measurements.get(k)]
