@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import random
 import statistics
 from types import SimpleNamespace
@@ -596,3 +597,33 @@ def test_table_info_says_what_a_resumed_recording_still_has_to_measure(tmp_path,
     header["provenance"] = {"device": "cpu"}
     path.write_text("\n".join([json.dumps(header)] + lines[1:]) + "\n")
     assert table_summary(load_table(path))["still_to_record"] is None
+
+
+def test_a_chunk_replaced_under_the_recorder_loses_no_measurement(tmp_path):
+    """``git stash`` (or a checkout, an editor, a copy) replaces the chunk while it records: the recorder
+    must not go on writing into the unlinked file, which vanishes when it exits."""
+    out = tmp_path / "edge.jsonl"
+    fake = FakeProfiler()
+
+    def replacing(request):
+        if len(fake.requests) == 1:  # the chunk holds the header and one measurement: swap it for a copy
+            copy = tmp_path / "copy.jsonl"
+            copy.write_bytes(out.read_bytes())
+            os.replace(copy, out)
+        return fake(request)
+
+    recorder = Recorder(GRID, out, profile_fn=replacing, device_profile="edge", reference_fn=lambda: {"version": 1})
+    with pytest.raises(TableError, match="was deleted or replaced while recording") as err:
+        recorder.run(on_line=lambda line: None)
+    (rescued,) = tmp_path.glob("edge.recovered-*.jsonl")
+    assert str(rescued) in str(err.value)
+    lines = rescued.read_text().splitlines()
+    assert json.loads(lines[0])["type"] == "table"
+    assert [json.loads(x)["type"] for x in lines[1:]] == ["measurement", "measurement"]  # the one that found out too
+    assert len(out.read_text().splitlines()) == 2  # the replacement (header and the first line) is left as it was
+    # put back, the recording resumes from every measurement
+    os.replace(rescued, out)
+    again = FakeProfiler()
+    Recorder(GRID, out, profile_fn=again, device_profile="edge", reference_fn=lambda: {"version": 1},
+             repeats_near_cap=1).run(on_line=lambda line: None)
+    assert len(again.requests) == 2  # only the two configurations never measured

@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol, Sequenc
 
 from ..locking import exclusive_lock
 from .grid import DeploymentGrid
-from .table import load_table, open_table_for_append
+from .table import TableError, load_table, open_table_for_append
 
 __all__ = ["Recorder", "RecordingSummary", "MeasurementPool", "LocalPool", "Measured", "NEAR_CAP", "NEAR_MEMORY", "DEFAULT_REPEATS_NEAR_CAP", "LIVE_TIME_LIMIT_S",
            "near_a_cap", "near_memory_boundary", "needs_repeats", "recording_order", "missing_repeats"]
@@ -331,9 +331,13 @@ class Recorder:
             if callable(close):
                 close()
             summary.wall_s = time.time() - started
-            table = load_table(self.out)
-            summary.covered, summary.grid = table.coverage()
-            summary.clean_repeats_missing = missing_repeats(table, self.repeats_near_cap)
+            try:
+                table = load_table(self.out)
+            except TableError:
+                pass  # the chunk is gone or replaced: the error being raised says where its lines are
+            else:
+                summary.covered, summary.grid = table.coverage()
+                summary.clean_repeats_missing = missing_repeats(table, self.repeats_near_cap)
 
 
 @dataclass

@@ -18,7 +18,9 @@ from __future__ import annotations
 import gzip
 import json
 import math
+import os
 import statistics
+import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +30,7 @@ from ..space import SearchSpace
 from .grid import GRID_PARAMS, DeploymentGrid, canonical_order
 
 __all__ = ["TABLE_FORMAT_VERSION", "Table", "load_table", "TableError", "ConfigTruth", "ScenarioTruth",
-           "ground_truth", "open_table_for_append", "shipped_tables_dir", "shipped_tables", "resolve_table",
+           "ground_truth", "open_table_for_append", "ChunkAppender", "shipped_tables_dir", "shipped_tables", "resolve_table",
            "table_format_version",
            "grid_space", "pack_tables", "write_table", "PackResult"]
 
@@ -267,7 +269,51 @@ def _measurement_problem(record: Mapping[str, Any], space: SearchSpace) -> str |
     return None
 
 
-def open_table_for_append(path: Path | str, header: dict) -> Any:
+class ChunkAppender:
+    """Appends measurement lines to a recording chunk, and notices when the file it appends to is no
+    longer the chunk at its path: deleted, or replaced under it (``git stash`` or ``checkout``, an editor,
+    a copy). Writing on would put every later measurement into a file nobody can open once the recorder
+    exits; instead, before the next line, everything the old file holds is saved beside the chunk as
+    ``<name>.recovered-<UTC time>.jsonl`` and :class:`TableError` says where. Use it as a file
+    (``write``, ``flush``, ``close``); each ``write`` is flushed at once."""
+
+    def __init__(self, path: Path, fh: Any) -> None:
+        self.path = path
+        self.fh = fh
+        st = os.fstat(fh.fileno())
+        self._identity = (st.st_dev, st.st_ino)
+
+    def _replaced(self) -> bool:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return True
+        return (st.st_dev, st.st_ino) != self._identity
+
+    def write(self, text: str) -> None:
+        if self._replaced():
+            self.fh.flush()
+            stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+            rescue = self.path.with_name(f"{self.path.name.split('.')[0]}.recovered-{stamp}.jsonl")
+            size = os.fstat(self.fh.fileno()).st_size
+            with open(rescue, "wb") as out:
+                out.write(os.pread(self.fh.fileno(), size, 0))
+                out.write(text.encode("utf-8"))  # the measurement that found out, too
+            raise TableError(f"{self.path} was deleted or replaced while recording (a git stash or checkout, an "
+                             f"editor or a copy); nothing is lost: everything it held, with every measurement "
+                             f"recorded since, is in {rescue}. Put that file back at {self.path} and run the same "
+                             "command again to resume")
+        self.fh.write(text)
+        self.fh.flush()
+
+    def flush(self) -> None:
+        self.fh.flush()
+
+    def close(self) -> None:
+        self.fh.close()
+
+
+def open_table_for_append(path: Path | str, header: dict) -> ChunkAppender:
     """Open a table to append measurements, writing the header first when the file is new.
 
     An existing table must have been recorded on the same grid (same space signature)."""
@@ -280,12 +326,12 @@ def open_table_for_append(path: Path | str, header: dict) -> Any:
             raise TableError(f"{path} was recorded on another grid (space signature "
                              f"{existing.header.get('space_signature')} != {header.get('space_signature')}); "
                              "record into a new file or use the same filters")
-        return open(path, "a", encoding="utf-8")
+        return ChunkAppender(path, open(path, "a+", encoding="utf-8"))
     path.parent.mkdir(parents=True, exist_ok=True)
-    fh = open(path, "w", encoding="utf-8")
+    fh = open(path, "w+", encoding="utf-8")
     fh.write(json.dumps({"type": "table", "format_version": TABLE_FORMAT_VERSION, **header}, allow_nan=False) + "\n")
     fh.flush()
-    return fh
+    return ChunkAppender(path, fh)
 
 
 def shipped_tables_dir() -> Path:
