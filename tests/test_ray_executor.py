@@ -65,6 +65,10 @@ def test_record_takes_the_ray_options_and_names_the_executors_that_can_record(cl
     assert refused.returncode == 2
     assert "executor 'process' runs cases but cannot record" in refused.stderr and "ray, serial" in refused.stderr
     assert not (tmp_path / "t.jsonl").exists()  # refused before anything was written
+    # a wrong address is named at once (Ray itself retries it for minutes)
+    nobody = cli("record", "--out", str(tmp_path / "t.jsonl"), "--executor", "ray", "--ray-address", "127.0.0.1:1",
+                 "--models", "resnet18", "--backends", "onnxruntime", "--precisions", "fp32", "--batch-sizes", "1")
+    assert nobody.returncode == 2 and "cannot reach the Ray cluster at '127.0.0.1:1'" in nobody.stderr
 
 
 def test_ray_started_by_the_test_gives_the_serial_records(tmp_path):

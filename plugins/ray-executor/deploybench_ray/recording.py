@@ -41,6 +41,20 @@ RESOURCE_PREFIX = "device:"
 MAX_RETRIES = 3
 
 
+def unreachable(address: str, timeout_s: float = 5.0) -> str | None:
+    """Why nothing answers at a ``HOST:PORT`` (or ``ray://HOST:PORT``) address, or None when something
+    does, or when the address is ``auto``/``local`` (Ray finds those itself)."""
+    target = address.split("://", 1)[-1]
+    host, sep, port = target.rpartition(":")
+    if not sep or not port.isdigit():
+        return None
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        return exc.strerror or str(exc) or type(exc).__name__
+    return None
+
+
 def device_resource(device: str) -> str:
     """The custom Ray resource a node of ``device`` declares: ``device:<label>``."""
     return device if device.startswith(RESOURCE_PREFIX) else RESOURCE_PREFIX + device
@@ -116,6 +130,10 @@ class RayMeasurementPool:
 
         if not ray.is_initialized():
             address = self.address or os.environ.get(ADDRESS_ENV) or "auto"
+            problem = unreachable(address)
+            if problem:  # Ray itself retries a wrong address for minutes before it says so
+                raise UsageError(f"cannot reach the Ray cluster at {address!r}: {problem}; start one with `ray start "
+                                 f"--head` and pass its HOST:PORT (or auto on the head node)")
             try:
                 ray.init(address=address, log_to_driver=False)
             except (ConnectionError, RuntimeError) as exc:
