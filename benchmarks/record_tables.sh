@@ -38,6 +38,8 @@ case "$NAME" in
 esac
 RAW=recordings/$VERSION/$NAME.jsonl
 mkdir -p "recordings/$VERSION"
+# finished chunks are stored gzip-compressed (recordings/v2/*.jsonl.gz); a recording appends to plain text
+[ -f "$RAW" ] || { [ -f "$RAW.gz" ] && gunzip -k "$RAW.gz"; }
 rm -rf "$SNAP" && .venv/bin/pip install -q --no-deps --no-build-isolation --target "$SNAP" . || exit 1
 DB="env PYTHONPATH=$SNAP .venv/bin/python -P -m deploybench.cli.main"
 NOTE="recorded on a 2-core x86 machine emulating the $NAME device profile; threads 1-2; memory limit enforced per worker (mechanism and accounting in each measurement); contention guard threshold 0.15 cores"

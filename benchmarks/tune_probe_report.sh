@@ -10,7 +10,7 @@ set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:-benchmarks/results}
 LOCK=${DEPLOYBENCH_RECORD_LOCK:-/tmp/deploybench-measure.lock}
-TABLE=${TABLE:-recordings/v2/cpu.jsonl}
+TABLE=${TABLE:-recordings/v2/cpu.jsonl.gz}
 DB=".venv/bin/deploybench"
 mkdir -p "$OUT"
 for MODEL in resnet18 mobilenet_v3_large; do

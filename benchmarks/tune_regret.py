@@ -6,7 +6,7 @@ by the median of the table's clean repeats against the run's caps. The recommend
 the truth minus the table's median for the recommended configuration (0 when tune found the best;
 the recommendation is also checked feasible in the table). Prints a markdown table.
 
-    .venv/bin/python benchmarks/tune_regret.py [--table recordings/v2/cpu.jsonl] [RUN_DIR ...]
+    .venv/bin/python benchmarks/tune_regret.py [--table recordings/v2/cpu.jsonl.gz] [RUN_DIR ...]
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def regret(run: Path, table) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="*", type=Path)
-    parser.add_argument("--table", default="recordings/v2/cpu.jsonl")
+    parser.add_argument("--table", default="recordings/v2/cpu.jsonl.gz")
     args = parser.parse_args()
     runs = args.runs or sorted(Path("benchmarks/results").glob("tune-*"))
     table = load_table(args.table)
