@@ -39,7 +39,9 @@ def add_parser(sub: Any, pm: Any) -> None:
     p.add_argument("--precisions", default=None, help="with --table: select among these precisions only (comma list)")
     p.add_argument("--model", action="append", default=[], metavar="MODEL",
                    help="a custom model named in --config (package.module:function or a .onnx file)")
-    p.add_argument("--input-shape", default=None, metavar="C,H,W")
+    p.add_argument("--input-shape", default=None, metavar="C,H,W", help="one sample's shape of a one-input float model")
+    p.add_argument("--input", action="append", default=None, dest="inputs", metavar="NAME:SHAPE[:DTYPE[:LOW..HIGH]]",
+                   help="one named input of a custom model, repeated for several (as in tune)")
     caps = p.add_argument_group("caps (or --scenario)")
     caps.add_argument("--scenario", default=None, help="take the caps of a deployment scenario (edge_tight, ...)")
     caps.add_argument("--p95-ms", type=float, default=None)
@@ -110,7 +112,7 @@ def run(args: argparse.Namespace, pm: Any) -> int:
     sources: dict[str, Any] = {}
     for text in args.model:
         try:
-            s = parse_model_source(text, args.input_shape)
+            s = parse_model_source(text, args.input_shape, inputs=args.inputs)
         except SourceError as exc:
             raise UsageError(f"probe: {exc}") from None
         sources[s.label] = s
@@ -160,7 +162,7 @@ def run(args: argparse.Namespace, pm: Any) -> int:
             model = str(config["model"])
             if model not in sources:
                 try:
-                    s = parse_model_source(model, args.input_shape)
+                    s = parse_model_source(model, args.input_shape, inputs=args.inputs)
                 except SourceError as exc:
                     raise UsageError(f"probe: {exc}") from None
                 sources[s.label] = s

@@ -21,10 +21,15 @@ def add_parser(sub: Any, pm: Any) -> None:
                     "(every trial a live measurement in fresh processes), then re-measure the best candidates and "
                     "recommend the best one whose feasibility holds with the stated confidence.",
         epilog="MODEL: a torchvision name (resnet18), package.module:function returning a torch.nn.Module "
-               "(with --input-shape), or a .onnx file. Results, report.md and the deployable artefact go to --out; "
+               "(with --input-shape or --input), or a .onnx file. Results, report.md and the deployable artefact go to --out; "
                "exit 5 when nothing can be recommended (every measurement is kept).")
     p.add_argument("models", nargs="+", metavar="MODEL", help="model(s) to deploy (several: the model is searched too)")
-    p.add_argument("--input-shape", default=None, metavar="C,H,W", help="one sample's shape (default 3,224,224)")
+    p.add_argument("--input-shape", default=None, metavar="C,H,W",
+                   help="one sample's shape of a one-input float model (default 3,224,224)")
+    p.add_argument("--input", action="append", default=None, dest="inputs", metavar="NAME:SHAPE[:DTYPE[:LOW..HIGH]]",
+                   help="one named input, repeated for several: e.g. input_ids:seq=128:int64:0..30522 "
+                        "(seq=128: a dynamic axis measured at 128; dtypes float32, float16, int64, int32, uint8, "
+                        "bool); an ONNX file's inputs are read from the graph, --input gives their symbolic sizes")
     caps = p.add_argument_group("caps (at least one)")
     caps.add_argument("--p95-ms", type=float, default=None, help="p95 latency per batch, ms")
     caps.add_argument("--p99-ms", type=float, default=None, help="p99 latency per batch, ms")
@@ -68,7 +73,8 @@ def run(args: argparse.Namespace, pm: Any) -> int:
 
     require_live_dependencies("deploybench tune")
     spec = TuneSpec(
-        models=tuple(args.models), input_shape=args.input_shape, p95_ms=args.p95_ms, p99_ms=args.p99_ms,
+        models=tuple(args.models), input_shape=args.input_shape,
+        inputs=tuple(args.inputs) if args.inputs else None, p95_ms=args.p95_ms, p99_ms=args.p99_ms,
         memory_mb=args.memory_mb, min_throughput_sps=args.min_throughput, objective=args.objective,
         device_profile=args.device_profile, device_memory_mb=args.device_memory_mb, device_threads=args.device_threads,
         backends=tuple(args.backends) if args.backends else None,

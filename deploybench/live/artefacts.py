@@ -31,9 +31,11 @@ import json
 import os
 import time
 import warnings
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
+
+from .inputs import InputSpec, default_inputs, make_batch
 
 __all__ = ["prepare_artefact", "EXECUTED_SHARE_REQUIRED", "ORT_COMPUTE_OPS", "ort_precision_shares",
            "precision_verdict"]
@@ -53,11 +55,32 @@ CALIBRATION_IMAGES = 8
 
 
 DEFAULT_SHAPE = (3, 224, 224)
+DEFAULT_INPUTS: tuple[InputSpec, ...] = default_inputs(DEFAULT_SHAPE)
 
 
 def _images(batch: int, seed: int = 0, shape: tuple[int, ...] = DEFAULT_SHAPE) -> np.ndarray:
     rng = np.random.default_rng(seed)
     return rng.standard_normal((batch, *shape), dtype=np.float32)
+
+
+def _torch_args(specs: Sequence[InputSpec], batch: int = 1, seed: int = 0, half: bool = False) -> tuple:
+    """The model's positional arguments for a batch (float inputs in half precision when ``half``)."""
+    import torch
+
+    out = []
+    for array in make_batch(specs, batch, seed):
+        t = torch.from_numpy(array)
+        out.append(t.half() if half and t.is_floating_point() else t)
+    return tuple(out)
+
+
+def _ort_feed(session: Any, specs: Sequence[InputSpec], batch: int = 1, seed: int = 0) -> dict:
+    """An ONNX Runtime feed: the generated inputs by position, cast to the types the session declares
+    (an fp16 artefact takes float16 even where the user's model took float32)."""
+    from .inputs import onnx_dtype
+
+    arrays = make_batch(specs, batch, seed)
+    return {i.name: a.astype(onnx_dtype(i.type)) for i, a in zip(session.get_inputs(), arrays)}
 
 
 def precision_verdict(requested: str, shares: dict[str, float]) -> dict:
@@ -108,17 +131,15 @@ def _ort_session_options(ort: Any, threads: int, level: str, profile_prefix: str
     return so
 
 
-def _ort_checks(path: str, precision: str, workdir: str) -> dict:
+def _ort_checks(path: str, precision: str, workdir: str, specs: Sequence[InputSpec] = DEFAULT_INPUTS,
+                batch: int = 1) -> dict:
     import onnxruntime as ort
 
     checks = {}
     for level in ("basic", "all"):
         so = _ort_session_options(ort, 1, level, os.path.join(workdir, f"profile-{level}"))
         sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
-        inp = sess.get_inputs()[0]
-        dtype = np.float16 if "float16" in inp.type else np.float32
-        shape = tuple(d if isinstance(d, int) and d > 0 else 1 for d in inp.shape)
-        sess.run(None, {inp.name: np.random.default_rng(0).standard_normal(shape).astype(dtype)})
+        sess.run(None, _ort_feed(sess, specs, batch))
         prof = sess.end_profiling()
         with open(prof, encoding="utf-8") as fh:
             events = json.load(fh)
@@ -127,21 +148,32 @@ def _ort_checks(path: str, precision: str, workdir: str) -> dict:
     return checks
 
 
-def _export_onnx(model: Any, x: Any, path: str) -> str:
-    """TorchScript exporter with a dynamic batch axis (one file serves every batch size), else dynamo."""
+def _export_onnx(model: Any, args: tuple, path: str, specs: Sequence[InputSpec] = DEFAULT_INPUTS) -> str:
+    """TorchScript exporter with a dynamic batch axis (one file serves every batch size) and the inputs'
+    dynamic axes, else dynamo."""
     import torch
 
     errors = []
+    names = [s.name for s in specs]
     for dynamo_flag in (False, True):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                kwargs: dict = {"input_names": ["input"], "output_names": ["output"], "dynamo": dynamo_flag}
+                kwargs: dict = {"input_names": names, "output_names": ["output"], "dynamo": dynamo_flag}
                 if dynamo_flag:
-                    kwargs.update(external_data=False, dynamic_shapes=({0: torch.export.Dim("batch")},))
+                    dims: dict[str, Any] = {"batch": torch.export.Dim("batch")}
+                    shapes = []
+                    for s in specs:
+                        axes = {0: dims["batch"]}
+                        for axis, label in s.dynamic:
+                            axes[axis + 1] = dims.setdefault(label, torch.export.Dim(label))
+                        shapes.append(axes)
+                    kwargs.update(external_data=False, dynamic_shapes=tuple(shapes))
                 else:
-                    kwargs.update(opset_version=17, dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
-                torch.onnx.export(model, (x,), path, **kwargs)
+                    axes_by_input = {s.name: {0: "batch", **{axis + 1: label for axis, label in s.dynamic}}
+                                     for s in specs}
+                    kwargs.update(opset_version=17, dynamic_axes={**axes_by_input, "output": {0: "batch"}})
+                torch.onnx.export(model, tuple(args), path, **kwargs)
             return "dynamo" if dynamo_flag else "torchscript"
         except Exception as exc:  # noqa: BLE001 - try the other exporter, re-raise the first error below
             errors.append(exc)
@@ -149,12 +181,10 @@ def _export_onnx(model: Any, x: Any, path: str) -> str:
 
 
 class _Calibration:
-    """ONNX Runtime calibration reader over generated images (latency does not depend on their content)."""
+    """ONNX Runtime calibration reader over generated inputs (latency does not depend on their content)."""
 
-    def __init__(self, input_name: str, shape: tuple[int, ...] = DEFAULT_SHAPE, batch: int = 1,
-                 dtype: Any = np.float32) -> None:
-        self._batches = iter([{input_name: _images(batch, seed=i, shape=shape).astype(dtype)}
-                              for i in range(CALIBRATION_IMAGES)])
+    def __init__(self, session: Any, specs: Sequence[InputSpec] = DEFAULT_INPUTS, batch: int = 1) -> None:
+        self._batches = iter([_ort_feed(session, specs, batch, seed=i) for i in range(CALIBRATION_IMAGES)])
 
     def get_next(self) -> dict | None:
         return next(self._batches, None)
@@ -163,15 +193,13 @@ class _Calibration:
         pass
 
 
-def _prepare_onnx(model: Any, precision: str, workdir: str, info: dict, shape: tuple[int, ...] = DEFAULT_SHAPE) -> str:
-    import torch
-
+def _prepare_onnx(model: Any, precision: str, workdir: str, info: dict,
+                  specs: Sequence[InputSpec] = DEFAULT_INPUTS) -> str:
     half = precision == "fp16"
     m = model.cpu().half() if half else model.cpu()
-    x = torch.from_numpy(_images(1, shape=shape))
     path = os.path.join(workdir, "model.onnx")
-    info["onnx_exporter"] = _export_onnx(m, x.half() if half else x, path)
-    return _quantise_onnx(path, precision, workdir, info, shape)
+    info["onnx_exporter"] = _export_onnx(m, _torch_args(specs, half=half), path, specs)
+    return _quantise_onnx(path, precision, workdir, info, specs)
 
 
 #: protobuf cannot serialise a message of 2 GiB or more; larger models keep their weights in a side file
@@ -190,7 +218,7 @@ def _save_onnx(model: Any, path: str) -> None:
                   location=os.path.basename(path) + ".data")
 
 
-def _prepare_onnx_file(source_path: str, precision: str, workdir: str, info: dict, shape: tuple[int, ...],
+def _prepare_onnx_file(source_path: str, precision: str, workdir: str, info: dict, specs: Sequence[InputSpec],
                        fixed_batch: int | None) -> str:
     """The artefact of a user's ONNX file: the model itself (fp32), converted to fp16, or quantised.
 
@@ -208,10 +236,10 @@ def _prepare_onnx_file(source_path: str, precision: str, workdir: str, info: dic
         _save_onnx(convert_float_to_float16(model, keep_io_types=False), path)
         return path
     _save_onnx(model, path)
-    return _quantise_onnx(path, precision, workdir, info, shape, batch=fixed_batch or 1)
+    return _quantise_onnx(path, precision, workdir, info, specs, batch=fixed_batch or 1)
 
 
-def _quantise_onnx(path: str, precision: str, workdir: str, info: dict, shape: tuple[int, ...],
+def _quantise_onnx(path: str, precision: str, workdir: str, info: dict, specs: Sequence[InputSpec],
                    batch: int = 1) -> str:
     if precision == "int8_dynamic":
         from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -232,27 +260,26 @@ def _quantise_onnx(path: str, precision: str, workdir: str, info: dict, shape: t
         qpath = os.path.join(workdir, "model.int8_static.onnx")
         import onnxruntime as ort
 
-        first = ort.InferenceSession(pre, providers=["CPUExecutionProvider"]).get_inputs()[0]
-        dtype = np.float16 if "float16" in first.type else np.float32
-        quantize_static(pre, qpath, _Calibration(first.name, shape, batch, dtype), quant_format=QuantFormat.QDQ,
+        session = ort.InferenceSession(pre, providers=["CPUExecutionProvider"])
+        quantize_static(pre, qpath, _Calibration(session, specs, batch), quant_format=QuantFormat.QDQ,
                         per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
         for p in {path, pre}:
             if os.path.exists(p):
                 os.remove(p)
         path = qpath
-        info["calibration"] = f"{CALIBRATION_IMAGES} generated images, QDQ, per-channel int8 weights, uint8 activations"
+        info["calibration"] = f"{CALIBRATION_IMAGES} generated inputs, QDQ, per-channel int8 weights, uint8 activations"
     return path
 
 
 # -- PyTorch ----------------------------------------------------------------------------------------------
-def _flop_share(model: Any, is_quantised: Callable[[Any], bool], shape: tuple[int, ...] = DEFAULT_SHAPE) -> float:
+def _flop_share(model: Any, is_quantised: Callable[[Any], bool], specs: Sequence[InputSpec] = DEFAULT_INPUTS) -> float:
     """Share of the model's FLOPs (batch 1) in the modules ``is_quantised`` selects."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
-        model(torch.from_numpy(_images(1, shape=shape)))
+        model(*_torch_args(specs))
     per_module = counter.get_flop_counts()
     total = sum(per_module.get("Global", {}).values())
     if total <= 0:
@@ -266,7 +293,7 @@ def _flop_share(model: Any, is_quantised: Callable[[Any], bool], shape: tuple[in
 
 
 def _prepare_torch(model_name: str, model: Any, precision: str, workdir: str, info: dict,
-                   shape: tuple[int, ...] = DEFAULT_SHAPE, custom: bool = False) -> str:
+                   specs: Sequence[InputSpec] = DEFAULT_INPUTS, custom: bool = False) -> str:
     import torch
 
     from .models import QUANTIZABLE, build_quantizable
@@ -285,7 +312,7 @@ def _prepare_torch(model_name: str, model: Any, precision: str, workdir: str, in
     if precision == "int8_dynamic":
         from torch.ao.quantization import quantize_dynamic
 
-        share = _flop_share(model, lambda m: isinstance(m, torch.nn.Linear), shape)
+        share = _flop_share(model, lambda m: isinstance(m, torch.nn.Linear), specs)
         info["int8_flop_share"] = round(share, 4)
         verdict = precision_verdict(precision, {"int8": share, "fp32": 1.0 - share})
         if not verdict["ok"]:
@@ -311,11 +338,11 @@ def _prepare_torch(model_name: str, model: Any, precision: str, workdir: str, in
         verdict = precision_verdict(precision, {"int8": share, "fp32": 1.0 - share})
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        scripted = torch.jit.trace(q, torch.from_numpy(_images(1, shape=shape)), check_trace=False)
+        scripted = torch.jit.trace(q, _torch_args(specs), check_trace=False)
     scripted.save(path)
     info["format"] = "torchscript"
     checks["pytorch_eager"] = verdict
-    checks["torch_compile"] = _compile_check(scripted, verdict, shape)
+    checks["torch_compile"] = _compile_check(scripted, verdict, specs)
     info["checks"] = checks
     return path
 
@@ -338,14 +365,14 @@ def _flop_share_quantized(q: Any) -> float:
     return quantised / total if total else 0.0
 
 
-def _compile_check(scripted: Any, verdict: dict, shape: tuple[int, ...] = DEFAULT_SHAPE) -> dict:
+def _compile_check(scripted: Any, verdict: dict, specs: Sequence[InputSpec] = DEFAULT_INPUTS) -> dict:
     """Whether torch.compile accepts the saved int8 artefact (it refuses TorchScript modules)."""
     import torch
 
     try:
         compiled = torch.compile(scripted)
         with torch.no_grad():
-            compiled(torch.from_numpy(_images(1, shape=shape)))
+            compiled(*_torch_args(specs))
     except Exception as exc:  # noqa: BLE001 - the refusal is the verdict
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return {"executed": "none", "shares": {}, "ok": False,
@@ -366,17 +393,18 @@ def prepare_artefact(model_name: str, family: str, precision: str, workdir: str,
 
     info: dict[str, Any] = {"model": model_name, "family": family, "precision": precision}
     src = ModelSource.from_json(source) if source else None
-    shape = src.input_shape if src is not None else DEFAULT_SHAPE
-    info["input_shape"] = list(shape)
+    specs = src.input_specs if src is not None else DEFAULT_INPUTS
+    info["input_shape"] = list(specs[0].shape)
+    info["inputs"] = [s.to_json() for s in specs]
     t0 = time.perf_counter()
     torch.manual_seed(0)
     if src is not None and src.kind == "onnx":
         if family != "onnx":
             raise ValueError(f"an ONNX file runs on onnxruntime only, not on the {family} family")
         info["weights_source"] = "onnx file"
-        path = _prepare_onnx_file(src.ref, precision, workdir, info, shape, src.fixed_batch)
+        path = _prepare_onnx_file(src.ref, precision, workdir, info, specs, src.fixed_batch)
         info["format"] = "onnx"
-        info["checks"] = _ort_checks(path, precision, workdir)
+        info["checks"] = _ort_checks(path, precision, workdir, specs, src.fixed_batch or 1)
         info["path"] = path
         info["artefact_mb"] = round(os.path.getsize(path) / 2**20, 3)
         info["build_s"] = round(time.perf_counter() - t0, 3)
@@ -388,11 +416,11 @@ def prepare_artefact(model_name: str, family: str, precision: str, workdir: str,
     info["weights_source"] = weights_source
     info["param_mb"] = round(sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20, 3)
     if family == "onnx":
-        path = _prepare_onnx(model, precision, workdir, info, shape)
+        path = _prepare_onnx(model, precision, workdir, info, specs)
         info["format"] = "onnx"
-        info["checks"] = _ort_checks(path, precision, workdir)
+        info["checks"] = _ort_checks(path, precision, workdir, specs)
     elif family == "torch":
-        path = _prepare_torch(model_name, model, precision, workdir, info, shape, custom=bool(src and src.custom))
+        path = _prepare_torch(model_name, model, precision, workdir, info, specs, custom=bool(src and src.custom))
     else:
         raise ValueError(f"unknown artefact family {family!r}")
     info["path"] = path

@@ -22,6 +22,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .inputs import InputSpec, default_inputs, from_json_list
+
 __all__ = ["Runtime", "Loaded", "import_runtime", "load_artefact"]
 
 
@@ -35,7 +37,7 @@ class Runtime:
 class Loaded:
     step: Callable[[], None]
     timed_call: Callable[[Callable[[], None]], float]
-    predict: Callable[[np.ndarray], np.ndarray]
+    predict: Callable[..., np.ndarray]  # the model's inputs (arrays, in declaration order) -> first output
     device_executed: str
     metrics: dict[str, Any] = field(default_factory=dict)
     compile_fn: Callable[[], None] | None = None
@@ -63,13 +65,10 @@ def _cuda_timer() -> Callable[[Callable[[], None]], float]:
     return timed
 
 
-def _images(batch: int, shape: tuple[int, ...] = (3, 224, 224)) -> np.ndarray:
-    rng = np.random.default_rng(0)
-    return rng.standard_normal((batch, *shape), dtype=np.float32)
-
-
-def _shape(artefact: dict) -> tuple[int, ...]:
-    return tuple(int(v) for v in artefact.get("input_shape") or (3, 224, 224))
+def _specs(artefact: dict) -> tuple[InputSpec, ...]:
+    """The artefact's inputs (an artefact prepared before named inputs existed has one image input)."""
+    return from_json_list(artefact.get("inputs")) or default_inputs(
+        tuple(int(v) for v in artefact.get("input_shape") or (3, 224, 224)))
 
 
 def import_runtime(config: dict, requested_device: str) -> Runtime:
@@ -107,14 +106,12 @@ def _ort_device_check(ort: Any, artefact: dict, config: dict, providers: list[st
     kernels in fp32; on CUDA the same model runs in fp16, so a CUDA measurement is judged here."""
     import json
 
-    from .artefacts import _ort_session_options, ort_precision_shares, precision_verdict
+    from .artefacts import _ort_feed, _ort_session_options, ort_precision_shares, precision_verdict
 
     level = config.get("graph_optimization", "all")
     so = _ort_session_options(ort, 1, level, os.path.join(workdir, "profile-device"))
     sess = ort.InferenceSession(artefact["path"], so, providers=providers)
-    inp = sess.get_inputs()[0]
-    dtype = np.float16 if "float16" in inp.type else np.float32
-    sess.run(None, {inp.name: _images(1, _shape(artefact)).astype(dtype)})
+    sess.run(None, _ort_feed(sess, _specs(artefact), 1))
     prof = sess.end_profiling()
     with open(prof, encoding="utf-8") as fh:
         events = json.load(fh)
@@ -125,7 +122,7 @@ def _ort_device_check(ort: Any, artefact: dict, config: dict, providers: list[st
 def _load_onnx(artefact: dict, config: dict, runtime: Runtime, workdir: str | None = None) -> Loaded:
     import onnxruntime as ort
 
-    from .artefacts import _ort_session_options
+    from .artefacts import _ort_feed, _ort_session_options
 
     threads = int(config.get("threads") or 1)
     level = config.get("graph_optimization", "all")
@@ -148,25 +145,25 @@ def _load_onnx(artefact: dict, config: dict, runtime: Runtime, workdir: str | No
         verdict = (artefact.get("checks") or {}).get(check_key) or {"ok": True}
     if not verdict.get("ok", True):
         raise NotImplementedError(verdict.get("reason") or f"{config['precision']} did not execute")
-    inp = sess.get_inputs()[0]
-    dtype = np.float16 if "float16" in inp.type else np.float32
-    x_np = _images(int(config["batch_size"]), _shape(artefact)).astype(dtype)
+    from .inputs import onnx_dtype
+
+    feed = _ort_feed(sess, _specs(artefact), int(config["batch_size"]))
+    session_inputs = sess.get_inputs()
     if on_cuda:
-        xv = ort.OrtValue.ortvalue_from_numpy(x_np, "cuda", 0)
         binding = sess.io_binding()
-        binding.bind_ortvalue_input(inp.name, xv)
+        for name, array in feed.items():
+            binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(array, "cuda", 0))
         binding.bind_output(sess.get_outputs()[0].name, "cuda")
 
         def step() -> None:
             sess.run_with_iobinding(binding)
     else:
-        feed = {inp.name: x_np}
-
         def step() -> None:
             sess.run(None, feed)
 
-    def predict(images: np.ndarray) -> np.ndarray:
-        return np.asarray(sess.run(None, {inp.name: images.astype(dtype)})[0], dtype=np.float32)
+    def predict(*arrays: np.ndarray) -> np.ndarray:
+        given = {i.name: np.asarray(a).astype(onnx_dtype(i.type)) for i, a in zip(session_inputs, arrays)}
+        return np.asarray(sess.run(None, given)[0], dtype=np.float32)
 
     return Loaded(step=step, timed_call=_cpu_timer, predict=predict,
                   device_executed="cuda" if on_cuda else "cpu", metrics=metrics)
@@ -189,13 +186,30 @@ def _load_torch(artefact: dict, config: dict, runtime: Runtime) -> Loaded:
     dev = runtime.device
     half = artefact.get("precision") == "fp16"
     dtype = torch.float16 if half else torch.float32
+    specs = _specs(artefact)
     channels_last = config.get("memory_format") == "channels_last"
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     if artefact.get("format") != "torchscript":
         model = model.to(dev)
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
-    x = torch.from_numpy(_images(int(config["batch_size"]), _shape(artefact))).to(dev, dtype).contiguous(memory_format=fmt)
+
+    def tensors(arrays: list) -> tuple:
+        """Arrays as the model's arguments: float inputs in the artefact's precision, the layout applied to
+        4-D float inputs (the channels_last knob is offered only for one image input)."""
+        out = []
+        for array in arrays:
+            t = torch.from_numpy(np.asarray(array)).to(dev)
+            if t.is_floating_point():
+                t = t.to(dtype)
+                if t.dim() == 4:
+                    t = t.contiguous(memory_format=fmt)
+            out.append(t)
+        return tuple(out)
+
+    from .inputs import make_batch
+
+    x = tensors(make_batch(specs, int(config["batch_size"])))
     metrics: dict[str, Any] = {"threads_used": torch.get_num_threads(), "artefact_format": artefact.get("format"),
                                "memory_format": config.get("memory_format", "contiguous")}
     if artefact.get("quant_engine"):
@@ -213,7 +227,7 @@ def _load_torch(artefact: dict, config: dict, runtime: Runtime) -> Loaded:
             holder["model"] = torch.compile(model, mode=mode)
             metrics["compile_mode"] = mode
             with torch.no_grad():
-                holder["model"](x)  # compile now, so compilation is its own stage
+                holder["model"](*x)  # compile now, so compilation is its own stage
             counters = dynamo.utils.counters
             graphs = int(counters["stats"].get("unique_graphs", 0))
             breaks = int(sum(counters["graph_break"].values()))
@@ -227,11 +241,13 @@ def _load_torch(artefact: dict, config: dict, runtime: Runtime) -> Loaded:
 
     def step() -> None:
         with grad():
-            holder["model"](x)
+            holder["model"](*x)
 
-    def predict(batch: np.ndarray) -> np.ndarray:
+    def predict(*arrays: np.ndarray) -> np.ndarray:
         with grad():
-            out = holder["model"](torch.from_numpy(batch).to(dev, dtype).contiguous(memory_format=fmt))
+            out = holder["model"](*tensors(list(arrays)))
+        if isinstance(out, (tuple, list)):
+            out = out[0]
         return out.float().cpu().numpy()
 
     timed = _cuda_timer() if dev == "cuda" else _cpu_timer

@@ -7,14 +7,16 @@
   local torch hub cache: latency and memory do not depend on weight values; accuracy is then the
   figure torchvision documents, see :mod:`deploybench.live.models`);
 - ``package.module:factory``: an importable function returning a ``torch.nn.Module`` (called with no
-  arguments); ``input_shape`` gives one sample's shape (default ``3,224,224``). The module is imported
+  arguments); ``input_shape`` gives one sample's shape (default ``3,224,224``), or ``inputs`` several
+  named inputs with dtypes and dynamic axes (:mod:`deploybench.live.inputs`). The module is imported
   in the preparing worker with the caller's working directory on ``sys.path``, as ``python -c`` would;
 - ``path/to/model.onnx``: an ONNX file, deployed with ONNX Runtime only (there is no PyTorch module to
-  run eagerly or compile). Its input shape is read from the graph; a fixed batch dimension restricts
-  the batch sizes to that value.
+  run eagerly or compile). Its inputs (names, dtypes, ranks, symbolic axes) are read from the graph;
+  ``inputs`` gives the sizes of symbolic axes; a fixed batch dimension restricts the batch sizes to
+  that value.
 
-:func:`build_torch_module` and :func:`onnx_input` run inside the preparing worker; the parent only
-parses and checks what it can without importing the user's code (:func:`check_source`).
+:func:`build_torch_module` runs inside the preparing worker; the parent only parses and checks what it
+can without importing the user's code (:func:`check_source`, :func:`onnx_inputs`).
 """
 
 from __future__ import annotations
@@ -27,8 +29,10 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
+from .inputs import InputSpec, InputSpecError, check_dynamic_sizes, default_inputs, from_json_list, parse_input_spec
+
 __all__ = ["ModelSource", "parse_model_source", "parse_input_shape", "check_source", "build_torch_module",
-           "onnx_input", "SourceError", "DEFAULT_INPUT_SHAPE", "KINDS"]
+           "onnx_inputs", "SourceError", "DEFAULT_INPUT_SHAPE", "KINDS"]
 
 DEFAULT_INPUT_SHAPE: tuple[int, ...] = (3, 224, 224)
 KINDS = ("zoo", "torchvision", "factory", "onnx")
@@ -47,7 +51,9 @@ class ModelSource:
       ``torchvision`` (another torchvision classifier), ``factory`` or ``onnx``;
     - ``ref``: the torchvision name, ``package.module:function``, or the ONNX file's absolute path;
     - ``label``: the value of the ``model`` parameter in configurations and reports;
-    - ``input_shape``: one sample's shape (channels first), the batch dimension excluded;
+    - ``input_shape``: one sample's shape (channels first), the batch dimension excluded, of a model
+      with one float input; ``inputs``: the inputs of any other model (names, shapes, dtypes, dynamic
+      axes), and :attr:`input_specs` gives either as a list;
     - ``sys_path``: directory put first on ``sys.path`` before importing a factory;
     - ``fingerprint``: a hash of the ONNX file or of the factory's module file, so a resumed run
       refuses a model that changed under it.
@@ -60,11 +66,18 @@ class ModelSource:
     sys_path: str | None = None
     fingerprint: str | None = None
     fixed_batch: int | None = None
+    inputs: tuple[InputSpec, ...] = ()
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise SourceError(f"unknown model source kind {self.kind!r}; known: {', '.join(KINDS)}")
         object.__setattr__(self, "input_shape", tuple(int(v) for v in self.input_shape))
+        object.__setattr__(self, "inputs", tuple(self.inputs))
+
+    @property
+    def input_specs(self) -> tuple[InputSpec, ...]:
+        """The model's inputs: the declared ones, else one float32 input of ``input_shape``."""
+        return self.inputs or default_inputs(self.input_shape)
 
     @property
     def backends(self) -> tuple[str, ...]:
@@ -79,14 +92,18 @@ class ModelSource:
         return self.kind != "zoo"
 
     def to_json(self) -> dict:
-        return {"kind": self.kind, "ref": self.ref, "label": self.label, "input_shape": list(self.input_shape),
+        data = {"kind": self.kind, "ref": self.ref, "label": self.label, "input_shape": list(self.input_shape),
                 "sys_path": self.sys_path, "fingerprint": self.fingerprint, "fixed_batch": self.fixed_batch}
+        if self.inputs:  # only when declared: a single-image model keeps the JSON (and task signature) it had
+            data["inputs"] = [i.to_json() for i in self.inputs]
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "ModelSource":
         return cls(kind=str(data["kind"]), ref=str(data["ref"]), label=str(data["label"]),
                    input_shape=tuple(data.get("input_shape") or DEFAULT_INPUT_SHAPE), sys_path=data.get("sys_path"),
-                   fingerprint=data.get("fingerprint"), fixed_batch=data.get("fixed_batch"))
+                   fingerprint=data.get("fingerprint"), fixed_batch=data.get("fixed_batch"),
+                   inputs=from_json_list(data.get("inputs")))
 
 
 def parse_input_shape(text: str | Sequence[int] | None) -> tuple[int, ...] | None:
@@ -118,29 +135,30 @@ def _torchvision_names() -> list[str]:
 
 
 def parse_model_source(text: str, input_shape: str | Sequence[int] | None = None,
-                       cwd: str | None = None) -> ModelSource:
+                       cwd: str | None = None, inputs: Sequence[str] | None = None) -> ModelSource:
     """A :class:`ModelSource` from what a user typed; raises :class:`SourceError` with the closest
-    valid name when it names nothing."""
+    valid name when it names nothing. ``inputs`` are ``--input`` texts (:mod:`deploybench.live.inputs`);
+    give either them or ``input_shape``."""
     from ..device_tables.grid import MODELS
     from ..space import closest_name
 
     text = str(text).strip()
     cwd = os.path.abspath(cwd or os.getcwd())
     shape = parse_input_shape(input_shape)
+    if inputs and shape is not None:
+        raise SourceError("give --input-shape (one float input) or --input (named inputs), not both")
     if not text:
         raise SourceError("empty model: give a torchvision name, package.module:factory, or a .onnx file")
     if text.lower().endswith(".onnx"):
         path = os.path.abspath(os.path.join(cwd, text))
         if not os.path.isfile(path):
             raise SourceError(f"ONNX file {text!r} does not exist (looked for {path})")
-        file_shape, fixed = onnx_input(path)
-        if shape is None:
-            if any(v is None for v in file_shape):
-                raise SourceError(f"{text}: the input shape has symbolic dimensions besides the batch "
-                                  f"({file_shape}); give --input-shape")
-            shape = tuple(int(v) for v in file_shape)
+        specs, fixed = resolve_onnx_inputs(path, onnx_inputs(path), inputs or (), shape)
         label = os.path.splitext(os.path.basename(path))[0]
-        return ModelSource("onnx", path, label, shape, fingerprint=_file_hash(path), fixed_batch=fixed)
+        single = len(specs) == 1 and specs[0].dtype == "float32" and not specs[0].dynamic
+        return ModelSource("onnx", path, label, specs[0].shape if single else DEFAULT_INPUT_SHAPE,
+                           fingerprint=_file_hash(path), fixed_batch=fixed, inputs=() if single else specs)
+    declared = _declared_inputs(inputs)
     if ":" in text:
         if not _FACTORY.match(text):
             raise SourceError(f"{text!r} is not an import path: use package.module:function (a function that "
@@ -150,15 +168,25 @@ def parse_model_source(text: str, input_shape: str | Sequence[int] | None = None
         spec_file = _module_file(module, cwd)
         if spec_file:
             fingerprint = _file_hash(spec_file)
-        return ModelSource("factory", text, text, shape or DEFAULT_INPUT_SHAPE, sys_path=cwd, fingerprint=fingerprint)
+        return ModelSource("factory", text, text, shape or DEFAULT_INPUT_SHAPE, sys_path=cwd, fingerprint=fingerprint,
+                           inputs=declared)
     if text in MODELS:
-        return ModelSource("zoo", text, text, shape or DEFAULT_INPUT_SHAPE)
+        return ModelSource("zoo", text, text, shape or DEFAULT_INPUT_SHAPE, inputs=declared)
     names = _torchvision_names()
     if text in names:
-        return ModelSource("torchvision", text, text, shape or DEFAULT_INPUT_SHAPE)
+        return ModelSource("torchvision", text, text, shape or DEFAULT_INPUT_SHAPE, inputs=declared)
     hint = closest_name(text, list(MODELS) + names)
     raise SourceError(f"unknown model {text!r}: not a torchvision classification model, not an import path "
                       f"(package.module:function) and not a .onnx file" + (f"; did you mean {hint!r}?" if hint else ""))
+
+
+def _declared_inputs(texts: Sequence[str] | None) -> tuple[InputSpec, ...]:
+    from .inputs import parse_inputs
+
+    try:
+        return parse_inputs(list(texts or ()))
+    except InputSpecError as exc:
+        raise SourceError(str(exc)) from None
 
 
 def _module_file(module: str, cwd: str) -> str | None:
@@ -228,10 +256,22 @@ def build_torch_module(source: ModelSource, weights: str = "auto") -> tuple[Any,
     raise SourceError(f"an ONNX source ({source.ref}) has no PyTorch module; it runs on onnxruntime only")
 
 
-def onnx_input(path: str) -> tuple[tuple[int | None, ...], int | None]:
-    """(one sample's input shape, the fixed batch size or None) of an ONNX file's first input.
-    Raises :class:`SourceError` when the file does not load as ONNX."""
+@dataclass(frozen=True)
+class GraphInput:
+    """One input of an ONNX graph: its name, numpy dtype and dimensions (an int, the name of a symbolic
+    dimension, or None for an unnamed one); axis 0 is the batch axis."""
+
+    name: str
+    dtype: str
+    dims: tuple[int | str | None, ...]
+
+
+def onnx_inputs(path: str) -> list[GraphInput]:
+    """The inputs of an ONNX file (initialisers excluded). Raises :class:`SourceError` when the file does
+    not load as ONNX, its external data is not beside it, or the graph is invalid."""
     import onnx
+
+    from .inputs import ONNX_DTYPES
 
     try:
         model = onnx.load(path, load_external_data=False)
@@ -250,12 +290,83 @@ def onnx_input(path: str) -> tuple[tuple[int | None, ...], int | None]:
     except Exception as exc:  # noqa: BLE001 - an invalid graph is the user's file
         raise SourceError(f"{path} is not a valid ONNX model: {type(exc).__name__}: {str(exc)[:300]}") from None
     initializers = {i.name for i in model.graph.initializer}
-    inputs = [i for i in model.graph.input if i.name not in initializers]
-    if not inputs:
+    out = []
+    for graph_input in model.graph.input:
+        if graph_input.name in initializers:
+            continue
+        tensor = graph_input.type.tensor_type
+        dtype = ONNX_DTYPES.get(tensor.elem_type)
+        if dtype is None:
+            raise SourceError(f"{path}: input {graph_input.name!r} has ONNX element type {tensor.elem_type}, which "
+                              f"tune cannot generate (supported: {', '.join(sorted(set(ONNX_DTYPES.values())))})")
+        dims = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tensor.shape.dim)
+        out.append(GraphInput(graph_input.name, dtype, dims))
+    if not out:
         raise SourceError(f"{path}: the ONNX graph has no input")
-    dims = inputs[0].type.tensor_type.shape.dim
-    values = [d.dim_value if d.HasField("dim_value") else None for d in dims]
-    if len(values) < 2:
-        raise SourceError(f"{path}: the first input has {len(values)} dimension(s); expected a batch dimension "
-                          "and a sample shape")
-    return tuple(values[1:]), values[0]
+    return out
+
+
+def resolve_onnx_inputs(path: str, graph: Sequence[GraphInput], texts: Sequence[str],
+                        input_shape: tuple[int, ...] | None = None) -> tuple[tuple[InputSpec, ...], int | None]:
+    """The inputs to measure an ONNX file with, and its fixed batch size (None: the batch is symbolic).
+
+    Each graph input keeps its name and dtype; its symbolic axes (besides the batch) become dynamic
+    axes whose sizes come from ``--input`` (``NAME:SHAPE``, with ``LABEL=N`` or a plain size) or, for a
+    single input, ``input_shape``. A graph input with unknown sizes and no ``--input`` is refused with the
+    form to use."""
+    from ..space import closest_name
+
+    names = [g.name for g in graph]
+    by_name = {g.name: g for g in graph}
+    given: dict[str, InputSpec] = {}
+    for text in texts:
+        name = str(text).split(":", 1)[0].strip()
+        if name not in by_name:
+            hint = closest_name(name, names)
+            raise SourceError(f"--input {text!r}: {os.path.basename(path)} has no input {name!r}; its inputs: "
+                              f"{', '.join(names)}" + (f"; did you mean {hint!r}?" if hint else ""))
+        try:
+            given[name] = parse_input_spec(text, dtype_default=by_name[name].dtype)
+        except InputSpecError as exc:
+            raise SourceError(str(exc)) from None
+    if input_shape is not None:
+        if len(graph) != 1:
+            raise SourceError(f"{os.path.basename(path)} has {len(graph)} inputs ({', '.join(names)}): "
+                              "--input-shape describes one; give each as --input NAME:SHAPE")
+        given[graph[0].name] = InputSpec(graph[0].name, tuple(input_shape), graph[0].dtype)
+    specs, batches = [], set()
+    for g in graph:
+        if len(g.dims) < 1:
+            raise SourceError(f"{path}: input {g.name!r} is a scalar; expected a batch dimension first")
+        batch, sample = g.dims[0], g.dims[1:]
+        if isinstance(batch, int) and batch > 0:
+            batches.add(batch)
+        symbolic = [(axis, d) for axis, d in enumerate(sample) if not (isinstance(d, int) and d > 0)]
+        spec = given.get(g.name)
+        if spec is None:
+            if symbolic:
+                shown = ",".join(str(d) if isinstance(d, int) and d > 0 else f"{d or '?'}=N" for d in sample)
+                raise SourceError(f"{os.path.basename(path)}: input {g.name!r} has symbolic sizes "
+                                  f"({', '.join(str(d or '?') for _, d in symbolic)}); give the sizes to measure, "
+                                  f"e.g. --input {g.name}:{shown}:{g.dtype}")
+            spec = InputSpec(g.name, tuple(int(d) for d in sample), g.dtype)  # type: ignore[arg-type]
+        if len(spec.shape) != len(sample):
+            raise SourceError(f"--input {g.name}: {len(spec.shape)} sizes given, but the graph's input has "
+                              f"{len(sample)} dimensions besides the batch ({list(sample)})")
+        if spec.dtype != g.dtype:
+            raise SourceError(f"--input {g.name}: dtype {spec.dtype} given, but the graph's input is {g.dtype}")
+        for axis, d in enumerate(sample):
+            if isinstance(d, int) and d > 0 and spec.shape[axis] != d:
+                raise SourceError(f"--input {g.name}: size {spec.shape[axis]} at axis {axis + 1}, but the graph "
+                                  f"fixes it to {d}")
+        labels = dict(spec.dynamic)
+        dynamic = tuple((axis, labels.get(axis) or (d if isinstance(d, str) else f"{g.name}_{axis + 1}"))
+                        for axis, d in symbolic)
+        specs.append(InputSpec(spec.name, spec.shape, spec.dtype, dynamic, spec.low, spec.high))
+    if len(batches) > 1:
+        raise SourceError(f"{os.path.basename(path)}: its inputs fix different batch sizes {sorted(batches)}")
+    try:
+        check_dynamic_sizes(specs)
+    except InputSpecError as exc:
+        raise SourceError(str(exc)) from None
+    return tuple(specs), (batches.pop() if batches else None)

@@ -17,15 +17,24 @@ __all__ = ["write_report", "load_snippet"]
 
 
 def load_snippet(deployment: dict | None, config: dict) -> str:
-    """Python that loads and runs the recommended artefact with the recommended knobs."""
+    """Python that loads and runs the recommended artefact with the recommended knobs, on zero inputs
+    of the measured shapes and dtypes (replace them with real data)."""
     if not deployment:
         return "# the artefact was not kept; rerun with --resume to prepare it again"
+    from ..live.inputs import default_inputs, from_json_list
+
     path = deployment["path"]
-    shape = deployment.get("input_shape") or [3, 224, 224]
+    specs = from_json_list(deployment.get("inputs")) or default_inputs(deployment.get("input_shape") or [3, 224, 224])
     batch = int(config.get("batch_size", 1))
+    half = config["precision"] == "fp16"
+
+    def shape(spec: Any) -> str:
+        return ", ".join(str(v) for v in (batch, *spec.shape))
+
     if config["backend"] == "onnxruntime":
         level = "ORT_ENABLE_ALL" if config.get("graph_optimization", "all") == "all" else "ORT_ENABLE_BASIC"
-        dtype = "float16" if config["precision"] == "fp16" else "float32"
+        feed = ", ".join(f"{s.name!r}: np.zeros(({shape(s)},), dtype=np.{'float16' if half and s.is_float else s.dtype})"
+                         for s in specs)
         return "\n".join([
             "import numpy as np",
             "import onnxruntime as ort",
@@ -35,8 +44,8 @@ def load_snippet(deployment: dict | None, config: dict) -> str:
             "options.inter_op_num_threads = 1",
             f"options.graph_optimization_level = ort.GraphOptimizationLevel.{level}",
             f"session = ort.InferenceSession({path!r}, options, providers=['CPUExecutionProvider'])",
-            f"x = np.zeros(({batch}, {', '.join(str(v) for v in shape)}), dtype=np.{dtype})",
-            "logits = session.run(None, {session.get_inputs()[0].name: x})[0]",
+            f"inputs = {{{feed}}}",
+            "outputs = session.run(None, inputs)",
         ])
     lines = ["import torch", ""]
     if config.get("threads"):
@@ -47,15 +56,20 @@ def load_snippet(deployment: dict | None, config: dict) -> str:
         lines.append(f"model = torch.jit.load({path!r}).eval()")
     else:
         lines.append(f"model = torch.load({path!r}, weights_only=False).eval()  # a pickled module: trusted file only")
-    dtype = "torch.float16" if config["precision"] == "fp16" else "torch.float32"
-    x = f"torch.zeros({batch}, {', '.join(str(v) for v in shape)}, dtype={dtype})"
+    args = []
+    for s in specs:
+        dtype = "torch.float16" if half and s.is_float else f"torch.{s.dtype}"
+        x = f"torch.zeros({shape(s)}, dtype={dtype})"
+        if config.get("memory_format") == "channels_last" and len(s.shape) == 3:
+            x += ".contiguous(memory_format=torch.channels_last)"
+        args.append(x)
     if config.get("memory_format") == "channels_last":
         lines.append("model = model.to(memory_format=torch.channels_last)")
-        x += ".contiguous(memory_format=torch.channels_last)"
     if config["backend"] == "torch_compile":
         lines.append("model = torch.compile(model)  # compiles on the first call (not saved: compile at start-up)")
-    lines += [f"x = {x}", "with torch.inference_mode():" if config["backend"] != "torch_compile" else "with torch.no_grad():",
-              "    logits = model(x)"]
+    lines += [f"inputs = ({', '.join(args)},)",
+              "with torch.inference_mode():" if config["backend"] != "torch_compile" else "with torch.no_grad():",
+              "    outputs = model(*inputs)"]
     return "\n".join(lines)
 
 

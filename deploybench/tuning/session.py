@@ -60,7 +60,7 @@ def _sources(spec: TuneSpec) -> list[Any]:
     sources = []
     for text in spec.models:
         try:
-            source = parse_model_source(text, spec.input_shape)
+            source = parse_model_source(text, spec.input_shape, inputs=spec.inputs)
             check_source(source)
         except SourceError as exc:
             raise TuneInputError(str(exc)) from None
@@ -122,8 +122,11 @@ def _smoke_run(task: TuneTask, label: str, request: Any, on_line: Callable[[str]
         first = next((ln for ln in message.splitlines() if ln.strip()), message).strip()
         first = re.sub(r"^\[\w+\] ", "", first)  # the worker's stage tag
         shape = task.spec.input_shape
+        declared = "; ".join(s.describe() for s in task.sources[label].input_specs)
         hint = (f"; --input-shape {shape} is the shape of one sample, without the batch dimension: is it the "
-                "shape the model takes?") if shape else ""
+                "shape the model takes?") if shape else (
+            f"; the inputs given were {declared} (one sample each, batch excluded; several inputs, integer "
+            "inputs and dynamic axes: --input NAME:SHAPE[:DTYPE[:LOW..HIGH]], repeated)")
         raise TuneInputError(f"cannot run {label} on its input: {first[:300]}{hint}")
 
 
@@ -318,7 +321,7 @@ def _copy_deployment(task: TuneTask, verdict: CandidateVerdict, out: Path) -> di
     dest = dest_dir / os.path.basename(src)
     shutil.copyfile(src, dest)
     return {"path": str(dest), "format": art.get("format"), "quant_engine": art.get("quant_engine"),
-            "input_shape": art.get("input_shape"), "artefact_mb": art.get("artefact_mb")}
+            "input_shape": art.get("input_shape"), "inputs": art.get("inputs"), "artefact_mb": art.get("artefact_mb")}
 
 
 def tune(model: TuneSpec | str | Sequence[str], out_dir: str | os.PathLike[str] = "tune-results", *,

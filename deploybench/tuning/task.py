@@ -13,7 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
-from ..device_tables.grid import BATCH_SIZES, PRECISIONS, DeploymentGrid
+from ..device_tables.grid import BATCH_SIZES, MEMORY_FORMATS, PRECISIONS, DeploymentGrid
+from ..live.inputs import layout_applies
 from ..locking import exclusive_lock
 from ..outcome import Outcome
 from ..task import Constraint, EvalContext, Objective, Task, TaskMetadata
@@ -40,7 +41,9 @@ class TuneSpec:
     """Everything ``deploybench tune`` is asked (stored as given; :meth:`validate` checks it).
 
     - ``models``: model texts (:func:`deploybench.live.sources.parse_model_source`); ``input_shape``
-      for factories (and ONNX files with symbolic sizes);
+      (one float input) or ``inputs`` (``--input NAME:SHAPE[:DTYPE[:LOW..HIGH]]``, repeated: several
+      inputs, integer inputs, dynamic axes; :mod:`deploybench.live.inputs`) for factories and ONNX files
+      with symbolic sizes;
     - caps: ``p95_ms``, ``p99_ms`` (latency per batch), ``memory_mb`` (deployment footprint),
       ``min_throughput_sps``; at least one is needed;
     - ``objective``: one of :data:`OBJECTIVES`;
@@ -58,6 +61,7 @@ class TuneSpec:
 
     models: tuple[str, ...]
     input_shape: str | None = None
+    inputs: tuple[str, ...] | None = None
     p95_ms: float | None = None
     p99_ms: float | None = None
     memory_mb: float | None = None
@@ -245,8 +249,14 @@ def tune_grid(spec: TuneSpec, sources: Sequence[Any], device: Any) -> tuple[Depl
     if over:
         raise TuneInputError(f"--threads {over} outside the device's 1..{device.max_threads} threads")
     precisions = tuple(spec.precisions) if spec.precisions else PRECISIONS
+    memory_formats = MEMORY_FORMATS
+    if not all(layout_applies(s.input_specs) for s in sources):
+        memory_formats = ("contiguous",)
+        if "pytorch_eager" in backends:
+            notes.append("the channels_last layout applies to one image input (C,H,W) only: the search keeps "
+                         "the contiguous layout")
     grid = DeploymentGrid(models=tuple(s.label for s in sources), backends=backends, precisions=precisions,
-                          batch_sizes=batch_sizes, threads=threads)
+                          batch_sizes=batch_sizes, threads=threads, memory_formats=memory_formats)
     return grid, notes
 
 
