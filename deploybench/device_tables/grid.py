@@ -31,7 +31,7 @@ from ..space import Categorical, Condition, Integer, Ordinal, SearchSpace
 
 __all__ = ["SMALL_GRID", "MODELS", "BACKENDS", "PRECISIONS", "BATCH_SIZES", "THREADS", "MEMORY_FORMATS", "GRAPH_OPTIMIZATIONS",
            "THREADED_BACKENDS", "MEMORY_FORMAT_BACKENDS", "GRAPH_OPTIMIZATION_BACKENDS", "GRID_PARAMS",
-           "DeploymentGrid", "canonical_order", "artefact_key"]
+           "DeploymentGrid", "canonical_order", "artefact_key", "expand_config"]
 
 #: ten architectures that run on a 2-core CPU, six of them with torchvision quantizable definitions
 MODELS: tuple[str, ...] = ("resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large",
@@ -65,6 +65,19 @@ def canonical_order(name: str, values: Iterable[Any]) -> list:
     return [v for v in known if v in values] + sorted(v for v in values if v not in known)
 
 
+def expand_config(config: Mapping[str, Any], runtimes: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """A configuration of a joint ``runtime`` space (:meth:`DeploymentGrid.runtimes`) in the grid's own
+    terms: ``backend`` and ``precision`` in its place, plus the knobs its exclusions fix, in the order of
+    :data:`GRID_PARAMS`."""
+    if "runtime" not in config:
+        return dict(config)
+    runtime = str(config["runtime"])
+    backend, precision = runtime.split("/", 1)
+    merged = {**{k: v for k, v in config.items() if k != "runtime"}, "backend": backend, "precision": precision,
+              **dict(runtimes.get(runtime) or {})}
+    return {k: merged[k] for k in (*GRID_PARAMS, *sorted(set(merged) - set(GRID_PARAMS))) if k in merged}
+
+
 def artefact_key(config: Mapping[str, Any]) -> tuple[str, str, str]:
     """What a deployment artefact depends on: the model, the artefact family (a saved PyTorch module
     serves eager and compiled runs; an ONNX file serves ONNX Runtime) and the precision. Batch size,
@@ -90,6 +103,10 @@ class DeploymentGrid:
     memory_formats: tuple[str, ...] = MEMORY_FORMATS
     graph_optimizations: tuple[str, ...] = GRAPH_OPTIMIZATIONS
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    #: partial configurations known not to run (``{"backend": "onnxruntime", "precision": "fp16"}``): with
+    #: any, :meth:`space` joins backend and precision into one ``runtime`` parameter that lists only the
+    #: pairs that run, so no optimizer can propose an excluded one (see :meth:`expand`)
+    excluded: tuple[Mapping[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("models", "backends", "precisions", "memory_formats", "graph_optimizations"):
@@ -106,7 +123,47 @@ class DeploymentGrid:
                    for name, values in keep.items() if values is not None}
         return replace(self, **changes)
 
+    def runtimes(self) -> dict[str, dict[str, Any]]:
+        """With exclusions: each ``backend/precision`` value of the ``runtime`` parameter that can run,
+        and the knobs an exclusion fixes for it (``onnxruntime/int8_static`` runs at graph optimisation
+        ``all`` only). Pairs left with no knob value are dropped."""
+        out: dict[str, dict[str, Any]] = {}
+        knobs = {"graph_optimization": self.graph_optimizations, "memory_format": self.memory_formats}
+        for b in self.backends:
+            for p in self.precisions:
+                base = {"backend": b, "precision": p}
+                if any(set(e) == {"backend", "precision"} and all(base[k] == v for k, v in e.items())
+                       for e in self.excluded):
+                    continue
+                fixed: dict[str, Any] = {}
+                dropped = False
+                for knob, domain in knobs.items():
+                    rules = [e for e in self.excluded if set(e) == {"backend", "precision", knob}
+                             and e["backend"] == b and e["precision"] == p]
+                    if not rules:
+                        continue
+                    left = [v for v in domain if not any(e[knob] == v for e in rules)]
+                    if not left:
+                        dropped = True
+                    elif len(left) == 1:
+                        fixed[knob] = left[0]
+                    elif len(left) < len(domain):
+                        raise ValueError(f"an exclusion leaves {knob} {left} for {b}/{p}: only a single remaining "
+                                         "value can be expressed in the space")
+                if not dropped:
+                    out[f"{b}/{p}"] = fixed
+        if not out:
+            raise ValueError("the exclusions leave no backend and precision that can run")
+        return out
+
+    def expand(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """``config`` with ``backend`` and ``precision`` (and knobs an exclusion fixes) in place of a
+        ``runtime`` value; a configuration without one is returned as it is."""
+        return expand_config(config, self.runtimes() if "runtime" in config else {})
+
     def space(self) -> SearchSpace:
+        if self.excluded:
+            return self._joint_space()
         params: list = [
             Categorical("model", choices=self.models),
             Categorical("backend", choices=self.backends),
@@ -126,6 +183,29 @@ class DeploymentGrid:
             active = tuple(b for b in backends if b in self.backends)
             if active and domain:
                 params.append(Categorical(name, choices=domain, condition=Condition("backend", active)))
+        return SearchSpace(params)
+
+    def _joint_space(self) -> SearchSpace:
+        runtimes = self.runtimes()
+
+        def backend_of(runtime: str) -> str:
+            return runtime.split("/", 1)[0]
+
+        params: list = [Categorical("model", choices=self.models), Categorical("runtime", choices=tuple(runtimes)),
+                        Ordinal("batch_size", values=self.batch_sizes, log=True)]
+        threaded = tuple(r for r in runtimes if backend_of(r) in THREADED_BACKENDS)
+        if threaded and self.threads:
+            values = self.threads
+            cond = Condition("runtime", threaded)
+            if len(values) > 1 and values == tuple(range(values[0], values[-1] + 1)):
+                params.append(Integer("threads", low=values[0], high=values[-1], condition=cond))
+            else:
+                params.append(Ordinal("threads", values=values, condition=cond))
+        for name, domain, backends in (("memory_format", self.memory_formats, MEMORY_FORMAT_BACKENDS),
+                                       ("graph_optimization", self.graph_optimizations, GRAPH_OPTIMIZATION_BACKENDS)):
+            active = tuple(r for r, fixed in runtimes.items() if backend_of(r) in backends and name not in fixed)
+            if active and domain:
+                params.append(Categorical(name, choices=domain, condition=Condition("runtime", active)))
         return SearchSpace(params)
 
     @classmethod

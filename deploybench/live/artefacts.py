@@ -301,6 +301,11 @@ def _prepare_torch(model_name: str, model: Any, precision: str, workdir: str, in
     path = os.path.join(workdir, f"model.{precision}.pt")
     checks: dict[str, dict] = {}
     if precision in ("fp32", "fp16"):
+        if precision == "fp32":  # what PyTorch's dynamic int8 would cover: tune leaves it out below one half
+            try:
+                info["linear_flop_share"] = round(_flop_share(model, lambda m: isinstance(m, torch.nn.Linear), specs), 4)
+            except Exception:  # noqa: BLE001 - a model that rejects its input is reported by the smoke run
+                info["linear_flop_share"] = None
         m = model.half() if precision == "fp16" else model
         torch.save(m, path)
         info["format"] = "torch_pickle"

@@ -23,7 +23,7 @@ from tabulate import tabulate
 
 from .profiler import ProfileRequest, profile
 
-__all__ = ["doctor_report", "format_report", "probe_devices", "weights_report", "memory_limit_report"]
+__all__ = ["doctor_report", "format_report", "probe_devices", "weights_report", "memory_limit_report", "probe_path"]
 
 
 def memory_limit_report() -> str:
@@ -92,6 +92,32 @@ def _probe(device: str, backend: str, precision: str, time_limit_s: float) -> di
     return {"device": device, "backend": backend, "precision": precision, "works": works,
             "kind": "" if works else (m.error or {}).get("kind", "runtime"), "reason": reason,
             "device_executed": executed, "seconds": round(m.cost_s, 1)}
+
+
+def probe_path(device: str, backend: str, precision: str, cache_dir: str | None = None,
+               time_limit_s: float = 90.0) -> dict[str, Any]:
+    """One doctor row (does ``backend`` at ``precision`` run on ``device`` here?), probed once and cached
+    for a day per machine and library versions, like the full report."""
+    key = hashlib.sha256(json.dumps({"v": _versions(), "path": [device, backend, precision]},
+                                    sort_keys=True).encode()).hexdigest()[:16]
+    path = _cache_path(cache_dir, "path-" + key)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+        if time.time() - float(data["time"]) < _CACHE_TTL_S:
+            return dict(data["row"], cached=True)
+    except (OSError, ValueError, KeyError):
+        pass
+    row = _probe(device, backend, precision, time_limit_s)
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump({"time": time.time(), "row": row}, fh)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+    return row
 
 
 def _cache_path(cache_dir: str | None, key: str) -> str:

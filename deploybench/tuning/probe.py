@@ -167,12 +167,16 @@ def configs_from_tune(tune_dir: str | os.PathLike[str], n: int) -> tuple[list[di
     cases = sorted((root / "search").rglob("*.jsonl"))
     if not cases:
         raise ValueError(f"{root} holds no search trials yet")
+    from ..device_tables.grid import expand_config
+
+    runtimes = saved.get("runtimes") or {}  # a search space without the combinations known not to run
     scored = {}
     for t in read_case_file(cases[0]).trials:
         value = (t["outcome"].get("metrics") or {}).get(metric)
         if value is not None and not t["outcome"].get("early_stopped"):
-            key = json.dumps(t["config"], sort_keys=True)
-            scored[key] = (abs(float(value) - cap) / cap, t["config"])
+            config = expand_config(t["config"], runtimes)
+            key = json.dumps(config, sort_keys=True)
+            scored[key] = (abs(float(value) - cap) / cap, config)
     ranked = sorted(scored.values(), key=lambda t: t[0])
     return [c for _, c in ranked[:n]], saved
 

@@ -191,6 +191,13 @@ def _redone(result: Any) -> int:
     return n
 
 
+def _expanded_trial(trial: dict, task: Any) -> dict:
+    """A trial with its configuration in deployment terms (``backend``, ``precision``); where the search
+    used a joint ``runtime`` parameter, the configuration it proposed stays as ``search_config``."""
+    config = task.grid.expand(trial["config"])
+    return trial if config == trial["config"] else {**trial, "config": config, "search_config": trial["config"]}
+
+
 def write_report(result: Any, task: Any, rule: RecommendationRule) -> dict[str, str]:
     """Write ``report.json``, ``report.md`` and the figures into ``result.out_dir``; returns their paths."""
     out = Path(result.out_dir)
@@ -207,7 +214,8 @@ def write_report(result: Any, task: Any, rule: RecommendationRule) -> dict[str, 
         "recommended": rec.to_json() if rec else None,
         "alternatives": {k: v.to_json() for k, v in result.alternatives.items()},
         "candidates": [v.to_json() for v in result.candidates],
-        "deployment": result.deployment, "trials": result.trials, "figures": figures,
+        "deployment": result.deployment, "trials": [_expanded_trial(t, task) for t in result.trials], "figures": figures,
+        "exclusions": [e.to_json() for e in getattr(task, "exclusions", ()) or ()],
     }
     paths = {"json": str(out / "report.json"), "markdown": str(out / "report.md"), **figures}
     Path(paths["json"]).write_text(json.dumps(data, indent=1, default=str, allow_nan=False))
@@ -247,6 +255,10 @@ def write_report(result: Any, task: Any, rule: RecommendationRule) -> dict[str, 
         if v.reasons:
             lines.append(f"- {short_config(v.config)}: {'; '.join(v.reasons)}")
     lines += ["", "## Search", "", f"Measurements redone by the contention guard: {result.redone}.", ""]
+    exclusions = list(getattr(task, "exclusions", ()) or ())
+    if exclusions:
+        lines += ["Left out before the search (known not to run here, so no trial was spent on them):", "",
+                  *[f"- {e.describe()}" for e in exclusions], ""]
     if result.search_error:
         lines += [f"The search ended with an error: {result.search_error.get('message', result.search_error)}", ""]
     for name, path in figures.items():
@@ -262,7 +274,7 @@ def write_report(result: Any, task: Any, rule: RecommendationRule) -> dict[str, 
         if o.get("error"):
             message = str(o["error"].get("message") or "").strip()
             reason = next((ln for ln in message.splitlines() if ln.strip()), "")[:120]
-        rows.append([t["trial"] + 1, short_config(t["config"]), status, _cell(o.get("objective")),
+        rows.append([t["trial"] + 1, short_config(task.grid.expand(t["config"])), status, _cell(o.get("objective")),
                      _cell(m.get("latency_p95_ms")), _cell(m.get("memory_peak_mb")),
                      _cell(m.get("throughput_sps")), _cell(o.get("cost_s")), reason or "-"])
     lines += ["", tabulate(rows, headers=["#", "configuration", "outcome", metric, "p95 ms", "memory MB",

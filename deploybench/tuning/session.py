@@ -72,9 +72,11 @@ def _sources(spec: TuneSpec) -> list[Any]:
 
 
 def _preflight(task: TuneTask, prepare_fn: Callable[[Any], dict], on_line: Callable[[str], None],
-               smoke: bool = False) -> None:
+               smoke: bool = False) -> dict[str, dict]:
     """Prepare each model at fp32 once, and with ``smoke`` run it once: a model that cannot be built,
-    exported, loaded or run on its declared input stops the run before the search."""
+    exported, loaded or run on its declared input stops the run before the search. Returns each model's
+    artefact description (what the exclusions read: the share of FLOPs in Linear layers)."""
+    described: dict[str, dict] = {}
     for label, source in task.sources.items():
         backend = "onnxruntime" if source.kind == "onnx" or "pytorch_eager" not in task.grid.backends else "pytorch_eager"
         config = {"model": label, "backend": backend, "precision": "fp32", "batch_size": task.grid.batch_sizes[0]}
@@ -90,6 +92,7 @@ def _preflight(task: TuneTask, prepare_fn: Callable[[Any], dict], on_line: Calla
             first = re.sub(r"^\[\w+\] (SourceError|ValueError): ", "", first)  # the worker's stage tag
             raise TuneInputError(f"cannot prepare {label}: {first.strip()}")
         art = record.get("artefact") or {}
+        described[label] = art
         param_mb = art.get("param_mb")
         memory = task.device_profile.memory_mb
         if memory and param_mb and param_mb > memory:
@@ -97,6 +100,64 @@ def _preflight(task: TuneTask, prepare_fn: Callable[[Any], dict], on_line: Calla
                                  f"the device {task.device_profile.name} has {memory:g} MB (--device-memory-mb)")
         if smoke:
             _smoke_run(task, label, request, on_line)
+    return described
+
+
+#: options a resumed run may change: how long to search and how to recommend, not what is measured or judged
+_RESUMABLE_CHANGES = frozenset({"budget", "budget_seconds", "candidates", "repeats", "confidence", "min_feasible_rate",
+                                "lock", "time_limit_s"})
+_FLAGS = {"models": "MODEL", "inputs": "--input", "min_throughput_sps": "--min-throughput", "data_dir": "--data",
+          "time_limit_s": "--time-limit"}
+
+
+def _check_resumable(spec: TuneSpec, spec_path: Path) -> None:
+    """Refuse, in the command line's terms, a resume whose options change what the recorded trials mean."""
+    try:
+        saved = json.loads(spec_path.read_text()).get("spec") or {}
+    except (OSError, ValueError):
+        return  # an unreadable spec.json: the runner's own identity check still protects the records
+    now = spec.to_json()
+    changed = [name for name in now if name not in _RESUMABLE_CHANGES and name in saved and saved[name] != now[name]]
+    if not changed:
+        return
+
+    def shown(value: Any) -> str:
+        if value is None:
+            return "not given"
+        return ",".join(str(v) for v in value) if isinstance(value, list) else str(value)
+
+    parts = [f"{_FLAGS.get(n, '--' + n.replace('_', '-'))} was {shown(saved[n])}, now {shown(now[n])}" for n in changed]
+    caps = {"p95_ms", "p99_ms", "memory_mb", "min_throughput_sps"} & set(changed)
+    why = ("every recorded trial was judged, and stopped early, against the old caps" if caps else
+           "the recorded trials measured a different search")
+    raise TuneInputError(f"cannot resume {spec_path.parent}: {'; '.join(parts)}. {why[0].upper() + why[1:]}, so they "
+                         "cannot continue this search. Start a new one with another --out (or --overwrite to replace "
+                         "this one); --budget, --candidates, --repeats, --confidence and --min-feasible-rate may "
+                         "change on --resume")
+
+
+def _exclusions(task: TuneTask, described: dict[str, dict], probe: bool,
+                on_line: Callable[[str], None]) -> list:
+    """The combinations known not to run (:mod:`deploybench.tuning.exclusions`); ``probe`` runs the
+    one-time runtime probe (live runs only)."""
+    from .exclusions import known_exclusions
+
+    def probe_once(device: str, backend: str, precision: str) -> dict:
+        from ..live.doctor import probe_path
+
+        on_line(f"pre-flight: does {backend} {precision} run on {device} here? (probed once a day)")
+        return probe_path(device, backend, precision)
+
+    device = task.spec.device if task.spec.device in ("cpu", "cuda") else _auto_device()
+    grid = task.grid
+    return known_exclusions(list(task.sources.values()), grid.backends, grid.precisions, grid.graph_optimizations,
+                            device, described, probe_once if probe else None)
+
+
+def _auto_device() -> str:
+    from ..live.doctor import probe_devices
+
+    return probe_devices()[-1]
 
 
 def _smoke_run(task: TuneTask, label: str, request: Any, on_line: Callable[[str], None]) -> None:
@@ -176,7 +237,7 @@ def _progress(task: TuneTask, budget: int, on_line: Callable[[str], None],
                  if m.get(k) is not None]
         best = "none yet" if state["best"] is None else format_value(state["best"])
         redo = f", redone x{int(m['measurement_attempts']) - 1}" if m.get("measurement_attempts") else ""
-        on_line(" ".join(part for part in (f"[{record['trial'] + 1:>3}/{budget}]", short_config(record["config"]), "->",
+        on_line(" ".join(part for part in (f"[{record['trial'] + 1:>3}/{budget}]", short_config(task.grid.expand(record["config"])), "->",
                                            status, *shown, f"({float(o.get('cost_s') or 0):.1f} s{redo})",
                                            f"| best {metric}: {best}") if part))
 
@@ -226,7 +287,8 @@ def _remeasure(task: TuneTask, candidates: list[dict], rule: RecommendationRule,
                         f"{'early stop' if outcome.get('early_stopped') else outcome['status']}"
                         + (f" p95={p95:.2f} ms" if p95 is not None else "")
                         + (" (contaminated: redone)" if m.get("contaminated") else ""))
-            verdicts.append(judge_candidate(key, cand["config"], cand["outcome"], [r["outcome"] for r in records], rule))
+            verdicts.append(judge_candidate(key, task.grid.expand(cand["config"]), cand["outcome"],
+                                            [r["outcome"] for r in records], rule))
     return verdicts
 
 
@@ -247,11 +309,11 @@ def _no_feasible_message(task: TuneTask, trials: list[dict]) -> str:
     binding = binding_constraint(closest["outcome"], [c.to_json() for c in task.constraints])
     if binding.startswith("accuracy_unknown"):
         return (f"no configuration met the caps in {len(trials)} trials: the closest, "
-                f"{short_config(closest['config'])}, met the latency and memory caps but its accuracy is documented "
+                f"{short_config(task.grid.expand(closest['config']))}, met the latency and memory caps but its accuracy is documented "
                 "nowhere (ONNX Runtime int8 and PyTorch dynamic int8 have no published figure), and the objective is "
                 "accuracy. Use --objective throughput, measure accuracy with --data, or leave those precisions out "
                 "(--precisions fp32,fp16); every trial is kept (resume with --resume)")
-    return (f"no configuration met the caps in {len(trials)} trials; the closest was {short_config(closest['config'])} "
+    return (f"no configuration met the caps in {len(trials)} trials; the closest was {short_config(task.grid.expand(closest['config']))} "
             f"({binding}). Loosen a cap, widen the space (--batch-sizes, --precisions) or raise --budget; "
             "every trial is kept (resume with a larger budget)")
 
@@ -371,6 +433,8 @@ def tune(model: TuneSpec | str | Sequence[str], out_dir: str | os.PathLike[str] 
                 shutil.rmtree(target)
             elif target.exists():
                 target.unlink()
+    if resume and spec_path.exists():
+        _check_resumable(spec, spec_path)
     out.mkdir(parents=True, exist_ok=True)
     pm = create_plugin_manager(list(plugin_args))
     try:
@@ -378,17 +442,22 @@ def tune(model: TuneSpec | str | Sequence[str], out_dir: str | os.PathLike[str] 
     except UsageError as exc:
         raise TuneInputError(str(exc)) from None
     task = TuneTask(spec, sources, artefact_dir=str(out / "artefacts"), profile_fn=profile_fn)
+    live = prepare_fn is None and profile_fn is None
+    if live:
+        from ..live.profiler import prepare as prepare_fn
+    described = _preflight(task, prepare_fn, on_line, smoke=live) if prepare_fn is not None else {}
+    exclusions = _exclusions(task, described, probe=live, on_line=on_line)
+    if exclusions:
+        task = TuneTask(spec, sources, artefact_dir=str(out / "artefacts"), profile_fn=profile_fn,
+                        exclusions=exclusions)
     for note in task.notes:
         on_line(f"note: {note}")
     on_line(f"tune: {task.metadata.description}")
     on_line(f"optimizer {spec.optimizer}, budget {spec.budget} trials"
             + (f" or {spec.budget_seconds:g} s" if spec.budget_seconds else "") + f", space of {task.grid.size()} configurations")
-    live = prepare_fn is None and profile_fn is None
-    if live:
-        from ..live.profiler import prepare as prepare_fn
-    if prepare_fn is not None:
-        _preflight(task, prepare_fn, on_line, smoke=live)
-    spec_path.write_text(json.dumps({"spec": spec.to_json(), "sources": [s.to_json() for s in sources]}, indent=2))
+    spec_path.write_text(json.dumps({"spec": spec.to_json(), "sources": [s.to_json() for s in sources],
+                                     "exclusions": [e.to_json() for e in exclusions],
+                                     "runtimes": task.grid.runtimes() if exclusions else None}, indent=2))
     case = Case(task="tune", target=task.device_profile.name, task_label="tune", optimizer=spec.optimizer,
                 seed=spec.seed, budget=spec.budget, budget_seconds=spec.budget_seconds, kind="live")
     options = RunOptions(out_dir=str(out / "search"), resume=resume, overwrite=overwrite and not resume, extend=True)
@@ -407,7 +476,12 @@ def tune(model: TuneSpec | str | Sequence[str], out_dir: str | os.PathLike[str] 
         outcome.candidates = _remeasure(task, picked, rule, out / "repeats.jsonl", on_line)
         chosen, alternatives = recommend(outcome.candidates, task.objective.direction, spec.latency_cap)
         outcome.recommended, outcome.alternatives = chosen, alternatives
-        if chosen is None:
+        if chosen is None and all(v.n == 0 for v in outcome.candidates):
+            outcome.status = "no_robust"
+            outcome.message = ("every re-measurement of the candidates was disturbed by other work on this machine "
+                               "(the contention guard redid each one and discarded them all): nothing is recommended "
+                               "from disturbed figures; rerun with --resume on a quiet machine (the search is kept)")
+        elif chosen is None:
             outcome.status = "no_robust"
             outcome.message = ("no candidate held its feasibility over its repeats (" +
                                "; ".join(f"{v.feasible}/{v.n} feasible" for v in outcome.candidates) +

@@ -285,12 +285,24 @@ class TuneTask(Task):
     VERSION = "1"
 
     def __init__(self, spec: TuneSpec, sources: Sequence[Any], *, artefact_dir: str,
-                 profile_fn: Callable[[Any], Any] | None = None) -> None:
+                 profile_fn: Callable[[Any], Any] | None = None, exclusions: Sequence[Any] = ()) -> None:
+        from dataclasses import replace
+
         self.spec = spec
         self.sources = {s.label: s for s in sources}
         self.device_profile = resolve_device(spec)
         objective = resolve_objective(spec, sources)
         grid, self.notes = tune_grid(spec, sources, self.device_profile)
+        self.exclusions = list(exclusions)
+        if self.exclusions:
+            grid = replace(grid, excluded=tuple(e.match for e in self.exclusions))
+            try:
+                grid.runtimes()
+            except ValueError:
+                raise TuneInputError("nothing left to search: every backend and precision asked for is known not to "
+                                     "run here (" + "; ".join(e.describe() for e in self.exclusions) + "); widen "
+                                     "--backends or --precisions") from None
+            self.notes += [f"left out of the search: {e.describe()}" for e in self.exclusions]
         self.grid = grid
         if objective.metric == "accuracy" and not spec.data_dir:
             self.notes += _unknown_accuracy_notes(grid)
@@ -326,6 +338,7 @@ class TuneTask(Task):
         from ..live.profiler import ProfileRequest
 
         context = context or EvalContext()
+        config = self.grid.expand(config)  # a joint runtime value back to backend and precision
         cap = self.spec.latency_cap
         limit = self.spec.time_limit_s if context.time_limit_s is None else min(self.spec.time_limit_s,
                                                                                context.time_limit_s)

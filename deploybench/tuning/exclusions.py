@@ -1,0 +1,94 @@
+"""Combinations known not to run, left out of ``tune``'s search before it starts.
+
+A trial of a combination that cannot run costs a preparation (an export, a quantisation) and teaches
+the user nothing. Where the answer is known before the search, the combination is removed from the
+space (:class:`~deploybench.device_tables.grid.DeploymentGrid` ``excluded``) and listed in the report
+with its reason. Each rule says where its knowledge comes from:
+
+- **artefact format** (true of this suite's artefacts everywhere): PyTorch int8 artefacts are
+  TorchScript, which ``torch.compile`` refuses;
+- **model** (from the pre-flight preparation): eager static int8 needs a torchvision quantizable
+  definition; PyTorch's dynamic int8 quantises ``nn.Linear`` layers only, so it is left out when the
+  pre-flight counted less than half of the model's FLOPs in them (it would be recorded ``unsupported``);
+- **runtime on this device** (a one-time probe, cached for a day, :func:`deploybench.live.doctor.probe_path`):
+  ONNX Runtime fp16 where the probe shows it does not execute in fp16 (its CPU provider runs fp16
+  models' kernels in fp32), and QDQ static int8 at graph optimisation ``basic`` on the CPU, whose
+  integer kernels come only from the fusions of ``all`` (every model of the recorded ``cpu`` and
+  ``edge`` tables was ``unsupported`` there).
+
+With several models a rule that depends on the model removes a combination only when it holds for
+every model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
+
+__all__ = ["Exclusion", "known_exclusions"]
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    """A partial configuration left out of the search, why, and where that knowledge comes from."""
+
+    match: Mapping[str, Any]
+    reason: str
+    evidence: str
+
+    def describe(self) -> str:
+        what = " ".join(str(v) for v in self.match.values())
+        return f"{what}: {self.reason} ({self.evidence})"
+
+    def to_json(self) -> dict:
+        return {"match": dict(self.match), "reason": self.reason, "evidence": self.evidence}
+
+
+def known_exclusions(sources: Sequence[Any], backends: Sequence[str], precisions: Sequence[str],
+                     graph_optimizations: Sequence[str], runtime_device: str,
+                     preflight: Mapping[str, Mapping[str, Any]] | None = None,
+                     probe: Callable[[str, str, str], Mapping[str, Any]] | None = None) -> list[Exclusion]:
+    """The exclusions that apply to this search.
+
+    ``preflight`` maps a model label to its pre-flight artefact description (``linear_flop_share``);
+    ``probe(device, backend, precision)`` returns a doctor row (``works``, ``kind``, ``reason``); without
+    it (tests, no live runtime) the runtime rules are not applied."""
+    from ..live.models import QUANTIZABLE
+
+    out: list[Exclusion] = []
+    torch_backends = [b for b in ("pytorch_eager", "torch_compile") if b in backends]
+    int8 = [p for p in ("int8_dynamic", "int8_static") if p in precisions]
+    if "torch_compile" in backends:
+        for p in int8:
+            out.append(Exclusion({"backend": "torch_compile", "precision": p},
+                                 "the int8 artefact is TorchScript, and torch.compile refuses a TorchScript module",
+                                 "artefact format"))
+    if "int8_static" in precisions and sources and all(s.custom or s.label not in QUANTIZABLE for s in sources):
+        for b in torch_backends:
+            if b == "torch_compile":
+                continue  # already out: TorchScript
+            out.append(Exclusion({"backend": b, "precision": "int8_static"},
+                                 "eager static int8 needs a torchvision quantizable definition of the model "
+                                 "(quant stubs, fusable blocks); ONNX Runtime's int8_static quantises any model",
+                                 "model"))
+    shares = [(preflight or {}).get(s.label, {}).get("linear_flop_share") for s in sources]
+    if "int8_dynamic" in precisions and shares and all(isinstance(v, (int, float)) and v < 0.5 for v in shares):
+        top = max(float(v) for v in shares)  # type: ignore[arg-type]
+        for b in torch_backends:
+            if b == "torch_compile":
+                continue
+            out.append(Exclusion({"backend": b, "precision": "int8_dynamic"},
+                                 f"PyTorch's dynamic int8 quantises nn.Linear layers only, {100 * top:.1f} % of the "
+                                 "model's FLOPs: it would run almost entirely in fp32", "model, counted at pre-flight"))
+    if probe is not None and "onnxruntime" in backends and "fp16" in precisions:
+        row = probe(runtime_device, "onnxruntime", "fp16")
+        if not row.get("works", True) and row.get("kind") in ("unsupported", "environment"):
+            out.append(Exclusion({"backend": "onnxruntime", "precision": "fp16"},
+                                 f"ONNX Runtime fp16 does not run in fp16 on {runtime_device} here: "
+                                 f"{row.get('reason') or row.get('kind')}", "one-time probe, as deploybench doctor"))
+    if (runtime_device == "cpu" and "onnxruntime" in backends and "int8_static" in precisions
+            and "basic" in graph_optimizations and "all" in graph_optimizations):
+        out.append(Exclusion({"backend": "onnxruntime", "precision": "int8_static", "graph_optimization": "basic"},
+                             "QDQ int8 becomes integer kernels only through the fusions of graph optimisation 'all'; "
+                             "at 'basic' it runs in fp32", "runtime on the CPU, every model of the recorded tables"))
+    return out
