@@ -53,7 +53,15 @@ def add_parser(sub: Any, pm: Any) -> None:
     search.add_argument("--confidence", type=float, default=0.9, help="confidence of the feasibility bound (0.9)")
     search.add_argument("--min-feasible-rate", type=float, default=0.5,
                         help="the lower bound of P(feasible) a recommendation needs (0.5)")
-    p.add_argument("--data", default=None, help="ImageFolder of ImageNet synset folders: measured accuracy")
+    p.add_argument("--data", default=None, metavar="DATA",
+                   help="your data, for measured accuracy and int8 calibration: an .npz (one array per input, "
+                        "optional 'labels') or package.module:function returning them; or an ImageFolder of "
+                        "ImageNet synset folders. Top-1 against the labels, else agreement with the fp32 model")
+    p.add_argument("--max-accuracy-drop", type=float, default=None, metavar="SHARE",
+                   help="with --data: the most accuracy a deployment may lose against fp32 (e.g. 0.01)")
+    p.add_argument("--allow-unmeasured-accuracy", action="store_true",
+                   help="also search (and recommend) lower precisions whose accuracy is neither measured nor "
+                        "documented (left out by default)")
     p.add_argument("--weights", default="auto", choices=("auto", "pretrained", "random"))
     p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"), help="where float work runs (cpu)")
     p.add_argument("--time-limit", type=float, default=120.0, help="hard limit per worker, seconds (120)")
@@ -83,7 +91,8 @@ def run(args: argparse.Namespace, pm: Any) -> int:
         threads=tuple(args.threads) if args.threads else None,
         optimizer=args.optimizer or DEFAULT_TUNE_OPTIMIZER, budget=args.budget, budget_seconds=args.budget_seconds,
         seed=args.seed, candidates=args.candidates, repeats=args.repeats, confidence=args.confidence,
-        min_feasible_rate=args.min_feasible_rate, data_dir=args.data, weights=args.weights, device=args.device,
+        min_feasible_rate=args.min_feasible_rate, data_dir=args.data, max_accuracy_drop=args.max_accuracy_drop,
+        allow_unmeasured_accuracy=args.allow_unmeasured_accuracy, weights=args.weights, device=args.device,
         time_limit_s=args.time_limit, lock=args.lock)
     try:
         result = tune(spec, args.out, resume=args.resume, overwrite=args.overwrite, plugin_args=tuple(args.plugin))

@@ -181,10 +181,23 @@ def _export_onnx(model: Any, args: tuple, path: str, specs: Sequence[InputSpec] 
 
 
 class _Calibration:
-    """ONNX Runtime calibration reader over generated inputs (latency does not depend on their content)."""
+    """ONNX Runtime calibration reader over generated inputs (latency does not depend on their content),
+    or over the first samples of the user's data when there is some (accuracy does)."""
 
-    def __init__(self, session: Any, specs: Sequence[InputSpec] = DEFAULT_INPUTS, batch: int = 1) -> None:
-        self._batches = iter([_ort_feed(session, specs, batch, seed=i) for i in range(CALIBRATION_IMAGES)])
+    def __init__(self, session: Any, specs: Sequence[InputSpec] = DEFAULT_INPUTS, batch: int = 1,
+                 samples: Sequence[np.ndarray] | None = None) -> None:
+        from .inputs import onnx_dtype
+
+        if samples is not None:
+            total = len(samples[0])
+            feeds = []
+            for k in range(0, total, batch):
+                rows = np.resize(np.arange(k, min(k + batch, total)), batch)  # a short last batch repeats rows
+                feeds.append({i.name: np.asarray(a[rows]).astype(onnx_dtype(i.type))
+                              for i, a in zip(session.get_inputs(), samples)})
+            self._batches = iter(feeds)
+        else:
+            self._batches = iter([_ort_feed(session, specs, batch, seed=i) for i in range(CALIBRATION_IMAGES)])
 
     def get_next(self) -> dict | None:
         return next(self._batches, None)
@@ -194,12 +207,12 @@ class _Calibration:
 
 
 def _prepare_onnx(model: Any, precision: str, workdir: str, info: dict,
-                  specs: Sequence[InputSpec] = DEFAULT_INPUTS) -> str:
+                  specs: Sequence[InputSpec] = DEFAULT_INPUTS, samples: Sequence[np.ndarray] | None = None) -> str:
     half = precision == "fp16"
     m = model.cpu().half() if half else model.cpu()
     path = os.path.join(workdir, "model.onnx")
     info["onnx_exporter"] = _export_onnx(m, _torch_args(specs, half=half), path, specs)
-    return _quantise_onnx(path, precision, workdir, info, specs)
+    return _quantise_onnx(path, precision, workdir, info, specs, samples=samples)
 
 
 #: protobuf cannot serialise a message of 2 GiB or more; larger models keep their weights in a side file
@@ -219,7 +232,7 @@ def _save_onnx(model: Any, path: str) -> None:
 
 
 def _prepare_onnx_file(source_path: str, precision: str, workdir: str, info: dict, specs: Sequence[InputSpec],
-                       fixed_batch: int | None) -> str:
+                       fixed_batch: int | None, samples: Sequence[np.ndarray] | None = None) -> str:
     """The artefact of a user's ONNX file: the model itself (fp32), converted to fp16, or quantised.
 
     The file is loaded with its external data (``torch.onnx.export`` writes the weights of even a small
@@ -236,11 +249,11 @@ def _prepare_onnx_file(source_path: str, precision: str, workdir: str, info: dic
         _save_onnx(convert_float_to_float16(model, keep_io_types=False), path)
         return path
     _save_onnx(model, path)
-    return _quantise_onnx(path, precision, workdir, info, specs, batch=fixed_batch or 1)
+    return _quantise_onnx(path, precision, workdir, info, specs, batch=fixed_batch or 1, samples=samples)
 
 
 def _quantise_onnx(path: str, precision: str, workdir: str, info: dict, specs: Sequence[InputSpec],
-                   batch: int = 1) -> str:
+                   batch: int = 1, samples: Sequence[np.ndarray] | None = None) -> str:
     if precision == "int8_dynamic":
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -261,13 +274,14 @@ def _quantise_onnx(path: str, precision: str, workdir: str, info: dict, specs: S
         import onnxruntime as ort
 
         session = ort.InferenceSession(pre, providers=["CPUExecutionProvider"])
-        quantize_static(pre, qpath, _Calibration(session, specs, batch), quant_format=QuantFormat.QDQ,
+        quantize_static(pre, qpath, _Calibration(session, specs, batch, samples), quant_format=QuantFormat.QDQ,
                         per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
         for p in {path, pre}:
             if os.path.exists(p):
                 os.remove(p)
         path = qpath
-        info["calibration"] = f"{CALIBRATION_IMAGES} generated inputs, QDQ, per-channel int8 weights, uint8 activations"
+        info["calibration"] = (f"{len(samples[0])} samples of your data" if samples is not None else
+                               f"{CALIBRATION_IMAGES} generated inputs") + ", QDQ, per-channel int8 weights, uint8 activations"
     return path
 
 
@@ -387,10 +401,12 @@ def _compile_check(scripted: Any, verdict: dict, specs: Sequence[InputSpec] = DE
 
 # -- entry point (runs in the prepare worker) -------------------------------------------------------------
 def prepare_artefact(model_name: str, family: str, precision: str, workdir: str, *, weights: str = "auto",
-                     allow_test_models: bool = False, source: dict | None = None) -> dict:
+                     allow_test_models: bool = False, source: dict | None = None,
+                     calibration_data: str | None = None) -> dict:
     """Build the artefact of (model, family, precision) in ``workdir``; returns its description
     (``path`` empty when the precision cannot execute: ``checks`` say why). ``source`` (a
-    :class:`~deploybench.live.sources.ModelSource` as JSON) builds a user's model instead of the zoo's."""
+    :class:`~deploybench.live.sources.ModelSource` as JSON) builds a user's model instead of the zoo's;
+    ``calibration_data`` (``tune --data``) calibrates ONNX Runtime's static int8 on the user's samples."""
     import torch
 
     from .models import build_model
@@ -401,13 +417,18 @@ def prepare_artefact(model_name: str, family: str, precision: str, workdir: str,
     specs = src.input_specs if src is not None else DEFAULT_INPUTS
     info["input_shape"] = list(specs[0].shape)
     info["inputs"] = [s.to_json() for s in specs]
+    samples = None
+    if calibration_data and precision == "int8_static":
+        from .user_data import CALIBRATION_SAMPLES, load_user_data
+
+        samples, _ = load_user_data(calibration_data, specs, src.sys_path if src else None, limit=CALIBRATION_SAMPLES)
     t0 = time.perf_counter()
     torch.manual_seed(0)
     if src is not None and src.kind == "onnx":
         if family != "onnx":
             raise ValueError(f"an ONNX file runs on onnxruntime only, not on the {family} family")
         info["weights_source"] = "onnx file"
-        path = _prepare_onnx_file(src.ref, precision, workdir, info, specs, src.fixed_batch)
+        path = _prepare_onnx_file(src.ref, precision, workdir, info, specs, src.fixed_batch, samples)
         info["format"] = "onnx"
         info["checks"] = _ort_checks(path, precision, workdir, specs, src.fixed_batch or 1)
         info["path"] = path
@@ -421,7 +442,7 @@ def prepare_artefact(model_name: str, family: str, precision: str, workdir: str,
     info["weights_source"] = weights_source
     info["param_mb"] = round(sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20, 3)
     if family == "onnx":
-        path = _prepare_onnx(model, precision, workdir, info, specs)
+        path = _prepare_onnx(model, precision, workdir, info, specs, samples)
         info["format"] = "onnx"
         info["checks"] = _ort_checks(path, precision, workdir, specs)
     elif family == "torch":

@@ -71,7 +71,8 @@ class ProfileRequest:
       trial is stopped and ``timeout`` at the time it was stopped. ``None``: the device profile's
       (``device_profile``), else only ``time_limit_s`` per worker;
     - ``device``: ``auto`` (CUDA when available), ``cpu`` or ``cuda``; int8_dynamic always runs on CPU;
-    - ``data_dir``: an ImageFolder whose class folders are ImageNet synset ids (e.g. ImageNette's
+    - ``data_dir``: your data (an ``.npz`` or ``module:function``, :mod:`deploybench.live.user_data`), or
+      an ImageFolder whose class folders are ImageNet synset ids (e.g. ImageNette's
       ``val``) for measured accuracy; ``None`` uses the weights' documented ImageNet-1K top-1;
     - ``weights``: ``auto`` (pretrained when the file is in the local torch hub cache, else random),
       ``pretrained`` (fail with an environment error when absent; nothing is ever downloaded), ``random``;
@@ -432,6 +433,10 @@ def artefact_slot(request: ProfileRequest) -> str | None:
     if request.source:  # a label may hold ':' or '/'; the file's fingerprint keeps versions apart
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in model)
         name = f"{safe}-{request.source.get('fingerprint') or request.source.get('kind')}"
+    from .user_data import data_fingerprint, is_user_data
+
+    if is_user_data(request.data_dir) and precision == "int8_static":  # calibrated on the user's data
+        name += "-cal" + data_fingerprint(str(request.data_dir))
     return os.path.join(request.artefact_cache, f"{name}-{family}-{precision}-{request.weights}")
 
 
@@ -442,9 +447,12 @@ def _artefact(request: ProfileRequest, workdir: str, limit_s: float | None = Non
     from ..device_tables.grid import artefact_key
 
     model, family, precision = artefact_key(request.config)
+    from .user_data import is_user_data
+
     payload = {"model": model, "family": family, "precision": precision, "weights": request.weights,
                "allow_test_models": request.probe, "_debug_prepare": request._debug_prepare,
-               "source": dict(request.source) if request.source else None}
+               "source": dict(request.source) if request.source else None,
+               "calibration_data": request.data_dir if is_user_data(request.data_dir) else None}
     cache = request.artefact_cache
     slot = artefact_slot(request)
     if cache and slot:

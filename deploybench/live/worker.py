@@ -104,7 +104,7 @@ def run_prepare(req: dict, rec: _Recorder, workdir: str) -> None:
         stage = "prepare"
         info = prepare_artefact(req["model"], req["family"], req["precision"], workdir,
                                 weights=req.get("weights", "auto"), allow_test_models=bool(req.get("allow_test_models")),
-                                source=req.get("source"))
+                                source=req.get("source"), calibration_data=req.get("calibration_data"))
         rec.stages["prepare_s"] = round(time.perf_counter() - t, 4)
         peak, _ = mem.peak_mb()
         info["memory_prepare_peak_mb"] = None if peak is None else round(peak, 2)
@@ -221,7 +221,11 @@ def run_measure(req: dict, rec: _Recorder, workdir: str) -> None:
 
         stage = "accuracy"
         t = time.perf_counter()
-        if request.data_dir:
+        from .user_data import is_user_data
+
+        if request.data_dir and is_user_data(request.data_dir):
+            _user_data_accuracy(request, loaded, artefact, config, rec)
+        elif request.data_dir:
             from .models import accuracy_for, testing_enabled
 
             accuracy, source_acc, weights_name = accuracy_for(config["model"], config["precision"], config["backend"])
@@ -244,6 +248,26 @@ def run_measure(req: dict, rec: _Recorder, workdir: str) -> None:
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
         _fail(rec, stage, exc)
+
+
+def _user_data_accuracy(request: Any, loaded: Any, artefact: dict, config: dict, rec: _Recorder) -> None:
+    """Top-1 classes of the deployment on the user's samples (:mod:`deploybench.live.user_data`); with
+    labels also its top-1 accuracy. The caller compares the classes with the fp32 model's (agreement and
+    the accuracy drop). Runs after the footprint was taken: the data does not count as deployment memory."""
+    import numpy as np
+
+    from .loading import _specs
+    from .user_data import load_user_data, predict_all
+
+    inputs, labels = load_user_data(request.data_dir, _specs(artefact), (request.source or {}).get("sys_path"))
+    preds = predict_all(loaded.predict, inputs, int(config["batch_size"]))
+    rec.metrics["predictions"] = preds.tolist()
+    rec.metrics["accuracy_samples"] = int(len(preds))
+    if labels is not None:
+        rec.metrics["accuracy"] = round(float(np.mean(preds == labels)), 6)
+        rec.metrics["accuracy_source"] = "measured on your data (top-1 against its labels)"
+    else:
+        rec.metrics["accuracy_source"] = "measured on your data (agreement with fp32, compared by the caller)"
 
 
 def _measured_accuracy(request: Any, loaded: Any, config: dict) -> tuple[float, int]:

@@ -10,6 +10,9 @@ with its reason. Each rule says where its knowledge comes from:
 - **model** (from the pre-flight preparation): eager static int8 needs a torchvision quantizable
   definition; PyTorch's dynamic int8 quantises ``nn.Linear`` layers only, so it is left out when the
   pre-flight counted less than half of the model's FLOPs in them (it would be recorded ``unsupported``);
+- **accuracy policy**: without ``--data`` (or ``--allow-unmeasured-accuracy``), a lower precision whose
+  accuracy is documented nowhere for the model is not searched: a recommendation must not change a
+  model's numerics at a cost nobody measured;
 - **runtime on this device** (a one-time probe, cached for a day, :func:`deploybench.live.doctor.probe_path`):
   ONNX Runtime fp16 where the probe shows it does not execute in fp16 (its CPU provider runs fp16
   models' kernels in fp32), and QDQ static int8 at graph optimisation ``basic`` on the CPU, whose
@@ -47,13 +50,17 @@ class Exclusion:
 def known_exclusions(sources: Sequence[Any], backends: Sequence[str], precisions: Sequence[str],
                      graph_optimizations: Sequence[str], runtime_device: str,
                      preflight: Mapping[str, Mapping[str, Any]] | None = None,
-                     probe: Callable[[str, str, str], Mapping[str, Any]] | None = None) -> list[Exclusion]:
+                     probe: Callable[[str, str, str], Mapping[str, Any]] | None = None,
+                     unmeasured_allowed: bool = True) -> list[Exclusion]:
     """The exclusions that apply to this search.
 
     ``preflight`` maps a model label to its pre-flight artefact description (``linear_flop_share``);
     ``probe(device, backend, precision)`` returns a doctor row (``works``, ``kind``, ``reason``); without
-    it (tests, no live runtime) the runtime rules are not applied."""
-    from ..live.models import QUANTIZABLE
+    it (tests, no live runtime) the runtime rules are not applied. Without ``unmeasured_allowed`` (no
+    ``--data`` and no ``--allow-unmeasured-accuracy``) a lower precision whose accuracy is documented
+    nowhere for some model is left out too: it could be recommended without anyone knowing what it costs
+    in accuracy."""
+    from ..live.models import QUANTIZABLE, accuracy_for
 
     out: list[Exclusion] = []
     torch_backends = [b for b in ("pytorch_eager", "torch_compile") if b in backends]
@@ -91,4 +98,15 @@ def known_exclusions(sources: Sequence[Any], backends: Sequence[str], precisions
         out.append(Exclusion({"backend": "onnxruntime", "precision": "int8_static", "graph_optimization": "basic"},
                              "QDQ int8 becomes integer kernels only through the fusions of graph optimisation 'all'; "
                              "at 'basic' it runs in fp32", "runtime on the CPU, every model of the recorded tables"))
+    if not unmeasured_allowed:
+        for b in backends:
+            for p in precisions:
+                if p == "fp32" or any(e.match == {"backend": b, "precision": p} for e in out):
+                    continue
+                unknown = [s.label for s in sources if accuracy_for(s.label, p, b)[0] is None]
+                if unknown:
+                    out.append(Exclusion({"backend": b, "precision": p},
+                                         f"the accuracy of {', '.join(unknown)} at {p} on {b} is documented nowhere and "
+                                         "not measured: give --data to measure it, or --allow-unmeasured-accuracy to "
+                                         "search it anyway", "accuracy policy"))
     return out

@@ -136,6 +136,78 @@ def _check_resumable(spec: TuneSpec, spec_path: Path) -> None:
                          "change on --resume")
 
 
+#: accuracy on your data is measured on at most this many samples and this many bytes of inputs
+ACCURACY_SAMPLES = 500
+ACCURACY_BYTES = 32 * 2**20
+
+
+def _sample_of_your_data(task: TuneTask, out: Path, on_line: Callable[[str], None]) -> str:
+    """Check ``--data`` against the model's inputs (here, once: a mismatch is said before any trial) and
+    keep its first samples in ``out/data.npz``, the file every trial reads: a worker never loads more
+    than a small sample of your data into the device's memory."""
+    import numpy as np
+
+    from ..live.user_data import UserDataError, load_user_data
+
+    specs = [s.input_specs for s in task.sources.values()]
+    if any(sp != specs[0] for sp in specs):
+        raise TuneInputError("--data with several models needs models with the same inputs; tune them apart")
+    source = next(iter(task.sources.values()))
+    try:
+        inputs, labels = load_user_data(str(task.spec.data_dir), specs[0], source.sys_path or os.getcwd())
+    except UserDataError as exc:
+        raise TuneInputError(str(exc)) from None
+    per_sample = sum(a[:1].nbytes for a in inputs) or 1
+    n = max(1, min(len(inputs[0]), ACCURACY_SAMPLES, ACCURACY_BYTES // per_sample))
+    arrays = {s.name: a[:n] for s, a in zip(specs[0], inputs)}
+    if labels is not None:
+        arrays["labels"] = labels[:n]
+    path = out / "data.npz"
+    np.savez(path, **arrays)
+    on_line(f"data: {n} samples of {task.spec.data_dir} "
+            + ("with labels: accuracy is top-1" if labels is not None else
+               "without labels: accuracy is agreement with the fp32 model's top-1")
+            + f"; the first ones calibrate int8_static (kept in {path.name})")
+    return str(path)
+
+
+def _fp32_reference(task: TuneTask, out: Path, on_line: Callable[[str], None]) -> dict[str, dict]:
+    """Each model's fp32 top-1 classes (and accuracy, with labels) on the sample of your data, measured
+    once (``reference.json``, kept for a resumed run): what every trial's accuracy drop is against."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    path = out / "reference.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    labels = None
+    with np.load(task.data_path) as data:
+        if "labels" in data.files:
+            labels = data["labels"]
+    reference = {}
+    for label, source in task.sources.items():
+        backend = "onnxruntime" if source.kind == "onnx" or "pytorch_eager" not in task.grid.backends else "pytorch_eager"
+        config = {"model": label, "backend": backend, "precision": "fp32",
+                  "batch_size": source.fixed_batch or task.grid.batch_sizes[0], "threads": 1}
+        on_line(f"data: measuring the fp32 reference of {label} on your data ({backend})")
+        request = replace(task.request_for(config, early_stop=False), memory_limit_mb=None)
+        data = task.measure(request)
+        data = data.to_dict() if hasattr(data, "to_dict") else dict(data)
+        preds = (data.get("metrics") or {}).get("predictions")
+        if data.get("status") != "ok" or preds is None:
+            message = str((data.get("error") or {}).get("message") or data.get("status"))
+            first = next((ln for ln in message.splitlines() if ln.strip()), message).strip()
+            first = re.sub(r"^\[\w+\] ", "", first)  # the worker's stage tag
+            raise TuneInputError(f"cannot run {label} (fp32) on your data: {first[:300]}")
+        accuracy = None if labels is None else round(float(np.mean(np.asarray(preds) == labels)), 6)
+        reference[label] = {"predictions": preds, "accuracy": accuracy, "config": config}
+        if accuracy is not None:
+            on_line(f"data: {label} fp32 top-1 on your data: {accuracy:.4f}")
+    path.write_text(json.dumps(reference))
+    return reference
+
+
 def _exclusions(task: TuneTask, described: dict[str, dict], probe: bool,
                 on_line: Callable[[str], None]) -> list:
     """The combinations known not to run (:mod:`deploybench.tuning.exclusions`); ``probe`` runs the
@@ -150,8 +222,13 @@ def _exclusions(task: TuneTask, described: dict[str, dict], probe: bool,
 
     device = task.spec.device if task.spec.device in ("cpu", "cuda") else _auto_device()
     grid = task.grid
+    from ..live.user_data import is_user_data
+
+    measured = bool(task.spec.data_dir) and (is_user_data(task.spec.data_dir) or all(
+        s.kind in ("zoo", "torchvision") for s in task.sources.values()))
     return known_exclusions(list(task.sources.values()), grid.backends, grid.precisions, grid.graph_optimizations,
-                            device, described, probe_once if probe else None)
+                            device, described, probe_once if probe else None,
+                            unmeasured_allowed=measured or task.spec.allow_unmeasured_accuracy)
 
 
 def _auto_device() -> str:
@@ -274,7 +351,7 @@ def _remeasure(task: TuneTask, candidates: list[dict], rule: RecommendationRule,
             while clean() < rule.repeats and attempts < 2 * rule.repeats:
                 attempts += 1
                 measurement = task.measure(task.request_for(cand["config"], EvalContext()))
-                outcome = task.outcome_from(measurement).to_dict()
+                outcome = task.outcome_from(measurement, cand["config"]).to_dict()
                 data = measurement.to_dict() if hasattr(measurement, "to_dict") else dict(measurement)
                 rec = {"key": key, "config": cand["config"], "repeat": len(records), "outcome": outcome,
                        "measurement": data}
@@ -450,6 +527,11 @@ def tune(model: TuneSpec | str | Sequence[str], out_dir: str | os.PathLike[str] 
     if exclusions:
         task = TuneTask(spec, sources, artefact_dir=str(out / "artefacts"), profile_fn=profile_fn,
                         exclusions=exclusions)
+    from ..live.user_data import is_user_data
+
+    if is_user_data(spec.data_dir):
+        task.data_path = _sample_of_your_data(task, out, on_line)
+        task.with_reference(_fp32_reference(task, out, on_line))
     for note in task.notes:
         on_line(f"note: {note}")
     on_line(f"tune: {task.metadata.description}")

@@ -25,6 +25,8 @@ __all__ = ["TuneSpec", "TuneTask", "OBJECTIVES", "THROUGHPUT_SHORTFALL", "DEFAUL
 OBJECTIVES = ("auto", "accuracy", "throughput", "latency")
 #: derived metric of the minimum-throughput cap: how far a configuration falls short, in samples/s
 THROUGHPUT_SHORTFALL = "throughput_shortfall_sps"
+#: the fp32 model's accuracy on the user's data minus the deployment's (``--max-accuracy-drop`` caps it)
+ACCURACY_DROP = "accuracy_drop"
 #: the best optimizer of the published leaderboard (``leaderboard/README.md``, "Across tasks": rank 1 by
 #: average rank over every shipped task, significantly better than 10 of the 12 others over seed pairs;
 #: on the three deployment scenarios it ties with ``cbo_plus`` on average rank). A test checks this
@@ -55,8 +57,12 @@ class TuneSpec:
     - recommendation: ``candidates`` re-measured ``repeats`` times each; a candidate is robust when the
       one-sided Clopper-Pearson lower bound of its feasibility rate at ``confidence`` is at least
       ``min_feasible_rate``;
-    - ``data_dir`` (labelled ImageNet-synset folder for measured accuracy), ``weights``, ``device``
-      (auto|cpu|cuda), ``time_limit_s`` per worker, ``lock`` (an flock file shared with recorders).
+    - ``data_dir``: your data (an ``.npz`` or ``module:function``, :mod:`deploybench.live.user_data`)
+      or a labelled ImageNet-synset folder, for measured accuracy; ``max_accuracy_drop`` caps the loss
+      against the fp32 model on that data; ``allow_unmeasured_accuracy`` lets the search (and the
+      recommendation) use a lower precision whose accuracy is neither measured nor documented;
+    - ``weights``, ``device`` (auto|cpu|cuda), ``time_limit_s`` per worker, ``lock`` (an flock file
+      shared with recorders).
     """
 
     models: tuple[str, ...]
@@ -83,6 +89,8 @@ class TuneSpec:
     confidence: float = 0.9
     min_feasible_rate: float = 0.5
     data_dir: str | None = None
+    max_accuracy_drop: float | None = None
+    allow_unmeasured_accuracy: bool = False
     weights: str = "auto"
     device: str = "cpu"
     time_limit_s: float = 120.0
@@ -107,6 +115,11 @@ class TuneSpec:
             hint = closest_name(self.objective, list(OBJECTIVES))
             raise TuneInputError(f"unknown objective {self.objective!r}; allowed: {', '.join(OBJECTIVES)}"
                                  + (f"; did you mean {hint!r}?" if hint else ""))
+        if self.max_accuracy_drop is not None:
+            if not self.data_dir:
+                raise TuneInputError("--max-accuracy-drop needs --data: the drop against fp32 is measured on your data")
+            if not 0 <= self.max_accuracy_drop < 1:
+                raise TuneInputError(f"--max-accuracy-drop is a share of samples in [0, 1), got {self.max_accuracy_drop}")
         if self.budget < 1:
             raise TuneInputError(f"--budget must be at least 1 trial, got {self.budget}")
         if self.budget_seconds is not None and not self.budget_seconds > 0:
@@ -153,6 +166,8 @@ class TuneSpec:
             out.append(Constraint(THROUGHPUT_SHORTFALL, 0.0, scale=float(self.min_throughput_sps)))
         if accuracy_objective:
             out.append(ACCURACY_KNOWN)
+        if self.max_accuracy_drop is not None:
+            out.append(Constraint(ACCURACY_DROP, float(self.max_accuracy_drop)))
         return tuple(out)
 
     def to_json(self) -> dict:
@@ -189,15 +204,18 @@ def resolve_objective(spec: TuneSpec, sources: Sequence[Any]) -> Objective:
     measured, else throughput. Accuracy for a model whose accuracy is known nowhere is refused."""
     from ..live.models import accuracy_for
 
+    from ..live.user_data import is_user_data
+
     documented = all(accuracy_for(s.label, "fp32", "onnxruntime")[0] is not None for s in sources)
-    measurable = bool(spec.data_dir) and all(s.kind in ("zoo", "torchvision") for s in sources)
+    measurable = bool(spec.data_dir) and (is_user_data(spec.data_dir) or all(s.kind in ("zoo", "torchvision")
+                                                                              for s in sources))
     kind = spec.objective
     if kind == "auto":
         kind = "accuracy" if (documented or measurable) else "throughput"
     if kind == "accuracy" and not (documented or measurable):
         unknown = [s.label for s in sources if accuracy_for(s.label, "fp32", "onnxruntime")[0] is None]
         raise TuneInputError(f"objective accuracy: the accuracy of {', '.join(unknown)} is documented nowhere and "
-                             "cannot be measured here (measured accuracy needs a torchvision model and --data-dir); "
+                             "cannot be measured here (give --data: an .npz or module:function of your samples); "
                              "use --objective throughput or latency")
     if kind == "accuracy":
         return Objective("accuracy", "maximize")
@@ -309,6 +327,9 @@ class TuneTask(Task):
         self.artefact_dir = artefact_dir
         self._profile_fn = profile_fn
         self.redone = 0
+        self.reference: dict[str, dict] = {}
+        #: the data trials measure accuracy on: ``--data`` itself, or the prepared sample of your data
+        self.data_path = spec.data_dir
         super().__init__(
             name="tune", version=self.VERSION, space=grid.space(), objective=objective,
             # the budget is the run's, not the task's: a resumed run may extend it with the same task identity
@@ -316,6 +337,30 @@ class TuneTask(Task):
             metadata=TaskMetadata(kind="live", family_param="model", target=self.device_profile.name,
                                   description=self.describe_line(objective)),
         )
+
+    def with_reference(self, reference: Mapping[str, Mapping[str, Any]]) -> None:
+        """The fp32 model's top-1 classes (and accuracy, with labels) on the user's data, per model: what
+        every trial's accuracy drop is measured against."""
+        self.reference = {k: dict(v) for k, v in reference.items()}
+
+    def _judge_accuracy(self, data: dict, config: Mapping[str, Any] | None) -> dict:
+        import numpy as np
+
+        metrics = dict(data.get("metrics") or {})
+        preds = metrics.pop("predictions", None)
+        if preds is None:
+            return data
+        ref = self.reference.get(str((config or {}).get("model")))
+        if ref is not None and len(ref.get("predictions") or ()) == len(preds):
+            agreement = float(np.mean(np.asarray(preds) == np.asarray(ref["predictions"])))
+            metrics["agreement_with_fp32"] = round(agreement, 6)
+            if metrics.get("accuracy") is None:
+                metrics.update(accuracy=round(agreement, 6),
+                               accuracy_source="measured on your data (agreement with the fp32 model's top-1)")
+            baseline = ref.get("accuracy") if ref.get("accuracy") is not None else 1.0
+            metrics[ACCURACY_DROP] = round(float(baseline) - float(metrics["accuracy"]), 6)
+            metrics["accuracy_unknown"] = 0.0
+        return {**data, "metrics": metrics}
 
     def describe_line(self, objective: Objective) -> str:
         caps = ", ".join(f"{c.metric} <= {c.cap:g}" for c in self.spec.constraints(False)
@@ -347,7 +392,7 @@ class TuneTask(Task):
             config=dict(config), latency_cap_ms=cap[1] if cap else None,
             latency_metric=cap[0] if cap else "latency_p95_ms",
             early_stop_factor=(3.0 if context.feasible_found else 5.0) if early_stop else 0.0,
-            time_limit_s=limit, device=self.spec.device, data_dir=self.spec.data_dir, weights=self.spec.weights,
+            time_limit_s=limit, device=self.spec.device, data_dir=self.data_path, weights=self.spec.weights,
             device_profile=self.device_profile.name, memory_limit_mb=self.device_profile.memory_mb,
             artefact_cache=self.artefact_dir,
             source=source.to_json() if source is not None and source.custom else None,
@@ -363,13 +408,15 @@ class TuneTask(Task):
             return profile(request)
 
     def evaluate(self, config: Mapping[str, Any], context: EvalContext | None = None) -> Outcome:
-        return self.outcome_from(self.measure(self.request_for(config, context)))
+        return self.outcome_from(self.measure(self.request_for(config, context)), config)
 
-    def outcome_from(self, measurement: Any) -> Outcome:
-        """Judge a measurement against the user's caps (the minimum throughput as a shortfall)."""
+    def outcome_from(self, measurement: Any, config: Mapping[str, Any] | None = None) -> Outcome:
+        """Judge a measurement against the user's caps (the minimum throughput as a shortfall); with
+        your data, its accuracy and drop against the fp32 reference (:meth:`with_reference`)."""
         from ..tasks.deployment import measurement_to_outcome
 
         data = measurement.to_dict() if hasattr(measurement, "to_dict") else dict(measurement)
+        data = self._judge_accuracy(data, config)
         self.redone += max(0, int(data.get("attempts") or 1) - 1)
         if self.spec.min_throughput_sps is not None:
             metrics = dict(data.get("metrics") or {})
