@@ -170,7 +170,7 @@ def write_rows(rows: Iterable[dict[str, Any]], out: Path | str, fmt: str, fixed:
         import pyarrow.parquet as pq
     except ImportError:
         raise ExportError("--format parquet needs pyarrow, which is not installed; install it with: "
-                          "pip install 'deploybench[export]' (or use --format csv)") from None
+                          'pip install ".[export]" in the deploybench checkout (or use --format csv)') from None
     table = pa.table({name: pa.array(values, type=pa.type_for_alias(_TYPES[name])) if name in _TYPES
                       else pa.array(values) for name, values in data.items()})
     meta = {"deploybench_export_schema": str(EXPORT_SCHEMA), **(metadata or {})}

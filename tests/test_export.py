@@ -93,7 +93,7 @@ def test_bad_input_and_a_missing_pyarrow_say_what_to_do(results, cli, tmp_path, 
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_pyarrow)
-    with pytest.raises(ExportError, match=r"pip install 'deploybench\[export\]' \(or use --format csv\)"):
+    with pytest.raises(ExportError, match=r'pip install "\.\[export\]" in the deploybench checkout \(or use --format csv\)'):
         write_rows([{"a": 1}], tmp_path / "y.parquet", "parquet", ("a",))
 
 

@@ -234,10 +234,10 @@ def test_live_without_the_live_extra_is_a_usage_error_with_the_install_command(c
     proc = cli("run", "-o", "tba", "-t", "edge_tight", "--target", "live", "--out", str(out))
     assert proc.returncode == 2
     assert "--target live needs the live profiler's dependencies" in proc.stderr
-    assert "missing: onnxruntime-gpu" in proc.stderr and "pip install 'deploybench[live]'" in proc.stderr
+    assert "missing: onnxruntime-gpu" in proc.stderr and 'pip install ".[live]"' in proc.stderr
     assert not out.exists()  # nothing ran
     proc = cli("doctor")
-    assert proc.returncode == 2 and "pip install 'deploybench[live]'" in proc.stderr
+    assert proc.returncode == 2 and 'pip install ".[live]"' in proc.stderr
 
 
 @pytest.mark.slow

@@ -166,3 +166,28 @@ def test_a_custom_model_on_its_own_data_measures_the_int8_drop(tmp_path, monkeyp
 
     tight = tune(replace(spec, max_accuracy_drop=drop / 2), tmp_path / "tight", on_line=lambda s: None)
     assert tight.status == "recommended" and tight.recommended.config["precision"] == "fp32"
+
+
+def test_the_python_function_takes_module_objects_factories_and_the_flags_names(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(FIXTURES))
+    from tune_factories import TokenClassifier, token_classifier
+
+    device = _DataDevice(0.0)
+
+    def measure(request):
+        p95 = 1.0 + request.config["batch_size"]
+        device.requests.append(request)
+        return Measurement("ok", metrics={"latency_p95_ms": p95, "throughput_sps": 1000.0 / p95,
+                                          "memory_peak_mb": 10.0}, cost_s=1.0)
+
+    common = dict(input=["input_ids:seq=8:int64:0..1000", "attention_mask:seq=8:int64"], p95_ms=10.0,
+                  objective="throughput", backends=("onnxruntime",), precisions=("fp32",), batch_sizes=(1,),
+                  threads=(1,), optimizer="random", budget=1, candidates=1, repeats=2, min_feasible_rate=0.3)
+    result = tune(TokenClassifier(), tmp_path / "object", profile_fn=measure, on_line=lambda s: None, **common)
+    saved = tmp_path / "object" / "modules" / "TokenClassifier.pt"
+    assert saved.exists() and result.recommended.config["model"] == "TokenClassifier"
+    assert device.requests[0].source["kind"] == "module" and device.requests[0].source["inputs"][0]["name"] == "input_ids"
+    result = tune(token_classifier, tmp_path / "factory", profile_fn=measure, on_line=lambda s: None, **common)
+    assert result.recommended.config["model"] == "tune_factories:token_classifier"
+    with pytest.raises(TuneInputError, match="lambda or a local function"):
+        tune(lambda: None, tmp_path / "lambda", profile_fn=measure, on_line=lambda s: None, **common)

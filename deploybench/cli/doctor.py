@@ -22,7 +22,8 @@ __all__ = ["add_parser", "run", "missing_live_dependencies", "require_live_depen
 #: module -> the distribution that provides it (the ``[live]`` extra of pyproject.toml)
 LIVE_MODULES = {"torch": "torch", "torchvision": "torchvision", "onnxruntime": "onnxruntime-gpu", "onnx": "onnx",
                 "onnxscript": "onnxscript"}
-LIVE_INSTALL = "pip install 'deploybench[live]'"
+#: deploybench is installed from its checkout (no registry serves it), as the README says
+LIVE_INSTALL = 'pip install ".[live]" (in the deploybench checkout)'
 
 
 def missing_live_dependencies() -> list[str]:

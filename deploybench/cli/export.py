@@ -26,7 +26,7 @@ def add_parser(sub: Any, pm: Any) -> None:
         description="Flatten the case files under RESULTS into one table for pandas, polars or DuckDB: one row per "
                     "trial (identity, config.* and metric.* columns, outcome, cost, best so far) or, with --cases, "
                     "one per case (with 'score', the value the leaderboard averages). Parquet needs pyarrow "
-                    "(pip install 'deploybench[export]'); CSV needs nothing. Columns: docs/export.md.")
+                    '(pip install ".[export]" in the checkout); CSV needs nothing. Columns: docs/export.md.')
     p.add_argument("results", nargs="*", metavar="RESULTS",
                    help="results directories or case files (default: the published leaderboard/runs)")
     p.add_argument("--out", required=True, metavar="PATH", help="the file to write (.parquet or .csv)")

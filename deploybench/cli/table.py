@@ -67,7 +67,7 @@ def add_parser(sub: Any, pm: Any) -> None:
     export = tsub.add_parser("export", help="a recorded table as Parquet or CSV, one row per measurement",
                              description="One row per measurement (config.* and metric.* columns, repeat, status, "
                                          "error kind, cost) of a recorded table. Parquet needs pyarrow "
-                                         "(pip install 'deploybench[export]'). Columns: docs/export.md.")
+                                         '(pip install ".[export]" in the checkout). Columns: docs/export.md.')
     export.add_argument("table", help="a shipped table name (cpu, edge, ...) or a path")
     export.add_argument("--out", required=True, metavar="PATH", help="the file to write (.parquet or .csv)")
     export.add_argument("--format", choices=("parquet", "csv"), default=None,

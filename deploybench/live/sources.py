@@ -10,6 +10,9 @@
   arguments); ``input_shape`` gives one sample's shape (default ``3,224,224``), or ``inputs`` several
   named inputs with dtypes and dynamic axes (:mod:`deploybench.live.inputs`). The module is imported
   in the preparing worker with the caller's working directory on ``sys.path``, as ``python -c`` would;
+- ``path/to/model.pt``: a whole module saved with ``torch.save(model, path)`` (a pickle: its class must
+  be importable from the working directory; load only files you trust). The Python API saves a module
+  object it is given this way;
 - ``path/to/model.onnx``: an ONNX file, deployed with ONNX Runtime only (there is no PyTorch module to
   run eagerly or compile). Its inputs (names, dtypes, ranks, symbolic axes) are read from the graph;
   ``inputs`` gives the sizes of symbolic axes; a fixed batch dimension restricts the batch sizes to
@@ -35,7 +38,9 @@ __all__ = ["ModelSource", "parse_model_source", "parse_input_shape", "check_sour
            "onnx_inputs", "SourceError", "DEFAULT_INPUT_SHAPE", "KINDS"]
 
 DEFAULT_INPUT_SHAPE: tuple[int, ...] = (3, 224, 224)
-KINDS = ("zoo", "torchvision", "factory", "onnx")
+KINDS = ("zoo", "torchvision", "factory", "onnx", "module")
+#: a whole saved module (``torch.save(model, path)``); the Python API saves a module object this way
+MODULE_SUFFIXES = (".pt", ".pth")
 _FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
 
@@ -149,6 +154,13 @@ def parse_model_source(text: str, input_shape: str | Sequence[int] | None = None
         raise SourceError("give --input-shape (one float input) or --input (named inputs), not both")
     if not text:
         raise SourceError("empty model: give a torchvision name, package.module:factory, or a .onnx file")
+    if text.lower().endswith(MODULE_SUFFIXES):
+        path = os.path.abspath(os.path.join(cwd, text))
+        if not os.path.isfile(path):
+            raise SourceError(f"saved module {text!r} does not exist (looked for {path})")
+        label = os.path.splitext(os.path.basename(path))[0]
+        return ModelSource("module", path, label, shape or DEFAULT_INPUT_SHAPE, sys_path=cwd,
+                           fingerprint=_file_hash(path), inputs=_declared_inputs(inputs))
     if text.lower().endswith(".onnx"):
         path = os.path.abspath(os.path.join(cwd, text))
         if not os.path.isfile(path):
@@ -177,7 +189,8 @@ def parse_model_source(text: str, input_shape: str | Sequence[int] | None = None
         return ModelSource("torchvision", text, text, shape or DEFAULT_INPUT_SHAPE, inputs=declared)
     hint = closest_name(text, list(MODELS) + names)
     raise SourceError(f"unknown model {text!r}: not a torchvision classification model, not an import path "
-                      f"(package.module:function) and not a .onnx file" + (f"; did you mean {hint!r}?" if hint else ""))
+                      f"(package.module:function), not a saved module (.pt) and not a .onnx file"
+                      + (f"; did you mean {hint!r}?" if hint else ""))
 
 
 def _declared_inputs(texts: Sequence[str] | None) -> tuple[InputSpec, ...]:
@@ -253,6 +266,18 @@ def build_torch_module(source: ModelSource, weights: str = "auto") -> tuple[Any,
         if not isinstance(net, torch.nn.Module):
             raise SourceError(f"the factory {source.ref!r} returned {type(net).__name__}, not a torch.nn.Module")
         return net.eval(), "factory"
+    if source.kind == "module":
+        if source.sys_path and source.sys_path not in sys.path:
+            sys.path.insert(0, source.sys_path)
+        try:
+            net = torch.load(source.ref, map_location="cpu", weights_only=False)
+        except Exception as exc:  # noqa: BLE001 - the user's file
+            raise SourceError(f"cannot load the saved module {source.ref}: {type(exc).__name__}: {exc} (its class must "
+                              "be importable here: defined in a module, not in __main__ or a notebook)") from None
+        if not isinstance(net, torch.nn.Module):
+            raise SourceError(f"{source.ref} holds {type(net).__name__}, not a torch.nn.Module (save the module "
+                              "itself with torch.save(model, path), not its state_dict)")
+        return net.eval(), "saved module"
     raise SourceError(f"an ONNX source ({source.ref}) has no PyTorch module; it runs on onnxruntime only")
 
 

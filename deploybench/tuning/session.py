@@ -54,6 +54,40 @@ class TuneResult:
         return self.status == "recommended"
 
 
+#: keyword names of the command line's flags that differ from the spec's field names
+_KEYWORD_ALIASES = {"input": "inputs", "data": "data_dir", "min_throughput": "min_throughput_sps",
+                    "time_limit": "time_limit_s"}
+
+
+def _model_text(model: Any, out_dir: Path) -> str:
+    """What the command line would say for a model given to :func:`tune`: a text as it is; a function by
+    its import path; a ``torch.nn.Module`` object saved whole into ``out_dir/modules/`` (trials measure
+    it in fresh processes, so it travels as a file)."""
+    if isinstance(model, (str, os.PathLike)):
+        return os.fspath(model)
+    if callable(model) and not hasattr(model, "state_dict"):
+        module, name = getattr(model, "__module__", None), getattr(model, "__qualname__", "")
+        if not module or module == "__main__" or "<" in name:
+            raise TuneInputError(f"the factory {name or model!r} is defined in __main__ (or is a lambda or a local "
+                                 "function): fresh worker processes cannot import it; define it in a module")
+        return f"{module}:{name}"
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    if torch is not None and isinstance(model, torch.nn.Module):
+        if type(model).__module__ == "__main__":
+            raise TuneInputError(f"{type(model).__name__} is defined in __main__: fresh worker processes cannot "
+                                 "import its class to load it; define it in a module (or pass a factory)")
+        folder = out_dir.resolve() / "modules"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{type(model).__name__}.pt"
+        torch.save(model, path)
+        return str(path)
+    raise TuneInputError(f"cannot tune a {type(model).__name__}: give a torchvision name, package.module:function, "
+                         "a .pt or .onnx file, a factory function or a torch.nn.Module")
+
+
 def _sources(spec: TuneSpec) -> list[Any]:
     from ..live.sources import SourceError, check_source, parse_model_source
 
@@ -463,14 +497,17 @@ def _copy_deployment(task: TuneTask, verdict: CandidateVerdict, out: Path) -> di
             "input_shape": art.get("input_shape"), "inputs": art.get("inputs"), "artefact_mb": art.get("artefact_mb")}
 
 
-def tune(model: TuneSpec | str | Sequence[str], out_dir: str | os.PathLike[str] = "tune-results", *,
+def tune(model: TuneSpec | str | Any | Sequence[Any], out_dir: str | os.PathLike[str] = "tune-results", *,
          resume: bool = False, overwrite: bool = False, on_line: Callable[[str], None] = print,
          profile_fn: Callable[[Any], Any] | None = None, prepare_fn: Callable[[Any], dict] | None = None,
          plugin_args: tuple[str, ...] = (), **options: Any) -> TuneResult:
     """Tune the deployment of a model under caps; everything lands in ``out_dir``.
 
-    ``model`` is a :class:`TuneSpec`, or the model(s) with the spec's fields as keyword options, as on
-    the command line::
+    ``model`` is a :class:`TuneSpec`, or the model(s) with keyword options named as the command line's
+    flags (``--p95-ms`` is ``p95_ms``, ``--input`` is ``input``, a list for several, ``--data`` is
+    ``data``; the spec's field names work too). A model is a text as on the command line, a factory
+    function (by its import path) or a ``torch.nn.Module`` object (saved whole under ``out_dir``; its
+    class must be importable, not defined in ``__main__``)::
 
         result = deploybench.tune("resnet18", p95_ms=20, memory_mb=512, device_profile="cpu", budget=25)
         result.recommended.config, result.recommended.medians
@@ -491,12 +528,16 @@ def tune(model: TuneSpec | str | Sequence[str], out_dir: str | os.PathLike[str] 
         from ..space import closest_name
 
         known = [f.name for f in fields(TuneSpec) if f.name != "models"]
+        options = {_KEYWORD_ALIASES.get(k, k): v for k, v in options.items()}  # the flags' own names
+        if isinstance(options.get("inputs"), str):
+            options["inputs"] = (options["inputs"],)
         for name in options:
             if name not in known:
                 hint = closest_name(name, known)
                 raise TuneInputError(f"unknown tune option {name!r}; options: {', '.join(known)}"
                                      + (f"; did you mean {hint!r}?" if hint else ""))
-        spec = TuneSpec(models=(model,) if isinstance(model, str) else tuple(model), **options)
+        models = [model] if isinstance(model, str) or not isinstance(model, (list, tuple)) else list(model)
+        spec = TuneSpec(models=tuple(_model_text(m, Path(out_dir)) for m in models), **options)
     spec.validate()
     sources = _sources(spec)
     out = Path(out_dir).resolve()  # workers run in their own folders: every path they get is absolute
