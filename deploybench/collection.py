@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .keyword import KeywordError, compile_keyword
-from .plugins import DeployBenchPluginManager, UsageError, unknown_name_message
+from .plugins import DeployBenchPluginManager
+from .errors import UsageError, unknown_name_message
 from .runner import Case
 
 __all__ = ["collect", "parse_task_arg", "parse_optimizer_arg", "check_optimizer_params"]

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from .space import closest_name
+from .errors import did_you_mean
 
 __all__ = ["Fidelity", "FULL", "FIDELITY_KINDS", "Suggestion", "split_suggestion", "check_fidelities",
            "UnknownFidelityError"]
@@ -94,9 +94,8 @@ def find_fidelity(fidelities: Sequence[Fidelity], name: str) -> Fidelity:
         if f.name == name:
             return f
     names = [f.name for f in fidelities]
-    close = closest_name(str(name), names)
-    hint = f"; did you mean {close!r}?" if close else ""
-    raise UnknownFidelityError(f"unknown fidelity {name!r}; this task offers {', '.join(names)}{hint}")
+    raise UnknownFidelityError(f"unknown fidelity {name!r}; this task offers {', '.join(names)}"
+                               + did_you_mean(str(name), names))
 
 
 @dataclass(frozen=True)

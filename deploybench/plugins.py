@@ -16,23 +16,19 @@ import importlib
 import importlib.metadata as md
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Sequence
 
 import pluggy
 
 from . import hookspecs
 from .optimizer import Optimizer
-from .space import closest_name
+from .errors import UsageError, unknown_name_message  # noqa: F401 - re-exported: plugins import them from here
 from .specs import OptimizerSpec, check_plugin_name
 from .task import TaskSpec
 
 __all__ = ["PluginInfo", "BrokenPlugin", "DeployBenchPluginManager", "create_plugin_manager", "UsageError"]
 
 ENTRY_POINT_GROUP = "deploybench"
-
-
-class UsageError(Exception):
-    """Bad input from the user: the message says what was wrong and what is allowed. Exit code 2."""
 
 
 @dataclass(frozen=True)
@@ -167,16 +163,6 @@ class DeployBenchPluginManager:
         except Exception as exc:  # noqa: BLE001
             raise UsageError(f"optimizer {name!r} (plugin {self._optimizer_owner(name)!r}) cannot be loaded from "
                              f"{specs[name].import_path}: {type(exc).__name__}: {exc}") from exc
-
-
-def unknown_name_message(kind: str, name: str, known: Iterable[str], *, where: str = "", also: str = "") -> str:
-    """Say what was wrong, what is allowed and the closest valid name (``where``: " for task 'x'")."""
-    known = sorted(known)
-    hint = closest_name(name, known)
-    msg = f"unknown {kind} {name!r}{where}; known {kind}s: {', '.join(known) or '(none)'}{also}"
-    if hint:
-        msg += f"; did you mean {hint!r}?"
-    return msg
 
 
 def _entry_points() -> list[md.EntryPoint]:

@@ -30,7 +30,8 @@ from .locking import ResultsFolderBusy, wait_for_case_file
 from .fidelity import UnknownFidelityError, split_suggestion
 from .optimizer import OptimizerContext, build_optimizer
 from .outcome import ErrorKind, Outcome, counts_as_found
-from .plugins import DeployBenchPluginManager, UsageError, create_plugin_manager
+from .plugins import DeployBenchPluginManager, create_plugin_manager
+from .errors import UsageError
 from .results import (CaseWriter, ResultsFormatError, ResultsWriteError, case_path, drop_lines_after_end,
                       read_case_file)
 from .space import InvalidConfigError

@@ -25,7 +25,8 @@ from .exit_codes import ExitCode
 from .identity import identity_changes
 from .locking import ResultsFolderBusy, ResultsFolderLock
 from .machine import library_versions
-from .plugins import DeployBenchPluginManager, UsageError, unknown_name_message
+from .plugins import DeployBenchPluginManager
+from .errors import UsageError, unknown_name_message
 from .results import FORMAT_VERSION, ResultsFormatError, ResultsWriteError, scan_case_file, write_manifest
 from .reporting import glyph
 from .runner import Case, CaseResult, RunOptions, identity_message

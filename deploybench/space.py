@@ -9,7 +9,6 @@ one shared numeric encoding for model-based optimizers.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import math
@@ -18,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
+
+from .errors import closest_name, did_you_mean
 
 __all__ = [
     "Condition",
@@ -36,12 +37,6 @@ Config = dict[str, Any]
 
 class InvalidConfigError(ValueError):
     """A configuration does not belong to the space; the message names the parameter and domain."""
-
-
-def closest_name(name: str, known: Sequence[str]) -> str | None:
-    """The known name closest to ``name`` (for "did you mean" messages), or None."""
-    matches = difflib.get_close_matches(str(name), list(known), n=1, cutoff=0.5)
-    return matches[0] if matches else None
 
 
 @dataclass(frozen=True)
@@ -343,9 +338,8 @@ class SearchSpace:
         try:
             return self._by_name[name]
         except KeyError:
-            hint = closest_name(name, self.names)
             raise KeyError(
-                f"no parameter {name!r}; known: {', '.join(self.names)}" + (f"; did you mean {hint!r}?" if hint else "")
+                f"no parameter {name!r}; known: {', '.join(self.names)}" + did_you_mean(name, self.names)
             ) from None
 
     def __contains__(self, name: str) -> bool:
@@ -375,10 +369,9 @@ class SearchSpace:
             raise InvalidConfigError(f"a configuration must be a dict of parameter values, got {type(config).__name__}")
         for key in config:
             if key not in self._by_name:
-                hint = closest_name(str(key), self.names)
                 raise InvalidConfigError(
                     f"unknown parameter {key!r}; known parameters: {', '.join(self.names)}"
-                    + (f"; did you mean {hint!r}?" if hint else "")
+                    + did_you_mean(str(key), self.names)
                 )
         for p in self.params:
             active = p.condition is None or p.condition.holds(config)

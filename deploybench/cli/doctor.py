@@ -15,7 +15,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-from ..plugins import UsageError
+from ..errors import UsageError
 
 __all__ = ["add_parser", "run", "missing_live_dependencies", "require_live_dependencies", "LIVE_INSTALL"]
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from .. import __version__
 from ..export import CASE_COLUMNS, EXPORT_SCHEMA, TRIAL_COLUMNS, ExportError, case_rows, trial_rows, write_rows
-from ..plugins import UsageError
+from ..errors import UsageError
 
 __all__ = ["add_parser", "run"]
 

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..plugins import UsageError
+from ..errors import UsageError
 from ..scoring import BUILTIN_COLUMNS, FORMATS, build_leaderboard, load_references, render
 from ..scoring.columns import column_key
 from ..scoring.metrics import DEFAULT_DISCOVERY_TOL

@@ -28,7 +28,7 @@ def run(args: Any, pm: Any) -> int:
         import json
 
         if args.what not in ("optimizers", "all"):
-            from ..plugins import UsageError
+            from ..errors import UsageError
 
             raise UsageError(f"list --json lists optimizers; got {args.what!r} (use: deploybench list optimizers --json)")
         print(json.dumps(optimizer_info(pm), indent=1, sort_keys=True))

@@ -29,7 +29,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but usage errors raise instead of exiting so the message format is ours."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        from ..plugins import UsageError
+        from ..errors import UsageError
 
         command = self.prog.split(" ", 1)[1] if " " in self.prog else ""  # "deploybench run" -> "run"
         if "unrecognized arguments" in message and any(a in message.split() for a in ("-p", "--plugin")):
@@ -99,7 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(f"deploybench {__version__}")
         return 0
-    from ..plugins import UsageError, create_plugin_manager
+    from ..plugins import create_plugin_manager
+    from ..errors import UsageError
     from ..results import ResultsFormatError
 
     try:

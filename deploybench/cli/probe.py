@@ -55,7 +55,7 @@ def add_parser(sub: Any, pm: Any) -> None:
 
 
 def _caps(args: argparse.Namespace, tune_spec: dict | None) -> Any:
-    from ..plugins import UsageError
+    from ..errors import UsageError
     from ..tuning.probe import ProbeCaps
 
     if args.scenario:
@@ -63,11 +63,10 @@ def _caps(args: argparse.Namespace, tune_spec: dict | None) -> Any:
 
         known = scenarios()
         if args.scenario not in known:
-            from ..space import closest_name
+            from ..errors import did_you_mean
 
-            hint = closest_name(args.scenario, list(known))
             raise UsageError(f"probe: unknown scenario {args.scenario!r}; known: {', '.join(known)}"
-                             + (f"; did you mean {hint!r}?" if hint else ""))
+                             + did_you_mean(args.scenario, list(known)))
         s = known[args.scenario]
         return ProbeCaps(s.latency_metric, s.latency_cap_ms, s.memory_cap_mb)
     p95, p99, mem = args.p95_ms, args.p99_ms, args.memory_mb
@@ -83,7 +82,7 @@ def _caps(args: argparse.Namespace, tune_spec: dict | None) -> Any:
 
 
 def _device(args: argparse.Namespace, default: str) -> Any:
-    from ..plugins import UsageError
+    from ..errors import UsageError
     from ..tuning import TuneInputError, TuneSpec
     from ..tuning.task import resolve_device
 
@@ -97,7 +96,7 @@ def _device(args: argparse.Namespace, default: str) -> Any:
 
 def run(args: argparse.Namespace, pm: Any) -> int:
     from ..live.sources import SourceError, parse_model_source
-    from ..plugins import UsageError
+    from ..errors import UsageError
     from ..tuning.probe import configs_from_tune, probe, select_near_caps
     from ..device_tables.table import TableError, load_table, resolve_table
 

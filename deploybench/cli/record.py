@@ -9,7 +9,7 @@ import argparse
 import os
 from typing import Any
 
-from ..plugins import UsageError, unknown_name_message
+from ..errors import UsageError, unknown_name_message
 from ..device_tables.table import TableError
 from .arguments import csv_list
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..exit_codes import ExitCode
-from ..plugins import UsageError, unknown_name_message
+from ..errors import UsageError, unknown_name_message
 from ..reporting import PROGRESS_LEGEND
 from ..runner import RunOptions
 from ..collection import collect

@@ -8,7 +8,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-from ..plugins import UsageError, unknown_name_message
+from ..errors import UsageError, unknown_name_message
 from ..device_tables.recording import NEAR_CAP
 from ..device_tables.table import Table, TableError, load_table, pack_tables, resolve_table, write_table
 from .arguments import csv_list

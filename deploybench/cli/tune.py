@@ -73,7 +73,7 @@ def add_parser(sub: Any, pm: Any) -> None:
 
 
 def run(args: argparse.Namespace, pm: Any) -> int:
-    from ..plugins import UsageError
+    from ..errors import UsageError
     from ..tuning.recommendation import RecommendationRule
     from ..reporting import format_value, short_config
     from ..tuning import DEFAULT_TUNE_OPTIMIZER, TuneInputError, TuneSpec, tune

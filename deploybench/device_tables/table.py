@@ -370,7 +370,7 @@ def resolve_table(target: str) -> Path:
     path = Path(target).expanduser()
     if path.exists():
         return path
-    from ..plugins import unknown_name_message
+    from ..errors import unknown_name_message
 
     raise TableError(unknown_name_message("recorded table", target, shipped) + " (or give a path to a recorded table)")
 

@@ -94,9 +94,8 @@ def get_device_profile(name: str | None = None) -> DeviceProfile:
     name = name or os.environ.get(DEVICE_PROFILE_ENV) or "host"
     known = device_profiles()
     if name not in known:
-        from ..space import closest_name
+        from ..errors import did_you_mean
 
-        hint = closest_name(name, list(known))
         raise ValueError(f"unknown device profile {name!r}; known: {', '.join(known)}"
-                         + (f"; did you mean {hint!r}?" if hint else ""))
+                         + did_you_mean(name, list(known)))
     return known[name]

@@ -126,11 +126,10 @@ def parse_input_spec(text: str, dtype_default: str = "float32") -> InputSpec:
         shape.append(int(dim))
     dtype = parts[2].strip() if len(parts) > 2 and parts[2].strip() else dtype_default
     if dtype not in DTYPES:
-        from ..space import closest_name
+        from ..errors import did_you_mean
 
-        hint = closest_name(dtype, list(DTYPES))
         raise InputSpecError(f"--input {text!r}: unknown dtype {dtype!r}; allowed: {', '.join(DTYPES)}"
-                             + (f"; did you mean {hint!r}?" if hint else ""))
+                             + did_you_mean(dtype, list(DTYPES)))
     low, high = 0, 2
     if len(parts) == 4:
         match = re.match(r"^(-?\d+)\.\.(-?\d+)$", parts[3].strip())

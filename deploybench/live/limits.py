@@ -47,7 +47,6 @@ charge would depend on what else runs on the host, which a device does not share
 
 from __future__ import annotations
 
-import difflib
 import errno
 import os
 import re
@@ -138,11 +137,11 @@ def _resolve_request(mechanism: str | None) -> str:
         request, source = (env, MECHANISM_ENV) if env else ("auto", "mechanism")
     request = request.lower()
     if request not in MECHANISM_CHOICES:
-        close = difflib.get_close_matches(request, list(MECHANISM_CHOICES), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        from ..errors import did_you_mean
+
         raise ValueError(
             f"{source}={request!r} is not a memory-limit mechanism; allowed: "
-            f"{', '.join(MECHANISM_CHOICES)}{hint}"
+            f"{', '.join(MECHANISM_CHOICES)}{did_you_mean(request, MECHANISM_CHOICES)}"
         )
     return request
 

@@ -145,7 +145,7 @@ def parse_model_source(text: str, input_shape: str | Sequence[int] | None = None
     valid name when it names nothing. ``inputs`` are ``--input`` texts (:mod:`deploybench.live.inputs`);
     give either them or ``input_shape``."""
     from ..device_tables.grid import MODELS
-    from ..space import closest_name
+    from ..errors import did_you_mean
 
     text = str(text).strip()
     cwd = os.path.abspath(cwd or os.getcwd())
@@ -187,10 +187,9 @@ def parse_model_source(text: str, input_shape: str | Sequence[int] | None = None
     names = _torchvision_names()
     if text in names:
         return ModelSource("torchvision", text, text, shape or DEFAULT_INPUT_SHAPE, inputs=declared)
-    hint = closest_name(text, list(MODELS) + names)
     raise SourceError(f"unknown model {text!r}: not a torchvision classification model, not an import path "
                       f"(package.module:function), not a saved module (.pt) and not a .onnx file"
-                      + (f"; did you mean {hint!r}?" if hint else ""))
+                      + did_you_mean(text, list(MODELS) + names))
 
 
 def _declared_inputs(texts: Sequence[str] | None) -> tuple[InputSpec, ...]:
@@ -339,7 +338,7 @@ def resolve_onnx_inputs(path: str, graph: Sequence[GraphInput], texts: Sequence[
     axes whose sizes come from ``--input`` (``NAME:SHAPE``, with ``LABEL=N`` or a plain size) or, for a
     single input, ``input_shape``. A graph input with unknown sizes and no ``--input`` is refused with the
     form to use."""
-    from ..space import closest_name
+    from ..errors import did_you_mean
 
     names = [g.name for g in graph]
     by_name = {g.name: g for g in graph}
@@ -347,9 +346,8 @@ def resolve_onnx_inputs(path: str, graph: Sequence[GraphInput], texts: Sequence[
     for text in texts:
         name = str(text).split(":", 1)[0].strip()
         if name not in by_name:
-            hint = closest_name(name, names)
             raise SourceError(f"--input {text!r}: {os.path.basename(path)} has no input {name!r}; its inputs: "
-                              f"{', '.join(names)}" + (f"; did you mean {hint!r}?" if hint else ""))
+                              f"{', '.join(names)}" + did_you_mean(name, names))
         try:
             given[name] = parse_input_spec(text, dtype_default=by_name[name].dtype)
         except InputSpecError as exc:

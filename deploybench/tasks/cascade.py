@@ -459,11 +459,10 @@ def build_cascade_task(name: str, *, with_optimum: bool = True) -> CascadeTask:
     """Build a registered cascade scenario; its known optimum comes from the stored enumeration when
     that enumeration was made for this exact task (same signature)."""
     if name not in SCENARIOS:
-        from ..space import closest_name
+        from ..errors import did_you_mean
 
-        hint = closest_name(name, list(SCENARIOS))
         raise KeyError(f"unknown cascade task {name!r}; known: {', '.join(SCENARIOS)}"
-                       + (f"; did you mean {hint!r}?" if hint else ""))
+                       + did_you_mean(name, list(SCENARIOS)))
     scenario = SCENARIOS[name]
     source = _source(scenario.source)
     scenario = _resolve(scenario, source)

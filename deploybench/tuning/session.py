@@ -514,7 +514,8 @@ def tune(model: TuneSpec | str | Any | Sequence[Any], out_dir: str | os.PathLike
 
     Raises :class:`TuneInputError` on bad input (before measuring; what was measured is kept);
     ``profile_fn``/``prepare_fn`` replace the live profiler (tests)."""
-    from ..plugins import UsageError, create_plugin_manager
+    from ..plugins import create_plugin_manager
+    from ..errors import UsageError
     from ..runner import Case, RunOptions, run_case
     from ..results import read_case_file
 
@@ -525,7 +526,7 @@ def tune(model: TuneSpec | str | Any | Sequence[Any], out_dir: str | os.PathLike
     else:
         from dataclasses import fields
 
-        from ..space import closest_name
+        from ..errors import did_you_mean
 
         known = [f.name for f in fields(TuneSpec) if f.name != "models"]
         options = {_KEYWORD_ALIASES.get(k, k): v for k, v in options.items()}  # the flags' own names
@@ -533,9 +534,8 @@ def tune(model: TuneSpec | str | Any | Sequence[Any], out_dir: str | os.PathLike
             options["inputs"] = (options["inputs"],)
         for name in options:
             if name not in known:
-                hint = closest_name(name, known)
                 raise TuneInputError(f"unknown tune option {name!r}; options: {', '.join(known)}"
-                                     + (f"; did you mean {hint!r}?" if hint else ""))
+                                     + did_you_mean(name, known))
         models = [model] if isinstance(model, str) or not isinstance(model, (list, tuple)) else list(model)
         spec = TuneSpec(models=tuple(_model_text(m, Path(out_dir)) for m in models), **options)
     spec.validate()

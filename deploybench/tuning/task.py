@@ -110,11 +110,10 @@ class TuneSpec:
             if value is not None and not value > 0:
                 raise TuneInputError(f"{flag} must be positive, got {value}")
         if self.objective not in OBJECTIVES:
-            from ..space import closest_name
+            from ..errors import did_you_mean
 
-            hint = closest_name(self.objective, list(OBJECTIVES))
             raise TuneInputError(f"unknown objective {self.objective!r}; allowed: {', '.join(OBJECTIVES)}"
-                                 + (f"; did you mean {hint!r}?" if hint else ""))
+                                 + did_you_mean(self.objective, list(OBJECTIVES)))
         if self.max_accuracy_drop is not None:
             if not self.data_dir:
                 raise TuneInputError("--max-accuracy-drop needs --data: the drop against fp32 is measured on your data")
@@ -137,11 +136,10 @@ class TuneSpec:
         for flag, values, known in (("--precisions", self.precisions, PRECISIONS),):
             for v in values or ():
                 if v not in known:
-                    from ..space import closest_name
+                    from ..errors import did_you_mean
 
-                    hint = closest_name(v, list(known))
                     raise TuneInputError(f"unknown precision {v!r} in {flag}; allowed: {', '.join(known)}"
-                                         + (f"; did you mean {hint!r}?" if hint else ""))
+                                         + did_you_mean(v, list(known)))
 
     @property
     def latency_cap(self) -> tuple[str, float] | None:
@@ -234,11 +232,10 @@ def tune_grid(spec: TuneSpec, sources: Sequence[Any], device: Any) -> tuple[Depl
     backends = tuple(spec.backends) if spec.backends else BACKENDS
     unknown = [b for b in backends if b not in BACKENDS]
     if unknown:
-        from ..space import closest_name
+        from ..errors import did_you_mean
 
-        hint = closest_name(unknown[0], list(BACKENDS))
         raise TuneInputError(f"unknown backend {unknown[0]!r}; allowed: {', '.join(BACKENDS)}"
-                             + (f"; did you mean {hint!r}?" if hint else ""))
+                             + did_you_mean(unknown[0], list(BACKENDS)))
     unavailable = [b for b in backends if not device.allows(b)]
     if unavailable and spec.backends:
         raise TuneInputError(f"--backends {','.join(unavailable)}: the {device.name} device profile cannot run it "

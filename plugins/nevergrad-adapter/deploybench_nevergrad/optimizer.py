@@ -7,7 +7,7 @@ from typing import Any, Mapping
 import nevergrad as ng
 
 from deploybench import Optimizer, OptimizerContext, OptimizerTags, Outcome
-from deploybench.space import closest_name
+from deploybench.errors import did_you_mean
 
 from .losses import LossBook
 from .parametrization import to_config, to_parametrization, to_value
@@ -59,9 +59,8 @@ class NevergradOptimizer(Optimizer):
         self.max_retries = max_retries
         registry = ng.optimizers.registry
         if algorithm not in registry:
-            hint = closest_name(algorithm, sorted(registry))
             raise ValueError(f"unknown nevergrad algorithm {algorithm!r}"
-                             + (f"; did you mean {hint!r}?" if hint else "")
+                             + did_you_mean(algorithm, sorted(registry))
                              + " (see nevergrad.optimizers.registry)")
         if constraint_handling not in _HANDLING:
             raise ValueError(f"constraint_handling must be one of {_HANDLING}, got {constraint_handling!r}")

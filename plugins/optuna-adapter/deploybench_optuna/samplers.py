@@ -8,8 +8,8 @@ from typing import Any, Mapping
 import optuna
 from optuna.samplers import BaseSampler, CmaEsSampler, GPSampler, QMCSampler
 
-from deploybench.plugins import unknown_name_message
-from deploybench.space import closest_name
+from deploybench.errors import unknown_name_message
+from deploybench.errors import did_you_mean
 from deploybench.specs import load_object
 
 from .policy import Policy
@@ -71,9 +71,8 @@ def build_sampler(cls: type[BaseSampler], kwargs: Mapping[str, Any] | None, seed
                          "seed; remove it from sampler_kwargs")
     unknown = [k for k in kwargs if k not in accepted]
     if unknown and not open_kwargs:
-        hint = closest_name(unknown[0], accepted)
         raise ValueError(f"{cls.__name__} takes no argument {unknown[0]!r}; its arguments: {', '.join(accepted)}"
-                         + (f"; did you mean {hint!r}?" if hint else ""))
+                         + did_you_mean(unknown[0], accepted))
     if "seed" in accepted:
         kwargs["seed"] = int(seed)
     if issubclass(cls, _QUIET_INDEPENDENT) and "warn_independent_sampling" in accepted:

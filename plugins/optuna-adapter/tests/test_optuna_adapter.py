@@ -88,7 +88,8 @@ def test_unknown_sampler_fails_at_construction_with_the_known_names_and_the_clos
 
 def test_a_wrong_sampler_is_a_usage_error_when_cases_are_collected():
     """Before any case runs: exit code 2 with the closest name, not an errored case."""
-    from deploybench.plugins import UsageError, create_plugin_manager
+    from deploybench.plugins import create_plugin_manager
+    from deploybench.errors import UsageError
     from deploybench.collection import collect
 
     pm = create_plugin_manager()

@@ -31,7 +31,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from deploybench.plugins import UsageError
+from deploybench.errors import UsageError
 from deploybench.device_tables.recording import Measured
 
 ADDRESS_ENV = "DEPLOYBENCH_RAY_ADDRESS"
