@@ -94,7 +94,7 @@ class CaseResult:
     """What a case produced, as the session summary needs it."""
 
     case: Case
-    status: str  # completed | error | interrupted
+    status: str  # completed | error (an interrupted case raises instead: its file stays resumable)
     n_trials: int = 0
     best: float | None = None
     best_config: dict | None = None

@@ -133,3 +133,53 @@ def test_no_early_stop_on_a_disturbed_window(live_env, busy_machine):
     assert m.metrics["early_stop_threshold_ms"] is None and "early_stop_estimate_ms" not in m.metrics
     outcome = measurement_to_outcome(LiveTask("edge_tight", models=("tiny_cnn",)), m)
     assert not outcome.early_stopped and outcome.metrics["contaminated"] is True  # judged on what it measured
+
+
+class _FakeMachine:
+    """A clock and the counters BurstGuard reads, advanced by hand (seconds)."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+        self.own = self.busy = self.wait = 0.0
+
+    def run(self, seconds: float, wait_rate: float, other_cores: float = 0.0) -> None:
+        self.t += seconds
+        self.own += seconds  # the measured process is busy throughout
+        self.busy += seconds * (1.0 + other_cores)
+        self.wait += seconds * wait_rate
+
+
+def _guard_on(machine: _FakeMachine, monkeypatch) -> contention.BurstGuard:
+    monkeypatch.setattr(contention.time, "perf_counter", lambda: machine.t)
+    monkeypatch.setattr(contention, "_proc_stat_busy_steal", lambda: (machine.busy, 0.0))
+    monkeypatch.setattr(contention, "_own_cpu_seconds", lambda: machine.own)
+    monkeypatch.setattr(contention, "_own_run_delay_s", lambda: machine.wait)
+    return contention.BurstGuard(threshold_cores=0.5)
+
+
+def _timed_run(machine, guard, extra_wait_at: int | None = None) -> dict:
+    for i in range(300):
+        slow = i % 20 == 0 or i == extra_wait_at
+        latency_s = 0.00015 if slow else 0.0001  # a sub-millisecond model; one iteration in 20 is slow
+        wait_rate = 0.6  # threads waiting for each other all the time (every core used)
+        if i == extra_wait_at:  # something else ran: the threads waited 20 ms more than usual
+            machine.run(0.02, wait_rate=1.0 + wait_rate, other_cores=0.0)
+            latency_s += 0.02
+        else:
+            machine.run(latency_s, wait_rate)
+        guard.iteration(latency_s * 1e3)
+        machine.run(0.011, wait_rate)  # between iterations, past the snapshot interval
+    return guard.verdict()
+
+
+def test_a_configuration_waiting_on_its_own_threads_is_not_a_burst(monkeypatch):
+    machine = _FakeMachine()
+    verdict = _timed_run(machine, _guard_on(machine, monkeypatch))
+    assert verdict["outliers"] > 0 and not verdict["disturbed"], verdict
+    assert verdict["wait_share"] >= 0.25  # it waits a lot, but no more during its slow iterations than always
+
+
+def test_waiting_above_the_runs_own_rate_during_a_tail_iteration_is_a_burst(monkeypatch):
+    machine = _FakeMachine()
+    verdict = _timed_run(machine, _guard_on(machine, monkeypatch), extra_wait_at=150)
+    assert verdict["disturbed"] and "waited for a CPU" in verdict["reason"], verdict

@@ -248,6 +248,12 @@ def _prepare_onnx_file(source_path: str, precision: str, workdir: str, info: dic
 
         _save_onnx(convert_float_to_float16(model, keep_io_types=False), path)
         return path
+    if precision.startswith("int8") and len(model.graph.value_info):
+        # shapes an exporter recorded for intermediate tensors can disagree with what ONNX's shape inference
+        # derives (torch.onnx's dynamo export of MobileNetV3: 576 vs 1024), which stops ONNX Runtime's
+        # quantiser; they are annotations, not the model: the quantiser infers them again
+        del model.graph.value_info[:]
+        info["value_info_cleared"] = True
     _save_onnx(model, path)
     return _quantise_onnx(path, precision, workdir, info, specs, batch=fixed_batch or 1, samples=samples)
 

@@ -19,8 +19,11 @@ snapshots the machine's busy and steal time (``/proc/stat``), the process's CPU 
 threads spent runnable but waiting for a CPU (``/proc/self/task/*/schedstat``: run delay, nanoseconds).
 An iteration is a *latency outlier* against the run's own distribution (above the larger of 1.15x the
 median and the median plus 4 MADs); an outlier is *disturbed* when, over its span (±50 ms), the
-process's run delay explains at least a quarter of its excess over the median, other work kept at
-least half a core busy, or the hypervisor stole at least a tenth of a core. A measurement is disturbed
+process's run delay *above its own rate over the whole run* explains at least a quarter of its excess
+over the median, other work kept at least half a core busy, or the hypervisor stole at least a tenth of
+a core. (A configuration that uses every core waits for a CPU all the time, its threads for each other:
+a sub-millisecond model on 2 threads of 2 cores waited more than a quarter of every outlier's excess on
+a quiet machine, and compared with the raw run delay every one of its measurements read as disturbed.) A measurement is disturbed
 by bursts when an iteration that decides its tail (at or above the 95th percentile) is a disturbed
 outlier; the profiler then redoes it like an averaged disturbance.
 """
@@ -138,6 +141,10 @@ _BURST_OTHER_CORES = 0.5
 _BURST_STEAL_CORES = 0.1
 _SPAN_PAD_S = 0.05
 _SNAPSHOT_EVERY_S = 0.01
+#: sustained waiting for a CPU marks a run disturbed only when other work was measurable over the window:
+#: without any, the threads waited for each other (a configuration using every core), which is the
+#: configuration's own behaviour and would be the same on every retry
+_SUSTAINED_OTHER_CORES = 0.05
 
 
 def _proc_stat_busy_steal() -> tuple[float, float] | None:
@@ -210,7 +217,7 @@ class BurstGuard:
         slack = (os.cpu_count() or 1) / _TICKS
         other = max(0.0, (hi[1] - lo[1]) - (hi[3] - lo[3]) - slack) / dt
         wait = None if hi[4] is None or lo[4] is None else max(0.0, hi[4] - lo[4])
-        return {"other_cores": other, "steal_cores": max(0.0, hi[2] - lo[2]) / dt, "wait_s": wait}
+        return {"other_cores": other, "steal_cores": max(0.0, hi[2] - lo[2]) / dt, "wait_s": wait, "dt": dt}
 
     def verdict(self) -> dict:
         """``{"disturbed": bool, "outliers", "disturbed_outliers", "tail_disturbed", "wait_share", "reason"}``
@@ -226,8 +233,12 @@ class BurstGuard:
             return out
         whole = self._span(iters[0][0] + _SPAN_PAD_S, iters[-1][1] - _SPAN_PAD_S)
         window_s = max(iters[-1][1] - iters[0][0], 1e-6)
+        # the run's own waiting rate: threads of a configuration that uses every core wait for each other
+        # (and for the interpreter's own thread) all the time; only waiting *above* that rate is a burst
+        baseline_wait_rate = 0.0
         if whole is not None and whole["wait_s"] is not None:
             out["wait_share"] = round(min(1.0, whole["wait_s"] / window_s), 4)
+            baseline_wait_rate = whole["wait_s"] / max(whole["dt"], 1e-6)
         arr = sorted(latencies_ms)
         median = arr[n // 2] if n % 2 else (arr[n // 2 - 1] + arr[n // 2]) / 2
         mad = sorted(abs(v - median) for v in latencies_ms)[n // 2]
@@ -243,7 +254,8 @@ class BurstGuard:
                 continue
             excess_s = (lat - median) / 1e3
             reasons = []
-            if span["wait_s"] is not None and span["wait_s"] >= _WAIT_SHARE * excess_s:
+            extra_wait_s = None if span["wait_s"] is None else span["wait_s"] - baseline_wait_rate * span["dt"]
+            if extra_wait_s is not None and extra_wait_s >= _WAIT_SHARE * excess_s:
                 reasons.append("waited for a CPU")
             if span["other_cores"] >= self.threshold_cores:
                 reasons.append("other work")
@@ -258,7 +270,8 @@ class BurstGuard:
             out["disturbed"] = True
             out["reason"] = (f"burst: {out['tail_disturbed']} of the slowest iterations (>= p95) coincided with "
                              + ", ".join(f"{k} ({v})" for k, v in sorted(why.items())))
-        elif out["wait_share"] is not None and out["wait_share"] >= _WAIT_SHARE:
+        elif (out["wait_share"] is not None and out["wait_share"] >= _WAIT_SHARE and whole is not None
+              and whole["other_cores"] >= _SUSTAINED_OTHER_CORES):
             out["disturbed"] = True
             out["reason"] = f"waited for a CPU {100 * out['wait_share']:.0f} % of the timed window"
         return out

@@ -606,10 +606,15 @@ def tune(model: TuneSpec | str | Any | Sequence[Any], out_dir: str | os.PathLike
                                "from disturbed figures; rerun with --resume on a quiet machine (the search is kept)")
         elif chosen is None:
             outcome.status = "no_robust"
+            short = [v for v in outcome.candidates if v.n < rule.repeats]
             outcome.message = ("no candidate held its feasibility over its repeats (" +
-                               "; ".join(f"{v.feasible}/{v.n} feasible" for v in outcome.candidates) +
-                               "): the caps sit inside the measurement noise of every candidate; loosen a cap or "
-                               "raise --budget (more candidates) and resume")
+                               "; ".join(f"{v.feasible}/{v.n} feasible" if v.n else "every repeat disturbed"
+                                         for v in outcome.candidates) + "): " +
+                               (f"{len(short)} candidate(s) got fewer than {rule.repeats} clean repeats in "
+                                f"{2 * rule.repeats} attempts (other work on the machine disturbed the rest): "
+                                "resume on a quieter machine, or " if short else
+                                "the caps sit inside the measurement noise of every candidate: ") +
+                               "loosen a cap or raise --budget (more candidates) and resume")
         else:
             outcome.status = "recommended"
             outcome.deployment = _copy_deployment(task, chosen, out)
