@@ -162,8 +162,8 @@ def _timed_run(machine, guard, extra_wait_at: int | None = None) -> dict:
         slow = i % 20 == 0 or i == extra_wait_at
         latency_s = 0.00015 if slow else 0.0001  # a sub-millisecond model; one iteration in 20 is slow
         wait_rate = 0.6  # threads waiting for each other all the time (every core used)
-        if i == extra_wait_at:  # something else ran: the threads waited 20 ms more than usual
-            machine.run(0.02, wait_rate=1.0 + wait_rate, other_cores=0.0)
+        if i == extra_wait_at:  # something else ran (1.5 cores for 20 ms): the threads waited 20 ms more
+            machine.run(0.02, wait_rate=1.0 + wait_rate, other_cores=1.5)
             latency_s += 0.02
         else:
             machine.run(latency_s, wait_rate)

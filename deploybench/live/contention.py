@@ -19,11 +19,14 @@ snapshots the machine's busy and steal time (``/proc/stat``), the process's CPU 
 threads spent runnable but waiting for a CPU (``/proc/self/task/*/schedstat``: run delay, nanoseconds).
 An iteration is a *latency outlier* against the run's own distribution (above the larger of 1.15x the
 median and the median plus 4 MADs); an outlier is *disturbed* when, over its span (±50 ms), the
-process's run delay *above its own rate over the whole run* explains at least a quarter of its excess
-over the median, other work kept at least half a core busy, or the hypervisor stole at least a tenth of
-a core. (A configuration that uses every core waits for a CPU all the time, its threads for each other:
-a sub-millisecond model on 2 threads of 2 cores waited more than a quarter of every outlier's excess on
-a quiet machine, and compared with the raw run delay every one of its measurements read as disturbed.) A measurement is disturbed
+process's run delay *above its own rate over the whole run*, while other work was measurable (0.05
+cores or more), explains at least a quarter of its excess over the median, other work kept at least half
+a core busy, or the hypervisor stole at least a tenth of a core. (A configuration that uses every core
+waits for a CPU all the time, its threads for each other and for the operating system's own brief
+work: a sub-millisecond model on 2 threads of 2 cores waited more than a quarter of every outlier's
+excess on a quiet machine, and judged on the raw run delay every one of its measurements read as
+disturbed; preemptions too brief for the busy-time accounting are noise from below it, kept in the
+measurement like the rest of that noise.) A measurement is disturbed
 by bursts when an iteration that decides its tail (at or above the 95th percentile) is a disturbed
 outlier; the profiler then redoes it like an averaged disturbance.
 """
@@ -255,7 +258,8 @@ class BurstGuard:
             excess_s = (lat - median) / 1e3
             reasons = []
             extra_wait_s = None if span["wait_s"] is None else span["wait_s"] - baseline_wait_rate * span["dt"]
-            if extra_wait_s is not None and extra_wait_s >= _WAIT_SHARE * excess_s:
+            if (extra_wait_s is not None and extra_wait_s >= _WAIT_SHARE * excess_s
+                    and span["other_cores"] >= _SUSTAINED_OTHER_CORES):
                 reasons.append("waited for a CPU")
             if span["other_cores"] >= self.threshold_cores:
                 reasons.append("other work")
