@@ -504,7 +504,11 @@ def test_the_end_message_says_why_nothing_ran_to_completion(tmp_path):
     crashed = {"config": config, "outcome": {"status": "crashed", "error": {
         "kind": "runtime", "message": "[measure] RuntimeError: expected input[1, 1, 3, 64] to have 3 channels"}}}
     text = _no_feasible_message(task, [crashed, crashed])
-    assert "2 crashed or timed out (runtime x2); the first: RuntimeError: expected input[1, 1, 3, 64]" in text
+    assert "2 crashed or timed out (runtime x2); the error: \"RuntimeError: expected input[1, 1, 3, 64]" in text
+    other = {"config": config, "outcome": {"status": "crashed", "error": {
+        "kind": "oom", "message": "[measure] the measuring worker exceeded the device memory"}}}
+    text = _no_feasible_message(task, [crashed, other, crashed])
+    assert "the errors: \"RuntimeError: expected input" in text and "; \"the measuring worker exceeded" in text
     assert "see the trial table" not in text
     stopped = {"config": config, "outcome": {"status": "infeasible", "early_stopped": True,
                                              "metrics": {"early_stop_estimate_ms": 4.2}}}

@@ -442,10 +442,15 @@ def _nothing_measured_message(task: TuneTask, trials: list[dict]) -> str:
         for t in failed:
             kind = (t["outcome"].get("error") or {}).get("kind") or t["outcome"]["status"]
             kinds[kind] = kinds.get(kind, 0) + 1
-        message = str((failed[0]["outcome"].get("error") or {}).get("message") or "").strip()
-        first = re.sub(r"^\[\w+\] ", "", next((ln for ln in message.splitlines() if ln.strip()), "")).strip()
+        distinct: list[str] = []
+        for t in failed:  # the first distinct error messages, each once
+            message = str((t["outcome"].get("error") or {}).get("message") or "").strip()
+            first = re.sub(r"^\[\w+\] ", "", next((ln for ln in message.splitlines() if ln.strip()), "")).strip()
+            if first and first[:200] not in distinct:
+                distinct.append(first[:200])
+        shown = "; ".join(f'"{m}"' for m in distinct[:3]) + (f" and {len(distinct) - 3} more" if len(distinct) > 3 else "")
         parts.append(f"{len(failed)} crashed or timed out ({', '.join(f'{k} x{n}' for k, n in sorted(kinds.items()))})"
-                     + (f"; the first: {first[:200]}" if first else ""))
+                     + (f"; {'the error' if len(distinct) == 1 else 'the errors'}: {shown}" if distinct else ""))
     if stopped:
         estimates = [(t["outcome"].get("metrics") or {}).get("early_stop_estimate_ms") for t in stopped]
         estimates = [e for e in estimates if isinstance(e, (int, float))]
