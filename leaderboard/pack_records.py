@@ -1,4 +1,4 @@
-"""Pack run results into the published records: one compact, reproducible ZIP archive per table.
+"""Pack run results into the published records: one compact, reproducible xz archive per table.
 
 Usage: python leaderboard/pack_records.py SOURCE [SOURCE ...] --into leaderboard/runs
 

@@ -4,7 +4,7 @@
 # command) on every shipped task (synthetic, cascade, deployment scenarios replayed from the shipped
 # tables, the multi-fidelity tasks under their budget in seconds of charged cost), compact the records (no
 # timings, the software versions stamped into each header, one xz archive per table), then write README.md, index.html (the
-# same as a web page) and plots/ from them. The records are one ZIP archive per table
+# same as a web page) and plots/ from them. The records are one xz-compressed tar archive per table
 # (leaderboard/runs/<task>.tar.xz, holding <optimizer>/seed_N.jsonl as `run` writes them; see
 # deploybench/archive.py); each task × optimizer run replaces only its own members, so one group can be
 # refreshed without rerunning the others.

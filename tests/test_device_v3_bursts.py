@@ -43,10 +43,22 @@ def _snaps(wait_at: dict[int, float], n: int, step_s: float = 0.01) -> list:
 @LINUX
 def test_an_outlier_explained_by_waiting_for_a_cpu_disturbs_the_tail():
     lat = [10.0] * 97 + [10.0, 40.0, 10.0]  # one 30 ms excess at iteration 98 (0.98-1.02 s)
-    g = _guard(lat, _snaps({98: 0.025, 99: 0.005}, 110))
+    snaps = _snaps({98: 0.025, 99: 0.005}, 110)
+    # something else ran then: 40 ms of another process's CPU time over 0.97-1.01 s
+    snaps = [(t, busy + min(0.04, max(0.0, t - 0.97)), st, own, w) for t, busy, st, own, w in snaps]
+    g = _guard(lat, snaps)
     v = g.verdict()
     assert v["outliers"] == 1 and v["disturbed_outliers"] == 1 and v["tail_disturbed"] == 1
     assert v["disturbed"] and "waited for a CPU" in v["reason"]
+
+
+@LINUX
+def test_waiting_with_no_measurable_other_work_is_the_configurations_own():
+    """The same wait with the machine's busy time all our own (threads waiting for each other, or
+    preemptions too brief for the busy-time accounting): noise kept in the measurement, not redone."""
+    lat = [10.0] * 97 + [10.0, 40.0, 10.0]
+    v = _guard(lat, _snaps({98: 0.025, 99: 0.005}, 110)).verdict()
+    assert v["outliers"] == 1 and v["disturbed_outliers"] == 0 and not v["disturbed"]
 
 
 @LINUX
@@ -72,9 +84,14 @@ def test_other_work_over_the_span_disturbs_and_a_turned_off_guard_never_does():
 @LINUX
 def test_sustained_waiting_without_outliers_is_disturbed():
     lat = [10.0] * 100  # every iteration equally slow: no outlier, but the thread waited half the time
-    v = _guard(lat, _snaps({i: 0.005 for i in range(101)}, 101)).verdict()
+    snaps = _snaps({i: 0.005 for i in range(101)}, 101)
+    # ... while another process kept a tenth of a core busy (under the averaged guard's 0.15)
+    busy = [(t, b + 0.1 * t, st, own, w) for t, b, st, own, w in snaps]
+    v = _guard(lat, busy).verdict()
     assert v["outliers"] == 0 and v["wait_share"] >= 0.25 and v["disturbed"]
     assert "waited for a CPU" in v["reason"]
+    alone = _guard(lat, snaps).verdict()  # the same waiting with no other work: its own threads
+    assert alone["wait_share"] >= 0.25 and not alone["disturbed"]
 
 
 # -- injected bursts, live ------------------------------------------------------------------------------------
