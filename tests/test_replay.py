@@ -298,13 +298,14 @@ def test_edge_tight_replays_the_edge_recording_first(tmp_path, monkeypatch):
     import deploybench.device_tables.table as tables_module
     from deploybench.plugins import create_plugin_manager
 
-    for name in ("cpu", "edge"):
+    for name in ("cpu", "edge", "small"):
         shutil.copy(tables_module.shipped_tables()["cpu"], tmp_path / f"{name}.jsonl.gz")
     monkeypatch.setattr(tables_module, "shipped_tables_dir", lambda: tmp_path)
     specs = create_plugin_manager().task_specs()
     assert specs["edge_tight"].default_target == "edge"  # an edge scenario on the edge device
     assert specs["server_throughput"].default_target == "cpu"
-    assert {"live", "cpu", "edge"} <= set(specs["server_throughput"].targets)
+    assert specs["ultra_low_budget"].default_target == "small"  # the small-memory board, when it ships
+    assert {"live", "cpu", "edge", "small"} <= set(specs["server_throughput"].targets)
 
 
 def test_recorder_stop_after_starts_nothing_that_could_overrun(tmp_path, monkeypatch, capsys):
