@@ -25,7 +25,7 @@ For a table (shipped name or path):
    marked disturbed is a false infeasible verdict (goal: 0 of at least 10).
 
     .venv/bin/python benchmarks/table_goals.py cpu [--seeds 20] [--json]
-    .venv/bin/python benchmarks/table_goals.py recordings/v3/small.jsonl --memory-check 6 --artefact-cache DIR
+    .venv/bin/python benchmarks/table_goals.py small --memory-check 6 --artefact-cache DIR
 """
 
 from __future__ import annotations
