@@ -94,3 +94,11 @@ def cli():
         return subprocess.CompletedProcess(["deploybench", *args], code, out.getvalue(), err.getvalue())
 
     return _run
+
+
+@pytest.fixture
+def quiet_live(monkeypatch):
+    """Live tests: the contention guard off (a test machine is never quiet) and no device profile from
+    the environment."""
+    monkeypatch.setenv("DEPLOYBENCH_MAX_OTHER_CORES", str((os.cpu_count() or 1) + 1))
+    monkeypatch.delenv("DEPLOYBENCH_DEVICE_PROFILE", raising=False)

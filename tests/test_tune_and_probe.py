@@ -347,12 +347,6 @@ def test_summarize_repeats_counts_crashes_as_infeasible_and_skips_contaminated()
 
 
 # -- live: real inference on the CPU ------------------------------------------------------------------------
-@pytest.fixture
-def quiet_live(monkeypatch):
-    monkeypatch.setenv("DEPLOYBENCH_MAX_OTHER_CORES", str((os.cpu_count() or 1) + 1))
-    monkeypatch.delenv("DEPLOYBENCH_DEVICE_PROFILE", raising=False)
-
-
 @pytest.mark.live
 def test_tune_a_factory_model_end_to_end(tmp_path, monkeypatch, quiet_live):
     monkeypatch.chdir(FIXTURES)

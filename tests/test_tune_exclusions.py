@@ -118,3 +118,23 @@ def test_a_resume_with_a_changed_cap_is_refused_in_the_command_lines_terms(tmp_p
     result = tune(replace(spec, budget=3, repeats=3), tmp_path / "run", resume=True, profile_fn=device,
                   on_line=lambda s: None)
     assert len(result.trials) == 3 and result.status == "recommended"
+
+
+def test_the_one_time_probe_is_cached_for_a_day(tmp_path, monkeypatch):
+    from deploybench.live import doctor
+
+    calls = []
+
+    def fake_probe(device, backend, precision, time_limit_s):
+        calls.append((device, backend, precision))
+        return {"device": device, "backend": backend, "precision": precision, "works": False, "kind": "unsupported"}
+
+    monkeypatch.setattr(doctor, "_probe", fake_probe)
+    first = doctor.probe_path("cpu", "onnxruntime", "fp16", cache_dir=str(tmp_path))
+    again = doctor.probe_path("cpu", "onnxruntime", "fp16", cache_dir=str(tmp_path))
+    assert len(calls) == 1 and first["kind"] == again["kind"] == "unsupported" and again["cached"]
+    doctor.probe_path("cpu", "onnxruntime", "int8_static", cache_dir=str(tmp_path))  # another path: probed
+    assert len(calls) == 2
+    monkeypatch.setattr(doctor, "_CACHE_TTL_S", 0.0)  # older than the cache keeps
+    doctor.probe_path("cpu", "onnxruntime", "fp16", cache_dir=str(tmp_path))
+    assert len(calls) == 3

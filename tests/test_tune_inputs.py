@@ -7,7 +7,6 @@ whose weights sit in a side file, on the CPU, with real PyTorch and ONNX Runtime
 
 from __future__ import annotations
 
-import os
 import warnings
 from pathlib import Path
 
@@ -97,12 +96,6 @@ def test_an_onnx_files_inputs_come_from_its_graph(tmp_path):
     assert source.fixed_batch == 4 and source.input_shape == (3, 8, 8) and not source.inputs
     with pytest.raises(SourceError, match="fixes it to 8"):
         parse_model_source(str(fixed), inputs=["x:3,8,9"])
-
-
-@pytest.fixture
-def quiet_live(monkeypatch):
-    monkeypatch.setenv("DEPLOYBENCH_MAX_OTHER_CORES", str((os.cpu_count() or 1) + 1))
-    monkeypatch.delenv("DEPLOYBENCH_DEVICE_PROFILE", raising=False)
 
 
 @pytest.mark.live

@@ -5,7 +5,6 @@ is searched only when allowed."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -126,12 +125,6 @@ def test_without_measured_accuracy_lower_precisions_are_searched_only_when_allow
     tune(_spec(None, allow_unmeasured_accuracy=True), tmp_path / "allowed", profile_fn=device, on_line=lambda s: None)
     assert "int8_static" in {r.config["precision"] for r in device.requests}
     assert result.status == "recommended"
-
-
-@pytest.fixture
-def quiet_live(monkeypatch):
-    monkeypatch.setenv("DEPLOYBENCH_MAX_OTHER_CORES", str((os.cpu_count() or 1) + 1))
-    monkeypatch.delenv("DEPLOYBENCH_DEVICE_PROFILE", raising=False)
 
 
 @pytest.mark.live

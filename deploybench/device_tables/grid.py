@@ -172,18 +172,20 @@ class DeploymentGrid:
         ]
         threaded = tuple(b for b in THREADED_BACKENDS if b in self.backends)
         if threaded and self.threads:
-            cond = Condition("backend", threaded)
-            values = self.threads
-            if len(values) > 1 and values == tuple(range(values[0], values[-1] + 1)):
-                params.append(Integer("threads", low=values[0], high=values[-1], condition=cond))
-            else:
-                params.append(Ordinal("threads", values=values, condition=cond))
+            params.append(self._threads_param(Condition("backend", threaded)))
         for name, domain, backends in (("memory_format", self.memory_formats, MEMORY_FORMAT_BACKENDS),
                                        ("graph_optimization", self.graph_optimizations, GRAPH_OPTIMIZATION_BACKENDS)):
             active = tuple(b for b in backends if b in self.backends)
             if active and domain:
                 params.append(Categorical(name, choices=domain, condition=Condition("backend", active)))
         return SearchSpace(params)
+
+    def _threads_param(self, condition: Condition) -> Any:
+        """``threads``: an integer range when the values are consecutive, else the listed values."""
+        values = self.threads
+        if len(values) > 1 and values == tuple(range(values[0], values[-1] + 1)):
+            return Integer("threads", low=values[0], high=values[-1], condition=condition)
+        return Ordinal("threads", values=values, condition=condition)
 
     def _joint_space(self) -> SearchSpace:
         runtimes = self.runtimes()
@@ -195,12 +197,7 @@ class DeploymentGrid:
                         Ordinal("batch_size", values=self.batch_sizes, log=True)]
         threaded = tuple(r for r in runtimes if backend_of(r) in THREADED_BACKENDS)
         if threaded and self.threads:
-            values = self.threads
-            cond = Condition("runtime", threaded)
-            if len(values) > 1 and values == tuple(range(values[0], values[-1] + 1)):
-                params.append(Integer("threads", low=values[0], high=values[-1], condition=cond))
-            else:
-                params.append(Ordinal("threads", values=values, condition=cond))
+            params.append(self._threads_param(Condition("runtime", threaded)))
         for name, domain, backends in (("memory_format", self.memory_formats, MEMORY_FORMAT_BACKENDS),
                                        ("graph_optimization", self.graph_optimizations, GRAPH_OPTIMIZATION_BACKENDS)):
             active = tuple(r for r, fixed in runtimes.items() if backend_of(r) in backends and name not in fixed)

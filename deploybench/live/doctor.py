@@ -101,23 +101,34 @@ def probe_path(device: str, backend: str, precision: str, cache_dir: str | None 
     key = hashlib.sha256(json.dumps({"v": _versions(), "path": [device, backend, precision]},
                                     sort_keys=True).encode()).hexdigest()[:16]
     path = _cache_path(cache_dir, "path-" + key)
+    cached = _read_cache(path)
+    if cached is not None and "row" in cached:
+        return dict(cached["row"], cached=True)
+    row = _probe(device, backend, precision, time_limit_s)
+    _write_cache(path, {"row": row})
+    return row
+
+
+def _read_cache(path: str) -> dict | None:
+    """A cached report younger than a day, or None."""
     try:
         with open(path, encoding="utf-8") as fh:
             data = json.load(fh)
-        if time.time() - float(data["time"]) < _CACHE_TTL_S:
-            return dict(data["row"], cached=True)
-    except (OSError, ValueError, KeyError):
-        pass
-    row = _probe(device, backend, precision, time_limit_s)
+        return data if time.time() - float(data["time"]) < _CACHE_TTL_S else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _write_cache(path: str, data: dict) -> None:
+    """Write ``data`` with the time, atomically; a cache that cannot be written is no cache."""
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         tmp = f"{path}.{os.getpid()}.tmp"
         with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump({"time": time.time(), "row": row}, fh)
+            json.dump({"time": time.time(), **data}, fh)
         os.replace(tmp, path)
     except OSError:
         pass
-    return row
 
 
 def _cache_path(cache_dir: str | None, key: str) -> str:
@@ -138,14 +149,9 @@ def doctor_report(quick: bool = False, devices: Sequence[str] | None = None, tim
     use_cache = quick if use_cache is None else use_cache
     key = hashlib.sha256(json.dumps({"v": _versions(), "d": devices}, sort_keys=True).encode()).hexdigest()[:16]
     path = _cache_path(cache_dir, key)
-    if use_cache:
-        try:
-            with open(path, encoding="utf-8") as fh:
-                data = json.load(fh)
-            if time.time() - float(data["time"]) < _CACHE_TTL_S:
-                return [dict(r, cached=True) for r in data["rows"]]
-        except (OSError, ValueError, KeyError):
-            pass
+    cached = _read_cache(path) if use_cache else None
+    if cached is not None and "rows" in cached:
+        return [dict(r, cached=True) for r in cached["rows"]]
     rows = []
     for d in devices:
         for b in _BACKENDS:
@@ -153,14 +159,7 @@ def doctor_report(quick: bool = False, devices: Sequence[str] | None = None, tim
                 rows.append(_probe(d, b, p, time_limit_s))
                 if on_row is not None:
                     on_row(rows[-1])
-    try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = f"{path}.{os.getpid()}.tmp"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump({"time": time.time(), "rows": rows}, fh)
-        os.replace(tmp, path)
-    except OSError:
-        pass
+    _write_cache(path, {"rows": rows})
     return rows
 
 
