@@ -74,13 +74,17 @@ def _torch_args(specs: Sequence[InputSpec], batch: int = 1, seed: int = 0, half:
     return tuple(out)
 
 
-def _ort_feed(session: Any, specs: Sequence[InputSpec], batch: int = 1, seed: int = 0) -> dict:
-    """An ONNX Runtime feed: the generated inputs by position, cast to the types the session declares
-    (an fp16 artefact takes float16 even where the user's model took float32)."""
+def ort_inputs(session: Any, arrays: Sequence[np.ndarray]) -> dict:
+    """An ONNX Runtime feed of ``arrays`` by position, cast to the types the session declares (an fp16
+    artefact takes float16 even where the user's model took float32)."""
     from .inputs import onnx_dtype
 
-    arrays = make_batch(specs, batch, seed)
-    return {i.name: a.astype(onnx_dtype(i.type)) for i, a in zip(session.get_inputs(), arrays)}
+    return {i.name: np.asarray(a).astype(onnx_dtype(i.type)) for i, a in zip(session.get_inputs(), arrays)}
+
+
+def _ort_feed(session: Any, specs: Sequence[InputSpec], batch: int = 1, seed: int = 0) -> dict:
+    """An ONNX Runtime feed of generated inputs (:func:`ort_inputs` of :func:`~.inputs.make_batch`)."""
+    return ort_inputs(session, make_batch(specs, batch, seed))
 
 
 def precision_verdict(requested: str, shares: dict[str, float]) -> dict:
@@ -186,15 +190,12 @@ class _Calibration:
 
     def __init__(self, session: Any, specs: Sequence[InputSpec] = DEFAULT_INPUTS, batch: int = 1,
                  samples: Sequence[np.ndarray] | None = None) -> None:
-        from .inputs import onnx_dtype
-
         if samples is not None:
             total = len(samples[0])
             feeds = []
             for k in range(0, total, batch):
                 rows = np.resize(np.arange(k, min(k + batch, total)), batch)  # a short last batch repeats rows
-                feeds.append({i.name: np.asarray(a[rows]).astype(onnx_dtype(i.type))
-                              for i, a in zip(session.get_inputs(), samples)})
+                feeds.append(ort_inputs(session, [a[rows] for a in samples]))
             self._batches = iter(feeds)
         else:
             self._batches = iter([_ort_feed(session, specs, batch, seed=i) for i in range(CALIBRATION_IMAGES)])

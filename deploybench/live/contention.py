@@ -144,10 +144,10 @@ _BURST_OTHER_CORES = 0.5
 _BURST_STEAL_CORES = 0.1
 _SPAN_PAD_S = 0.05
 _SNAPSHOT_EVERY_S = 0.01
-#: sustained waiting for a CPU marks a run disturbed only when other work was measurable over the window:
-#: without any, the threads waited for each other (a configuration using every core), which is the
-#: configuration's own behaviour and would be the same on every retry
-_SUSTAINED_OTHER_CORES = 0.05
+#: waiting for a CPU (around an outlier, or sustained over the window) counts as a disturbance only while
+#: other work was measurable: without any, the threads waited for each other (a configuration using every
+#: core), which is the configuration's own behaviour and would be the same on every retry
+_WAIT_NEEDS_OTHER_CORES = 0.05
 
 
 def _proc_stat_busy_steal() -> tuple[float, float] | None:
@@ -259,7 +259,7 @@ class BurstGuard:
             reasons = []
             extra_wait_s = None if span["wait_s"] is None else span["wait_s"] - baseline_wait_rate * span["dt"]
             if (extra_wait_s is not None and extra_wait_s >= _WAIT_SHARE * excess_s
-                    and span["other_cores"] >= _SUSTAINED_OTHER_CORES):
+                    and span["other_cores"] >= _WAIT_NEEDS_OTHER_CORES):
                 reasons.append("waited for a CPU")
             if span["other_cores"] >= self.threshold_cores:
                 reasons.append("other work")
@@ -275,7 +275,7 @@ class BurstGuard:
             out["reason"] = (f"burst: {out['tail_disturbed']} of the slowest iterations (>= p95) coincided with "
                              + ", ".join(f"{k} ({v})" for k, v in sorted(why.items())))
         elif (out["wait_share"] is not None and out["wait_share"] >= _WAIT_SHARE and whole is not None
-              and whole["other_cores"] >= _SUSTAINED_OTHER_CORES):
+              and whole["other_cores"] >= _WAIT_NEEDS_OTHER_CORES):
             out["disturbed"] = True
             out["reason"] = f"waited for a CPU {100 * out['wait_share']:.0f} % of the timed window"
         return out

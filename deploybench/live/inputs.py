@@ -33,7 +33,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 __all__ = ["InputSpec", "InputSpecError", "parse_input_spec", "parse_inputs", "default_inputs", "make_batch",
-           "layout_applies", "DTYPES", "from_json_list"]
+           "layout_applies", "DTYPES", "from_json_list", "inputs_of"]
 
 DTYPES: tuple[str, ...] = ("float32", "float16", "int64", "int32", "uint8", "bool")
 _FLOAT = ("float32", "float16")
@@ -98,6 +98,13 @@ class InputSpec:
 
 def from_json_list(data: Sequence[Mapping[str, Any]] | None) -> tuple[InputSpec, ...]:
     return tuple(InputSpec.from_json(d) for d in data or ())
+
+
+def inputs_of(description: Mapping[str, Any]) -> tuple[InputSpec, ...]:
+    """The inputs an artefact or a deployment description records (``inputs``); one prepared before named
+    inputs existed has one float input of its ``input_shape``."""
+    return from_json_list(description.get("inputs")) or default_inputs(
+        tuple(int(v) for v in description.get("input_shape") or (3, 224, 224)))
 
 
 def default_inputs(shape: Sequence[int]) -> tuple[InputSpec, ...]:

@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .inputs import InputSpec, default_inputs, from_json_list
+from .inputs import inputs_of
 
 __all__ = ["Runtime", "Loaded", "import_runtime", "load_artefact"]
 
@@ -65,12 +65,6 @@ def _cuda_timer() -> Callable[[Callable[[], None]], float]:
     return timed
 
 
-def _specs(artefact: dict) -> tuple[InputSpec, ...]:
-    """The artefact's inputs (an artefact prepared before named inputs existed has one image input)."""
-    return from_json_list(artefact.get("inputs")) or default_inputs(
-        tuple(int(v) for v in artefact.get("input_shape") or (3, 224, 224)))
-
-
 def import_runtime(config: dict, requested_device: str) -> Runtime:
     """Import what the configuration's backend needs (and nothing else) and decide the device."""
     if config["backend"] == "onnxruntime":
@@ -111,7 +105,7 @@ def _ort_device_check(ort: Any, artefact: dict, config: dict, providers: list[st
     level = config.get("graph_optimization", "all")
     so = _ort_session_options(ort, 1, level, os.path.join(workdir, "profile-device"))
     sess = ort.InferenceSession(artefact["path"], so, providers=providers)
-    sess.run(None, _ort_feed(sess, _specs(artefact), 1))
+    sess.run(None, _ort_feed(sess, inputs_of(artefact), 1))
     prof = sess.end_profiling()
     with open(prof, encoding="utf-8") as fh:
         events = json.load(fh)
@@ -122,7 +116,7 @@ def _ort_device_check(ort: Any, artefact: dict, config: dict, providers: list[st
 def _load_onnx(artefact: dict, config: dict, runtime: Runtime, workdir: str | None = None) -> Loaded:
     import onnxruntime as ort
 
-    from .artefacts import _ort_feed, _ort_session_options
+    from .artefacts import _ort_feed, _ort_session_options, ort_inputs
 
     threads = int(config.get("threads") or 1)
     level = config.get("graph_optimization", "all")
@@ -145,10 +139,7 @@ def _load_onnx(artefact: dict, config: dict, runtime: Runtime, workdir: str | No
         verdict = (artefact.get("checks") or {}).get(check_key) or {"ok": True}
     if not verdict.get("ok", True):
         raise NotImplementedError(verdict.get("reason") or f"{config['precision']} did not execute")
-    from .inputs import onnx_dtype
-
-    feed = _ort_feed(sess, _specs(artefact), int(config["batch_size"]))
-    session_inputs = sess.get_inputs()
+    feed = _ort_feed(sess, inputs_of(artefact), int(config["batch_size"]))
     if on_cuda:
         binding = sess.io_binding()
         for name, array in feed.items():
@@ -162,8 +153,7 @@ def _load_onnx(artefact: dict, config: dict, runtime: Runtime, workdir: str | No
             sess.run(None, feed)
 
     def predict(*arrays: np.ndarray) -> np.ndarray:
-        given = {i.name: np.asarray(a).astype(onnx_dtype(i.type)) for i, a in zip(session_inputs, arrays)}
-        return np.asarray(sess.run(None, given)[0], dtype=np.float32)
+        return np.asarray(sess.run(None, ort_inputs(sess, arrays))[0], dtype=np.float32)
 
     return Loaded(step=step, timed_call=_cpu_timer, predict=predict,
                   device_executed="cuda" if on_cuda else "cpu", metrics=metrics)
@@ -186,7 +176,7 @@ def _load_torch(artefact: dict, config: dict, runtime: Runtime) -> Loaded:
     dev = runtime.device
     half = artefact.get("precision") == "fp16"
     dtype = torch.float16 if half else torch.float32
-    specs = _specs(artefact)
+    specs = inputs_of(artefact)
     channels_last = config.get("memory_format") == "channels_last"
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     if artefact.get("format") != "torchscript":

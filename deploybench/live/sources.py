@@ -125,7 +125,8 @@ def parse_input_shape(text: str | Sequence[int] | None) -> tuple[int, ...] | Non
     return shape
 
 
-def _file_hash(path: str) -> str:
+def file_fingerprint(path: str) -> str:
+    """A short hash of a file's bytes (a model file, a factory's or data function's module)."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -160,7 +161,7 @@ def parse_model_source(text: str, input_shape: str | Sequence[int] | None = None
             raise SourceError(f"saved module {text!r} does not exist (looked for {path})")
         label = os.path.splitext(os.path.basename(path))[0]
         return ModelSource("module", path, label, shape or DEFAULT_INPUT_SHAPE, sys_path=cwd,
-                           fingerprint=_file_hash(path), inputs=_declared_inputs(inputs))
+                           fingerprint=file_fingerprint(path), inputs=_declared_inputs(inputs))
     if text.lower().endswith(".onnx"):
         path = os.path.abspath(os.path.join(cwd, text))
         if not os.path.isfile(path):
@@ -169,7 +170,7 @@ def parse_model_source(text: str, input_shape: str | Sequence[int] | None = None
         label = os.path.splitext(os.path.basename(path))[0]
         single = len(specs) == 1 and specs[0].dtype == "float32" and not specs[0].dynamic
         return ModelSource("onnx", path, label, specs[0].shape if single else DEFAULT_INPUT_SHAPE,
-                           fingerprint=_file_hash(path), fixed_batch=fixed, inputs=() if single else specs)
+                           fingerprint=file_fingerprint(path), fixed_batch=fixed, inputs=() if single else specs)
     declared = _declared_inputs(inputs)
     if ":" in text:
         if not _FACTORY.match(text):
@@ -177,9 +178,9 @@ def parse_model_source(text: str, input_shape: str | Sequence[int] | None = None
                               "returns a torch.nn.Module)")
         module = text.split(":", 1)[0]
         fingerprint = None
-        spec_file = _module_file(module, cwd)
+        spec_file = module_file(module, cwd)
         if spec_file:
-            fingerprint = _file_hash(spec_file)
+            fingerprint = file_fingerprint(spec_file)
         return ModelSource("factory", text, text, shape or DEFAULT_INPUT_SHAPE, sys_path=cwd, fingerprint=fingerprint,
                            inputs=declared)
     if text in MODELS:
@@ -201,7 +202,7 @@ def _declared_inputs(texts: Sequence[str] | None) -> tuple[InputSpec, ...]:
         raise SourceError(str(exc)) from None
 
 
-def _module_file(module: str, cwd: str) -> str | None:
+def module_file(module: str, cwd: str) -> str | None:
     """The file a module would be imported from (without importing it), or None."""
     import importlib.util
 
@@ -223,9 +224,26 @@ def check_source(source: ModelSource) -> None:
     """Cheap checks in the parent (no user code runs here): a factory's module must be findable."""
     if source.kind == "factory":
         module = source.ref.split(":", 1)[0]
-        if _module_file(module, source.sys_path or os.getcwd()) is None:
+        if module_file(module, source.sys_path or os.getcwd()) is None:
             raise SourceError(f"cannot import {source.ref!r}: no module named {module!r} on the Python path "
                               f"(run from the directory that holds it, or install it)")
+
+
+def import_attribute(ref: str, sys_path: str | None = None) -> Any:
+    """The object ``package.module:name`` names (``name`` may be dotted), imported with ``sys_path`` first
+    on the path, as ``python -c`` run from there would; :class:`SourceError` says what failed."""
+    module_name, attr = ref.split(":", 1)
+    if sys_path and sys_path not in sys.path:
+        sys.path.insert(0, sys_path)
+    try:
+        target: Any = importlib.import_module(module_name)
+    except Exception as exc:
+        raise SourceError(f"cannot import {module_name!r} for {ref!r}: {type(exc).__name__}: {exc}") from exc
+    for part in attr.split("."):
+        if not hasattr(target, part):
+            raise SourceError(f"{module_name!r} has no attribute {attr!r} (from {ref!r})")
+        target = getattr(target, part)
+    return target
 
 
 # -- inside the preparing worker -----------------------------------------------------------------------------
@@ -243,18 +261,7 @@ def build_torch_module(source: ModelSource, weights: str = "auto") -> tuple[Any,
         torch.manual_seed(0)
         return tvm.get_model(source.ref, weights=None).eval(), "random"
     if source.kind == "factory":
-        module_name, attr = source.ref.split(":", 1)
-        if source.sys_path and source.sys_path not in sys.path:
-            sys.path.insert(0, source.sys_path)
-        try:
-            module = importlib.import_module(module_name)
-        except Exception as exc:
-            raise SourceError(f"cannot import {module_name!r} for {source.ref!r}: {type(exc).__name__}: {exc}") from exc
-        target: Any = module
-        for part in attr.split("."):
-            if not hasattr(target, part):
-                raise SourceError(f"{module_name!r} has no attribute {attr!r} (from {source.ref!r})")
-            target = getattr(target, part)
+        target = import_attribute(source.ref, source.sys_path)
         if not callable(target):
             raise SourceError(f"{source.ref!r} is not callable: it must be a function returning a torch.nn.Module")
         torch.manual_seed(0)

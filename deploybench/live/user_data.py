@@ -19,10 +19,8 @@ deployment's, measured on the same samples, which ``--max-accuracy-drop`` caps. 
 from __future__ import annotations
 
 import hashlib
-import importlib
 import os
 import re
-import sys
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -50,41 +48,29 @@ def is_user_data(text: str | None) -> bool:
 
 def data_fingerprint(text: str, cwd: str | None = None) -> str:
     """A short hash of the data's file (the ``.npz``, or the function's module), for artefact caches."""
-    path = str(text)
-    if _CALLABLE.match(path):
-        import importlib.util
+    from .sources import file_fingerprint, module_file
 
-        module = path.split(":", 1)[0]
-        sys.path.insert(0, cwd or os.getcwd())
-        try:
-            spec = importlib.util.find_spec(module)
-        except (ImportError, ValueError):
-            spec = None
-        finally:
-            sys.path.pop(0)
-        path = getattr(spec, "origin", None) or path
-    h = hashlib.sha256(str(text).encode())
-    if os.path.isfile(path):
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-    return h.hexdigest()[:12]
+    path: str | None = str(text)
+    if _CALLABLE.match(str(text)):
+        path = module_file(str(text).split(":", 1)[0], cwd or os.getcwd())
+    return (file_fingerprint(path) if path and os.path.isfile(path)
+            else hashlib.sha256(str(text).encode()).hexdigest()[:16])
 
 
 def _raw(text: str, sys_path: str | None) -> Any:
+    from .sources import SourceError, import_attribute
+
     if str(text).lower().endswith(".npz"):
         if not os.path.isfile(text):
             raise UserDataError(f"--data {text}: no such file")
         with np.load(text, allow_pickle=False) as data:
             return {k: data[k] for k in data.files}
-    module_name, attr = str(text).split(":", 1)
-    if sys_path and sys_path not in sys.path:
-        sys.path.insert(0, sys_path)
     try:
-        target: Any = importlib.import_module(module_name)
-        for part in attr.split("."):
-            target = getattr(target, part)
-        return target()
+        function = import_attribute(str(text), sys_path)
+    except SourceError as exc:
+        raise UserDataError(f"--data {text}: {exc}") from None
+    try:
+        return function()
     except Exception as exc:  # noqa: BLE001 - the user's function: its error, said once
         raise UserDataError(f"--data {text}: {type(exc).__name__}: {exc}") from None
 

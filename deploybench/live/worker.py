@@ -256,10 +256,10 @@ def _user_data_accuracy(request: Any, loaded: Any, artefact: dict, config: dict,
     the accuracy drop). Runs after the footprint was taken: the data does not count as deployment memory."""
     import numpy as np
 
-    from .loading import _specs
+    from .inputs import inputs_of
     from .user_data import load_user_data, predict_all
 
-    inputs, labels = load_user_data(request.data_dir, _specs(artefact), (request.source or {}).get("sys_path"))
+    inputs, labels = load_user_data(request.data_dir, inputs_of(artefact), (request.source or {}).get("sys_path"))
     preds = predict_all(loaded.predict, inputs, int(config["batch_size"]))
     rec.metrics["predictions"] = preds.tolist()
     rec.metrics["accuracy_samples"] = int(len(preds))

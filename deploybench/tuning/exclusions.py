@@ -63,30 +63,25 @@ def known_exclusions(sources: Sequence[Any], backends: Sequence[str], precisions
     from ..live.models import QUANTIZABLE, accuracy_for
 
     out: list[Exclusion] = []
-    torch_backends = [b for b in ("pytorch_eager", "torch_compile") if b in backends]
-    int8 = [p for p in ("int8_dynamic", "int8_static") if p in precisions]
-    if "torch_compile" in backends:
-        for p in int8:
-            out.append(Exclusion({"backend": "torch_compile", "precision": p},
-                                 "the int8 artefact is TorchScript, and torch.compile refuses a TorchScript module",
-                                 "artefact format"))
-    if "int8_static" in precisions and sources and all(s.custom or s.label not in QUANTIZABLE for s in sources):
-        for b in torch_backends:
-            if b == "torch_compile":
-                continue  # already out: TorchScript
-            out.append(Exclusion({"backend": b, "precision": "int8_static"},
-                                 "eager static int8 needs a torchvision quantizable definition of the model "
-                                 "(quant stubs, fusable blocks); ONNX Runtime's int8_static quantises any model",
-                                 "model"))
+    if "torch_compile" in backends:  # both int8 modes, whatever the model
+        for p in ("int8_dynamic", "int8_static"):
+            if p in precisions:
+                out.append(Exclusion({"backend": "torch_compile", "precision": p},
+                                     "the int8 artefact is TorchScript, and torch.compile refuses a TorchScript module",
+                                     "artefact format"))
+    eager = "pytorch_eager" in backends
+    if eager and "int8_static" in precisions and sources and all(s.custom or s.label not in QUANTIZABLE
+                                                                  for s in sources):
+        out.append(Exclusion({"backend": "pytorch_eager", "precision": "int8_static"},
+                             "eager static int8 needs a torchvision quantizable definition of the model "
+                             "(quant stubs, fusable blocks); ONNX Runtime's int8_static quantises any model", "model"))
     shares = [(preflight or {}).get(s.label, {}).get("linear_flop_share") for s in sources]
-    if "int8_dynamic" in precisions and shares and all(isinstance(v, (int, float)) and v < 0.5 for v in shares):
+    if eager and "int8_dynamic" in precisions and shares and all(isinstance(v, (int, float)) and v < 0.5
+                                                                  for v in shares):
         top = max(float(v) for v in shares)  # type: ignore[arg-type]
-        for b in torch_backends:
-            if b == "torch_compile":
-                continue
-            out.append(Exclusion({"backend": b, "precision": "int8_dynamic"},
-                                 f"PyTorch's dynamic int8 quantises nn.Linear layers only, {100 * top:.1f} % of the "
-                                 "model's FLOPs: it would run almost entirely in fp32", "model, counted at pre-flight"))
+        out.append(Exclusion({"backend": "pytorch_eager", "precision": "int8_dynamic"},
+                             f"PyTorch's dynamic int8 quantises nn.Linear layers only, {100 * top:.1f} % of the "
+                             "model's FLOPs: it would run almost entirely in fp32", "model, counted at pre-flight"))
     if probe is not None and "onnxruntime" in backends and "fp16" in precisions:
         row = probe(runtime_device, "onnxruntime", "fp16")
         if not row.get("works", True) and row.get("kind") in ("unsupported", "environment"):

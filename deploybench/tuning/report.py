@@ -21,10 +21,10 @@ def load_snippet(deployment: dict | None, config: dict) -> str:
     of the measured shapes and dtypes (replace them with real data)."""
     if not deployment:
         return "# the artefact was not kept; rerun with --resume to prepare it again"
-    from ..live.inputs import default_inputs, from_json_list
+    from ..live.inputs import inputs_of
 
     path = deployment["path"]
-    specs = from_json_list(deployment.get("inputs")) or default_inputs(deployment.get("input_shape") or [3, 224, 224])
+    specs = inputs_of(deployment)
     batch = int(config.get("batch_size", 1))
     half = config["precision"] == "fp16"
 
@@ -215,7 +215,7 @@ def write_report(result: Any, task: Any, rule: RecommendationRule) -> dict[str, 
         "alternatives": {k: v.to_json() for k, v in result.alternatives.items()},
         "candidates": [v.to_json() for v in result.candidates],
         "deployment": result.deployment, "trials": [_expanded_trial(t, task) for t in result.trials], "figures": figures,
-        "exclusions": [e.to_json() for e in getattr(task, "exclusions", ()) or ()],
+        "exclusions": [e.to_json() for e in task.exclusions],
     }
     paths = {"json": str(out / "report.json"), "markdown": str(out / "report.md"), **figures}
     Path(paths["json"]).write_text(json.dumps(data, indent=1, default=str, allow_nan=False))
@@ -255,10 +255,9 @@ def write_report(result: Any, task: Any, rule: RecommendationRule) -> dict[str, 
         if v.reasons:
             lines.append(f"- {short_config(v.config)}: {'; '.join(v.reasons)}")
     lines += ["", "## Search", "", f"Measurements redone by the contention guard: {result.redone}.", ""]
-    exclusions = list(getattr(task, "exclusions", ()) or ())
-    if exclusions:
+    if task.exclusions:
         lines += ["Left out before the search (known not to run here, so no trial was spent on them):", "",
-                  *[f"- {e.describe()}" for e in exclusions], ""]
+                  *[f"- {e.describe()}" for e in task.exclusions], ""]
     if result.search_error:
         lines += [f"The search ended with an error: {result.search_error.get('message', result.search_error)}", ""]
     for name, path in figures.items():

@@ -25,7 +25,7 @@ from typing import Any, Callable, Sequence
 
 from .recommendation import CandidateVerdict, RecommendationRule, judge_candidate, recommend, select_candidates
 from ..task import EvalContext
-from .task import TuneInputError, TuneSpec, TuneTask
+from .task import TuneInputError, TuneSpec, TuneTask, accuracy_measurable
 
 __all__ = ["tune", "TuneResult"]
 
@@ -112,7 +112,7 @@ def _preflight(task: TuneTask, prepare_fn: Callable[[Any], dict], on_line: Calla
     artefact description (what the exclusions read: the share of FLOPs in Linear layers)."""
     described: dict[str, dict] = {}
     for label, source in task.sources.items():
-        backend = "onnxruntime" if source.kind == "onnx" or "pytorch_eager" not in task.grid.backends else "pytorch_eager"
+        backend = _fp32_backend(task, source)
         config = {"model": label, "backend": backend, "precision": "fp32", "batch_size": task.grid.batch_sizes[0]}
         request = task.request_for(config)
         on_line(f"pre-flight: preparing {label} ({backend}, fp32) ...")
@@ -140,8 +140,8 @@ def _preflight(task: TuneTask, prepare_fn: Callable[[Any], dict], on_line: Calla
 #: options a resumed run may change: how long to search and how to recommend, not what is measured or judged
 _RESUMABLE_CHANGES = frozenset({"budget", "budget_seconds", "candidates", "repeats", "confidence", "min_feasible_rate",
                                 "lock", "time_limit_s"})
-_FLAGS = {"models": "MODEL", "inputs": "--input", "min_throughput_sps": "--min-throughput", "data_dir": "--data",
-          "time_limit_s": "--time-limit"}
+#: the flag of each spec field whose name differs from its flag (the rest are ``--`` + the name, dashed)
+_FLAGS = {"models": "MODEL", **{field: "--" + flag.replace("_", "-") for flag, field in _KEYWORD_ALIASES.items()}}
 
 
 def _check_resumable(spec: TuneSpec, spec_path: Path) -> None:
@@ -221,7 +221,7 @@ def _fp32_reference(task: TuneTask, out: Path, on_line: Callable[[str], None]) -
             labels = data["labels"]
     reference = {}
     for label, source in task.sources.items():
-        backend = "onnxruntime" if source.kind == "onnx" or "pytorch_eager" not in task.grid.backends else "pytorch_eager"
+        backend = _fp32_backend(task, source)
         config = {"model": label, "backend": backend, "precision": "fp32",
                   "batch_size": source.fixed_batch or task.grid.batch_sizes[0], "threads": 1}
         on_line(f"data: measuring the fp32 reference of {label} on your data ({backend})")
@@ -230,9 +230,7 @@ def _fp32_reference(task: TuneTask, out: Path, on_line: Callable[[str], None]) -
         data = data.to_dict() if hasattr(data, "to_dict") else dict(data)
         preds = (data.get("metrics") or {}).get("predictions")
         if data.get("status") != "ok" or preds is None:
-            message = str((data.get("error") or {}).get("message") or data.get("status"))
-            first = next((ln for ln in message.splitlines() if ln.strip()), message).strip()
-            first = re.sub(r"^\[\w+\] ", "", first)  # the worker's stage tag
+            first = _first_line((data.get("error") or {}).get("message") or data.get("status"))
             raise TuneInputError(f"cannot run {label} (fp32) on your data: {first[:300]}")
         accuracy = None if labels is None else round(float(np.mean(np.asarray(preds) == labels)), 6)
         reference[label] = {"predictions": preds, "accuracy": accuracy, "config": config}
@@ -240,6 +238,17 @@ def _fp32_reference(task: TuneTask, out: Path, on_line: Callable[[str], None]) -
             on_line(f"data: {label} fp32 top-1 on your data: {accuracy:.4f}")
     path.write_text(json.dumps(reference))
     return reference
+
+
+def _fp32_backend(task: TuneTask, source: Any) -> str:
+    """Where a model's fp32 pre-flight and reference run: eager PyTorch when searched, else ONNX Runtime."""
+    return "onnxruntime" if source.kind == "onnx" or "pytorch_eager" not in task.grid.backends else "pytorch_eager"
+
+
+def _first_line(message: Any) -> str:
+    """The first non-empty line of a worker's error message, without its stage tag (``[measure] ``)."""
+    text = str(message or "").strip()
+    return re.sub(r"^\[\w+\] ", "", next((ln for ln in text.splitlines() if ln.strip()), text).strip())
 
 
 def _exclusions(task: TuneTask, described: dict[str, dict], probe: bool,
@@ -255,14 +264,11 @@ def _exclusions(task: TuneTask, described: dict[str, dict], probe: bool,
         return probe_path(device, backend, precision)
 
     device = task.spec.device if task.spec.device in ("cpu", "cuda") else _auto_device()
-    grid = task.grid
-    from ..live.user_data import is_user_data
-
-    measured = bool(task.spec.data_dir) and (is_user_data(task.spec.data_dir) or all(
-        s.kind in ("zoo", "torchvision") for s in task.sources.values()))
-    return known_exclusions(list(task.sources.values()), grid.backends, grid.precisions, grid.graph_optimizations,
-                            device, described, probe_once if probe else None,
-                            unmeasured_allowed=measured or task.spec.allow_unmeasured_accuracy)
+    grid, sources = task.grid, list(task.sources.values())
+    return known_exclusions(sources, grid.backends, grid.precisions, grid.graph_optimizations, device, described,
+                            probe_once if probe else None,
+                            unmeasured_allowed=accuracy_measurable(task.spec, sources)
+                            or task.spec.allow_unmeasured_accuracy)
 
 
 def _auto_device() -> str:
@@ -290,9 +296,7 @@ def _smoke_run(task: TuneTask, label: str, request: Any, on_line: Callable[[str]
         data = profile(one).to_dict()
     error = data.get("error") or {}
     if data.get("status") == "crashed" and error.get("kind") in ("runtime", "unsupported"):
-        message = str(error.get("message") or "no reason given")
-        first = next((ln for ln in message.splitlines() if ln.strip()), message).strip()
-        first = re.sub(r"^\[\w+\] ", "", first)  # the worker's stage tag
+        first = _first_line(error.get("message") or "no reason given")
         shape = task.spec.input_shape
         declared = "; ".join(s.describe() for s in task.sources[label].input_specs)
         hint = (f"; --input-shape {shape} is the shape of one sample, without the batch dimension: is it the "
@@ -444,8 +448,7 @@ def _nothing_measured_message(task: TuneTask, trials: list[dict]) -> str:
             kinds[kind] = kinds.get(kind, 0) + 1
         distinct: list[str] = []
         for t in failed:  # the first distinct error messages, each once
-            message = str((t["outcome"].get("error") or {}).get("message") or "").strip()
-            first = re.sub(r"^\[\w+\] ", "", next((ln for ln in message.splitlines() if ln.strip()), "")).strip()
+            first = _first_line((t["outcome"].get("error") or {}).get("message"))
             if first and first[:200] not in distinct:
                 distinct.append(first[:200])
         shown = "; ".join(f'"{m}"' for m in distinct[:3]) + (f" and {len(distinct) - 3} more" if len(distinct) > 3 else "")

@@ -197,16 +197,22 @@ def resolve_device(spec: TuneSpec) -> Any:
                          backends=base.backends)
 
 
+def accuracy_measurable(spec: TuneSpec, sources: Sequence[Any]) -> bool:
+    """Whether trials measure accuracy: your data (``.npz`` or ``module:function``) for any model, or an
+    ImageNet-synset folder for the zoo's and torchvision's classifiers."""
+    from ..live.user_data import is_user_data
+
+    return bool(spec.data_dir) and (is_user_data(spec.data_dir) or all(s.kind in ("zoo", "torchvision")
+                                                                        for s in sources))
+
+
 def resolve_objective(spec: TuneSpec, sources: Sequence[Any]) -> Objective:
     """The objective asked for; ``auto`` is accuracy when every model's accuracy is documented or can be
     measured, else throughput. Accuracy for a model whose accuracy is known nowhere is refused."""
     from ..live.models import accuracy_for
 
-    from ..live.user_data import is_user_data
-
     documented = all(accuracy_for(s.label, "fp32", "onnxruntime")[0] is not None for s in sources)
-    measurable = bool(spec.data_dir) and (is_user_data(spec.data_dir) or all(s.kind in ("zoo", "torchvision")
-                                                                              for s in sources))
+    measurable = accuracy_measurable(spec, sources)
     kind = spec.objective
     if kind == "auto":
         kind = "accuracy" if (documented or measurable) else "throughput"
