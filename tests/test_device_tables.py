@@ -627,3 +627,52 @@ def test_a_chunk_replaced_under_the_recorder_loses_no_measurement(tmp_path):
     Recorder(GRID, out, profile_fn=again, device_profile="edge", reference_fn=lambda: {"version": 1},
              repeats_near_cap=1).run(on_line=lambda line: None)
     assert len(again.requests) == 2  # only the two configurations never measured
+
+
+def test_recorder_measures_only_the_listed_configurations_and_refuses_one_off_the_grid(tmp_path):
+    listed = [{"model": "resnet18", "precision": "fp32", "batch_size": 8, **ORT}]
+    fake = FakeProfiler()
+    summary = Recorder(GRID, tmp_path / "t.jsonl", profile_fn=fake, only_configs=listed).run(on_line=lambda line: None)
+    assert [r.config for r in fake.requests] == listed  # far from every cap: one measurement, nothing else
+    assert (summary.covered, summary.grid) == (1, 4)
+    with pytest.raises(ValueError, match="not in the grid being recorded.*batch_size"):
+        Recorder(GRID, tmp_path / "u.jsonl", profile_fn=fake, only_configs=[{**listed[0], "batch_size": 16}])
+
+
+def test_configs_near_device_memory_are_those_a_stricter_accounting_can_change(tmp_path):
+    from deploybench.device_tables.recording import configs_near_device_memory, device_held_mb
+
+    assert device_held_mb({"metrics": {"memory_baseline_mb": 600.0, "memory_peak_mb": 330.0}}) == 930.0
+    assert device_held_mb({"metrics": {"memory_device_peak_mb": 700.0, "memory_baseline_mb": 1.0}}) == 700.0
+    table = load_table(shipped_tables()["edge"])
+    near = configs_near_device_memory(table)
+    device_mb = table.provenance["device_profile"]["memory_mb"]
+    keys = {table.space.key(c) for c in near}
+    for key, reps in table.measurements.items():
+        held = [device_held_mb(m) or 0.0 for m in reps]
+        oom = any((m.get("error") or {}).get("kind") == "oom" for m in reps)
+        assert (key in keys) == (oom or max(held) >= 0.9 * device_mb)
+    assert near and all(c["backend"] == "pytorch_eager" for c in near)  # ONNX Runtime stays far below 1 GiB
+
+
+def test_a_superseding_re_measurement_replaces_only_the_configurations_it_measured(tmp_path, cli):
+    old, new = tmp_path / "old.jsonl", tmp_path / "new.jsonl"
+    Recorder(GRID, old, profile_fn=FakeProfiler(), name="edge").run(on_line=lambda line: None)
+    listed = {"model": "mobilenet_v2", "precision": "fp32", "batch_size": 1, **ORT}
+    Recorder(GRID, new, profile_fn=FakeProfiler(), name="edge", only_configs=[listed], repeats_near_cap=2,
+             note="re-measured under another accounting").run(on_line=lambda line: None)
+    tables = [load_table(old)]
+    result = pack_tables(tables, name="edge", supersede=[load_table(new)])
+    key = GRID.space().key(listed)
+    by_key: dict = {}
+    for r in result.records:
+        by_key.setdefault(r["key"], []).append(r)
+    assert len(by_key) == 4 and len(tables[0].repeats(key)) == 5
+    assert len(by_key[key]) == 2  # the re-measurement's two repeats, none of the five older ones
+    assert all(len(rs) == len(tables[0].repeats(k)) for k, rs in by_key.items() if k != key)
+    superseded = result.header["provenance"]["superseded"]
+    assert superseded["by"] == ["new.jsonl"] and superseded["measurements_replaced"] == 5
+    assert superseded["why"] == "re-measured under another accounting" and len(superseded["configurations"]) == 1
+    done = cli("table", "pack", str(old), "--supersede", str(new), "--out", str(tmp_path / "edge.jsonl.gz"))
+    assert done.returncode == 0, done.stderr
+    assert "1 configurations re-measured in new.jsonl: their 5 earlier measurements are replaced" in done.stdout

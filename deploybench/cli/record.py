@@ -44,6 +44,9 @@ def add_parser(sub: Any, pm: Any) -> None:
                        help=f"the grid's {flag.replace('-', ' ')} (default: {','.join(map(str, default))})")
         p.add_argument(f"--only-{flag}", type=csv_list(kind), default=None,
                        help=f"measure only these {flag.replace('-', ' ')} now (chunking; the grid keeps --{flag})")
+    p.add_argument("--only-configs", default=None, metavar="FILE",
+                   help="measure only the configurations listed in FILE now, one JSON object per line (re-measuring "
+                        "chosen ones, e.g. benchmarks/near_device_memory.py's list; the grid keeps its flags)")
     p.add_argument("--lock", default=None, metavar="FILE",
                    help="hold an exclusive lock (flock) on FILE during each measurement: other jobs on this machine "
                         "that take the same lock (e.g. `flock FILE pytest`) then never run while a measurement does")
@@ -96,6 +99,31 @@ def measurement_pool(args: argparse.Namespace, pm: Any, device: str) -> Any:
     return factory(device, options=args, lock=args.lock)
 
 
+def _read_configs(path: str) -> list[dict]:
+    """The configurations of ``--only-configs``: one JSON object per line (blank lines skipped)."""
+    import json
+
+    try:
+        text = open(path, encoding="utf-8").read()
+    except OSError as exc:
+        raise UsageError(f"--only-configs: cannot read {path}: {exc.strerror or exc}") from exc
+    configs = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            config = json.loads(line)
+        except ValueError as exc:
+            raise UsageError(f"--only-configs {path}, line {n}: not JSON ({exc.msg})") from exc
+        if not isinstance(config, dict):
+            raise UsageError(f"--only-configs {path}, line {n}: expected a JSON object (one configuration), "
+                             f"got {type(config).__name__}")
+        configs.append(config)
+    if not configs:
+        raise UsageError(f"--only-configs {path} lists no configuration")
+    return configs
+
+
 def run(args: argparse.Namespace, pm: Any) -> int:
     from ..device_tables.grid import BACKENDS, GRAPH_OPTIMIZATIONS, MEMORY_FORMATS, MODELS, PRECISIONS, DeploymentGrid
     from ..live.devices import get_device_profile
@@ -134,16 +162,21 @@ def run(args: argparse.Namespace, pm: Any) -> int:
     only = {"model": args.only_models, "backend": args.only_backends, "precision": args.only_precisions,
             "batch_size": args.only_batch_sizes, "threads": args.only_threads,
             "memory_format": args.only_memory_formats, "graph_optimization": args.only_graph_optimizations}
+    only_configs = _read_configs(args.only_configs) if args.only_configs else None
     cache = args.artefact_cache
     if cache is None:
         from ..live.accuracy import default_cache_dir
 
         cache = os.path.join(default_cache_dir(), "artefacts")
     pool = measurement_pool(args, pm, args.fleet_device or profile.name)
-    recorder = Recorder(grid, args.out, name=args.name, device_profile=profile.name, device=args.device,
-                        repeats_near_cap=args.repeats, time_limit_s=args.time_limit, artefact_cache=cache, only=only,
-                        stop_after_s=args.stop_after, max_new=args.max_new, lock=args.lock, note=args.note,
-                        weights=args.weights, data_dir=args.data, max_other_cores=args.max_other_cores, pool=pool)
+    try:
+        recorder = Recorder(grid, args.out, name=args.name, device_profile=profile.name, device=args.device,
+                            repeats_near_cap=args.repeats, time_limit_s=args.time_limit, artefact_cache=cache,
+                            only=only, only_configs=only_configs, stop_after_s=args.stop_after,
+                            max_new=args.max_new, lock=args.lock, note=args.note, weights=args.weights,
+                            data_dir=args.data, max_other_cores=args.max_other_cores, pool=pool)
+    except ValueError as exc:
+        raise UsageError(f"--only-configs {args.only_configs}: {exc}") from exc
     size = grid.size()
     print(f"recording a grid of {size} configurations on device profile {profile.name} ({profile.description}) "
           f"into {args.out}; up to {args.repeats} clean repeats near a latency cap"

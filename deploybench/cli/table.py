@@ -43,6 +43,9 @@ def add_parser(sub: Any, pm: Any) -> None:
     pack.add_argument("--prefer-load-below", type=float, default=None, metavar="L",
                       help="per configuration, keep only repeats recorded at a 1-minute load average <= L when "
                            "it has any (replaces measurements taken while other jobs ran)")
+    pack.add_argument("--supersede", action="append", default=[], metavar="CHUNK",
+                      help="a re-measurement (repeatable): every configuration it measured keeps only its "
+                           "measurements, replacing those in the sources (e.g. after the memory accounting changed)")
     pack.add_argument("--node", default=None, metavar="LABEL",
                       help="of a fleet recording, keep only this node's measurements (one machine's view; the "
                            "default pools every node's repeats)")
@@ -162,6 +165,7 @@ def _load(name: str) -> Table:
 
 def _pack(args: Any) -> int:
     tables = [_load(s) for s in args.sources]
+    renewals = [_load(s) for s in args.supersede]
     if args.node is not None:
         from ..device_tables.table import node_name
 
@@ -173,7 +177,7 @@ def _pack(args: Any) -> int:
     name = args.name or Path(args.out).name.split(".")[0]
     try:
         result = pack_tables(tables, name=name, keep=keep, complete=not args.partial, note=args.note,
-                             prefer_load_below=args.prefer_load_below, node=args.node)
+                             prefer_load_below=args.prefer_load_below, node=args.node, supersede=renewals)
     except TableError as exc:
         raise UsageError(str(exc)) from exc
     if getattr(args, "require_complete", False) and result.dropped:
@@ -184,7 +188,7 @@ def _pack(args: Any) -> int:
     if args.require_repeats is not None:
         from ..device_tables.recording import missing_repeats
 
-        short = sum(missing_repeats(t, args.require_repeats) for t in tables)
+        short = sum(missing_repeats(t, args.require_repeats) for t in [*tables, *renewals])
         if short:
             raise UsageError(f"{short} configurations near a scenario cap have fewer than {args.require_repeats} clean "
                              "repeats; resume the recording (its later passes add them) before packing")
@@ -197,6 +201,11 @@ def _pack(args: Any) -> int:
         values = param.choices if hasattr(param, "choices") else getattr(param, "values", None) \
             or list(range(param.low, param.high + 1))
         print(f"  {param.name}: {', '.join(map(str, values))}")
+    superseded = result.header["provenance"].get("superseded")
+    if superseded:
+        print(f"  {len(superseded['configurations'])} configurations re-measured in "
+              f"{', '.join(superseded['by'])}: their {superseded['measurements_replaced']} earlier measurements "
+              "are replaced")
     if result.filtered_out:
         print(f"left out by the filters (and loaded repeats superseded by quiet ones): {result.filtered_out} measurements")
     for p, v, n in result.dropped:

@@ -30,11 +30,12 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol, Sequence, runtime_checkable
 
 from ..locking import exclusive_lock
+from ..space import InvalidConfigError
 from .grid import DeploymentGrid
 from .table import TableError, load_table, open_table_for_append
 
 __all__ = ["Recorder", "RecordingSummary", "MeasurementPool", "LocalPool", "Measured", "NEAR_CAP", "NEAR_MEMORY", "DEFAULT_REPEATS_NEAR_CAP", "LIVE_TIME_LIMIT_S",
-           "near_a_cap", "near_memory_boundary", "needs_repeats", "recording_order", "missing_repeats"]
+           "near_a_cap", "near_memory_boundary", "device_held_mb", "configs_near_device_memory", "needs_repeats", "recording_order", "missing_repeats"]
 
 NEAR_CAP = 0.3
 #: a measurement whose worker tree held at least (1 - NEAR_MEMORY) of the device memory is near its boundary
@@ -73,6 +74,37 @@ def near_memory_boundary(measurement: Mapping[str, Any], device_mb: float | None
     error = measurement.get("error") or {}
     return (measurement.get("status") == "crashed" and error.get("kind") == "oom"
             and "load_s" in (measurement.get("stages") or {}))
+
+
+def device_held_mb(measurement: Mapping[str, Any]) -> float | None:
+    """What the device held during a measurement, its runtime included: ``memory_device_peak_mb`` where
+    the measurement stores it (v3), else the worker's resident high-water mark above its idle baseline
+    plus that baseline (v2 stored both: ``VmHWM`` counts file-backed pages; only the kill decision
+    counted less); ``None`` when neither is known."""
+    metrics = measurement.get("metrics") or {}
+    if metrics.get("memory_device_peak_mb") is not None:
+        return float(metrics["memory_device_peak_mb"])
+    base, peak = metrics.get("memory_baseline_mb"), metrics.get("memory_peak_mb")
+    return None if base is None or peak is None else float(base) + float(peak)
+
+
+def configs_near_device_memory(table: Any, fraction: float = 1.0 - NEAR_MEMORY) -> list[dict]:
+    """The configurations of a recorded table whose classification a change of memory accounting can
+    change: a repeat held at least ``fraction`` of the device memory, or ended ``oom``. Every other
+    configuration's resident peak stayed clearly below the device memory, so a stricter accounting of
+    the same resident set would not have killed it. In the table's order."""
+    device_mb = ((table.provenance.get("device_profile") or {}).get("memory_mb"))
+    if not device_mb:
+        raise TableError(f"{table.path.name} records no device memory (its device profile has no limit)")
+    out = []
+    for key, reps in table.measurements.items():
+        for m in reps:
+            held = device_held_mb(m)
+            oom = m.get("status") == "crashed" and (m.get("error") or {}).get("kind") == "oom"
+            if oom or (held is not None and held >= fraction * float(device_mb)):
+                out.append(dict(table.configs[key]))
+                break
+    return out
 
 
 def needs_repeats(reps: Sequence[Mapping[str, Any]], scenarios: Sequence[Any], device_mb: float | None) -> bool:
@@ -136,6 +168,8 @@ class Recorder:
     """Record ``grid`` on the device profile ``device_profile`` into the chunk ``out`` (``.jsonl``).
 
     ``only`` narrows what this run measures (chunking) while the chunk keeps the whole grid;
+    ``only_configs`` narrows it to a list of configurations (re-measuring chosen ones, e.g. those near
+    the device memory after the memory accounting changed; :func:`configs_near_device_memory`);
     ``pool`` is where the measurements run (default: a :class:`LocalPool` on this machine; an executor
     plugin's pool spreads them over a fleet); ``profile_fn`` replaces the live profiler (tests); ``reference_fn`` the speed reference workload
     (:func:`deploybench.live.drift.reference_workload`), measured before the first measurement of every
@@ -146,7 +180,8 @@ class Recorder:
     def __init__(self, grid: DeploymentGrid, out: str | Path, *, name: str | None = None,
                  device_profile: str = "cpu", device: str = "cpu", repeats_near_cap: int = DEFAULT_REPEATS_NEAR_CAP,
                  time_limit_s: float = LIVE_TIME_LIMIT_S, artefact_cache: str | None = None,
-                 only: Mapping[str, Sequence[Any]] | None = None, stop_after_s: float | None = None,
+                 only: Mapping[str, Sequence[Any]] | None = None,
+                 only_configs: Sequence[Mapping[str, Any]] | None = None, stop_after_s: float | None = None,
                  max_new: int | None = None, lock: str | None = None, note: str | None = None,
                  weights: str = "auto", data_dir: str | None = None, max_other_cores: float | None = None,
                  profile_fn: Callable[[Any], Any] | None = None,
@@ -160,6 +195,7 @@ class Recorder:
         self.time_limit_s = float(time_limit_s)
         self.artefact_cache = artefact_cache
         self.only = {k: set(v) for k, v in (only or {}).items() if v}
+        self.only_configs = only_configs
         self.stop_after_s = stop_after_s
         self.max_new = max_new
         self.lock = lock
@@ -172,6 +208,13 @@ class Recorder:
         self.pool = pool
         if self.repeats_near_cap < 1:
             raise ValueError("repeats near a cap must be at least 1")
+        if only_configs is not None:
+            space = grid.space()
+            for config in only_configs:
+                try:
+                    space.validate(dict(config))
+                except InvalidConfigError as exc:
+                    raise ValueError(f"configuration {dict(config)} is not in the grid being recorded: {exc}") from exc
 
     # -- header -------------------------------------------------------------------------------------------
     def header(self) -> dict:
@@ -220,8 +263,12 @@ class Recorder:
 
     # -- recording --------------------------------------------------------------------------------------
     def _todo(self) -> list[dict]:
-        configs = [c for c in self.grid.space().grid()
+        space = self.grid.space()
+        configs = [c for c in space.grid()
                    if all(c.get(k) in allowed for k, allowed in self.only.items() if k in c)]
+        if self.only_configs is not None:
+            wanted = {space.key(dict(c)) for c in self.only_configs}
+            configs = [c for c in configs if space.key(c) in wanted]
         configs.sort(key=recording_order)
         return configs
 

@@ -472,6 +472,11 @@ class PackResult:
         return SearchSpace.from_json(self.header["space"])
 
 
+def _config_id(config: Mapping[str, Any]) -> str:
+    """A configuration's identity across chunks whose grids differ (their keys may not)."""
+    return json.dumps(dict(config), sort_keys=True)
+
+
 def _prefer_quiet(rows: list[tuple[dict, dict, dict]], max_load: float) -> tuple[list, int]:
     def quiet(extra: dict) -> bool:
         load = extra.get("load_avg_1m")
@@ -523,7 +528,7 @@ def node_name(extra: Mapping[str, Any] | None) -> str:
 
 def pack_tables(tables: Sequence[Table], *, name: str, keep: Mapping[str, Sequence[Any]] | None = None,
                 complete: bool = True, note: str | None = None, prefer_load_below: float | None = None,
-                node: str | None = None) -> PackResult:
+                node: str | None = None, supersede: Sequence[Table] = ()) -> PackResult:
     """Merge recorded tables (chunks of one device's recording) into one table.
 
     The packed grid is the product of the measured values of each parameter, restricted to ``keep``
@@ -535,7 +540,9 @@ def pack_tables(tables: Sequence[Table], *, name: str, keep: Mapping[str, Sequen
     configuration that has repeats recorded at a 1-minute load average at or below it keeps only those
     (repeats measured while other jobs ran are replaced by quiet ones where a quiet one exists). With
     ``node``, only the measurements of that node of a fleet recording are kept (:func:`node_name`): one
-    machine's view of the device, where the default pools every node's repeats.
+    machine's view of the device, where the default pools every node's repeats. Every configuration
+    measured in a ``supersede`` table (a re-measurement, e.g. after the memory accounting changed) keeps
+    only its measurements from those tables; the provenance lists what was superseded.
     """
     if not tables:
         raise TableError("nothing to pack: give at least one table")
@@ -545,9 +552,14 @@ def pack_tables(tables: Sequence[Table], *, name: str, keep: Mapping[str, Sequen
             raise TableError(f"unknown grid parameter {k!r}; known: {', '.join(GRID_PARAMS)}")
     rows: list[tuple[dict, dict, dict]] = []  # (config, measurement line extras, measurement)
     filtered_out = 0
-    for t in tables:
+    renewed = {_config_id(t.configs[key]) for t in supersede for key, reps in t.measurements.items() if reps}
+    replaced = 0
+    for t in [*tables, *supersede]:
         for key, reps in t.measurements.items():
             config = t.configs[key]
+            if t not in supersede and _config_id(config) in renewed:
+                replaced += len(reps)
+                continue
             if any(k in config and config[k] not in allowed for k, allowed in keep.items()):
                 filtered_out += len(reps)
                 continue
@@ -608,7 +620,15 @@ def pack_tables(tables: Sequence[Table], *, name: str, keep: Mapping[str, Sequen
                         **{k: v for k, v in extra.items() if k not in ("type", "key", "config", "repeat", "measurement")},
                         "measurement": m})
         repeat_of[key] = repeat_of.get(key, 0) + 1
-    provenance = _merge_provenance(tables, note)
+    provenance = _merge_provenance([*tables, *supersede], note)
+    if supersede:
+        provenance["superseded"] = {
+            "by": [t.path.name for t in supersede],
+            "configurations": sorted(renewed), "measurements_replaced": replaced,
+            "why": "; ".join(sorted({str(t.provenance.get("note")) for t in supersede if t.provenance.get("note")}))
+                   or None,
+            "memory_accounting": sorted({str(t.provenance.get("memory_accounting")) for t in supersede}),
+        }
     provenance["threads_recorded"] = list(domains.get("threads") or [])  # what the packed grid holds
     limits = sorted({r["time_limit_s"] for r in records if r.get("time_limit_s") is not None})
     if limits:
