@@ -41,11 +41,12 @@ _EXPORTS = {
     "Task": "task",
     "TaskMetadata": "task",
     "TaskSpec": "task",
+    "TaskParam": "task",
     "tune": "tuning",
     "TuneSpec": "tuning",
     "TuneResult": "tuning",
-    "probe": "probing",
-    "ProbeResult": "probing",
+    "probe": "tuning.probe",
+    "ProbeResult": "tuning.probe",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -70,4 +71,4 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from .outcome import ErrorKind, Outcome, Status, TrialError, outcome_rank_key
     from .space import Categorical, Condition, Float, Integer, InvalidConfigError, Ordinal, Param, SearchSpace
     from .specs import OptimizerSpec
-    from .task import Constraint, EvalContext, Objective, Task, TaskMetadata, TaskSpec
+    from .task import Constraint, EvalContext, Objective, Task, TaskMetadata, TaskParam, TaskSpec

@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 from typing import Any, Sequence
 
+from .identity import variant_name
 from .keyword import KeywordError, compile_keyword
 from .plugins import DeployBenchPluginManager
 from .errors import UsageError, unknown_name_message
@@ -51,13 +52,22 @@ def collect(
     target: str | None = None,
     keyword: str = "",
     optimizer_params: dict[str, dict[str, Any]] | None = None,
+    task_params: dict[str, dict[str, Any]] | None = None,
 ) -> list[Case]:
     """Build the cases. Unknown names raise :class:`UsageError` with the known names and the
     closest match. With no tasks, every non-live task on its default target is collected; with no
-    optimizers, every registered optimizer."""
+    optimizers, every registered optimizer. ``task_params`` (task name → parameter → value, from
+    ``--task-param``) are checked against what each task declares; values other than the defaults
+    make their own task label (``edge_tight@live[device_profile=edge]``), folder and node id."""
     specs = pm.task_specs()
     optimizer_params = optimizer_params or {}
+    task_params = task_params or {}
     task_args = list(tasks) or [name for name, s in specs.items() if s.kind != "live"]
+    selected_tasks = [parse_task_arg(arg)[0] for arg in task_args]
+    for name in task_params:
+        if name not in selected_tasks:
+            raise UsageError(f"--task-param names task {name!r}, which is not selected; selected: "
+                             f"{', '.join(dict.fromkeys(selected_tasks))}")
     # only the selected optimizers are imported; with none selected, every one that imports
     # (one that cannot is reported as a broken plugin in the header)
     selections = [parse_optimizer_arg(arg) for arg in optimizers]
@@ -91,25 +101,30 @@ def collect(
         if name not in specs:
             raise UsageError(unknown_name_message("task", name, specs))
         spec = specs[name]
+        try:
+            params = spec.check_params(task_params.get(name, {}))
+        except ValueError as exc:
+            raise UsageError(f"--task-param: {exc}") from exc
         chosen = arg_target or target or spec.default_target
         if chosen not in spec.targets and not (spec.accepts_paths and (os.sep in chosen or chosen.endswith((".jsonl", ".gz")))):
             also = " (or the path of a recorded table, such as my_device.jsonl.gz)" if spec.accepts_paths else ""
             raise UsageError(unknown_name_message("target", chosen, spec.targets, where=f" for task {name!r}", also=also))
         try:
-            task = spec.build(chosen)
+            task = spec.build(chosen, params)
         except UsageError:
             raise
         except (FileNotFoundError, ValueError) as exc:
             raise UsageError(f"task {name}[{chosen}]: {exc}") from exc
         n_budget = budget if budget is not None else task.default_budget
         n_seconds = budget_seconds if budget_seconds is not None else task.default_budget_seconds
-        label = _task_label(name, chosen, len(spec.targets))
+        label = variant_name(_task_label(name, chosen, len(spec.targets)), params)
         kind = task.metadata.kind
         task.close()
-        for opt, params in variants:
+        for opt, opt_params in variants:
             for seed in seeds:
                 case = Case(task=name, target=chosen, task_label=label, optimizer=opt, seed=int(seed),
-                            budget=n_budget, budget_seconds=n_seconds, optimizer_params=params, kind=kind)
+                            budget=n_budget, budget_seconds=n_seconds, optimizer_params=opt_params, kind=kind,
+                            task_params=tuple(sorted(params.items())))
                 if match(case.node_id):
                     cases.append(case)
     return cases

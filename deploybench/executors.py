@@ -26,7 +26,7 @@ from .plugins import DeployBenchPluginManager, create_plugin_manager
 from .runner import SESSION_ERRORS, Case, CaseResult, RunOptions, run_case
 from .signals import WORKER_STOP_SIGNALS, signals_interrupt
 
-__all__ = ["Executor", "SerialExecutor", "ProcessExecutor", "LaneScheduler", "visible_gpus", "run_case_in_worker",
+__all__ = ["Executor", "SerialExecutor", "ProcessExecutor", "LaneScheduler", "visible_gpus", "live_on_cpu", "run_case_in_worker",
            "prepare_worker_process", "rerun_options"]
 
 
@@ -114,11 +114,18 @@ class SerialExecutor:
             yield run_case(case, options, pm=pm, on_trial=on_trial)
 
 
-def visible_gpus() -> list[str]:
+def live_on_cpu(cases: Sequence[Case]) -> bool:
+    """Whether every live case measures on the CPU (its ``device`` task parameter is ``cpu``): then
+    live cases need no GPU lane."""
+    live = [c for c in cases if c.kind == "live"]
+    return bool(live) and all(dict(c.task_params).get("device") == "cpu" for c in live)
+
+
+def visible_gpus(device: str = "auto") -> list[str]:
     """GPU ids live cases may use: ``CUDA_VISIBLE_DEVICES`` when set, else ``torch.cuda.device_count()``
     (torch is imported only here, and only when torch is installed). None when live runs on the CPU
-    (``DEPLOYBENCH_LIVE_DEVICE=cpu``)."""
-    if os.environ.get("DEPLOYBENCH_LIVE_DEVICE", "auto") == "cpu":
+    (``device="cpu"``)."""
+    if device == "cpu":
         return []
     env = os.environ.get("CUDA_VISIBLE_DEVICES")
     if env is not None:
@@ -247,7 +254,7 @@ class ProcessExecutor:
     def describe(self, cases: Sequence[Case], workers: int, **_: Any) -> str:
         text = f"executor: {self.name} with {workers} workers"
         if any(c.kind == "live" for c in cases):
-            gpus = visible_gpus()
+            gpus = visible_gpus("cpu" if live_on_cpu(cases) else "auto")
             text += (f"; live cases run one per GPU (CUDA_VISIBLE_DEVICES={','.join(gpus)})" if gpus else
                      "; live cases run one at a time so their timings do not interfere")
         return text
@@ -257,7 +264,7 @@ class ProcessExecutor:
             on_case_start: Callable[[Case], None] | None = None, **_: Any) -> Iterator[CaseResult]:
         ctx = mp.get_context("spawn")
         me = os.getpid()
-        gpus = visible_gpus() if any(c.kind == "live" for c in cases) else []
+        gpus = visible_gpus("cpu" if live_on_cpu(cases) else "auto") if any(c.kind == "live" for c in cases) else []
         sched = LaneScheduler(cases, workers, gpus)
         suspects: list[tuple[Case, str | None]] = []
         while sched.pending:

@@ -50,6 +50,8 @@ def optimizer_version(cls: type) -> str | None:
 def _value_text(value: Any) -> str:
     if isinstance(value, str) and _PLAIN.match(value):
         return value
+    if isinstance(value, tuple) and value and all(isinstance(v, str) and _PLAIN.match(v) for v in value):
+        return "+".join(value)  # a comma-list task parameter (models=mobilenet_v2+resnet18)
     text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
     return text.replace("/", "%2F").replace("\\", "%5C").replace("\0", "")
 

@@ -57,6 +57,13 @@ class Case:
     budget_seconds: float | None = None
     optimizer_params: tuple[tuple[str, Any], ...] = ()
     kind: str = "analytic"
+    #: the task's parameters that differ from their defaults (``--task-param``), sorted
+    task_params: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def task_id(self) -> str:
+        """The task as the node id names it: ``edge_tight[live]``, ``edge_tight[live][device_profile=edge]``."""
+        return variant_name(f"{self.task}[{self.target}]", dict(self.task_params))
 
     @property
     def variant(self) -> str:
@@ -66,7 +73,7 @@ class Case:
 
     @property
     def node_id(self) -> str:
-        return f"{self.task}[{self.target}]::{self.variant}[seed={self.seed}]"
+        return f"{self.task_id}::{self.variant}[seed={self.seed}]"
 
     def path(self, out_dir: Path | str) -> Path:
         return case_path(out_dir, self.task_label, self.variant, self.seed)
@@ -308,7 +315,7 @@ def run_case(
 
 def _build(case: Case, pm: DeployBenchPluginManager) -> tuple[Task, Any]:
     spec = pm.get_task_spec(case.task)
-    task = spec.build(case.target)
+    task = spec.build(case.target, dict(case.task_params))
     cls = pm.get_optimizer_class(case.optimizer)
     return task, cls
 
@@ -326,6 +333,7 @@ def _header(case: Case, task: Task, optimizer_cls: Any, params: Mapping[str, Any
         "task": case.task,
         "target": case.target,
         "task_label": case.task_label,
+        **({"task_params": dict(case.task_params)} if case.task_params else {}),
         "task_version": task.version,
         "task_kind": task.metadata.kind,
         "objective": {"metric": task.objective.metric, "direction": task.objective.direction},

@@ -57,14 +57,15 @@ class Session:
     first_in_folder: bool = False
     #: notes on what ``--resume`` leaves as it is (unfinished cases under other parameters)
     resume_notes: list[str] = field(default_factory=list)
-    _tasks: dict = field(default_factory=dict, repr=False)  # (task, target) -> the task, built once per run
+    _tasks: dict = field(default_factory=dict, repr=False)  # (task, target, params) -> the task, built once per run
 
-    def task(self, name: str, target: str) -> Any:
-        """The task ``name[target]``, built once per session for the header, the identities, the
-        manifest and the per-trial lines (each case still builds its own: cases never share state)."""
-        key = (name, target)
+    def task(self, case: Case) -> Any:
+        """The task of ``case`` (its name, target and task parameters), built once per session for the
+        header, the identities, the manifest and the per-trial lines (each case still builds its own:
+        cases never share state)."""
+        key = (case.task, case.target, case.task_params)
         if key not in self._tasks:
-            self._tasks[key] = self.pm.get_task_spec(name).build(target)
+            self._tasks[key] = self.pm.get_task_spec(case.task).build(case.target, dict(case.task_params))
         return self._tasks[key]
 
     def close_tasks(self) -> None:
@@ -182,7 +183,7 @@ class Session:
         from .runner import _construct
 
         try:
-            task = self.task(case.task, case.target)
+            task = self.task(case)
             cls = self.pm.get_optimizer_class(case.optimizer)
             optimizer = _construct(case, task, cls)
             return case_identity(task.signature(), case.optimizer, cls, optimizer.get_params())
@@ -280,8 +281,9 @@ class Session:
 
     def _task_descriptions(self) -> dict:
         out = {}
-        for name, target, label in sorted({(c.task, c.target, c.task_label) for c in self.cases}):
-            desc = self.task(name, target).describe()
+        firsts = {c.task_label: c for c in self.cases}
+        for label, case in sorted(firsts.items()):
+            desc = self.task(case).describe()
             desc.pop("space", None)
             out[label] = desc
         return out

@@ -17,7 +17,7 @@ from .fidelity import FULL, Fidelity, check_fidelities, find_fidelity
 from .outcome import Outcome, Status
 from .space import SearchSpace
 
-__all__ = ["Objective", "Constraint", "TaskMetadata", "EvalContext", "Task", "TaskSpec", "TASK_KINDS"]
+__all__ = ["Objective", "Constraint", "TaskMetadata", "EvalContext", "Task", "TaskSpec", "TaskParam", "TASK_KINDS"]
 
 TASK_KINDS = ("analytic", "replay", "live")
 
@@ -273,22 +273,65 @@ class Task(ABC):
 
 
 @dataclass(frozen=True)
+class TaskParam:
+    """A setting a task takes besides its target (``--task-param edge_tight.device_profile=edge``).
+
+    ``choices`` lists the allowed values when there are few; ``kind`` reads a command-line value
+    (``str``, ``int``, ``float``, or ``"csv"`` for a comma list, which becomes a tuple). A parameter
+    that changes what the task measures must show in its :meth:`Task.signature_extra`, so a case
+    recorded under another value refuses ``--resume``.
+    """
+
+    name: str
+    default: Any
+    help: str
+    choices: tuple[Any, ...] | None = None
+    kind: Any = str
+
+    def read(self, value: Any) -> Any:
+        """``value`` (a command-line string, or an already typed value) in this parameter's type;
+        ``ValueError`` saying what is allowed when it does not fit."""
+        if self.kind == "csv":
+            items = value if isinstance(value, (list, tuple)) else str(value).split(",")
+            out = tuple(str(v).strip() for v in items if str(v).strip())
+            bad = [v for v in out if self.choices is not None and v not in self.choices]
+            if bad or not out:
+                raise ValueError(f"{self.name}={value!r}: expected a comma list of "
+                                 + (", ".join(map(str, self.choices)) if self.choices else "names"))
+            return out
+        try:
+            typed = value if isinstance(value, self.kind) and not isinstance(value, bool) else self.kind(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{self.name}={value!r}: expected {getattr(self.kind, '__name__', self.kind)}") from None
+        if self.choices is not None and typed not in self.choices:
+            from .errors import did_you_mean
+
+            raise ValueError(f"{self.name}={value!r} is not allowed{did_you_mean(str(typed), self.choices)}; "
+                             f"allowed: {', '.join(map(str, self.choices))}")
+        return typed
+
+
+@dataclass(frozen=True)
 class TaskSpec:
     """How a plugin offers a task: a name, the targets it can run on, and a factory.
 
     ``factory(target)`` builds the task for one target; ``default_target`` is used when the user
-    does not choose one.
+    does not choose one. A task with settings besides its target declares them in ``params``
+    (:class:`TaskParam`); its factory is then called as ``factory(target, **values)`` with the
+    values the user set (the others keep their defaults).
     """
 
     name: str
-    factory: Callable[[str], Task]
+    factory: Callable[..., Task]
     targets: tuple[str, ...] = ("analytic",)
     default_target: str | None = None
     description: str = ""
     kind: str = "analytic"
+    params: tuple[TaskParam, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "targets", tuple(self.targets))
+        object.__setattr__(self, "params", tuple(self.params))
         if self.default_target is None:
             object.__setattr__(self, "default_target", self.targets[0])
         if self.default_target not in self.targets and not self.accepts_paths:
@@ -299,5 +342,25 @@ class TaskSpec:
         """Replay tasks also accept a path to a recorded table as a target."""
         return self.kind in ("replay", "live")
 
-    def build(self, target: str | None = None) -> Task:
-        return self.factory(target or self.default_target)
+    def check_params(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """``values`` typed and checked; those equal to their default are left out (they make the
+        plain task, not a variant). ``ValueError`` names an unknown parameter and what is allowed."""
+        declared = {p.name: p for p in self.params}
+        out: dict[str, Any] = {}
+        for key, value in values.items():
+            if key not in declared:
+                from .errors import unknown_name_message
+
+                if not declared:
+                    raise ValueError(f"task {self.name!r} takes no parameters")
+                raise ValueError(unknown_name_message("parameter", key, declared, where=f" of task {self.name!r}"))
+            typed = declared[key].read(value)
+            if typed != declared[key].default:
+                out[key] = typed
+        return out
+
+    def build(self, target: str | None = None, params: Mapping[str, Any] | None = None) -> Task:
+        """The task on ``target`` (default: :attr:`default_target`) with ``params`` (checked)."""
+        values = self.check_params(params or {})
+        target = target or self.default_target
+        return self.factory(target, **values) if values else self.factory(target)

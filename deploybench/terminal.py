@@ -58,10 +58,10 @@ class TerminalReporter:
         self.write("plugins: " + ", ".join(p.name for p in self.session.pm.loaded))
         for b in self.session.pm.broken:
             self.write(f"BROKEN PLUGIN {b.name} ({b.source}): {b.error}")
-        targets = sorted({(c.task, c.target, c.kind) for c in self.session.cases})
-        for name, target, kind in targets:
-            task = self.session.task(name, target)
-            line = f"target: {name}[{target}] ({kind}, v{task.version}, signature {task.signature()})"
+        firsts = {c.task_label: c for c in self.session.cases}
+        for _, case in sorted(firsts.items()):
+            task = self.session.task(case)
+            line = f"target: {case.task_id} ({case.kind}, v{task.version}, signature {task.signature()})"
             extra = task.metadata.extra or {}
             if extra.get("header"):
                 line += f" -- {extra['header']}"
@@ -99,7 +99,7 @@ class TerminalReporter:
 
     def trial_report(self, case: Case, record: dict) -> None:
         """``-v``: one line per trial; ``-vv``: with every metric, rounded."""
-        built = self.session.task(case.task, case.target)  # built once per session
+        built = self.session.task(case)  # built once per session
         report = trial_detail if self.session.verbosity >= 2 else trial_line
         self.write(report(record, built.objective.metric, [c.to_json() for c in built.constraints]))
 

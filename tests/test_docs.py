@@ -50,7 +50,9 @@ def documented_commands() -> list[tuple[str, str, bool]]:
 
 
 def _is_slow(words: list[str]) -> bool:
-    return words[1] in ("doctor", "record", "tune", "probe") or "live" in [b for a, b in zip(words, words[1:]) if a == "--target"]
+    return (words[1] in ("doctor", "record", "tune", "probe")
+            or "live" in [b for a, b in zip(words, words[1:]) if a == "--target"]
+            or "--task-param" in words)
 
 
 def runnable(command: str, fenced: bool) -> list[str]:

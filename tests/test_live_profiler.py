@@ -24,7 +24,7 @@ from deploybench.live.accuracy import folder_label_indices, imagenet_wnids, meas
 from deploybench.live.errors import classify_error
 from deploybench.live.limits import MECHANISM_ENV, memory_limit_support
 from deploybench.live.profiler import EARLY_STOP_VIEW, MEASUREMENT_FORMAT, Measurement, ProfileRequest, profile
-from deploybench.live.test_models import HOG_ENV
+from deploybench.live.probe_models import HOG_ENV
 from deploybench.live.timing import TimingPlan, early_stop_index, run_timed
 from deploybench.outcome import ErrorKind, Status
 from deploybench.task import EvalContext
@@ -354,13 +354,15 @@ def test_cli_live_run_end_to_end(live_env, monkeypatch):
     from deploybench.cli.main import main
     from deploybench.results import read_case_file
 
-    monkeypatch.setenv("DEPLOYBENCH_LIVE_MODELS", "tiny_cnn")
     out = live_env / "results"
-    code = main(["run", "-o", "random", "-t", "edge_tight[live]", "--budget", "3", "--out", str(out), "-q"])
+    code = main(["run", "-o", "random", "-t", "edge_tight[live]", "--task-param", "edge_tight.models=tiny_cnn",
+                 "--task-param", "edge_tight.device_profile=edge", "--budget", "3", "--out", str(out), "-q"])
     assert code == 0
     files = list(out.rglob("seed_0.jsonl"))
     assert len(files) == 1
+    assert files[0].parent.parent.name == "edge_tight@live[device_profile=edge,models=tiny_cnn]"
     case = read_case_file(files[0])
+    assert case.header["task_params"] == {"device_profile": "edge", "models": ["tiny_cnn"]}
     trials = case.trials
     assert len(trials) == 3 and case.end is not None
     for t in trials:

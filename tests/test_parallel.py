@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from deploybench.executors import LaneScheduler, visible_gpus
+from deploybench.executors import LaneScheduler, live_on_cpu, visible_gpus
 from deploybench.results import read_case_file
 from deploybench.runner import Case
 
@@ -71,6 +71,9 @@ def test_visible_gpus_follow_the_environment(monkeypatch):
     assert visible_gpus() == ["1"]  # CUDA ignores ids after an invalid one
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     assert visible_gpus() == []
-    monkeypatch.setenv("DEPLOYBENCH_LIVE_DEVICE", "cpu")
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
-    assert visible_gpus() == []  # live measured on the CPU: a single lane
+    assert visible_gpus() == ["0"] and visible_gpus("cpu") == []  # live measured on the CPU: a single lane
+    live = Case(task="edge_tight", target="live", task_label="edge_tight@live", optimizer="random", seed=0,
+                budget=1, kind="live")
+    on_cpu = Case(**{**live.__dict__, "task_params": (("device", "cpu"),)})
+    assert not live_on_cpu([live]) and live_on_cpu([on_cpu]) and not live_on_cpu([live, on_cpu])

@@ -23,6 +23,21 @@ def optimizer_info(pm: Any) -> dict[str, dict[str, str]]:
             for name, spec in sorted(pm.optimizer_specs().items())}
 
 
+def _print_task_params(specs: Any) -> None:
+    """The tasks' parameters (``--task-param TASK.PARAM=VALUE``), tasks that declare the same ones together."""
+    groups: dict[tuple, list[str]] = {}
+    for spec in specs.values():
+        if spec.params:
+            groups.setdefault(spec.params, []).append(spec.name)
+    for params, names in groups.items():
+        print(f"task parameters of {', '.join(names)} (--task-param TASK.PARAM=VALUE):")
+        rows = [[f"{p.name} ({'unset' if p.default is None else p.default})", ", ".join(map(str, p.choices)) if p.choices and len(p.choices) <= 6
+                 else ("a comma list" if p.kind == "csv" else {str: "text", int: "an integer", float: "a number"}.get(p.kind, str(p.kind))), p.help]
+                for p in params]
+        print(tabulate(rows, headers=["parameter (default)", "values", "what it sets"], maxcolwidths=[None, 30, 60]))
+        print()
+
+
 def run(args: Any, pm: Any) -> int:
     if args.json:
         import json
@@ -39,6 +54,7 @@ def run(args: Any, pm: Any) -> int:
                  s.default_target, s.description] for s in specs.values()]
         print(tabulate(rows, headers=["task", "kind", "targets", "default", "description"]))
         print()
+        _print_task_params(specs)
     if args.what in ("optimizers", "all"):
         # from the registered specs: listing imports no optimizer library
         rows = [[name, spec.import_path.partition(":")[0], spec.description]

@@ -106,6 +106,16 @@ def _opt_param(text: str) -> tuple[str, str, Any]:
     return opt, key, parsed
 
 
+def _task_param(text: str) -> tuple[str, str, str]:
+    """``edge_tight.device_profile=edge`` → ("edge_tight", "device_profile", "edge"); the task reads the value."""
+    try:
+        lhs, value = text.split("=", 1)
+        task, key = lhs.split(".", 1)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--task-param takes TASK.PARAM=VALUE, got {text!r}") from None
+    return task, key, value
+
+
 def _workers(text: str) -> int:
     if text == "auto":
         return max(1, os.cpu_count() or 1)
@@ -159,6 +169,9 @@ def add_parser(sub: Any, pm: Any) -> None:
                         "evaluation past it is recorded as a timeout trial and ends its case as an error")
     p.add_argument("--opt-param", type=_opt_param, action="append", default=[], metavar="OPT.PARAM=VALUE",
                    help="set an optimizer parameter, e.g. tba.T_init=0.5 (repeatable)")
+    p.add_argument("--task-param", type=_task_param, action="append", default=[], metavar="TASK.PARAM=VALUE",
+                   help="set a task parameter, e.g. edge_tight.device_profile=edge (repeatable; `deploybench list` "
+                        "shows each task's parameters); part of the case's identity and folder name")
     p.add_argument("--fsync", action="store_true", help="fsync every trial line (survives a machine crash)")
     if pm is not None:  # None for the top-level --help, which loads no plugin
         pm.hook.deploybench_addoption(parser=p, command="run")
@@ -176,9 +189,12 @@ def run(args: argparse.Namespace, pm: Any) -> int:
     params: dict[str, dict[str, Any]] = {}
     for opt, key, value in args.opt_param:
         params.setdefault(opt, {})[key] = value
+    tparams: dict[str, dict[str, Any]] = {}
+    for task, key, value in args.task_param:
+        tparams.setdefault(task, {})[key] = value
     cases = collect(pm, tasks=args.task, optimizers=args.optimizer, seeds=seeds, budget=args.budget,
                     budget_seconds=args.budget_seconds, target=args.target, keyword=args.keyword,
-                    optimizer_params=params)
+                    optimizer_params=params, task_params=tparams)
     verbosity = args.verbose - args.quiet
     if args.collect_only:
         for c in cases:

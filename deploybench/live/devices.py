@@ -13,7 +13,7 @@ Built-in profiles (emulated on whatever CPU runs the measurement; the table's pr
 - ``small``: a 1 GB board once its OS runs: 768 MB for the application *and its runtime* (resident
   set, file-backed pages included), 2 threads, 60 s per trial, no compiler (:data:`SMALL_STANDS_FOR`).
 
-``DEPLOYBENCH_DEVICE_PROFILE`` selects the profile of ``--target live`` (default ``host``).
+``--task-param TASK.device_profile=NAME`` selects the profile of ``--target live`` (default ``host``).
 """
 
 from __future__ import annotations
@@ -22,9 +22,8 @@ import os
 from dataclasses import asdict, dataclass
 from typing import Mapping
 
-__all__ = ["DeviceProfile", "device_profiles", "get_device_profile", "DEVICE_PROFILE_ENV"]
+__all__ = ["DeviceProfile", "device_profiles", "get_device_profile"]
 
-DEVICE_PROFILE_ENV = "DEPLOYBENCH_DEVICE_PROFILE"
 #: the ``small`` profile: memory left to one application on a 1 GB board once its OS runs
 SMALL_MEMORY_MB = 768.0
 SMALL_TRIAL_LIMIT_S = 60.0
@@ -90,8 +89,8 @@ def device_profiles() -> dict[str, DeviceProfile]:
 
 
 def get_device_profile(name: str | None = None) -> DeviceProfile:
-    """A built-in profile by name (default: ``$DEPLOYBENCH_DEVICE_PROFILE`` or ``host``)."""
-    name = name or os.environ.get(DEVICE_PROFILE_ENV) or "host"
+    """A built-in profile by name (default ``host``: this machine, no emulated limit)."""
+    name = name or "host"
     known = device_profiles()
     if name not in known:
         from ..errors import did_you_mean

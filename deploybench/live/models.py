@@ -168,7 +168,7 @@ def build_model(model: str, weights: str = "auto", allow_test_models: bool = Fal
         if not (allow_test_models or testing_enabled()):
             raise ValueError(f"model {model!r} exists only for tests and probes (set DEPLOYBENCH_TESTING=1)")
         torch.manual_seed(0)
-        from .test_models import build_test_model
+        from .probe_models import build_test_model
 
         return build_test_model(model).eval(), "random"
     if model not in WEIGHTS:

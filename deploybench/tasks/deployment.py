@@ -11,7 +11,6 @@ a precision whose accuracy is neither documented nor measured is never ranked as
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
@@ -32,15 +31,7 @@ __all__ = [
     "get_scenario",
     "deployment_space",
     "LiveTask",
-    "live_models_from_env",
 ]
-
-#: environment variable: comma-separated model names that restrict the live space on this machine
-LIVE_MODELS_ENV = "DEPLOYBENCH_LIVE_MODELS"
-#: environment variables read by the live task (so they reach worker processes of any executor)
-LIVE_DEVICE_ENV = "DEPLOYBENCH_LIVE_DEVICE"
-LIVE_DATA_ENV = "DEPLOYBENCH_LIVE_DATA"
-LIVE_WEIGHTS_ENV = "DEPLOYBENCH_LIVE_WEIGHTS"
 
 
 def deployment_space(models: Sequence[str] | None = None, threads: Sequence[int] | None = None,
@@ -94,15 +85,6 @@ def get_scenario(name: str) -> Scenario:
     return known[name]
 
 
-def live_models_from_env(environ: Mapping[str, str] | None = None) -> tuple[str, ...] | None:
-    """Models named in ``DEPLOYBENCH_LIVE_MODELS`` (to restrict live runs to what a machine can afford)."""
-    env = os.environ if environ is None else environ
-    raw = env.get(LIVE_MODELS_ENV, "").strip()
-    if not raw:
-        return None
-    return tuple(m.strip() for m in raw.split(",") if m.strip())
-
-
 _ERROR_KINDS = {k.value for k in ErrorKind}
 
 
@@ -114,13 +96,13 @@ class LiveTask(Task):
     latency cap (3× once a feasible configuration is known), never on a window other work disturbed,
     and the trial counts as infeasible; it reveals only what was measured up to the stop. ``cost_s`` is
     the wall time of the artefact's preparation plus the measuring worker, process start included.
-    Every worker runs under the device profile's memory limit (``device_profile``, default
-    ``$DEPLOYBENCH_DEVICE_PROFILE`` or ``host``); artefacts are prepared once per task and reused.
+    Every worker runs under the device profile's memory limit (``device_profile``, default ``host``);
+    artefacts are prepared once per task and reused.
 
-    Settings not in the space come from arguments or, when absent, from environment variables (so
-    they reach case workers of any executor): ``DEPLOYBENCH_LIVE_MODELS`` (comma list restricting the
-    model choices), ``DEPLOYBENCH_LIVE_DEVICE`` (auto|cpu|cuda), ``DEPLOYBENCH_LIVE_DATA`` (ImageFolder
-    of ImageNet synset folders for measured accuracy), ``DEPLOYBENCH_LIVE_WEIGHTS`` (auto|pretrained|random).
+    Settings not in the space are arguments, which ``deploybench run --task-param`` sets (the case
+    carries them to workers of any executor): ``models`` (restricting the model choices), ``device``
+    (auto|cpu|cuda), ``data_dir`` (ImageFolder of ImageNet synset folders for measured accuracy),
+    ``weights`` (auto|pretrained|random), ``device_profile`` (a name of :func:`device_profiles`).
     """
 
     VERSION = "1"
@@ -143,10 +125,10 @@ class LiveTask(Task):
         self.device_profile = get_device_profile(device_profile)
         self._artefact_dir: Any = None
         self.scenario = scenario
-        self.models = tuple(models) if models else live_models_from_env()
-        self.device = device or os.environ.get(LIVE_DEVICE_ENV, "auto")
-        self.data_dir = data_dir if data_dir is not None else (os.environ.get(LIVE_DATA_ENV) or None)
-        self.weights = weights or os.environ.get(LIVE_WEIGHTS_ENV, "auto")
+        self.models = tuple(models) if models else None
+        self.device = device or "auto"
+        self.data_dir = data_dir or None
+        self.weights = weights or "auto"
         self.time_limit_s = float(time_limit_s)
         self._profile_fn = profile_fn
         if self.data_dir:

@@ -10,7 +10,7 @@ import os
 from typing import Any
 
 from ..hookspecs import hookimpl
-from ..task import Task, TaskSpec
+from ..task import Task, TaskParam, TaskSpec
 from .deployment import LiveTask, scenarios
 
 LIVE_TARGET = "live"
@@ -35,10 +35,35 @@ def _replay_targets() -> tuple[str, ...]:
     return tuple(t for t in available_targets() if t != LIVE_TARGET)
 
 
+def live_params() -> tuple[TaskParam, ...]:
+    """What a live deployment task takes besides its target (``--task-param edge_tight.device_profile=edge``).
+    Each shows in the task's signature, so a case measured under other values refuses ``--resume``."""
+    from ..device_tables.grid import MODELS
+    from ..live.devices import device_profiles
+    from ..live.models import TEST_MODELS
+
+    return (
+        TaskParam("device_profile", "host", "the emulated device: its thread budget and memory (cpu, edge, small; "
+                  "host = this machine, no emulated limit)", choices=tuple(device_profiles())),
+        TaskParam("device", "auto", "where the models run (auto: CUDA when available)", choices=("auto", "cpu", "cuda")),
+        TaskParam("models", None, "restrict the model choices to what this machine can afford",
+                  choices=tuple(MODELS) + TEST_MODELS, kind="csv"),
+        TaskParam("weights", "auto", "pretrained weights from the local torch cache, random ones, or pretrained "
+                  "where cached (auto)", choices=("auto", "pretrained", "random")),
+        TaskParam("data", None, "an ImageFolder of ImageNet synset folders (ImageNette, for one): accuracy is then "
+                  "measured per trial instead of documented per precision"),
+    )
+
+
 def _factory(scenario_name: str):
-    def build(target: str) -> Task:
+    def build(target: str, **params: Any) -> Task:
         if target == LIVE_TARGET:
-            return LiveTask(scenario_name)
+            return LiveTask(scenario_name, models=params.get("models"), device=params.get("device"),
+                            data_dir=params.get("data"), weights=params.get("weights"),
+                            device_profile=params.get("device_profile"))
+        if params:
+            raise ValueError(f"task parameters ({', '.join(sorted(params))}) apply to target 'live' only; "
+                             f"target {target!r} replays a recorded table as it was measured")
         try:
             from .replay import build_replay_task
         except ImportError as exc:
@@ -102,7 +127,8 @@ def deploybench_register_tasks() -> list[TaskSpec]:
     for s in scenarios().values():
         default = default_target(tables, SCENARIO_TABLE_PREFERENCE.get(s.name, DEFAULT_TABLE_PREFERENCE))
         specs.append(TaskSpec(name=s.name, factory=_factory(s.name), targets=targets, default_target=default,
-                              description=s.description, kind="live" if default == LIVE_TARGET else "replay"))
+                              description=s.description, kind="live" if default == LIVE_TARGET else "replay",
+                              params=live_params()))
     wide = _per_iteration_tables()
     if wide:  # the probe level needs per-iteration timings: registered only when such a table is shipped
         from .replay_fidelity import wide_scenario

@@ -35,7 +35,7 @@ def resources_for(case: Case, cluster: Mapping[str, float], node_cpus: float,
     them) or a whole node's CPUs, so that two live cases never share a device."""
     if case.kind != "live":
         return {"num_cpus": 1}
-    device = live_device if live_device is not None else os.environ.get("DEPLOYBENCH_LIVE_DEVICE", "auto")
+    device = live_device if live_device is not None else str(dict(case.task_params).get("device", "auto"))
     if cluster.get("GPU", 0) >= 1 and device != "cpu":
         return {"num_cpus": 1, "num_gpus": 1}
     return {"num_cpus": max(1.0, node_cpus)}

@@ -1,4 +1,4 @@
-"""Small models for tests and pre-flight probes (importable by name, so their artefacts can be pickled).
+"""Small models for the doctor's pre-flight probes and for tests (importable by name, so their artefacts can be pickled).
 
 - ``tiny_cnn``: two convolutions and a classifier; runs in milliseconds on any backend;
 - ``memory_hog``: every forward pass allocates and touches ``DEPLOYBENCH_TEST_HOG_MB`` megabytes, so a
