@@ -111,7 +111,7 @@ def _ask_tell_ms(path: Path, at: int = 25) -> float | None:
 
 def report(task: str, paths: dict[str, list[Path]], optimum: float | None, penalty: float | None,
            budget_s: float | None) -> dict:
-    from deploybench.scoring.fidelity import best_at_costs, cost_shares, cost_to_reach, disagreement, read_trace
+    from deploybench.scoring.cost_figures import best_at_costs, cost_shares, cost_to_reach, disagreement, read_trace
 
     rows = {}
     for variant, files in paths.items():
@@ -160,7 +160,7 @@ def report(task: str, paths: dict[str, list[Path]], optimum: float | None, penal
 
 def _goal(rows: dict, penalty: float | None) -> None:
     """Cost scout needed to reach each baseline's final mean best, against that baseline's cost."""
-    from deploybench.scoring.fidelity import cost_to_reach
+    from deploybench.scoring.cost_figures import cost_to_reach
 
     scout = rows.get("scout")
     if scout is None:
@@ -213,7 +213,7 @@ def plot(task: str, rows: dict, out: Path, penalty: float | None, budget_s: floa
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from deploybench.scoring.fidelity import best_at_costs
+    from deploybench.scoring.cost_figures import best_at_costs
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for variant, row in rows.items():

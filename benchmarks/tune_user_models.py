@@ -156,8 +156,8 @@ def part_accuracy(out: Path, budget: int) -> list[dict]:
 def part_regret(out: Path, budget: int) -> dict:
     """Every configuration of the digits CNN's tune space measured once, against tune's recommendation."""
     from deploybench.tuning import TuneSpec, tune
-    from deploybench.tuning.session import _exclusions, _preflight, _sources
-    from deploybench.tuning.task import TuneTask
+    from deploybench.tuning.pipeline import _exclusions, _preflight, _sources
+    from deploybench.tuning.tune_task import TuneTask
     from deploybench.live.profiler import prepare
 
     os.chdir(FIXTURES)

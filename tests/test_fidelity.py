@@ -230,7 +230,7 @@ def test_collect_takes_the_seconds_budget_from_the_task():
 # -- figures for cost budgets -----------------------------------------------------------------------------
 
 def test_cost_figures_count_only_full_fidelity_finds(tmp_path, monkeypatch):
-    from deploybench.scoring.fidelity import best_at_costs, cost_shares, cost_to_reach, disagreement, read_trace
+    from deploybench.scoring.cost_figures import best_at_costs, cost_shares, cost_to_reach, disagreement, read_trace
 
     result, case = _run(tmp_path, monkeypatch)
     trace = read_trace(case.path)
@@ -252,7 +252,7 @@ def test_cost_figures_count_only_full_fidelity_finds(tmp_path, monkeypatch):
 
 
 def test_disagreement_compares_verdicts_on_the_same_configuration():
-    from deploybench.scoring.fidelity import CaseTrace, disagreement
+    from deploybench.scoring.cost_figures import CaseTrace, disagreement
 
     trace = CaseTrace("maximize", [], 0.0, {}, {"probe": {"a": True, "b": True, "c": False, "d": True},
                                                  "full": {"a": True, "b": False, "c": False}}, 7)

@@ -468,7 +468,7 @@ def test_probe_repeats_a_live_configuration(tmp_path, monkeypatch, quiet_live, c
 def test_a_profile_without_a_compiler_leaves_torch_compile_out_of_the_search():
     from deploybench.live.devices import get_device_profile
     from deploybench.live.sources import parse_model_source
-    from deploybench.tuning.task import tune_grid
+    from deploybench.tuning.tune_task import tune_grid
 
     sources = [parse_model_source("resnet18")]
     edge = get_device_profile("edge")
@@ -489,8 +489,8 @@ def test_the_end_message_says_why_nothing_ran_to_completion(tmp_path):
     """All crashed: the kinds and the first error (not "see the trial table", whose cells are empty);
     all stopped early under an unreachable cap: the fastest estimate against the cap."""
     from deploybench.live.sources import parse_model_source
-    from deploybench.tuning.session import _no_feasible_message
-    from deploybench.tuning.task import TuneTask
+    from deploybench.tuning.pipeline import _no_feasible_message
+    from deploybench.tuning.tune_task import TuneTask
 
     task = TuneTask(TuneSpec(models=("resnet18",), p95_ms=0.001, objective="latency"),
                     [parse_model_source("resnet18")], artefact_dir=str(tmp_path), profile_fn=lambda r: None)

@@ -84,7 +84,7 @@ def _caps(args: argparse.Namespace, tune_spec: dict | None) -> Any:
 def _device(args: argparse.Namespace, default: str) -> Any:
     from ..errors import UsageError
     from ..tuning import TuneInputError, TuneSpec
-    from ..tuning.task import resolve_device
+    from ..tuning.tune_task import resolve_device
 
     spec = TuneSpec(models=("x",), device_profile=args.device_profile or default,
                     device_memory_mb=args.device_memory_mb, device_threads=args.device_threads)

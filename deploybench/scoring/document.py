@@ -12,7 +12,7 @@ from typing import Any, Sequence, Union
 
 from tabulate import tabulate
 
-__all__ = ["Heading", "Table", "Paragraph", "Bullets", "Image", "Block", "render_blocks", "TEXT_FORMATS"]
+__all__ = ["Heading", "TableBlock", "Paragraph", "Bullets", "Image", "Block", "render_blocks", "TEXT_FORMATS"]
 
 TEXT_FORMATS = ("github", "markdown", "latex", "html")
 _TABLEFMT = {"github": "github", "markdown": "pipe", "latex": "latex_booktabs"}
@@ -25,7 +25,7 @@ class Heading:
 
 
 @dataclass(frozen=True)
-class Table:
+class TableBlock:
     headers: Sequence[str]
     rows: Sequence[Sequence[Any]]
     align: Sequence[str] | None = None  # per column: "left" | "right" | "center"
@@ -48,7 +48,7 @@ class Image:
     path: str  # relative to the rendered document
 
 
-Block = Union[Heading, Table, Paragraph, Bullets, Image]
+Block = Union[Heading, TableBlock, Paragraph, Bullets, Image]
 
 _LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
@@ -63,7 +63,7 @@ def _plain(text: str) -> str:
     return re.sub(r"\[([^\]]+)\]\(([^)\s]+)\)", r"\1", text).replace("**", "").replace("`", "")
 
 
-def _table(block: Table, fmt: str) -> str:
+def _table(block: TableBlock, fmt: str) -> str:
     kwargs: dict[str, Any] = {"disable_numparse": True}
     if block.align:
         kwargs["colalign"] = tuple(block.align)
@@ -82,7 +82,7 @@ def render_blocks(blocks: Sequence[Block], fmt: str) -> str:
         return html_page(blocks, title=_plain(title))
     parts: list[str] = []
     for b in blocks:
-        if isinstance(b, Table):
+        if isinstance(b, TableBlock):
             parts.append(_table(b, fmt))
         elif fmt in ("github", "markdown"):
             if isinstance(b, Heading):

@@ -16,7 +16,7 @@ import html
 import re
 from typing import Sequence
 
-from .document import Block, Bullets, Heading, Image, Paragraph, Table
+from .document import Block, Bullets, Heading, Image, Paragraph, TableBlock
 
 __all__ = ["html_page", "inline_markdown"]
 
@@ -174,7 +174,7 @@ def _optimizer_link(text: str, anchors: set[str]) -> str:
     return f'<a href="#{html.escape(anchor)}">{inline_markdown(text)}</a>'
 
 
-def _table(block: Table, anchors: set[str] = frozenset()) -> str:
+def _table(block: TableBlock, anchors: set[str] = frozenset()) -> str:
     align = list(block.align or ["left"] * len(block.headers))
     head = "".join(f'<th scope="col" tabindex="0" title="{html.escape(_plain_text(str(h)))} (click, or Enter, '
                    f'to sort)">{inline_markdown(str(h))}</th>' for h in block.headers)
@@ -229,7 +229,7 @@ def html_page(blocks: Sequence[Block], *, title: str) -> str:
     parts: list[str] = []
     figures: list[str] = []
     open_section = False
-    anchors = {i for b in blocks if isinstance(b, Table) for i in (b.row_ids or ())}
+    anchors = {i for b in blocks if isinstance(b, TableBlock) for i in (b.row_ids or ())}
 
     def flush() -> None:
         if figures:
@@ -254,7 +254,7 @@ def html_page(blocks: Sequence[Block], *, title: str) -> str:
             if b.level == 1 and toc:
                 parts.append('<nav class="toc"><strong>Contents</strong>' + (_filters(tasks) if tasks else "")
                              + "<ul>\n" + "\n".join(toc) + "\n</ul></nav>")
-        elif isinstance(b, Table):
+        elif isinstance(b, TableBlock):
             parts.append(_table(b, anchors))
         elif isinstance(b, Paragraph):
             cls = ' class="provenance"' if b.text.startswith("**Provenance**") else ""

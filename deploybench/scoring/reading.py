@@ -18,7 +18,7 @@ from typing import Any, Iterable, Iterator
 
 from .. import direction as direction_
 from ..outcome import counts_as_found
-from ..results import CASE_PATTERNS, CaseLocation, ResultsFormatError, case_location, iter_case_files, scan_case_file
+from ..results import CASE_PATTERNS, CaseLocation, case_location, iter_case_files, scan_case_file
 
 __all__ = ["GroupKey", "CaseSummary", "summarize_case_file", "iter_summaries", "group_summaries",
            "iter_case_paths", "CASE_PATTERNS"]

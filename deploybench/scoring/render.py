@@ -16,7 +16,7 @@ from typing import Any
 
 from .board import Leaderboard
 from .columns import DASH, Interval, column_header, column_key, column_note, column_text, fmt_num
-from .document import Block, Bullets, Heading, Image, Paragraph, Table, render_blocks
+from .document import Block, Bullets, Heading, Image, Paragraph, TableBlock, render_blocks
 from .html_page import html_page
 from .metrics import GroupResult, RowMetrics
 from .plots import CD_STEM, plot_stems
@@ -32,7 +32,7 @@ def _p(p: float) -> str:
     return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
-def _group_table(g: GroupResult) -> Table:
+def _group_table(g: GroupResult) -> TableBlock:
     """One row per optimizer: every column (built-in and plugin) through the ``Metric`` protocol."""
     ctx = g.context
     headers = ["optimizer"] + [column_header(m, ctx) for m in g.columns] + ["significantly better than"]
@@ -43,7 +43,7 @@ def _group_table(g: GroupResult) -> Table:
         rows.append([label] + [column_text(m, r.values.get(column_key(m))) for m in g.columns]
                     + [", ".join(r.wins) or DASH])
     align = ["left"] + ["right"] * len(g.columns) + ["left"]
-    return Table(headers, rows, align)
+    return TableBlock(headers, rows, align)
 
 
 def _definitions(g: GroupResult, board: Leaderboard) -> list[str]:
@@ -114,7 +114,7 @@ def _reference_blocks(g: GroupResult, board: Leaderboard) -> list[Block]:
                          _pct(r.success), _pct(r.discovery)])
         blocks.append(Paragraph(f"**Reference rows** (printed in {ref.source}; not measured here, excluded from "
                                 f"ranks and tests):"))
-        blocks.append(Table(["as printed", "closest optimizer here", "seeds", f"best {g.objective_metric} (mean ± std)",
+        blocks.append(TableBlock(["as printed", "closest optimizer here", "seeds", f"best {g.objective_metric} (mean ± std)",
                              "waste", "success", "discovery"], rows,
                             ["left", "left", "right", "right", "right", "right", "right"]))
         if ref.note:
@@ -141,7 +141,7 @@ def _overall_blocks(board: Leaderboard, plots_rel: str | None) -> list[Block]:
                      _pct(o.mean_success[lab]), _pct(o.mean_waste[lab]), _pct(o.mean_discovery[lab])])
     blocks: list[Block] = [
         Heading(2, "Across tasks"),
-        Table(["#", "optimizer", "avg rank over tables", "best mean", "significantly better than (seed pairs)",
+        TableBlock(["#", "optimizer", "avg rank over tables", "best mean", "significantly better than (seed pairs)",
                "mean norm. score", "mean success", "mean waste", "mean discovery"], rows,
               ["right", "left", "right", "right", "left", "right", "right", "right", "right"]),
     ]
@@ -173,7 +173,7 @@ def _overall_blocks(board: Leaderboard, plots_rel: str | None) -> list[Block]:
         notes.append(_floor_note(floor, "seed pairs"))
     blocks.append(Bullets(notes))
     test_rows = [[t.a, t.b, t.n, _p(t.p), _p(t.p_holm), t.winner or DASH] for t in o.tests]
-    blocks.append(Table(["a", "b", "seed pairs", "p", "p (Holm)", "better"], test_rows,
+    blocks.append(TableBlock(["a", "b", "seed pairs", "p", "p (Holm)", "better"], test_rows,
                         ["left", "left", "right", "right", "right", "left"]))
     if plots_rel is not None:
         blocks.append(Image("critical-difference diagram", f"{plots_rel}/{CD_STEM}.png"))
@@ -188,7 +188,7 @@ def _summary_blocks(board: Leaderboard) -> list[Block]:
         blocks.append(Paragraph(f"Overall ranking of the {len(o.labels)} optimizers present in all {o.n_tables} tables "
                                 f"(average rank of the mean best objective over the tables, 1 = best; the tests and "
                                 f"the critical-difference diagram are under **Across tasks**)."))
-        blocks.append(Table(["#", "optimizer", "avg rank", "best mean in", "mean success", "mean waste"],
+        blocks.append(TableBlock(["#", "optimizer", "avg rank", "best mean in", "mean success", "mean waste"],
                             [[i, lab, f"{o.avg_rank[lab]:.2f}", f"{o.groups_best[lab]}/{o.n_tables}",
                               _pct(o.mean_success[lab]), _pct(o.mean_waste[lab])]
                              for i, lab in enumerate(o.labels, start=1)],
@@ -205,7 +205,7 @@ def _summary_blocks(board: Leaderboard) -> list[Block]:
                      fmt_num(top.best.mean) if top else DASH, f"{significant}/{len(g.tests)}"])
     blocks.append(Paragraph("One line per table: the optimizer with the best mean (the first row of the table) and "
                             "how many optimizer pairs its seed-paired Wilcoxon-Holm tests separate."))
-    blocks.append(Table(["table", "optimizers", "seeds", "objective", "best mean", "its mean", "significant pairs"],
+    blocks.append(TableBlock(["table", "optimizers", "seeds", "objective", "best mean", "its mean", "significant pairs"],
                         rows, ["left", "right", "right", "left", "left", "right", "right"]))
     return blocks
 
@@ -221,7 +221,7 @@ def _optimizer_blocks(board: Leaderboard, info: dict[str, dict] | None) -> list[
     return [Heading(2, "Optimizers"),
             Paragraph("What each optimizer on the board is, as its plugin registers it (`deploybench list "
                       "optimizers`); its docstring says what it is told and what it is not."),
-            Table(["optimizer", "what it is", "module"], rows, ["left", "left", "left"],
+            TableBlock(["optimizer", "what it is", "module"], rows, ["left", "left", "left"],
                   row_ids=[f"optimizer-{name}" for name in names])]
 
 

@@ -40,9 +40,9 @@ from ..space import Categorical, Condition, Ordinal, SearchSpace
 from ..task import Constraint, EvalContext, Objective, Task, TaskMetadata
 from .cascade_exact import CascadeInstance, ExactResult, exact_evaluate, exact_index_model, get_instance, prophet
 from .cascade_policies import (IndexPolicy, MarkovNoRecallPolicy, Patience, SingleMember, Threshold, lam_from_weight)
-from .cascade_scenarios import SCENARIOS, Scenario
+from .cascade_scenarios import SCENARIOS, CascadeScenario
 
-__all__ = ["POLICIES", "TAU_GRID", "WEIGHT_GRID", "BINS_GRID", "PATIENCE_GRID", "Scenario", "SCENARIOS",
+__all__ = ["POLICIES", "TAU_GRID", "WEIGHT_GRID", "BINS_GRID", "PATIENCE_GRID", "CascadeScenario", "SCENARIOS",
            "CascadeTask", "ExactSource", "Evaluation", "cascade_space", "effective_configs", "enumerate_space",
            "reference_rows", "build_cascade_task", "compute_optimum", "best_of", "stored_optima"]
 
@@ -178,7 +178,7 @@ def _diagnostics(source: CascadeSource) -> dict[str, Any]:
 class CascadeTask(Task):
     """One cascade scenario. See the module docstring for the space, crashes and costs."""
 
-    def __init__(self, scenario: Scenario, source: CascadeSource, *, version: str = "1",
+    def __init__(self, scenario: CascadeScenario, source: CascadeSource, *, version: str = "1",
                  optimum: Mapping[str, Any] | None = None) -> None:
         self.scenario = scenario
         self.source = source
@@ -428,7 +428,7 @@ def _source(name: str) -> CascadeSource:
     return ExactSource(get_instance(name))
 
 
-def _resolve(scenario: Scenario, source: CascadeSource) -> Scenario:
+def _resolve(scenario: CascadeScenario, source: CascadeSource) -> CascadeScenario:
     """Absolute caps for a relative scenario: latency caps × the full model's latency, memory caps ×
     every member's memory together."""
     if not scenario.relative:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Scenario", "SCENARIOS", "RECORDS", "HeldOutTestScore"]
+__all__ = ["CascadeScenario", "SCENARIOS", "RECORDS", "HeldOutTestScore"]
 
 #: recorded sources and their files (made by :mod:`deploybench.tasks.cascade_records`)
 RECORDS = {"digits_ee": "cascade_digits_ee.npz", "synth_ee": "cascade_synth_ee.npz",
@@ -17,7 +17,7 @@ RECORDS = {"digits_ee": "cascade_digits_ee.npz", "synth_ee": "cascade_synth_ee.n
 
 
 @dataclass(frozen=True)
-class Scenario:
+class CascadeScenario:
     """One task: a source, the objective, the caps and the device memory (above it: ``oom``)."""
 
     name: str
@@ -35,28 +35,28 @@ class Scenario:
     relative: bool = False
 
 
-SCENARIOS: dict[str, Scenario] = {
+SCENARIOS: dict[str, CascadeScenario] = {
     s.name: s for s in (
-        Scenario("cascade_line", "line", "accuracy", 16.0, 32.0, 1200.0, 1600.0,
+        CascadeScenario("cascade_line", "line", "accuracy", 16.0, 32.0, 1200.0, 1600.0,
                  description="maximise accuracy under a 16 ms mean latency cap on a benign four-member line"),
-        Scenario("cascade_overthink", "overthink", "accuracy", 16.0, 32.0, 1200.0, 1600.0,
+        CascadeScenario("cascade_overthink", "overthink", "accuracy", 16.0, 32.0, 1200.0, 1600.0,
                  description="maximise accuracy under a 16 ms mean latency cap; the deepest member over-thinks"),
-        Scenario("cascade_skip", "skip", "accuracy", 20.0, 60.0, 2200.0, 2800.0,
+        CascadeScenario("cascade_skip", "skip", "accuracy", 20.0, 60.0, 2200.0, 2800.0,
                  description="maximise accuracy under a 20 ms mean latency cap; the best chains skip a member"),
-        Scenario("cascade_tree", "tree", "accuracy", 10.0, 24.0, 1300.0, 1700.0,
+        CascadeScenario("cascade_tree", "tree", "accuracy", 10.0, 24.0, 1300.0, 1700.0,
                  description="maximise accuracy under a 10 ms mean latency cap on a router-to-specialists tree"),
-        Scenario("cascade_trap", "trap", "accuracy", 2.5, 2.5, 100.0, 120.0,
+        CascadeScenario("cascade_trap", "trap", "accuracy", 2.5, 2.5, 100.0, 120.0,
                  description="the necessity-of-recall trap: recall-free policies are 10x worse in error"),
-        Scenario("cascade_line_latency", "line", "mean_latency_ms", None, 32.0, 1200.0, 1600.0, accuracy_drop=1.0,
+        CascadeScenario("cascade_line_latency", "line", "mean_latency_ms", None, 32.0, 1200.0, 1600.0, accuracy_drop=1.0,
                  description="minimise mean latency with at most 1 accuracy point below the full model (Apparate's "
                              "form)"),
-        Scenario("cascade_digits_ee", "digits_ee", "accuracy", 0.7, 1.5, 0.8, 1.0, relative=True,
+        CascadeScenario("cascade_digits_ee", "digits_ee", "accuracy", 0.7, 1.5, 0.8, 1.0, relative=True,
                  description="early-exit MLP on scikit-learn's digits: maximise validation accuracy under 70 % of "
                              "the full network's mean latency"),
-        Scenario("cascade_synth_ee", "synth_ee", "accuracy", 0.7, 1.5, 0.8, 1.0, relative=True,
+        CascadeScenario("cascade_synth_ee", "synth_ee", "accuracy", 0.7, 1.5, 0.8, 1.0, relative=True,
                  description="early-exit MLP on make_classification data: maximise validation accuracy under 70 % "
                              "of the full network's mean latency"),
-        Scenario("cascade_sklearn", "sklearn", "mean_latency_ms", None, 1.5, 0.8, 0.95, accuracy_drop=0.3,
+        CascadeScenario("cascade_sklearn", "sklearn", "mean_latency_ms", None, 1.5, 0.8, 0.95, accuracy_drop=0.3,
                  relative=True, description="cascade of five scikit-learn classifiers ordered by measured cost: "
                                             "minimise mean latency within 0.3 accuracy points of the costliest model"),
     )

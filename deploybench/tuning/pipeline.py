@@ -25,7 +25,7 @@ from typing import Any, Callable, Sequence
 
 from .recommendation import CandidateVerdict, RecommendationRule, judge_candidate, recommend, select_candidates
 from ..task import EvalContext
-from .task import TuneInputError, TuneSpec, TuneTask, accuracy_measurable
+from .tune_task import TuneInputError, TuneSpec, TuneTask, accuracy_measurable
 
 __all__ = ["tune", "TuneResult"]
 
