@@ -39,7 +39,7 @@ def add_parser(sub: Any, pm: Any) -> None:
                                                       "throughput or latency")
     add_device_options(p)
     space = p.add_argument_group("space (default: the suite's deployment grid)")
-    space.add_argument("--backends", type=csv_list(), default=None, help="pytorch_eager,torch_compile,onnxruntime")
+    space.add_argument("--backends", type=csv_list(), default=None, help="pytorch_eager,torch_compile,onnxruntime,openvino (default: all; openvino where installed)")
     space.add_argument("--precisions", type=csv_list(), default=None, help="fp32,fp16,int8_dynamic,int8_static")
     space.add_argument("--batch-sizes", type=csv_list(int), default=None, help="e.g. 1,4,16")
     space.add_argument("--threads", type=csv_list(int), default=None, help="e.g. 1,2 (default: 1..device threads)")

@@ -18,7 +18,12 @@ reports ``unsupported`` otherwise):
 Runtime knobs a deployment engineer turns: ``threads`` (CPU thread pool of eager PyTorch and ONNX
 Runtime), ``memory_format`` (eager PyTorch: NCHW ``contiguous`` or NHWC ``channels_last``) and
 ``graph_optimization`` (ONNX Runtime's graph optimisation level, ``basic`` or ``all``; ``all`` adds
-the layout and QDQ fusions). ``torch.compile`` has no knob here: its thread pool is the process
+the layout and QDQ fusions). ``openvino`` (Intel's OpenVINO runtime on the CPU, from the ONNX export;
+int8 through NNCF post-training quantisation) has its own thread count and ``performance_hint``
+(``latency``: one stream, every thread on one request; ``throughput``: the runtime splits the threads
+into streams; the measurement stays one synchronous request, so this is what the hint costs a single
+caller). OpenVINO is not in the recorded tables' default grid (:data:`BACKENDS`); ``tune`` searches it
+where it is installed, and ``deploybench record --backends ...,openvino`` records it. ``torch.compile`` has no knob here: its thread pool is the process
 default and each of its configurations costs a compilation, the most expensive measurement of the grid.
 """
 
@@ -29,7 +34,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from ..space import Categorical, Condition, Integer, Ordinal, SearchSpace
 
-__all__ = ["SMALL_GRID", "MODELS", "BACKENDS", "PRECISIONS", "BATCH_SIZES", "THREADS", "MEMORY_FORMATS", "GRAPH_OPTIMIZATIONS",
+__all__ = ["SMALL_GRID", "MODELS", "BACKENDS", "KNOWN_BACKENDS", "PRECISIONS", "PERFORMANCE_HINTS",
+           "PERFORMANCE_HINT_BACKENDS", "BATCH_SIZES", "THREADS", "MEMORY_FORMATS", "GRAPH_OPTIMIZATIONS",
            "THREADED_BACKENDS", "MEMORY_FORMAT_BACKENDS", "GRAPH_OPTIMIZATION_BACKENDS", "GRID_PARAMS",
            "DeploymentGrid", "canonical_order", "artefact_key", "expand_config"]
 
@@ -37,6 +43,8 @@ __all__ = ["SMALL_GRID", "MODELS", "BACKENDS", "PRECISIONS", "BATCH_SIZES", "THR
 MODELS: tuple[str, ...] = ("resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large",
                            "shufflenet_v2_x1_0", "googlenet", "efficientnet_b0", "regnet_y_400mf", "vit_b_16")
 BACKENDS: tuple[str, ...] = ("pytorch_eager", "torch_compile", "onnxruntime")
+#: every backend the live profiler can measure (the recorded grids use :data:`BACKENDS`)
+KNOWN_BACKENDS: tuple[str, ...] = BACKENDS + ("openvino",)
 PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8_dynamic", "int8_static")
 #: single requests, a small batch and a server batch. Three values, not six: each batch size multiplies
 #: the grid (and its recording time on a 2-core machine) by one; 1, 4, 16 keep the latency-throughput
@@ -45,15 +53,24 @@ BATCH_SIZES: tuple[int, ...] = (1, 4, 16)
 THREADS: tuple[int, ...] = (1, 2)
 MEMORY_FORMATS: tuple[str, ...] = ("contiguous", "channels_last")
 GRAPH_OPTIMIZATIONS: tuple[str, ...] = ("basic", "all")
+PERFORMANCE_HINTS: tuple[str, ...] = ("latency", "throughput")
 #: backends whose CPU thread pool size is a knob (torch_compile inherits the process default)
-THREADED_BACKENDS: tuple[str, ...] = ("pytorch_eager", "onnxruntime")
+THREADED_BACKENDS: tuple[str, ...] = ("pytorch_eager", "onnxruntime", "openvino")
 MEMORY_FORMAT_BACKENDS: tuple[str, ...] = ("pytorch_eager",)
 GRAPH_OPTIMIZATION_BACKENDS: tuple[str, ...] = ("onnxruntime",)
+PERFORMANCE_HINT_BACKENDS: tuple[str, ...] = ("openvino",)
 GRID_PARAMS: tuple[str, ...] = ("model", "backend", "precision", "batch_size", "threads", "memory_format",
-                                "graph_optimization")
+                                "graph_optimization", "performance_hint")
 
-_KNOWN_ORDER: dict[str, Sequence[Any]] = {"model": MODELS, "backend": BACKENDS, "precision": PRECISIONS,
-                                          "memory_format": MEMORY_FORMATS, "graph_optimization": GRAPH_OPTIMIZATIONS}
+_KNOWN_ORDER: dict[str, Sequence[Any]] = {"model": MODELS, "backend": KNOWN_BACKENDS, "precision": PRECISIONS,
+                                          "memory_format": MEMORY_FORMATS, "graph_optimization": GRAPH_OPTIMIZATIONS,
+                                          "performance_hint": PERFORMANCE_HINTS}
+#: the runtime knobs: (parameter, the grid's field holding its domain, the backends it applies to)
+_KNOBS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("memory_format", "memory_formats", MEMORY_FORMAT_BACKENDS),
+    ("graph_optimization", "graph_optimizations", GRAPH_OPTIMIZATION_BACKENDS),
+    ("performance_hint", "performance_hints", PERFORMANCE_HINT_BACKENDS),
+)
 
 
 def canonical_order(name: str, values: Iterable[Any]) -> list:
@@ -82,7 +99,7 @@ def artefact_key(config: Mapping[str, Any]) -> tuple[str, str, str]:
     """What a deployment artefact depends on: the model, the artefact family (a saved PyTorch module
     serves eager and compiled runs; an ONNX file serves ONNX Runtime) and the precision. Batch size,
     threads and knobs are chosen when the artefact is loaded."""
-    family = "onnx" if config["backend"] == "onnxruntime" else "torch"
+    family = {"onnxruntime": "onnx", "openvino": "openvino"}.get(str(config["backend"]), "torch")
     return str(config["model"]), family, str(config["precision"])
 
 
@@ -102,6 +119,7 @@ class DeploymentGrid:
     threads: tuple[int, ...] = THREADS
     memory_formats: tuple[str, ...] = MEMORY_FORMATS
     graph_optimizations: tuple[str, ...] = GRAPH_OPTIMIZATIONS
+    performance_hints: tuple[str, ...] = PERFORMANCE_HINTS
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
     #: partial configurations known not to run (``{"backend": "onnxruntime", "precision": "fp16"}``): with
     #: any, :meth:`space` joins backend and precision into one ``runtime`` parameter that lists only the
@@ -109,7 +127,7 @@ class DeploymentGrid:
     excluded: tuple[Mapping[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
-        for name in ("models", "backends", "precisions", "memory_formats", "graph_optimizations"):
+        for name in ("models", "backends", "precisions", "memory_formats", "graph_optimizations", "performance_hints"):
             object.__setattr__(self, name, tuple(str(v) for v in getattr(self, name)))
         object.__setattr__(self, "batch_sizes", tuple(sorted(int(b) for b in self.batch_sizes)))
         object.__setattr__(self, "threads", tuple(sorted({int(t) for t in self.threads})))
@@ -128,7 +146,7 @@ class DeploymentGrid:
         and the knobs an exclusion fixes for it (``onnxruntime/int8_static`` runs at graph optimisation
         ``all`` only). Pairs left with no knob value are dropped."""
         out: dict[str, dict[str, Any]] = {}
-        knobs = {"graph_optimization": self.graph_optimizations, "memory_format": self.memory_formats}
+        knobs = {name: getattr(self, domain) for name, domain, _ in _KNOBS}
         for b in self.backends:
             for p in self.precisions:
                 base = {"backend": b, "precision": p}
@@ -173,8 +191,8 @@ class DeploymentGrid:
         threaded = tuple(b for b in THREADED_BACKENDS if b in self.backends)
         if threaded and self.threads:
             params.append(self._threads_param(Condition("backend", threaded)))
-        for name, domain, backends in (("memory_format", self.memory_formats, MEMORY_FORMAT_BACKENDS),
-                                       ("graph_optimization", self.graph_optimizations, GRAPH_OPTIMIZATION_BACKENDS)):
+        for name, field_name, backends in _KNOBS:
+            domain = getattr(self, field_name)
             active = tuple(b for b in backends if b in self.backends)
             if active and domain:
                 params.append(Categorical(name, choices=domain, condition=Condition("backend", active)))
@@ -198,8 +216,8 @@ class DeploymentGrid:
         threaded = tuple(r for r in runtimes if backend_of(r) in THREADED_BACKENDS)
         if threaded and self.threads:
             params.append(self._threads_param(Condition("runtime", threaded)))
-        for name, domain, backends in (("memory_format", self.memory_formats, MEMORY_FORMAT_BACKENDS),
-                                       ("graph_optimization", self.graph_optimizations, GRAPH_OPTIMIZATION_BACKENDS)):
+        for name, field_name, backends in _KNOBS:
+            domain = getattr(self, field_name)
             active = tuple(r for r, fixed in runtimes.items() if backend_of(r) in backends and name not in fixed)
             if active and domain:
                 params.append(Categorical(name, choices=domain, condition=Condition("runtime", active)))
@@ -220,7 +238,8 @@ class DeploymentGrid:
 
         return cls(models=domain("model"), backends=domain("backend"), precisions=domain("precision"),
                    batch_sizes=domain("batch_size"), threads=domain("threads"),
-                   memory_formats=domain("memory_format"), graph_optimizations=domain("graph_optimization"))
+                   memory_formats=domain("memory_format"), graph_optimizations=domain("graph_optimization"),
+                   performance_hints=domain("performance_hint"))
 
     @classmethod
     def from_domains(cls, domains: Mapping[str, Sequence[Any]]) -> "DeploymentGrid":
@@ -230,7 +249,7 @@ class DeploymentGrid:
 
         return cls(models=get("model"), backends=get("backend"), precisions=get("precision"),
                    batch_sizes=get("batch_size"), threads=get("threads"), memory_formats=get("memory_format"),
-                   graph_optimizations=get("graph_optimization"))
+                   graph_optimizations=get("graph_optimization"), performance_hints=get("performance_hint"))
 
     def size(self) -> int:
         return sum(1 for _ in self.space().grid())

@@ -16,10 +16,17 @@ Artefacts by family (see :func:`deploybench.device_tables.grid.artefact_key`):
 - ``onnx`` (serves ``onnxruntime``): ``torch.onnx.export`` with a dynamic batch axis; ``int8_dynamic``
   through ONNX Runtime's ``quantize_dynamic``; ``int8_static`` through ``quantize_static`` (QDQ,
   per-channel weights) calibrated on generated images.
+- ``openvino`` (serves ``openvino``): the fp32 ONNX export (or the user's ONNX file) converted to
+  OpenVINO IR (``ov.convert_model``, saved as ``model.xml`` + ``model.bin``); ``fp16`` keeps fp16
+  weights and asks the CPU plugin for f16 inference; ``int8_static`` through NNCF's post-training
+  quantisation (``nncf.quantize``, the calibration inputs as ONNX Runtime's). OpenVINO has no dynamic
+  int8 for these models (its run-time activation quantisation targets weight-compressed language
+  models), so ``int8_dynamic`` is ``unsupported`` without an artefact.
 
 Preparation also checks which precision *executes* on this machine, per backend (and per ONNX Runtime
-graph optimisation level): ONNX Runtime's session profile gives each compute kernel's input type, and
-the share of kernel time spent in the requested precision must be at least one half; for PyTorch the
+graph optimisation level): ONNX Runtime's session profile gives each compute kernel's input type
+(OpenVINO's performance counters each node's kernel, whose name ends in its precision), and the share
+of kernel time spent in the requested precision must be at least one half; for PyTorch the
 share of FLOPs in the quantised layers (int8) is counted with ``torch.utils.flop_counter``. A
 precision that does not execute as asked is recorded ``unsupported`` with the reason, never measured as
 if it had.
@@ -38,7 +45,7 @@ import numpy as np
 from .inputs import InputSpec, default_inputs, make_batch
 
 __all__ = ["prepare_artefact", "EXECUTED_SHARE_REQUIRED", "ORT_COMPUTE_OPS", "ort_precision_shares",
-           "precision_verdict"]
+           "openvino_precision_shares", "openvino_config", "precision_verdict"]
 
 #: a precision "executes" when at least this share of compute (kernel time or FLOPs) runs in it
 EXECUTED_SHARE_REQUIRED = 0.5
@@ -292,6 +299,95 @@ def _quantise_onnx(path: str, precision: str, workdir: str, info: dict, specs: S
     return path
 
 
+# -- OpenVINO ---------------------------------------------------------------------------------------------
+#: OpenVINO CPU nodes that do the arithmetic (what decides the executed precision)
+OPENVINO_COMPUTE_NODES = ("Convolution", "GroupConvolution", "FullyConnected", "MatMul", "Deconvolution",
+                          "ConvolutionBackpropData", "ScaledDotProductAttention")
+#: the precision suffix of an OpenVINO CPU kernel name (``brgconv_avx512_I8``, ``gemm_mlas_f32``)
+_OPENVINO_DTYPE = {"f32": "fp32", "fp32": "fp32", "f16": "fp16", "fp16": "fp16", "bf16": "bf16", "i8": "int8",
+                   "u8": "int8"}
+#: the inference precision asked of OpenVINO's CPU plugin per grid precision (int8 comes from the IR)
+_OPENVINO_HINT = {"fp32": "f32", "fp16": "f16", "int8_static": "f32"}
+
+
+def openvino_config(precision: str, threads: int = 1, hint: str = "latency", perf_count: bool = False) -> dict:
+    """The CPU plugin's properties for one configuration."""
+    config = {"INFERENCE_NUM_THREADS": int(threads), "PERFORMANCE_HINT": hint.upper(),
+              "INFERENCE_PRECISION_HINT": _OPENVINO_HINT.get(precision, "f32")}
+    if perf_count:
+        config["PERF_COUNT"] = True
+    return config
+
+
+def openvino_precision_shares(profiling_info: Sequence[Any]) -> dict[str, float]:
+    """Share of compute-node time per executed dtype in an infer request's ``profiling_info``."""
+    totals: dict[str, float] = {}
+    for p in profiling_info:
+        if not str(p.node_type).startswith(OPENVINO_COMPUTE_NODES) or str(p.status).endswith("NOT_RUN"):
+            continue
+        suffix = str(p.exec_type).rsplit("_", 1)[-1].lower()
+        dtype = _OPENVINO_DTYPE.get(suffix, suffix)
+        totals[dtype] = totals.get(dtype, 0.0) + p.real_time.total_seconds() + 1e-9
+    total = sum(totals.values())
+    return {k: v / total for k, v in totals.items()} if total > 0 else {}
+
+
+def openvino_feed(model: Any, arrays: Sequence[np.ndarray]) -> dict:
+    """Arrays keyed by the OpenVINO model's input names, in its element types."""
+    feed = {}
+    for port, array in zip(model.inputs, arrays):
+        feed[port.get_any_name()] = np.asarray(array, dtype=port.get_element_type().to_dtype())
+    return feed
+
+
+def _openvino_checks(xml: str, precision: str, specs: Sequence[InputSpec], batch: int = 1) -> dict:
+    import openvino as ov
+
+    core = ov.Core()
+    model = core.read_model(xml)
+    arrays = make_batch(specs, batch)
+    model.reshape({p.get_any_name(): list(a.shape) for p, a in zip(model.inputs, arrays)})
+    compiled = core.compile_model(model, "CPU", openvino_config(precision, 1, "latency", perf_count=True))
+    request = compiled.create_infer_request()
+    request.infer(openvino_feed(compiled, arrays))
+    return {"openvino": precision_verdict(precision, openvino_precision_shares(request.profiling_info))}
+
+
+def _prepare_openvino(onnx_path: str, precision: str, workdir: str, info: dict, specs: Sequence[InputSpec],
+                      batch: int = 1, samples: Sequence[np.ndarray] | None = None) -> str:
+    """OpenVINO IR of the fp32 ONNX model at ``onnx_path``; int8 through NNCF on the calibration inputs."""
+    import openvino as ov
+
+    model = ov.convert_model(onnx_path)
+    if precision == "int8_static":
+        import nncf
+
+        if samples is not None:
+            total = len(samples[0])
+            items = [openvino_feed(model, [a[k:k + 1] for a in samples]) for k in range(total)]
+            info["calibration"] = f"{total} samples of your data, NNCF post-training quantisation"
+        else:
+            items = [openvino_feed(model, make_batch(specs, batch, seed=i)) for i in range(CALIBRATION_IMAGES)]
+            info["calibration"] = f"{CALIBRATION_IMAGES} generated inputs, NNCF post-training quantisation"
+        model = nncf.quantize(model, nncf.Dataset(items), subset_size=len(items))
+    xml = os.path.join(workdir, "model.xml")
+    ov.save_model(model, xml, compress_to_fp16=precision == "fp16")
+    for path in os.listdir(workdir):
+        if path.startswith("model.onnx") or path.endswith(".onnx"):
+            os.remove(os.path.join(workdir, path))
+    info["format"] = "openvino_ir"
+    info["checks"] = _openvino_checks(xml, precision, specs, batch)
+    info["artefact_mb"] = round((os.path.getsize(xml) + os.path.getsize(xml[:-4] + ".bin")) / 2**20, 3)
+    return xml
+
+
+def _openvino_unsupported(precision: str) -> str | None:
+    if precision == "int8_dynamic":
+        return ("OpenVINO quantises activations at run time only in the weight-compressed matrix products of "
+                "language models; a dynamic int8 deployment of this model would run in fp32")
+    return None
+
+
 # -- PyTorch ----------------------------------------------------------------------------------------------
 def _flop_share(model: Any, is_quantised: Callable[[Any], bool], specs: Sequence[InputSpec] = DEFAULT_INPUTS) -> float:
     """Share of the model's FLOPs (batch 1) in the modules ``is_quantised`` selects."""
@@ -431,10 +527,22 @@ def prepare_artefact(model_name: str, family: str, precision: str, workdir: str,
         samples, _ = load_user_data(calibration_data, specs, src.sys_path if src else None, limit=CALIBRATION_SAMPLES)
     t0 = time.perf_counter()
     torch.manual_seed(0)
+    if family == "openvino" and _openvino_unsupported(precision):
+        info["checks"] = {"openvino": {"ok": False, "executed": "fp32", "shares": {},
+                                       "reason": _openvino_unsupported(precision)}}
+        info.update(path="", artefact_mb=None, build_s=round(time.perf_counter() - t0, 3),
+                    weights_source="onnx file" if src is not None and src.kind == "onnx" else None)
+        return info
     if src is not None and src.kind == "onnx":
-        if family != "onnx":
-            raise ValueError(f"an ONNX file runs on onnxruntime only, not on the {family} family")
+        if family not in ("onnx", "openvino"):
+            raise ValueError(f"an ONNX file runs on onnxruntime or openvino, not on the {family} family")
         info["weights_source"] = "onnx file"
+        if family == "openvino":
+            onnx_path = _prepare_onnx_file(src.ref, "fp32", workdir, info, specs, src.fixed_batch)
+            path = _prepare_openvino(onnx_path, precision, workdir, info, specs, src.fixed_batch or 1, samples)
+            info["path"] = path
+            info["build_s"] = round(time.perf_counter() - t0, 3)
+            return info
         path = _prepare_onnx_file(src.ref, precision, workdir, info, specs, src.fixed_batch, samples)
         info["format"] = "onnx"
         info["checks"] = _ort_checks(path, precision, workdir, specs, src.fixed_batch or 1)
@@ -452,11 +560,15 @@ def prepare_artefact(model_name: str, family: str, precision: str, workdir: str,
         path = _prepare_onnx(model, precision, workdir, info, specs, samples)
         info["format"] = "onnx"
         info["checks"] = _ort_checks(path, precision, workdir, specs)
+    elif family == "openvino":
+        onnx_path = _prepare_onnx(model, "fp32", workdir, info, specs)
+        path = _prepare_openvino(onnx_path, precision, workdir, info, specs, samples=samples)
     elif family == "torch":
         path = _prepare_torch(model_name, model, precision, workdir, info, specs, custom=bool(src and src.custom))
     else:
         raise ValueError(f"unknown artefact family {family!r}")
     info["path"] = path
-    info["artefact_mb"] = round(os.path.getsize(path) / 2**20, 3) if path else None
+    if "artefact_mb" not in info:
+        info["artefact_mb"] = round(os.path.getsize(path) / 2**20, 3) if path else None
     info["build_s"] = round(time.perf_counter() - t0, 3)
     return info

@@ -27,8 +27,9 @@ __all__ = ["DeviceProfile", "device_profiles", "get_device_profile"]
 #: the ``small`` profile: memory left to one application on a 1 GB board once its OS runs
 SMALL_MEMORY_MB = 768.0
 SMALL_TRIAL_LIMIT_S = 60.0
-#: the backends of a board without a compiler toolchain: exported (ONNX Runtime) or eager PyTorch artefacts
-NO_COMPILER = ("pytorch_eager", "onnxruntime")
+#: the backends of a board without a compiler toolchain: exported (ONNX Runtime, OpenVINO) or eager PyTorch
+#: artefacts
+NO_COMPILER = ("pytorch_eager", "onnxruntime", "openvino")
 SMALL_STANDS_FOR = ("1 GB single-board computers running a headless OS (about 768 MB left to the application): "
                     "Raspberry Pi 3 Model B/B+, Raspberry Pi 4 Model B 1 GB, NXP i.MX 8M Mini boards with 1 GB")
 

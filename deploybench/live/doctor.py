@@ -45,7 +45,7 @@ def memory_limit_report() -> str:
         lines.append(f"  {name}: {'available' if item.get('available') else 'unavailable'} - {item.get('detail', '')}")
     return "\n".join(lines)
 
-from ..device_tables.grid import BACKENDS as _BACKENDS
+from ..device_tables.grid import KNOWN_BACKENDS as _BACKENDS
 from ..device_tables.grid import PRECISIONS as _PRECISIONS
 _CACHE_TTL_S = 24 * 3600
 
@@ -65,7 +65,7 @@ def probe_devices() -> list[str]:
 
 def _versions() -> dict[str, str]:
     out = {"python": sys.version.split()[0], "machine": platform.node()}
-    for dist in ("torch", "torchvision", "onnxruntime-gpu", "onnxruntime", "onnx", "triton"):
+    for dist in ("torch", "torchvision", "onnxruntime-gpu", "onnxruntime", "onnx", "triton", "openvino", "nncf"):
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -155,6 +155,8 @@ def doctor_report(quick: bool = False, devices: Sequence[str] | None = None, tim
     rows = []
     for d in devices:
         for b in _BACKENDS:
+            if b == "openvino" and d != "cpu":
+                continue  # the openvino backend measures on its CPU plugin
             for p in _PRECISIONS:
                 rows.append(_probe(d, b, p, time_limit_s))
                 if on_row is not None:

@@ -4,7 +4,9 @@ Only the runtime the artefact needs is imported (ONNX Runtime measurements never
 the deployment footprint is the artefact plus its runtime, as on a device. Knobs applied here:
 ``threads`` (``torch.set_num_threads`` / ONNX Runtime's intra-op pool), ``memory_format`` (eager
 PyTorch: the model and its input in NHWC ``channels_last``), ``graph_optimization`` (ONNX Runtime
-``ORT_ENABLE_BASIC`` or ``ORT_ENABLE_ALL``). ``torch_compile`` compiles the loaded module in the
+``ORT_ENABLE_BASIC`` or ``ORT_ENABLE_ALL``), ``performance_hint`` (OpenVINO's ``LATENCY`` or
+``THROUGHPUT``, with ``threads`` as ``INFERENCE_NUM_THREADS``; the IR is reshaped to the batch, so the
+CPU plugin compiles static shapes as a deployment would). ``torch_compile`` compiles the loaded module in the
 measuring worker (a compiled module cannot be saved), with ``reduce-overhead`` on CUDA and the default
 mode on the CPU, and rejects a compile that produced no graph (a silent eager fallback).
 
@@ -22,7 +24,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .inputs import inputs_of
+from .inputs import inputs_of, make_batch
 
 __all__ = ["Runtime", "Loaded", "import_runtime", "load_artefact"]
 
@@ -67,6 +69,12 @@ def _cuda_timer() -> Callable[[Callable[[], None]], float]:
 
 def import_runtime(config: dict, requested_device: str) -> Runtime:
     """Import what the configuration's backend needs (and nothing else) and decide the device."""
+    if config["backend"] == "openvino":
+        import openvino  # noqa: F401
+
+        if requested_device == "cuda":
+            raise RuntimeError("device 'cuda' requested but the openvino backend measures on the CPU plugin only")
+        return Runtime("openvino", "cpu")
     if config["backend"] == "onnxruntime":
         import onnxruntime as ort
 
@@ -159,6 +167,44 @@ def _load_onnx(artefact: dict, config: dict, runtime: Runtime, workdir: str | No
                   device_executed="cuda" if on_cuda else "cpu", metrics=metrics)
 
 
+def _load_openvino(artefact: dict, config: dict) -> Loaded:
+    import openvino as ov
+
+    from .artefacts import openvino_config, openvino_feed
+
+    verdict = (artefact.get("checks") or {}).get("openvino") or {"ok": True}
+    if not verdict.get("ok", True):
+        raise NotImplementedError(verdict.get("reason") or f"{config['precision']} did not execute")
+    threads = int(config.get("threads") or 1)
+    hint = str(config.get("performance_hint", "latency"))
+    properties = openvino_config(str(config["precision"]), threads, hint)
+    core = ov.Core()
+    arrays = make_batch(inputs_of(artefact), int(config["batch_size"]))
+    model = core.read_model(artefact["path"])
+    model.reshape({p.get_any_name(): list(a.shape) for p, a in zip(model.inputs, arrays)})
+    compiled = core.compile_model(model, "CPU", properties)
+    request = compiled.create_infer_request()
+    feed = openvino_feed(compiled, arrays)
+
+    def step() -> None:
+        request.infer(feed)
+
+    dynamic: dict[str, Any] = {}
+
+    def predict(*inputs: np.ndarray) -> np.ndarray:
+        """Any batch: a second compilation with the IR's own (dynamic) batch axis, made on first use."""
+        if "compiled" not in dynamic:
+            dynamic["compiled"] = core.compile_model(core.read_model(artefact["path"]), "CPU", properties)
+        out = dynamic["compiled"](openvino_feed(dynamic["compiled"], inputs))
+        return np.asarray(out[dynamic["compiled"].outputs[0]], dtype=np.float32)
+
+    metrics = {"threads_used": threads, "performance_hint": hint,
+               "openvino_streams": int(compiled.get_property("NUM_STREAMS")),
+               "openvino_inference_precision": compiled.get_property("INFERENCE_PRECISION_HINT").to_string(),
+               "artefact_format": artefact.get("format")}
+    return Loaded(step=step, timed_call=_cpu_timer, predict=predict, device_executed="cpu", metrics=metrics)
+
+
 def _load_torch(artefact: dict, config: dict, runtime: Runtime) -> Loaded:
     import torch
 
@@ -196,8 +242,6 @@ def _load_torch(artefact: dict, config: dict, runtime: Runtime) -> Loaded:
                     t = t.contiguous(memory_format=fmt)
             out.append(t)
         return tuple(out)
-
-    from .inputs import make_batch
 
     x = tensors(make_batch(specs, int(config["batch_size"])))
     metrics: dict[str, Any] = {"threads_used": torch.get_num_threads(), "artefact_format": artefact.get("format"),
@@ -249,4 +293,6 @@ def load_artefact(artefact: dict, config: dict, runtime: Runtime, workdir: str) 
     """Load ``artefact`` for ``config``'s backend and knobs; raises on what cannot run."""
     if runtime.family == "onnx":
         return _load_onnx(artefact, config, runtime, workdir)
+    if runtime.family == "openvino":
+        return _load_openvino(artefact, config)
     return _load_torch(artefact, config, runtime)

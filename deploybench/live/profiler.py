@@ -501,7 +501,7 @@ def _judged_on_device(request: ProfileRequest) -> bool:
 def _check_key(config: Mapping[str, Any]) -> str:
     if config["backend"] == "onnxruntime":
         return f"onnxruntime/{config.get('graph_optimization', 'all')}"
-    return str(config["backend"])
+    return str(config["backend"])  # pytorch_eager, torch_compile, openvino
 
 
 def _artefact_metrics(art: Mapping[str, Any], request: ProfileRequest, check: Mapping[str, Any] | None) -> dict:

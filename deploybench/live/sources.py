@@ -87,9 +87,9 @@ class ModelSource:
     @property
     def backends(self) -> tuple[str, ...]:
         """The backends that can run this source (an ONNX file has no PyTorch module)."""
-        from ..device_tables.grid import BACKENDS
+        from ..device_tables.grid import KNOWN_BACKENDS
 
-        return ("onnxruntime",) if self.kind == "onnx" else BACKENDS
+        return ("onnxruntime", "openvino") if self.kind == "onnx" else KNOWN_BACKENDS
 
     @property
     def custom(self) -> bool:
@@ -284,7 +284,7 @@ def build_torch_module(source: ModelSource, weights: str = "auto") -> tuple[Any,
             raise SourceError(f"{source.ref} holds {type(net).__name__}, not a torch.nn.Module (save the module "
                               "itself with torch.save(model, path), not its state_dict)")
         return net.eval(), "saved module"
-    raise SourceError(f"an ONNX source ({source.ref}) has no PyTorch module; it runs on onnxruntime only")
+    raise SourceError(f"an ONNX source ({source.ref}) has no PyTorch module; it runs on onnxruntime or openvino")
 
 
 @dataclass(frozen=True)

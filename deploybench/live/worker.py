@@ -74,7 +74,7 @@ def _fail(rec: _Recorder, stage: str, exc: BaseException) -> None:
 
 def _versions() -> dict[str, str]:
     out = {"python": sys.version.split()[0]}
-    for mod in ("torch", "torchvision", "onnxruntime", "onnx"):
+    for mod in ("torch", "torchvision", "onnxruntime", "onnx", "openvino"):
         m = sys.modules.get(mod)
         if m is not None:
             out[mod] = getattr(m, "__version__", "?")
@@ -90,9 +90,12 @@ def run_prepare(req: dict, rec: _Recorder, workdir: str) -> None:
         import torch  # noqa: F401 - the runtimes belong to the baseline, as in the measuring worker
         import torchvision  # noqa: F401
 
-        if req["family"] == "onnx":
+        if req["family"] in ("onnx", "openvino"):
             import onnx  # noqa: F401
             import onnxruntime  # noqa: F401
+        if req["family"] == "openvino":
+            import nncf  # noqa: F401
+            import openvino  # noqa: F401
         from .artefacts import prepare_artefact
         from .memory import CpuMemory
 

@@ -82,11 +82,18 @@ def known_exclusions(sources: Sequence[Any], backends: Sequence[str], precisions
         out.append(Exclusion({"backend": "pytorch_eager", "precision": "int8_dynamic"},
                              f"PyTorch's dynamic int8 quantises nn.Linear layers only, {100 * top:.1f} % of the "
                              "model's FLOPs: it would run almost entirely in fp32", "model, counted at pre-flight"))
-    if probe is not None and "onnxruntime" in backends and "fp16" in precisions:
-        row = probe(runtime_device, "onnxruntime", "fp16")
+    if "openvino" in backends and "int8_dynamic" in precisions:
+        out.append(Exclusion({"backend": "openvino", "precision": "int8_dynamic"},
+                             "OpenVINO quantises activations at run time only in weight-compressed language models; "
+                             "its int8 for this model is int8_static (NNCF)", "artefact format"))
+    for backend, name in (("onnxruntime", "ONNX Runtime"), ("openvino", "OpenVINO")):
+        if probe is None or backend not in backends or "fp16" not in precisions:
+            continue
+        device = "cpu" if backend == "openvino" else runtime_device
+        row = probe(device, backend, "fp16")
         if not row.get("works", True) and row.get("kind") in ("unsupported", "environment"):
-            out.append(Exclusion({"backend": "onnxruntime", "precision": "fp16"},
-                                 f"ONNX Runtime fp16 does not run in fp16 on {runtime_device} here: "
+            out.append(Exclusion({"backend": backend, "precision": "fp16"},
+                                 f"{name} fp16 does not run in fp16 on {device} here: "
                                  f"{row.get('reason') or row.get('kind')}", "one-time probe, as deploybench doctor"))
     if (runtime_device == "cpu" and "onnxruntime" in backends and "int8_static" in precisions
             and "basic" in graph_optimizations and "all" in graph_optimizations):

@@ -485,6 +485,15 @@ def _unmeasured_accuracy_warning(verdict: CandidateVerdict) -> str | None:
             "deploying, or pass --precisions fp32 to keep the model's numerics")
 
 
+def artefact_companions(path: str) -> list[str]:
+    """The files an artefact needs beside it: ``model.bin`` of OpenVINO's ``model.xml``, the external
+    data ``model.onnx.data`` of a large ONNX file."""
+    folder, name = os.path.split(path)
+    stem = os.path.splitext(name)[0]
+    return sorted(os.path.join(folder, f) for f in os.listdir(folder or ".")
+                  if f != name and (f.startswith(name + ".") or (name.endswith(".xml") and f == stem + ".bin")))
+
+
 def _copy_deployment(task: TuneTask, verdict: CandidateVerdict, out: Path) -> dict | None:
     from ..live.profiler import artefact_slot
 
@@ -501,6 +510,8 @@ def _copy_deployment(task: TuneTask, verdict: CandidateVerdict, out: Path) -> di
     dest_dir.mkdir(parents=True, exist_ok=True)
     dest = dest_dir / os.path.basename(src)
     shutil.copyfile(src, dest)
+    for companion in artefact_companions(src):  # OpenVINO's weights, an ONNX file's external data
+        shutil.copyfile(companion, dest_dir / os.path.basename(companion))
     return {"path": str(dest), "format": art.get("format"), "quant_engine": art.get("quant_engine"),
             "input_shape": art.get("input_shape"), "inputs": art.get("inputs"), "artefact_mb": art.get("artefact_mb")}
 

@@ -47,6 +47,22 @@ def load_snippet(deployment: dict | None, config: dict) -> str:
             f"inputs = {{{feed}}}",
             "outputs = session.run(None, inputs)",
         ])
+    if config["backend"] == "openvino":
+        hint = str(config.get("performance_hint", "latency")).upper()
+        precision = {"fp16": "f16"}.get(str(config["precision"]), "f32")
+        shapes = ", ".join(f"{s.name!r}: [{shape(s)}]" for s in specs)
+        feed = ", ".join(f"{s.name!r}: np.zeros(({shape(s)},), dtype=np.{s.dtype})" for s in specs)
+        return "\n".join([
+            "import numpy as np",
+            "import openvino as ov",
+            "",
+            "core = ov.Core()",
+            f"model = core.read_model({path!r})",
+            f"model.reshape({{{shapes}}})",
+            f"compiled = core.compile_model(model, 'CPU', {{'INFERENCE_NUM_THREADS': {int(config.get('threads') or 1)}, "
+            f"'PERFORMANCE_HINT': {hint!r}, 'INFERENCE_PRECISION_HINT': {precision!r}}})",
+            f"outputs = compiled({{{feed}}})",
+        ])
     lines = ["import torch", ""]
     if config.get("threads"):
         lines.append(f"torch.set_num_threads({int(config['threads'])})")

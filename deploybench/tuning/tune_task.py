@@ -10,6 +10,7 @@ run resumes like ``deploybench run``.
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
@@ -232,16 +233,22 @@ def resolve_objective(spec: TuneSpec, sources: Sequence[Any]) -> Objective:
 def tune_grid(spec: TuneSpec, sources: Sequence[Any], device: Any) -> tuple[DeploymentGrid, list[str]]:
     """The deployment grid of the user's models, narrowed by the options; returns notes on what was
     restricted and why."""
-    from ..device_tables.grid import BACKENDS
+    from ..device_tables.grid import BACKENDS, KNOWN_BACKENDS
 
     notes = []
-    backends = tuple(spec.backends) if spec.backends else BACKENDS
-    unknown = [b for b in backends if b not in BACKENDS]
+    openvino = importlib.util.find_spec("openvino") is not None
+    backends = tuple(spec.backends) if spec.backends else BACKENDS + (("openvino",) if openvino else ())
+    unknown = [b for b in backends if b not in KNOWN_BACKENDS]
     if unknown:
         from ..errors import did_you_mean
 
-        raise TuneInputError(f"unknown backend {unknown[0]!r}; allowed: {', '.join(BACKENDS)}"
-                             + did_you_mean(unknown[0], list(BACKENDS)))
+        raise TuneInputError(f"unknown backend {unknown[0]!r}; allowed: {', '.join(KNOWN_BACKENDS)}"
+                             + did_you_mean(unknown[0], list(KNOWN_BACKENDS)))
+    if "openvino" in backends and not openvino:
+        raise TuneInputError('--backends openvino: OpenVINO is not installed here; install the live extra '
+                             '(`pip install ".[live]"` in the checkout), which brings openvino and nncf')
+    if not spec.backends and not openvino:
+        notes.append("OpenVINO is not installed: the search leaves the openvino backend out")
     unavailable = [b for b in backends if not device.allows(b)]
     if unavailable and spec.backends:
         raise TuneInputError(f"--backends {','.join(unavailable)}: the {device.name} device profile cannot run it "
@@ -251,11 +258,12 @@ def tune_grid(spec: TuneSpec, sources: Sequence[Any], device: Any) -> tuple[Depl
         notes.append(f"the {device.name} device profile has no {', '.join(unavailable)} ({device.description}): "
                      "the search leaves it out")
     if any(s.kind == "onnx" for s in sources):
-        if "onnxruntime" not in backends:
-            raise TuneInputError("an ONNX file runs on onnxruntime only; --backends excludes it")
-        if backends != ("onnxruntime",):
-            notes.append("an ONNX file has no PyTorch module: the search uses the onnxruntime backend only")
-        backends = ("onnxruntime",)
+        runs = tuple(b for b in backends if b in ("onnxruntime", "openvino"))
+        if not runs:
+            raise TuneInputError("an ONNX file runs on onnxruntime or openvino; --backends excludes both")
+        if runs != backends:
+            notes.append(f"an ONNX file has no PyTorch module: the search uses {' and '.join(runs)} only")
+        backends = runs
     batch_sizes = tuple(spec.batch_sizes) if spec.batch_sizes else BATCH_SIZES
     if any(b < 1 for b in batch_sizes):
         raise TuneInputError(f"--batch-sizes must be positive integers, got {list(batch_sizes)}")
