@@ -2,11 +2,11 @@
 
 Parts (all run by default; each prints a markdown table):
 
-- ``models``: four user models end to end through the command line, each to a recommendation or a
+- ``models``: five user models end to end through the command line, each to a recommendation or a
   reason: an ONNX export whose weights sit in a side file (torchvision's MobileNetV3-Small, exported with
   ``torch.onnx.export``), a two-input model (an image and side features), a token-id classifier with a
-  dynamic sequence length, and a custom CNN with its own labelled data (scikit-learn's digits, a
-  ``module:function``). Reports the trials spent on combinations known not to run (crashed
+  dynamic sequence length, a custom CNN with its own labelled data (scikit-learn's digits, a
+  ``module:function``), and torchvision's ResNet-18 on OpenVINO (every precision asked; int8 by NNCF). Reports the trials spent on combinations known not to run (crashed
   ``unsupported`` or ``environment``: the goal is 0) and what was left out before the search.
 - ``accuracy``: the digits CNN with its data: the accuracy drop of int8 against fp32 as measured, then
   the same run with ``--max-accuracy-drop`` tightened below that drop (int8 must be refused).
@@ -100,6 +100,9 @@ def part_models(out: Path, budget: int, only: list[int] | None = None) -> list[d
         ("custom CNN with its own labelled data (digits, module:function)",
          ["tune_factories:digits_cnn", "--input-shape", "1,8,8", "--data", "tune_factories:digits_data",
           "--max-accuracy-drop", "0.01", "--p95-ms", "5", "--objective", "throughput", "--batch-sizes", "1,8,32"]),
+        ("torchvision ResNet-18 on OpenVINO, every precision (int8 through NNCF)",
+         ["resnet18", "--backends", "openvino", "--p95-ms", "30", "--objective", "throughput", "--batch-sizes",
+          "1,4,16", "--weights", "random", "--allow-unmeasured-accuracy"]),
     ]
     rows = []
     for i, (name, args) in enumerate(runs, 1):
@@ -201,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--part", default="models,accuracy,regret")
     parser.add_argument("--out", default=None, help="output folder (default: a new temporary folder)")
     parser.add_argument("--budget", type=int, default=10, help="tune trials per run (10)")
-    parser.add_argument("--models", default=None, help="with the models part: which of the four (e.g. 2,3)")
+    parser.add_argument("--models", default=None, help="with the models part: which of the five (e.g. 2,5)")
     args = parser.parse_args(argv)
     out = Path(args.out or tempfile.mkdtemp(prefix="tune-user-models-")).resolve()
     out.mkdir(parents=True, exist_ok=True)
