@@ -125,7 +125,7 @@ def _read_configs(path: str) -> list[dict]:
 
 
 def run(args: argparse.Namespace, pm: Any) -> int:
-    from ..device_tables.grid import BACKENDS, GRAPH_OPTIMIZATIONS, MEMORY_FORMATS, MODELS, PRECISIONS, DeploymentGrid
+    from ..device_tables.grid import KNOWN_BACKENDS, GRAPH_OPTIMIZATIONS, MEMORY_FORMATS, MODELS, PRECISIONS, DeploymentGrid
     from ..live.devices import get_device_profile
     from ..device_tables.recording import Recorder
 
@@ -133,7 +133,7 @@ def run(args: argparse.Namespace, pm: Any) -> int:
         raise UsageError(unknown_name_message("space", args.space, SPACES))
     if args.target != "live":
         raise UsageError(f"record measures live: --target must be 'live', got {args.target!r}")
-    known = {"models": MODELS, "backends": BACKENDS, "precisions": PRECISIONS, "memory_formats": MEMORY_FORMATS,
+    known = {"models": MODELS, "backends": KNOWN_BACKENDS, "precisions": PRECISIONS, "memory_formats": MEMORY_FORMATS,
              "graph_optimizations": GRAPH_OPTIMIZATIONS}
     for dest, values in known.items():
         for flag in (dest, "only_" + dest):
