@@ -67,6 +67,7 @@ def test_test_split_is_reported_apart_from_the_objective():
     assert o.objective == pytest.approx(r.correct[served, val].mean())
 
 
+@pytest.mark.slow  # trains the early-exit networks again (about 17 s)
 def test_early_exit_records_regenerate_from_the_seed():
     """The stored digits records (predictions and confidences) regenerate from the seed; the latency
     columns are measured and are not compared."""

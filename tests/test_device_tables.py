@@ -632,7 +632,8 @@ def test_a_chunk_replaced_under_the_recorder_loses_no_measurement(tmp_path):
 def test_recorder_measures_only_the_listed_configurations_and_refuses_one_off_the_grid(tmp_path):
     listed = [{"model": "resnet18", "precision": "fp32", "batch_size": 8, **ORT}]
     fake = FakeProfiler()
-    summary = Recorder(GRID, tmp_path / "t.jsonl", profile_fn=fake, only_configs=listed).run(on_line=lambda line: None)
+    summary = Recorder(GRID, tmp_path / "t.jsonl", profile_fn=fake, only_configs=listed,
+                       reference_fn=lambda: {"version": 1}).run(on_line=lambda line: None)
     assert [r.config for r in fake.requests] == listed  # far from every cap: one measurement, nothing else
     assert (summary.covered, summary.grid) == (1, 4)
     with pytest.raises(ValueError, match="not in the grid being recorded.*batch_size"):
@@ -657,10 +658,12 @@ def test_configs_near_device_memory_are_those_a_stricter_accounting_can_change(t
 
 def test_a_superseding_re_measurement_replaces_only_the_configurations_it_measured(tmp_path, cli):
     old, new = tmp_path / "old.jsonl", tmp_path / "new.jsonl"
-    Recorder(GRID, old, profile_fn=FakeProfiler(), name="edge").run(on_line=lambda line: None)
+    Recorder(GRID, old, profile_fn=FakeProfiler(), name="edge", reference_fn=lambda: {"version": 1}).run(
+        on_line=lambda line: None)
     listed = {"model": "mobilenet_v2", "precision": "fp32", "batch_size": 1, **ORT}
     Recorder(GRID, new, profile_fn=FakeProfiler(), name="edge", only_configs=[listed], repeats_near_cap=2,
-             note="re-measured under another accounting").run(on_line=lambda line: None)
+             note="re-measured under another accounting", reference_fn=lambda: {"version": 1}).run(
+        on_line=lambda line: None)
     tables = [load_table(old)]
     result = pack_tables(tables, name="edge", supersede=[load_table(new)])
     key = GRID.space().key(listed)

@@ -473,7 +473,7 @@ def test_a_profile_without_a_compiler_leaves_torch_compile_out_of_the_search():
     sources = [parse_model_source("resnet18")]
     edge = get_device_profile("edge")
     grid, notes = tune_grid(TuneSpec(models=("resnet18",), p95_ms=10.0, device_profile="edge"), sources, edge)
-    assert "torch_compile" not in grid.backends and set(grid.backends) == {"pytorch_eager", "onnxruntime"}
+    assert "torch_compile" not in grid.backends and set(grid.backends) == {"pytorch_eager", "onnxruntime", "openvino"}
     assert any("no torch_compile" in n for n in notes)
     with pytest.raises(TuneInputError, match="the edge device profile cannot run it"):
         tune_grid(TuneSpec(models=("resnet18",), p95_ms=10.0, backends=("torch_compile",)), sources, edge)
@@ -481,7 +481,7 @@ def test_a_profile_without_a_compiler_leaves_torch_compile_out_of_the_search():
     grid, notes = tune_grid(TuneSpec(models=("resnet18",), p95_ms=10.0), sources, cpu)
     assert "torch_compile" in grid.backends and not notes
     # a profile that runs every backend keeps the identity it had before the field existed
-    assert "backends" not in cpu.to_json() and edge.to_json()["backends"] == ["pytorch_eager", "onnxruntime"]
+    assert "backends" not in cpu.to_json() and edge.to_json()["backends"] == ["pytorch_eager", "onnxruntime", "openvino"]
     assert type(edge).from_json(edge.to_json()) == edge
 
 

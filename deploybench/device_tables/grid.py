@@ -236,10 +236,15 @@ class DeploymentGrid:
                 return tuple(p.values)
             return tuple(range(int(p.low), int(p.high) + 1))
 
-        return cls(models=domain("model"), backends=domain("backend"), precisions=domain("precision"),
+        backends = domain("backend")
+        # a knob no backend of the space has (every recorded table's performance hint) keeps its default
+        # domain, which has no effect: the grid reads back equal to the one that made the space
+        hints = domain("performance_hint") or (PERFORMANCE_HINTS if not set(backends) & set(PERFORMANCE_HINT_BACKENDS)
+                                               else ())
+        return cls(models=domain("model"), backends=backends, precisions=domain("precision"),
                    batch_sizes=domain("batch_size"), threads=domain("threads"),
                    memory_formats=domain("memory_format"), graph_optimizations=domain("graph_optimization"),
-                   performance_hints=domain("performance_hint"))
+                   performance_hints=hints)
 
     @classmethod
     def from_domains(cls, domains: Mapping[str, Sequence[Any]]) -> "DeploymentGrid":
