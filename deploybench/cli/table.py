@@ -188,7 +188,9 @@ def _pack(args: Any) -> int:
     if args.require_repeats is not None:
         from ..device_tables.recording import missing_repeats
 
-        short = sum(missing_repeats(t, args.require_repeats) for t in [*tables, *renewals])
+        renewed = [r.configs[k] for r in renewals for k in r.measurements]
+        short = (sum(missing_repeats(t, args.require_repeats, skip=renewed) for t in tables)
+                 + sum(missing_repeats(r, args.require_repeats) for r in renewals))
         if short:
             raise UsageError(f"{short} configurations near a scenario cap have fewer than {args.require_repeats} clean "
                              "repeats; resume the recording (its later passes add them) before packing")

@@ -464,17 +464,20 @@ def table_device_mb(table: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def repeats_to_record(table: Any, wanted: int) -> tuple[int, int]:
+def repeats_to_record(table: Any, wanted: int, skip: Iterable[Mapping[str, Any]] = ()) -> tuple[int, int]:
     """(configurations, measurements) still to record: configurations near a scenario cap (±30 %) or
     near the device's memory boundary with fewer than ``wanted`` clean repeats, and how many repeats they
     lack together. Configurations not measured yet are not counted (whether they lie near a cap is not
-    known before their first pass)."""
+    known before their first pass), nor those in ``skip`` (re-measured elsewhere: ``table pack --supersede``)."""
     from ..tasks.deployment import scenarios
 
     scen = list(scenarios().values())
     device_mb = table_device_mb(table)
+    skipped = {json.dumps(dict(c), sort_keys=True) for c in skip}
     configs = measurements = 0
     for key in table.grid_keys():
+        if skipped and json.dumps(dict(table.configs.get(key) or {}), sort_keys=True) in skipped:
+            continue
         reps = [m for m in table.measurements.get(key, []) if not m.get("contaminated")]
         if reps and needs_repeats(reps, scen, device_mb) and len(reps) < wanted:
             configs += 1
@@ -482,9 +485,9 @@ def repeats_to_record(table: Any, wanted: int) -> tuple[int, int]:
     return configs, measurements
 
 
-def missing_repeats(table: Any, wanted: int) -> int:
+def missing_repeats(table: Any, wanted: int, skip: Iterable[Mapping[str, Any]] = ()) -> int:
     """Configurations near a scenario cap (±30 %) with fewer than ``wanted`` clean repeats."""
-    return repeats_to_record(table, wanted)[0]
+    return repeats_to_record(table, wanted, skip)[0]
 
 
 def _line(key: str, n: int, pass_no: int, m: Mapping[str, Any], node: Mapping[str, Any] | None = None) -> str:
