@@ -110,6 +110,7 @@ def test_drift_ratio_raw_and_corrected_by_the_levels(tmp_path):
     assert row["config"] == CONFIG and row["metric"] == "latency_p95_ms" and row["recorded_median"] == 23.0
     assert row["ratio"] == pytest.approx(26.0 / 23.0, abs=1e-3)  # raw: today looks 13 % slower than the table
     assert row["ratio_corrected"] == pytest.approx(1.0, abs=1e-3)  # the same speed once the level is removed
+    assert row["ratio_corrected_gemm"] == pytest.approx(1.0, abs=1e-3)  # both timings moved alike here
     assert seen[0].device_profile == "edge" and seen[0].memory_limit_mb == 1024.0
     assert seen[0].latency_cap_ms is None  # measured in full, no early stop
     assert [g["level"] for g in pass_levels(table)] == pytest.approx([1.0 / 1.15, 1.3 / 1.15], abs=1e-3)
@@ -157,3 +158,14 @@ def test_table_drift_remeasures_live(tmp_path, monkeypatch, capsys):
     (row,) = result["configurations"]
     assert row["live_status"] == "ok" and row["live"] > 0 and row["ratio"] == pytest.approx(row["live"] / 5.0, abs=1e-3)
     assert result["level_today"] is not None and row["ratio_corrected"] is not None
+
+
+def test_the_gemm_level_alone_ignores_a_python_loop_that_moved_unlike_inference(tmp_path):
+    # the python loop ran 60 % slower today and in the second pass; the matrix products (and the model) did not
+    table = _table(tmp_path, [(CONFIG, 20.0, 0, _ref(1.0, 1.0, 1)), (CONFIG, 20.0, 1, _ref(1.0, 1.6, 2))])
+    result = drift_check(table, 1, profile_fn=lambda r: Measurement("ok", metrics={"latency_p95_ms": 20.0}),
+                         reference_fn=lambda: _ref(1.0, 1.6, 3))
+    (row,) = result["configurations"]
+    assert row["ratio"] == pytest.approx(1.0) and row["ratio_corrected_gemm"] == pytest.approx(1.0, abs=1e-3)
+    assert row["ratio_corrected"] != pytest.approx(1.0, abs=0.05)  # the combined level over-corrects
+    assert result["gemm_level_today"] == pytest.approx(1.0)

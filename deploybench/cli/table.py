@@ -149,10 +149,11 @@ def _drift(args: Any) -> int:
                                                         "v3): only raw ratios"))
     rows = [[_fmt_config(r["config"]), r["metric"], r["cap"], round(r["recorded_median"], 2), r["repeats"],
              "-" if r["live"] is None else round(r["live"], 2) if not r["live_contaminated"] else f"{r['live']:.2f} (contaminated)",
-             r["ratio"] if r["ratio"] is not None else r["live_status"], r["ratio_corrected"] or "-"]
+             r["ratio"] if r["ratio"] is not None else r["live_status"], r["ratio_corrected"] or "-",
+             r.get("ratio_corrected_gemm") or "-"]
             for r in result["configurations"]]
     print(tabulate(rows, headers=["configuration", "metric", "cap", "recorded median", "repeats", "live",
-                                  "live / recorded", "corrected by levels"]))
+                                  "live / recorded", "corrected by levels", "by the GEMM level alone"]))
     return 0
 
 

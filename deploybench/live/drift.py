@@ -87,21 +87,24 @@ def reference_median(refs: Iterable[Any]) -> dict[str, float] | None:
             "python_ms": statistics.median(r["python_ms"] for r in good)}
 
 
-def speed_level(ref: Any, base: Mapping[str, float] | None) -> float | None:
+def speed_level(ref: Any, base: Mapping[str, float] | None, part: str | None = None) -> float | None:
     """How slow the machine was at ``ref`` relative to ``base`` (1.0: same speed; 1.2: 20 % slower): the
-    geometric mean of the two timings' ratios. None when either is unusable."""
+    geometric mean of the two timings' ratios, or one timing's ratio (``part``: ``gemm`` or ``python``).
+    None when either is unusable."""
     if base is None or not _usable(ref):
         return None
+    if part is not None:
+        return round(ref[f"{part}_ms"] / base[f"{part}_ms"], 4)
     return round(((ref["gemm_ms"] / base["gemm_ms"]) * (ref["python_ms"] / base["python_ms"])) ** 0.5, 4)
 
 
 # -- how far today's machine is from a table's ------------------------------------------------------------------
-def _line_levels(table: Any) -> tuple[dict[str, float] | None, dict[str, list[float | None]]]:
+def _line_levels(table: Any, part: str | None = None) -> tuple[dict[str, float] | None, dict[str, list[float | None]]]:
     """The table's median reference and, per configuration key, each repeat's speed level (None where the
     repeat has no usable reference: tables recorded before v3)."""
     refs = [e.get("speed_reference") for extras in table.extras.values() for e in extras]
     base = reference_median(refs)
-    levels = {key: [speed_level(e.get("speed_reference"), base) for e in extras]
+    levels = {key: [speed_level(e.get("speed_reference"), base, part) for e in extras]
               for key, extras in table.extras.items()}
     return base, levels
 
@@ -160,8 +163,9 @@ def drift_check(table: Any, count: int = 5, profile_fn: Any = None, reference_fn
 
     For each: the ratio of today's latency to the recorded median (raw), and, where the table stores speed
     references, the same after dividing each recorded repeat by its pass's level and today's measurement
-    by today's level (corrected). ``profile_fn``/``reference_fn`` replace the live profiler and the
-    reference workload (tests)."""
+    by today's level (corrected), and by the matrix-product timing's level alone (``ratio_corrected_gemm``:
+    the pure-Python loop of the reference is the noisier part and moves unlike inference kernels).
+    ``profile_fn``/``reference_fn`` replace the live profiler and the reference workload (tests)."""
     import statistics
 
     from .devices import device_profiles
@@ -175,8 +179,10 @@ def drift_check(table: Any, count: int = 5, profile_fn: Any = None, reference_fn
     known = device_profiles().get(name or "")
     memory = profile_json.get("memory_mb") if isinstance(profile_json, Mapping) else None
     base, levels = _line_levels(table)
+    _, gemm_levels = _line_levels(table, "gemm")
     today_ref = reference()
     today = speed_level(today_ref, base)
+    today_gemm = speed_level(today_ref, base, "gemm")
     rows = []
     for config, metric, cap in drift_configs(table, count):
         key = table.space.key(config)
@@ -191,12 +197,17 @@ def drift_check(table: Any, count: int = 5, profile_fn: Any = None, reference_fn
         live = (data.get("metrics") or {}).get(metric) if data.get("status") == "ok" else None
         row = {"config": config, "metric": metric, "cap": cap, "recorded_median": statistics.median(recorded),
                "repeats": len(recorded), "live": live, "live_status": data.get("status"),
-               "live_contaminated": bool(data.get("contaminated")), "ratio": None, "ratio_corrected": None}
+               "live_contaminated": bool(data.get("contaminated")), "ratio": None, "ratio_corrected": None,
+               "ratio_corrected_gemm": None}
         if live is not None:
             row["ratio"] = round(live / row["recorded_median"], 4)
-            normed = [v / lvl for v, lvl in pairs if v is not None and lvl]
-            if today and len(normed) == len(recorded):
-                row["ratio_corrected"] = round((live / today) / statistics.median(normed), 4)
+            for field_name, lvls, now in (("ratio_corrected", levels, today), ("ratio_corrected_gemm", gemm_levels,
+                                                                               today_gemm)):
+                pairs_l = [((m.get("metrics") or {}).get(metric), lvl)
+                           for m, lvl in zip(reps, lvls.get(key) or [None] * len(reps)) if m.get("status") == "ok"]
+                normed = [v / lvl for v, lvl in pairs_l if v is not None and lvl]
+                if now and len(normed) == len(recorded):
+                    row[field_name] = round((live / now) / statistics.median(normed), 4)
         rows.append(row)
     return {"table": table.name, "reference_today": today_ref, "table_reference": base, "level_today": today,
-            "configurations": rows}
+            "gemm_level_today": today_gemm, "configurations": rows}
