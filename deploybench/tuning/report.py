@@ -23,46 +23,56 @@ def load_snippet(deployment: dict | None, config: dict) -> str:
         return "# the artefact was not kept; rerun with --resume to prepare it again"
     from ..live.inputs import inputs_of
 
-    path = deployment["path"]
     specs = inputs_of(deployment)
     batch = int(config.get("batch_size", 1))
+    write = {"onnxruntime": _onnxruntime_snippet, "openvino": _openvino_snippet}.get(config["backend"], _torch_snippet)
+    return write(deployment, config, specs, batch)
+
+
+def _shape(spec: Any, batch: int) -> str:
+    return ", ".join(str(v) for v in (batch, *spec.shape))
+
+
+def _onnxruntime_snippet(deployment: dict, config: dict, specs: Any, batch: int) -> str:
     half = config["precision"] == "fp16"
+    level = "ORT_ENABLE_ALL" if config.get("graph_optimization", "all") == "all" else "ORT_ENABLE_BASIC"
+    feed = ", ".join(f"{s.name!r}: np.zeros(({_shape(s, batch)},), dtype=np.{'float16' if half and s.is_float else s.dtype})"
+                     for s in specs)
+    return "\n".join([
+        "import numpy as np",
+        "import onnxruntime as ort",
+        "",
+        "options = ort.SessionOptions()",
+        f"options.intra_op_num_threads = {int(config.get('threads') or 1)}",
+        "options.inter_op_num_threads = 1",
+        f"options.graph_optimization_level = ort.GraphOptimizationLevel.{level}",
+        f"session = ort.InferenceSession({deployment['path']!r}, options, providers=['CPUExecutionProvider'])",
+        f"inputs = {{{feed}}}",
+        "outputs = session.run(None, inputs)",
+    ])
 
-    def shape(spec: Any) -> str:
-        return ", ".join(str(v) for v in (batch, *spec.shape))
 
-    if config["backend"] == "onnxruntime":
-        level = "ORT_ENABLE_ALL" if config.get("graph_optimization", "all") == "all" else "ORT_ENABLE_BASIC"
-        feed = ", ".join(f"{s.name!r}: np.zeros(({shape(s)},), dtype=np.{'float16' if half and s.is_float else s.dtype})"
-                         for s in specs)
-        return "\n".join([
-            "import numpy as np",
-            "import onnxruntime as ort",
-            "",
-            "options = ort.SessionOptions()",
-            f"options.intra_op_num_threads = {int(config.get('threads') or 1)}",
-            "options.inter_op_num_threads = 1",
-            f"options.graph_optimization_level = ort.GraphOptimizationLevel.{level}",
-            f"session = ort.InferenceSession({path!r}, options, providers=['CPUExecutionProvider'])",
-            f"inputs = {{{feed}}}",
-            "outputs = session.run(None, inputs)",
-        ])
-    if config["backend"] == "openvino":
-        hint = str(config.get("performance_hint", "latency")).upper()
-        precision = {"fp16": "f16"}.get(str(config["precision"]), "f32")
-        shapes = ", ".join(f"{s.name!r}: [{shape(s)}]" for s in specs)
-        feed = ", ".join(f"{s.name!r}: np.zeros(({shape(s)},), dtype=np.{s.dtype})" for s in specs)
-        return "\n".join([
-            "import numpy as np",
-            "import openvino as ov",
-            "",
-            "core = ov.Core()",
-            f"model = core.read_model({path!r})",
-            f"model.reshape({{{shapes}}})",
-            f"compiled = core.compile_model(model, 'CPU', {{'INFERENCE_NUM_THREADS': {int(config.get('threads') or 1)}, "
-            f"'PERFORMANCE_HINT': {hint!r}, 'INFERENCE_PRECISION_HINT': {precision!r}}})",
-            f"outputs = compiled({{{feed}}})",
-        ])
+def _openvino_snippet(deployment: dict, config: dict, specs: Any, batch: int) -> str:
+    hint = str(config.get("performance_hint", "latency")).upper()
+    precision = {"fp16": "f16"}.get(str(config["precision"]), "f32")
+    shapes = ", ".join(f"{s.name!r}: [{_shape(s, batch)}]" for s in specs)
+    feed = ", ".join(f"{s.name!r}: np.zeros(({_shape(s, batch)},), dtype=np.{s.dtype})" for s in specs)
+    return "\n".join([
+        "import numpy as np",
+        "import openvino as ov",
+        "",
+        "core = ov.Core()",
+        f"model = core.read_model({deployment['path']!r})",
+        f"model.reshape({{{shapes}}})",
+        f"compiled = core.compile_model(model, 'CPU', {{'INFERENCE_NUM_THREADS': {int(config.get('threads') or 1)}, "
+        f"'PERFORMANCE_HINT': {hint!r}, 'INFERENCE_PRECISION_HINT': {precision!r}}})",
+        f"outputs = compiled({{{feed}}})",
+    ])
+
+
+def _torch_snippet(deployment: dict, config: dict, specs: Any, batch: int) -> str:
+    path = deployment["path"]
+    half = config["precision"] == "fp16"
     lines = ["import torch", ""]
     if config.get("threads"):
         lines.append(f"torch.set_num_threads({int(config['threads'])})")
@@ -75,7 +85,7 @@ def load_snippet(deployment: dict | None, config: dict) -> str:
     args = []
     for s in specs:
         dtype = "torch.float16" if half and s.is_float else f"torch.{s.dtype}"
-        x = f"torch.zeros({shape(s)}, dtype={dtype})"
+        x = f"torch.zeros({_shape(s, batch)}, dtype={dtype})"
         if config.get("memory_format") == "channels_last" and len(s.shape) == 3:
             x += ".contiguous(memory_format=torch.channels_last)"
         args.append(x)
