@@ -295,9 +295,14 @@ class TaskParam:
             items = value if isinstance(value, (list, tuple)) else str(value).split(",")
             out = tuple(str(v).strip() for v in items if str(v).strip())
             bad = [v for v in out if self.choices is not None and v not in self.choices]
-            if bad or not out:
-                raise ValueError(f"{self.name}={value!r}: expected a comma list of "
-                                 + (", ".join(map(str, self.choices)) if self.choices else "names"))
+            allowed = ", ".join(map(str, self.choices)) if self.choices else "names"
+            if not out:
+                raise ValueError(f"{self.name}={value!r}: expected a comma list of {allowed}")
+            if bad:
+                from .errors import did_you_mean
+
+                raise ValueError(f"{self.name}={value!r}: {bad[0]!r} is not allowed{did_you_mean(bad[0], self.choices)}; "
+                                 f"allowed: a comma list of {allowed}")
             return out
         try:
             typed = value if isinstance(value, self.kind) and not isinstance(value, bool) else self.kind(value)

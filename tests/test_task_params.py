@@ -38,7 +38,7 @@ def test_a_live_task_parameter_makes_its_own_case_label_node_id_and_signature(pm
 @pytest.mark.parametrize("params, message", [
     ({"device_profil": "edge"}, "unknown parameter 'device_profil' of task 'edge_tight'.*did you mean 'device_profile'"),
     ({"device_profile": "egde"}, "device_profile='egde' is not allowed; did you mean 'edge'.*allowed: host, cpu, edge"),
-    ({"models": "resnet19"}, "models='resnet19': expected a comma list of resnet18, resnet50"),
+    ({"models": "resnet18,vit_b16"}, "'vit_b16' is not allowed; did you mean 'vit_b_16'.*a comma list of resnet18"),
     ({"device": "tpu"}, "device='tpu' is not allowed.*allowed: auto, cpu, cuda"),
 ])
 def test_bad_task_parameters_are_usage_errors_naming_what_is_allowed(pm, params, message):
