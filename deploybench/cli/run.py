@@ -92,13 +92,19 @@ def results_folder(out: str | None, resume: bool, root: str = DEFAULT_RESULTS_RO
     return os.path.abspath(candidate)
 
 
-def _opt_param(text: str) -> tuple[str, str, Any]:
-    """``tba.T_init=0.5`` → ("tba", "T_init", 0.5); the value is read as JSON when it parses."""
+def _dotted_assignment(flag: str, owner: str, text: str) -> tuple[str, str, str]:
+    """``OWNER.PARAM=VALUE`` → (owner, param, value text); an argparse error naming ``flag`` otherwise."""
     try:
         lhs, value = text.split("=", 1)
-        opt, key = lhs.split(".", 1)
+        name, key = lhs.split(".", 1)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--opt-param takes OPTIMIZER.PARAM=VALUE, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"{flag} takes {owner}.PARAM=VALUE, got {text!r}") from None
+    return name, key, value
+
+
+def _opt_param(text: str) -> tuple[str, str, Any]:
+    """``tba.T_init=0.5`` → ("tba", "T_init", 0.5); the value is read as JSON when it parses."""
+    opt, key, value = _dotted_assignment("--opt-param", "OPTIMIZER", text)
     try:
         parsed = json.loads(value)
     except json.JSONDecodeError:
@@ -108,12 +114,7 @@ def _opt_param(text: str) -> tuple[str, str, Any]:
 
 def _task_param(text: str) -> tuple[str, str, str]:
     """``edge_tight.device_profile=edge`` → ("edge_tight", "device_profile", "edge"); the task reads the value."""
-    try:
-        lhs, value = text.split("=", 1)
-        task, key = lhs.split(".", 1)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--task-param takes TASK.PARAM=VALUE, got {text!r}") from None
-    return task, key, value
+    return _dotted_assignment("--task-param", "TASK", text)
 
 
 def _workers(text: str) -> int:
