@@ -98,7 +98,5 @@ def cli():
 
 @pytest.fixture
 def quiet_live(monkeypatch):
-    """Live tests: the contention guard off (a test machine is never quiet) and no device profile from
-    the environment."""
+    """Live tests: the contention guard off (a test machine is never quiet)."""
     monkeypatch.setenv("DEPLOYBENCH_MAX_OTHER_CORES", str((os.cpu_count() or 1) + 1))
-    monkeypatch.delenv("DEPLOYBENCH_DEVICE_PROFILE", raising=False)

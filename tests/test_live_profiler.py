@@ -41,10 +41,8 @@ def live_env(monkeypatch, tmp_path):
     monkeypatch.setenv("DEPLOYBENCH_TESTING", "1")
     monkeypatch.setenv("DEPLOYBENCH_LIVE_DOCTOR", "0")
     monkeypatch.setenv("DEPLOYBENCH_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.delenv("DEPLOYBENCH_LIVE_MODELS", raising=False)
     monkeypatch.delenv(HOG_ENV, raising=False)
     monkeypatch.delenv(MECHANISM_ENV, raising=False)
-    monkeypatch.delenv("DEPLOYBENCH_DEVICE_PROFILE", raising=False)
     # the contention guard never fires here: a threshold above the machine's cores (see test_contention.py)
     monkeypatch.setenv("DEPLOYBENCH_MAX_OTHER_CORES", str((os.cpu_count() or 1) + 1))
     return tmp_path

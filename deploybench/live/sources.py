@@ -13,7 +13,7 @@
 - ``path/to/model.pt``: a whole module saved with ``torch.save(model, path)`` (a pickle: its class must
   be importable from the working directory; load only files you trust). The Python API saves a module
   object it is given this way;
-- ``path/to/model.onnx``: an ONNX file, deployed with ONNX Runtime only (there is no PyTorch module to
+- ``path/to/model.onnx``: an ONNX file, deployed with ONNX Runtime or OpenVINO (there is no PyTorch module to
   run eagerly or compile). Its inputs (names, dtypes, ranks, symbolic axes) are read from the graph;
   ``inputs`` gives the sizes of symbolic axes; a fixed batch dimension restricts the batch sizes to
   that value.
