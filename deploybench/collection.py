@@ -13,7 +13,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 from .identity import variant_name
 from .keyword import KeywordError, compile_keyword
@@ -68,24 +68,7 @@ def collect(
         if name not in selected_tasks:
             raise UsageError(f"--task-param names task {name!r}, which is not selected; selected: "
                              f"{', '.join(dict.fromkeys(selected_tasks))}")
-    # only the selected optimizers are imported; with none selected, every one that imports
-    # (one that cannot is reported as a broken plugin in the header)
-    selections = [parse_optimizer_arg(arg) for arg in optimizers]
-    classes = ({name: pm.get_optimizer_class(name) for name, _ in selections} if selections
-               else pm.optimizer_classes())
-    selections = selections or [(name, None) for name in sorted(classes)]
-    opt_names = list(dict.fromkeys(name for name, _ in selections))
-    for name in optimizer_params:
-        if name not in opt_names:
-            raise UsageError(f"--opt-param names optimizer {name!r}, which is not selected; selected: {', '.join(opt_names)}")
-    variants = []  # (name, checked parameters), each once
-    for name, value in selections:
-        params = dict(optimizer_params.get(name, {}))
-        if value is not None:
-            params[_shorthand_param(name, classes[name], value)] = value
-        checked = tuple(sorted(check_optimizer_params(name, classes[name], params).items()))
-        if (name, checked) not in variants:
-            variants.append((name, checked))
+    variants = _optimizer_variants(pm, optimizers, optimizer_params)
     try:
         match = compile_keyword(keyword)
     except KeywordError as exc:
@@ -97,38 +80,80 @@ def collect(
 
     cases: list[Case] = []
     for arg in task_args:
-        name, arg_target = parse_task_arg(arg)
-        if name not in specs:
-            raise UsageError(unknown_name_message("task", name, specs))
-        spec = specs[name]
-        try:
-            params = spec.check_params(task_params.get(name, {}))
-        except ValueError as exc:
-            raise UsageError(f"--task-param: {exc}") from exc
-        chosen = arg_target or target or spec.default_target
-        if chosen not in spec.targets and not (spec.accepts_paths and (os.sep in chosen or chosen.endswith((".jsonl", ".gz")))):
-            also = " (or the path of a recorded table, such as my_device.jsonl.gz)" if spec.accepts_paths else ""
-            raise UsageError(unknown_name_message("target", chosen, spec.targets, where=f" for task {name!r}", also=also))
-        try:
-            task = spec.build(chosen, params)
-        except UsageError:
-            raise
-        except (FileNotFoundError, ValueError) as exc:
-            raise UsageError(f"task {name}[{chosen}]: {exc}") from exc
-        n_budget = budget if budget is not None else task.default_budget
-        n_seconds = budget_seconds if budget_seconds is not None else task.default_budget_seconds
-        label = variant_name(_task_label(name, chosen, len(spec.targets)), params)
-        kind = task.metadata.kind
-        task.close()
+        t = _task_of(specs, arg, target, task_params)
+        n_budget = budget if budget is not None else t.budget
+        n_seconds = budget_seconds if budget_seconds is not None else t.budget_seconds
         for opt, opt_params in variants:
             for seed in seeds:
-                case = Case(task=name, target=chosen, task_label=label, optimizer=opt, seed=int(seed),
-                            budget=n_budget, budget_seconds=n_seconds, optimizer_params=opt_params, kind=kind,
-                            task_params=tuple(sorted(params.items())))
+                case = Case(task=t.name, target=t.target, task_label=t.label, optimizer=opt, seed=int(seed),
+                            budget=n_budget, budget_seconds=n_seconds, optimizer_params=opt_params, kind=t.kind,
+                            task_params=t.params)
                 if match(case.node_id):
                     cases.append(case)
     return cases
 
+
+
+def _optimizer_variants(pm: DeployBenchPluginManager, optimizers: Sequence[str],
+                        optimizer_params: dict[str, dict[str, Any]]) -> list[tuple[str, tuple]]:
+    """(optimizer, checked non-default parameters) of each selected variant, each once. Only the
+    selected optimizers are imported; with none selected, every one that imports (one that cannot is
+    reported as a broken plugin in the header)."""
+    selections = [parse_optimizer_arg(arg) for arg in optimizers]
+    classes = ({name: pm.get_optimizer_class(name) for name, _ in selections} if selections
+               else pm.optimizer_classes())
+    selections = selections or [(name, None) for name in sorted(classes)]
+    opt_names = list(dict.fromkeys(name for name, _ in selections))
+    for name in optimizer_params:
+        if name not in opt_names:
+            raise UsageError(f"--opt-param names optimizer {name!r}, which is not selected; selected: {', '.join(opt_names)}")
+    variants: list[tuple[str, tuple]] = []
+    for name, value in selections:
+        params = dict(optimizer_params.get(name, {}))
+        if value is not None:
+            params[_shorthand_param(name, classes[name], value)] = value
+        checked = tuple(sorted(check_optimizer_params(name, classes[name], params).items()))
+        if (name, checked) not in variants:
+            variants.append((name, checked))
+    return variants
+
+
+class _CollectedTask(NamedTuple):
+    name: str
+    target: str
+    label: str
+    kind: str
+    budget: int
+    budget_seconds: float | None
+    params: tuple[tuple[str, Any], ...]
+
+
+def _task_of(specs: dict, arg: str, target: str | None, task_params: dict[str, dict[str, Any]]) -> _CollectedTask:
+    """One ``--task`` argument checked, and its task built once for its defaults and kind."""
+    name, arg_target = parse_task_arg(arg)
+    if name not in specs:
+        raise UsageError(unknown_name_message("task", name, specs))
+    spec = specs[name]
+    try:
+        params = spec.check_params(task_params.get(name, {}))
+    except ValueError as exc:
+        raise UsageError(f"--task-param: {exc}") from exc
+    chosen = arg_target or target or spec.default_target
+    if chosen not in spec.targets and not (spec.accepts_paths and (os.sep in chosen or chosen.endswith((".jsonl", ".gz")))):
+        also = " (or the path of a recorded table, such as my_device.jsonl.gz)" if spec.accepts_paths else ""
+        raise UsageError(unknown_name_message("target", chosen, spec.targets, where=f" for task {name!r}", also=also))
+    try:
+        task = spec.build(chosen, params)
+    except UsageError:
+        raise
+    except (FileNotFoundError, ValueError) as exc:
+        raise UsageError(f"task {name}[{chosen}]: {exc}") from exc
+    try:
+        label = variant_name(_task_label(name, chosen, len(spec.targets)), params)
+        return _CollectedTask(name, chosen, label, task.metadata.kind, task.default_budget,
+                              task.default_budget_seconds, tuple(sorted(params.items())))
+    finally:
+        task.close()
 
 def parse_optimizer_arg(arg: str) -> tuple[str, str | None]:
     """``"tba"`` -> ("tba", None); ``"optuna:GPSampler"`` -> ("optuna", "GPSampler"): the value of
