@@ -526,38 +526,18 @@ def node_name(extra: Mapping[str, Any] | None) -> str:
     return f"{node.get('host') or '?'}:{ident}" if ident else str(node.get("host") or LOCAL_NODE)
 
 
-def pack_tables(tables: Sequence[Table], *, name: str, keep: Mapping[str, Sequence[Any]] | None = None,
-                complete: bool = True, note: str | None = None, prefer_load_below: float | None = None,
-                node: str | None = None, supersede: Sequence[Table] = ()) -> PackResult:
-    """Merge recorded tables (chunks of one device's recording) into one table.
-
-    The packed grid is the product of the measured values of each parameter, restricted to ``keep``
-    (parameter → allowed values). With ``complete`` (the default; replay needs it) values are dropped
-    greedily until every configuration of the grid has a measurement: at each step the value whose
-    removal takes away the largest share of unmeasured configurations per configuration lost (ties:
-    fewer configurations lost, then threads before batch sizes before precisions, backends, models).
-    Repeats of one configuration from several sources are concatenated. With ``prefer_load_below``, a
-    configuration that has repeats recorded at a 1-minute load average at or below it keeps only those
-    (repeats measured while other jobs ran are replaced by quiet ones where a quiet one exists). With
-    ``node``, only the measurements of that node of a fleet recording are kept (:func:`node_name`): one
-    machine's view of the device, where the default pools every node's repeats. Every configuration
-    measured in a ``supersede`` table (a re-measurement, e.g. after the memory accounting changed) keeps
-    only its measurements from those tables; the provenance lists what was superseded.
-    """
-    if not tables:
-        raise TableError("nothing to pack: give at least one table")
-    keep = {k: set(v) for k, v in (keep or {}).items() if v}
-    for k in keep:
-        if k not in GRID_PARAMS:
-            raise TableError(f"unknown grid parameter {k!r}; known: {', '.join(GRID_PARAMS)}")
-    rows: list[tuple[dict, dict, dict]] = []  # (config, measurement line extras, measurement)
-    filtered_out = 0
+def _pack_rows(tables: Sequence[Table], supersede: Sequence[Table], keep: Mapping[str, set],
+               node: str | None) -> tuple[list[tuple[dict, dict, dict]], int, set[str], int]:
+    """(config, line extras, measurement) rows of the tables, with the measurements of every
+    configuration a ``supersede`` table measured taken from there only; also how many were filtered
+    out, which configurations were renewed, and how many older measurements they replaced."""
+    rows: list[tuple[dict, dict, dict]] = []
+    filtered_out = replaced = 0
     renewed = {_config_id(t.configs[key]) for t in supersede for key, reps in t.measurements.items() if reps}
-    replaced = 0
-    for t in [*tables, *supersede]:
+    for t, renewing in [*((t, False) for t in tables), *((t, True) for t in supersede)]:
         for key, reps in t.measurements.items():
             config = t.configs[key]
-            if t not in supersede and _config_id(config) in renewed:
+            if not renewing and _config_id(config) in renewed:
                 replaced += len(reps)
                 continue
             if any(k in config and config[k] not in allowed for k, allowed in keep.items()):
@@ -572,14 +552,13 @@ def pack_tables(tables: Sequence[Table], *, name: str, keep: Mapping[str, Sequen
                     filtered_out += 1
                     continue
                 rows.append((config, {**source, **extra}, m))
-    if prefer_load_below is not None:
-        rows, superseded = _prefer_quiet(rows, prefer_load_below)
-        filtered_out += superseded
-    if not rows:
-        raise TableError("no measurement left after the filters")
-    domains: dict[str, list] = {}
-    for p in GRID_PARAMS:
-        domains[p] = canonical_order(p, {c[p] for c, _, _ in rows if p in c})
+    return rows, filtered_out, renewed, replaced
+
+
+def _complete_grid(domains: dict[str, list], rows: Sequence[tuple[dict, dict, dict]],
+                   complete: bool) -> tuple[dict[str, list], list[tuple[str, Any, int]], list[dict]]:
+    """With ``complete``, drop values greedily until every configuration of the grid is measured (see
+    :func:`pack_tables`); returns the domains, the dropped values and what is still unmeasured."""
     space = _domains_space(domains)
     measured_by_key = {space.key(c) for c, _, _ in rows}  # keys name parameters, not domains: valid in sub-grids
 
@@ -606,9 +585,43 @@ def pack_tables(tables: Sequence[Table], *, name: str, keep: Mapping[str, Sequen
                     best = (score, p, v, trial, m2, s2)
         if best is None:
             raise TableError(f"cannot make a complete grid: {len(missing)} configurations unmeasured, e.g. {missing[0]}")
-        _, p, v, domains, missing, new_size = best
+        _, p, v, domains, missing, size = best
         dropped.append((p, v, sum(1 for c, _, _ in rows if c.get(p) == v)))
-        size = new_size
+    return domains, dropped, missing
+
+
+def pack_tables(tables: Sequence[Table], *, name: str, keep: Mapping[str, Sequence[Any]] | None = None,
+                complete: bool = True, note: str | None = None, prefer_load_below: float | None = None,
+                node: str | None = None, supersede: Sequence[Table] = ()) -> PackResult:
+    """Merge recorded tables (chunks of one device's recording) into one table.
+
+    The packed grid is the product of the measured values of each parameter, restricted to ``keep``
+    (parameter → allowed values). With ``complete`` (the default; replay needs it) values are dropped
+    greedily until every configuration of the grid has a measurement: at each step the value whose
+    removal takes away the largest share of unmeasured configurations per configuration lost (ties:
+    fewer configurations lost, then threads before batch sizes before precisions, backends, models).
+    Repeats of one configuration from several sources are concatenated. With ``prefer_load_below``, a
+    configuration that has repeats recorded at a 1-minute load average at or below it keeps only those
+    (repeats measured while other jobs ran are replaced by quiet ones where a quiet one exists). With
+    ``node``, only the measurements of that node of a fleet recording are kept (:func:`node_name`): one
+    machine's view of the device, where the default pools every node's repeats. Every configuration
+    measured in a ``supersede`` table (a re-measurement, e.g. after the memory accounting changed) keeps
+    only its measurements from those tables; the provenance lists what was superseded.
+    """
+    if not tables:
+        raise TableError("nothing to pack: give at least one table")
+    keep = {k: set(v) for k, v in (keep or {}).items() if v}
+    for k in keep:
+        if k not in GRID_PARAMS:
+            raise TableError(f"unknown grid parameter {k!r}; known: {', '.join(GRID_PARAMS)}")
+    rows, filtered_out, renewed, replaced = _pack_rows(tables, supersede, keep, node)
+    if prefer_load_below is not None:
+        rows, superseded = _prefer_quiet(rows, prefer_load_below)
+        filtered_out += superseded
+    if not rows:
+        raise TableError("no measurement left after the filters")
+    domains: dict[str, list] = {p: canonical_order(p, {c[p] for c, _, _ in rows if p in c}) for p in GRID_PARAMS}
+    domains, dropped, missing = _complete_grid(domains, rows, complete)
     space = _domains_space(domains)
     records = []
     repeat_of: dict[str, int] = {}
