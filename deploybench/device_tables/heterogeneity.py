@@ -24,7 +24,7 @@ from __future__ import annotations
 import itertools
 import statistics
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Sequence
 
 from .recording import NEAR_CAP
 from .table import LOCAL_NODE, Table, _repeat_feasible, node_name

@@ -32,7 +32,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol, Sequenc
 from ..locking import exclusive_lock
 from ..space import InvalidConfigError
 from .grid import DeploymentGrid
-from .table import TableError, load_table, open_table_for_append
+from .table import TableError, config_id, load_table, open_table_for_append
 
 __all__ = ["Recorder", "RecordingSummary", "MeasurementPool", "LocalPool", "Measured", "NEAR_CAP", "NEAR_MEMORY", "DEFAULT_REPEATS_NEAR_CAP", "LIVE_TIME_LIMIT_S",
            "near_a_cap", "near_memory_boundary", "device_held_mb", "configs_near_device_memory", "needs_repeats", "recording_order", "missing_repeats"]
@@ -473,10 +473,10 @@ def repeats_to_record(table: Any, wanted: int, skip: Iterable[Mapping[str, Any]]
 
     scen = list(scenarios().values())
     device_mb = table_device_mb(table)
-    skipped = {json.dumps(dict(c), sort_keys=True) for c in skip}
+    skipped = {config_id(c) for c in skip}
     configs = measurements = 0
     for key in table.grid_keys():
-        if skipped and json.dumps(dict(table.configs.get(key) or {}), sort_keys=True) in skipped:
+        if skipped and config_id(table.configs.get(key) or {}) in skipped:
             continue
         reps = [m for m in table.measurements.get(key, []) if not m.get("contaminated")]
         if reps and needs_repeats(reps, scen, device_mb) and len(reps) < wanted:

@@ -472,7 +472,7 @@ class PackResult:
         return SearchSpace.from_json(self.header["space"])
 
 
-def _config_id(config: Mapping[str, Any]) -> str:
+def config_id(config: Mapping[str, Any]) -> str:
     """A configuration's identity across chunks whose grids differ (their keys may not)."""
     return json.dumps(dict(config), sort_keys=True)
 
@@ -484,9 +484,9 @@ def _prefer_quiet(rows: list[tuple[dict, dict, dict]], max_load: float) -> tuple
 
     has_quiet: dict[str, bool] = {}
     for config, extra, _ in rows:
-        k = json.dumps(config, sort_keys=True)
+        k = config_id(config)
         has_quiet[k] = has_quiet.get(k, False) or quiet(extra)
-    kept = [r for r in rows if quiet(r[1]) or not has_quiet[json.dumps(r[0], sort_keys=True)]]
+    kept = [r for r in rows if quiet(r[1]) or not has_quiet[config_id(r[0])]]
     return kept, len(rows) - len(kept)
 
 
@@ -533,11 +533,11 @@ def _pack_rows(tables: Sequence[Table], supersede: Sequence[Table], keep: Mappin
     out, which configurations were renewed, and how many older measurements they replaced."""
     rows: list[tuple[dict, dict, dict]] = []
     filtered_out = replaced = 0
-    renewed = {_config_id(t.configs[key]) for t in supersede for key, reps in t.measurements.items() if reps}
+    renewed = {config_id(t.configs[key]) for t in supersede for key, reps in t.measurements.items() if reps}
     for t, renewing in [*((t, False) for t in tables), *((t, True) for t in supersede)]:
         for key, reps in t.measurements.items():
             config = t.configs[key]
-            if not renewing and _config_id(config) in renewed:
+            if not renewing and config_id(config) in renewed:
                 replaced += len(reps)
                 continue
             if any(k in config and config[k] not in allowed for k, allowed in keep.items()):

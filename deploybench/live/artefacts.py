@@ -45,7 +45,7 @@ import numpy as np
 from .inputs import InputSpec, default_inputs, make_batch
 
 __all__ = ["prepare_artefact", "EXECUTED_SHARE_REQUIRED", "ORT_COMPUTE_OPS", "ort_precision_shares",
-           "openvino_precision_shares", "openvino_config", "precision_verdict"]
+           "openvino_precision_shares", "openvino_config", "openvino_compile", "precision_verdict"]
 
 #: a precision "executes" when at least this share of compute (kernel time or FLOPs) runs in it
 EXECUTED_SHARE_REQUIRED = 0.5
@@ -340,14 +340,19 @@ def openvino_feed(model: Any, arrays: Sequence[np.ndarray]) -> dict:
     return feed
 
 
+def openvino_compile(core: Any, xml: str, arrays: Sequence[np.ndarray], properties: dict) -> Any:
+    """The IR at ``xml`` reshaped to the shapes of ``arrays`` (static, as a deployment with a known batch
+    compiles it) and compiled on the CPU plugin with ``properties``."""
+    model = core.read_model(xml)
+    model.reshape({p.get_any_name(): list(a.shape) for p, a in zip(model.inputs, arrays)})
+    return core.compile_model(model, "CPU", properties)
+
+
 def _openvino_checks(xml: str, precision: str, specs: Sequence[InputSpec], batch: int = 1) -> dict:
     import openvino as ov
 
-    core = ov.Core()
-    model = core.read_model(xml)
     arrays = make_batch(specs, batch)
-    model.reshape({p.get_any_name(): list(a.shape) for p, a in zip(model.inputs, arrays)})
-    compiled = core.compile_model(model, "CPU", openvino_config(precision, 1, "latency", perf_count=True))
+    compiled = openvino_compile(ov.Core(), xml, arrays, openvino_config(precision, 1, "latency", perf_count=True))
     request = compiled.create_infer_request()
     request.infer(openvino_feed(compiled, arrays))
     return {"openvino": precision_verdict(precision, openvino_precision_shares(request.profiling_info))}

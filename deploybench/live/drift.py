@@ -157,6 +157,12 @@ def drift_configs(table: Any, count: int) -> list[tuple[dict, str, float]]:
     return chosen
 
 
+def _values_and_levels(reps: list, metric: str, levels: list | None) -> list[tuple[Any, float | None]]:
+    """(recorded ``metric``, the repeat's speed level) of each ok repeat."""
+    return [((m.get("metrics") or {}).get(metric), lvl) for m, lvl in zip(reps, levels or [None] * len(reps))
+            if m.get("status") == "ok"]
+
+
 def drift_check(table: Any, count: int = 5, profile_fn: Any = None, reference_fn: Any = None,
                 artefact_cache: str | None = None) -> dict:
     """Re-measure ``count`` configurations near the caps live and compare them with the table.
@@ -187,9 +193,7 @@ def drift_check(table: Any, count: int = 5, profile_fn: Any = None, reference_fn
     for config, metric, cap in drift_configs(table, count):
         key = table.space.key(config)
         reps = table.measurements.get(key) or []
-        pairs = [((m.get("metrics") or {}).get(metric), lvl) for m, lvl in zip(reps, levels.get(key) or [None] * len(reps))
-                 if m.get("status") == "ok"]
-        recorded = [v for v, _ in pairs if v is not None]
+        recorded = [v for v, _ in _values_and_levels(reps, metric, None) if v is not None]
         request = ProfileRequest(config=config, device="cpu", device_profile=known.name if known else None,
                                  memory_limit_mb=memory, artefact_cache=artefact_cache)
         m = measure(request)
@@ -201,11 +205,9 @@ def drift_check(table: Any, count: int = 5, profile_fn: Any = None, reference_fn
                "ratio_corrected_gemm": None}
         if live is not None:
             row["ratio"] = round(live / row["recorded_median"], 4)
-            for field_name, lvls, now in (("ratio_corrected", levels, today), ("ratio_corrected_gemm", gemm_levels,
-                                                                               today_gemm)):
-                pairs_l = [((m.get("metrics") or {}).get(metric), lvl)
-                           for m, lvl in zip(reps, lvls.get(key) or [None] * len(reps)) if m.get("status") == "ok"]
-                normed = [v / lvl for v, lvl in pairs_l if v is not None and lvl]
+            for field_name, lvls, now in (("ratio_corrected", levels, today),
+                                          ("ratio_corrected_gemm", gemm_levels, today_gemm)):
+                normed = [v / lvl for v, lvl in _values_and_levels(reps, metric, lvls.get(key)) if v is not None and lvl]
                 if now and len(normed) == len(recorded):
                     row[field_name] = round((live / now) / statistics.median(normed), 4)
         rows.append(row)

@@ -170,7 +170,7 @@ def _load_onnx(artefact: dict, config: dict, runtime: Runtime, workdir: str | No
 def _load_openvino(artefact: dict, config: dict) -> Loaded:
     import openvino as ov
 
-    from .artefacts import openvino_config, openvino_feed
+    from .artefacts import openvino_compile, openvino_config, openvino_feed
 
     verdict = (artefact.get("checks") or {}).get("openvino") or {"ok": True}
     if not verdict.get("ok", True):
@@ -180,9 +180,7 @@ def _load_openvino(artefact: dict, config: dict) -> Loaded:
     properties = openvino_config(str(config["precision"]), threads, hint)
     core = ov.Core()
     arrays = make_batch(inputs_of(artefact), int(config["batch_size"]))
-    model = core.read_model(artefact["path"])
-    model.reshape({p.get_any_name(): list(a.shape) for p, a in zip(model.inputs, arrays)})
-    compiled = core.compile_model(model, "CPU", properties)
+    compiled = openvino_compile(core, artefact["path"], arrays, properties)
     request = compiled.create_infer_request()
     feed = openvino_feed(compiled, arrays)
 
